@@ -1,0 +1,163 @@
+//! Command-line arguments (clap derive). Parsing only: no behaviour lives here.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+const EXIT_CODES: &str = "\
+Exit status:
+  0    success
+  1    error (nothing, or nothing more, was done; the message says why)
+  3    finished, with warnings (entries that could not be read or restored are listed)
+  130  interrupted (Ctrl-C or SIGTERM); nothing partial was recorded
+
+Snapshots are named by an id prefix (4+ hex digits), `latest`, or `@TIME`: the newest
+snapshot at or before a local time, e.g. @2026-11-28T18:00, or @2026-11-28 (end of that day).
+Paths inside a snapshot may be given relative to the backed-up folder or as the original
+absolute path.";
+
+/// sharekeepctl: back up, browse and restore a service folder's history.
+#[derive(Debug, Parser)]
+#[command(name = "sharekeepctl", version, after_help = EXIT_CODES, max_term_width = 100)]
+pub struct Cli {
+    /// Repository directory (offline mode).
+    #[arg(
+        long,
+        short = 'r',
+        global = true,
+        env = "SHAREKEEP_REPO",
+        value_name = "DIR"
+    )]
+    pub repo: Option<PathBuf>,
+    /// Print only errors and warnings.
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+    /// More log output (repeat for more).
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new, empty repository in --repo.
+    Init,
+    /// Back up a folder into a new snapshot (only changed files are read).
+    Backup(BackupArgs),
+    /// List snapshots, oldest first.
+    Snapshots(SnapshotsArgs),
+    /// List the entries of a snapshot (below PATH).
+    Ls(LsArgs),
+    /// Show what changed between two snapshots.
+    Diff(DiffArgs),
+    /// Write a file from a snapshot to standard output.
+    Cat(CatArgs),
+    /// The distinct versions a file has had, newest first.
+    Versions(VersionsArgs),
+    /// Restore files from a snapshot, in place or elsewhere; nothing is lost.
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The folder to back up.
+    pub dir: PathBuf,
+    /// Tag the snapshot (repeatable).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Leave out names or paths matching GLOB (repeatable): `*.tmp` matches a name anywhere,
+    /// `archives/*.img` a path from the folder.
+    #[arg(long = "exclude", value_name = "GLOB")]
+    pub excludes: Vec<String>,
+    /// Host name to record.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Read every file, even those unchanged since the last snapshot.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotsArgs {
+    /// Only snapshots with this tag.
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Snapshot (id prefix, latest, @TIME).
+    pub snapshot: String,
+    /// Path inside the snapshot.
+    pub path: Option<String>,
+    /// Show type, mode, owner, size and time.
+    #[arg(long, short = 'l')]
+    pub long: bool,
+    /// Print as JSON lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The older snapshot.
+    pub from: String,
+    /// The newer snapshot.
+    pub to: String,
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CatArgs {
+    /// Snapshot (id prefix, latest, @TIME).
+    pub snapshot: String,
+    /// File inside the snapshot.
+    pub path: String,
+}
+
+#[derive(Debug, Args)]
+pub struct VersionsArgs {
+    /// File (relative to the backed-up folder, or its original absolute path).
+    pub path: String,
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OverwriteArg {
+    /// Leave existing entries.
+    Never,
+    /// Replace entries that differ, after saving them in a pre-restore snapshot.
+    IfChanged,
+    /// Replace every existing entry, after saving it.
+    Always,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Snapshot (id prefix, latest, @TIME).
+    pub snapshot: String,
+    /// Paths inside the snapshot (default: everything).
+    pub paths: Vec<String>,
+    /// Restore under DIR instead of the original location.
+    #[arg(long, value_name = "DIR")]
+    pub to: Option<PathBuf>,
+    /// What to do with entries that exist.
+    #[arg(long, value_enum, default_value_t = OverwriteArg::IfChanged)]
+    pub overwrite: OverwriteArg,
+    /// Print what would be created, replaced or left; change nothing.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// Print the plan or result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}

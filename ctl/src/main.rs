@@ -1,0 +1,59 @@
+//! `sharekeepctl`: parses arguments, sets up logging and signals, runs the command, and maps
+//! the outcome to a documented exit status (see `--help`).
+
+mod args;
+mod offline;
+mod output;
+mod progress;
+mod signals;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+/// How a command ended, beyond plain success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything done.
+    Ok,
+    /// Done, but some entries were left out (listed on stderr).
+    Warnings,
+}
+
+fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SHAREKEEP_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
+        )
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .init();
+    let cancel = sharekeep::CancelToken::new();
+    signals::install(cancel.clone());
+    match offline::run(cli, &cancel) {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Warnings) => ExitCode::from(3),
+        Err(err) => {
+            if let Some(sharekeep::Error::Interrupted) = err.downcast_ref() {
+                eprintln!("sharekeepctl: interrupted; nothing partial was recorded");
+                return ExitCode::from(130);
+            }
+            // A closed stdout (`| head`) is not an error worth a message.
+            if let Some(io) = err.downcast_ref::<std::io::Error>() {
+                if io.kind() == std::io::ErrorKind::BrokenPipe {
+                    return ExitCode::SUCCESS;
+                }
+            }
+            eprintln!("sharekeepctl: error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}

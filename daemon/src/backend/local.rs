@@ -1,0 +1,286 @@
+//! A repository in a local directory.
+//!
+//! Layout: `config`, `data/<first two hex digits>/<pack id>`, `index/<id>`, `snapshots/<id>`,
+//! `locks/<id>`, and `tmp/` for files being written. Every write goes to `tmp/`, is fsynced,
+//! then renamed into place; the parent directory is fsynced before anything that refers to the
+//! file is written, so a crash at any instant leaves either no file or a complete one.
+
+use super::{Backend, FileKind, TempFile};
+use crate::error::{Error, IoContext, Result};
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// A repository stored in a local directory.
+#[derive(Debug)]
+pub struct LocalBackend {
+    root: PathBuf,
+    /// Directories that received a rename since the last `sync`.
+    dirty: Mutex<HashSet<PathBuf>>,
+    counter: AtomicU64,
+}
+
+impl LocalBackend {
+    /// A backend over `root` (not created until [`Backend::create`]).
+    pub fn new(root: impl Into<PathBuf>) -> LocalBackend {
+        LocalBackend {
+            root: root.into(),
+            dirty: Mutex::new(HashSet::new()),
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    /// The repository directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, kind: FileKind, name: &str) -> PathBuf {
+        match kind {
+            FileKind::Config => self.root.join("config"),
+            FileKind::Pack => {
+                let sub = name.get(..2).unwrap_or("xx");
+                self.root.join("data").join(sub).join(name)
+            }
+            _ => self.root.join(kind.dir()).join(name),
+        }
+    }
+
+    fn temp_path(&self) -> PathBuf {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        self.root
+            .join("tmp")
+            .join(format!("{}-{}-{n}", std::process::id(), nanos_now()))
+    }
+
+    fn rename_durably(&self, from: &Path, to: &Path) -> Result<()> {
+        let parent = to.parent().expect("repository files have a parent");
+        match fs::rename(from, to) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound && !parent.exists() => {
+                fs::create_dir_all(parent).at(parent)?;
+                self.dirty
+                    .lock()
+                    .expect("lock")
+                    .insert(parent.parent().unwrap_or(parent).to_path_buf());
+                fs::rename(from, to).at(to)?;
+            }
+            Err(e) => return Err(Error::io(to, e)),
+        }
+        self.dirty
+            .lock()
+            .expect("lock")
+            .insert(parent.to_path_buf());
+        Ok(())
+    }
+}
+
+fn nanos_now() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+fn fsync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).at(dir)
+}
+
+impl Backend for LocalBackend {
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn file_location(&self, kind: FileKind, name: &str) -> PathBuf {
+        self.path(kind, name)
+    }
+
+    fn create(&self) -> Result<()> {
+        if self.root.join("config").exists() {
+            return Err(Error::CannotInit {
+                path: self.root.clone(),
+                reason: "a repository already exists here".into(),
+            });
+        }
+        if let Ok(mut entries) = fs::read_dir(&self.root) {
+            if entries.next().is_some() {
+                return Err(Error::CannotInit {
+                    path: self.root.clone(),
+                    reason: "the directory is not empty; give an empty or new directory".into(),
+                });
+            }
+        }
+        for dir in ["data", "index", "snapshots", "locks", "tmp"] {
+            fs::create_dir_all(self.root.join(dir)).at(self.root.join(dir))?;
+        }
+        for i in 0..=255u8 {
+            let d = self.root.join("data").join(format!("{i:02x}"));
+            fs::create_dir(&d).at(&d)?;
+        }
+        fsync_dir(&self.root.join("data"))?;
+        fsync_dir(&self.root)?;
+        Ok(())
+    }
+
+    fn exists(&self, kind: FileKind, name: &str) -> Result<bool> {
+        let p = self.path(kind, name);
+        match fs::symlink_metadata(&p) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io(p, e)),
+        }
+    }
+
+    fn list(&self, kind: FileKind) -> Result<Vec<String>> {
+        Ok(self.list_sizes(kind)?.into_iter().map(|(n, _)| n).collect())
+    }
+
+    fn list_sizes(&self, kind: FileKind) -> Result<Vec<(String, u64)>> {
+        let dir = self.root.join(kind.dir());
+        let mut out = Vec::new();
+        let push_dir = |d: &Path, out: &mut Vec<(String, u64)>| -> Result<()> {
+            let rd = match fs::read_dir(d) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(Error::io(d, e)),
+            };
+            for entry in rd {
+                let entry = entry.at(d)?;
+                let meta = entry.metadata().at(entry.path())?;
+                if meta.is_file() {
+                    if let Some(name) = entry.file_name().to_str() {
+                        out.push((name.to_string(), meta.len()));
+                    }
+                }
+            }
+            Ok(())
+        };
+        if kind == FileKind::Pack {
+            let rd = match fs::read_dir(&dir) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(out),
+                Err(e) => return Err(Error::io(&dir, e)),
+            };
+            for sub in rd {
+                let sub = sub.at(&dir)?;
+                if sub.file_type().at(sub.path())?.is_dir() {
+                    push_dir(&sub.path(), &mut out)?;
+                }
+            }
+        } else {
+            push_dir(&dir, &mut out)?;
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>> {
+        let p = self.path(kind, name);
+        fs::read(&p).at(p)
+    }
+
+    fn read_at(&self, kind: FileKind, name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let p = self.path(kind, name);
+        let f = File::open(&p).at(&p)?;
+        let mut buf = vec![0u8; len];
+        f.read_exact_at(&mut buf, offset).at(&p)?;
+        Ok(buf)
+    }
+
+    fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
+        let mut temp = self.create_temp()?;
+        temp.file.write_all(data).at(&temp.path)?;
+        self.commit_temp(temp, kind, name)
+    }
+
+    fn create_temp(&self) -> Result<TempFile> {
+        let path = self.temp_path();
+        let file = match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                fs::create_dir_all(self.root.join("tmp")).at(self.root.join("tmp"))?;
+                OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                    .at(&path)?
+            }
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        Ok(TempFile { file, path })
+    }
+
+    fn commit_temp(&self, temp: TempFile, kind: FileKind, name: &str) -> Result<()> {
+        let TempFile { file, path } = temp;
+        file.sync_all().at(&path)?;
+        drop(file);
+        let dest = self.path(kind, name);
+        if let Err(e) = self.rename_durably(&path, &dest) {
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
+        if matches!(kind, FileKind::Config) {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    fn sync(&self) -> Result<()> {
+        let dirs: Vec<PathBuf> = self.dirty.lock().expect("lock").drain().collect();
+        for d in dirs {
+            fsync_dir(&d)?;
+        }
+        Ok(())
+    }
+
+    fn remove(&self, kind: FileKind, name: &str) -> Result<()> {
+        let p = self.path(kind, name);
+        fs::remove_file(&p).at(&p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The conformance suite every backend must pass (run here on the local directory).
+    use super::*;
+
+    fn conformance(b: &dyn Backend) {
+        b.create().unwrap();
+        assert!(b.create().is_err(), "a second create must fail");
+        assert!(b.list(FileKind::Snapshot).unwrap().is_empty());
+        b.write(FileKind::Snapshot, "s1", b"hello").unwrap();
+        assert!(b.exists(FileKind::Snapshot, "s1").unwrap());
+        assert_eq!(b.read(FileKind::Snapshot, "s1").unwrap(), b"hello");
+        assert_eq!(b.read_at(FileKind::Snapshot, "s1", 1, 3).unwrap(), b"ell");
+        let mut t = b.create_temp().unwrap();
+        t.file.write_all(b"packdata").unwrap();
+        b.commit_temp(t, FileKind::Pack, "abcdef").unwrap();
+        b.sync().unwrap();
+        assert_eq!(b.list(FileKind::Pack).unwrap(), vec!["abcdef".to_string()]);
+        assert_eq!(
+            b.list_sizes(FileKind::Pack).unwrap(),
+            vec![("abcdef".to_string(), 8)]
+        );
+        b.remove(FileKind::Snapshot, "s1").unwrap();
+        assert!(!b.exists(FileKind::Snapshot, "s1").unwrap());
+        assert!(b.read(FileKind::Snapshot, "s1").is_err());
+    }
+
+    #[test]
+    fn local_backend_passes_conformance() {
+        let dir = tempfile::tempdir().unwrap();
+        conformance(&LocalBackend::new(dir.path().join("repo")));
+    }
+
+    #[test]
+    fn create_refuses_non_empty_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("x"), b"x").unwrap();
+        let err = LocalBackend::new(dir.path()).create().unwrap_err();
+        assert!(err.to_string().contains("not empty"), "{err}");
+    }
+}

@@ -1,0 +1,234 @@
+//! Index files (which blob is in which pack, at what offset) and the in-memory index built from
+//! them. An index file is written only after the packs it lists are durable, and a snapshot
+//! only after the index that lists its blobs: so whatever a snapshot references can be found.
+//!
+//! ```text
+//! index file = magic:"SKI1" pack_count:u32le pack*
+//! pack       = pack_id:[u8;32] blob_count:u32le entry*
+//! entry      = type:u8 compression:u8 id:[u8;32] offset:u32le length:u32le raw_length:u32le
+//! ```
+//! The file is named by the sha256 of its content, checked when it is read.
+
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::pack::{BlobType, Compression, PackEntry};
+use std::collections::HashMap;
+use std::path::Path;
+
+const INDEX_MAGIC: &[u8; 4] = b"SKI1";
+const ENTRY: usize = 46;
+
+/// A pack and the blobs it holds, as listed in an index file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexedPack {
+    /// The pack's id (its file name).
+    pub id: Id,
+    /// Its blobs.
+    pub blobs: Vec<PackEntry>,
+}
+
+/// Encodes an index file.
+pub fn encode(packs: &[IndexedPack]) -> Vec<u8> {
+    let n: usize = packs.iter().map(|p| 36 + p.blobs.len() * ENTRY).sum();
+    let mut out = Vec::with_capacity(8 + n);
+    out.extend_from_slice(INDEX_MAGIC);
+    out.extend_from_slice(&(packs.len() as u32).to_le_bytes());
+    for p in packs {
+        out.extend_from_slice(&p.id.0);
+        out.extend_from_slice(&(p.blobs.len() as u32).to_le_bytes());
+        for b in &p.blobs {
+            out.push(match b.blob_type {
+                BlobType::Data => 0,
+                BlobType::Tree => 1,
+            });
+            out.push(b.compression.code());
+            out.extend_from_slice(&b.id.0);
+            out.extend_from_slice(&b.offset.to_le_bytes());
+            out.extend_from_slice(&b.length.to_le_bytes());
+            out.extend_from_slice(&b.raw_length.to_le_bytes());
+        }
+    }
+    out
+}
+
+/// Decodes an index file read from `path` (named in errors).
+pub fn decode(bytes: &[u8], path: &Path) -> Result<Vec<IndexedPack>> {
+    let corrupt = |reason: &str| Error::Corrupt {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    };
+    let mut r = Reader { bytes, pos: 0 };
+    if r.take(4).ok_or_else(|| corrupt("too short"))? != INDEX_MAGIC {
+        return Err(corrupt("not an index file (bad magic)"));
+    }
+    let truncated = || corrupt("truncated index file");
+    let count = r.u32().ok_or_else(truncated)?;
+    let mut packs = Vec::with_capacity(count.min(1 << 20) as usize);
+    for _ in 0..count {
+        let id = Id(r.take(32).ok_or_else(truncated)?.try_into().expect("32"));
+        let n = r.u32().ok_or_else(truncated)?;
+        let mut blobs = Vec::with_capacity(n.min(1 << 20) as usize);
+        for _ in 0..n {
+            let e = r.take(ENTRY).ok_or_else(truncated)?;
+            let blob_type = match e[0] {
+                0 => BlobType::Data,
+                1 => BlobType::Tree,
+                _ => return Err(corrupt("unknown blob type")),
+            };
+            let compression =
+                Compression::from_code(e[1]).ok_or_else(|| corrupt("unknown compression"))?;
+            let u = |at: usize| u32::from_le_bytes(e[at..at + 4].try_into().expect("4"));
+            blobs.push(PackEntry {
+                blob_type,
+                compression,
+                id: Id(e[2..34].try_into().expect("32")),
+                offset: u(34),
+                length: u(38),
+                raw_length: u(42),
+            });
+        }
+        packs.push(IndexedPack { id, blobs });
+    }
+    if r.pos != bytes.len() {
+        return Err(corrupt("trailing bytes after the last pack"));
+    }
+    Ok(packs)
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let s = self.bytes.get(self.pos..self.pos + n)?;
+        self.pos += n;
+        Some(s)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4)
+            .map(|b| u32::from_le_bytes(b.try_into().expect("4")))
+    }
+}
+
+/// Where a blob is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobLocation {
+    /// Index into [`Index::packs`].
+    pub pack: u32,
+    /// The blob as recorded in the pack.
+    pub entry: PackEntry,
+}
+
+/// The in-memory index of a repository: every known blob and its pack.
+#[derive(Debug, Default, Clone)]
+pub struct Index {
+    packs: Vec<Id>,
+    pack_numbers: HashMap<Id, u32>,
+    blobs: HashMap<Id, BlobLocation>,
+}
+
+impl Index {
+    /// Adds the packs of one index file (a blob already known keeps its first location).
+    pub fn add(&mut self, packs: Vec<IndexedPack>) {
+        let extra: usize = packs.iter().map(|p| p.blobs.len()).sum();
+        self.blobs.reserve(extra);
+        for p in packs {
+            let n = *self.pack_numbers.entry(p.id).or_insert_with(|| {
+                self.packs.push(p.id);
+                (self.packs.len() - 1) as u32
+            });
+            for entry in p.blobs {
+                self.blobs
+                    .entry(entry.id)
+                    .or_insert(BlobLocation { pack: n, entry });
+            }
+        }
+    }
+
+    /// The location of a blob.
+    pub fn get(&self, id: &Id) -> Option<(Id, PackEntry)> {
+        self.blobs
+            .get(id)
+            .map(|l| (self.packs[l.pack as usize], l.entry))
+    }
+
+    /// Whether the blob is known.
+    pub fn contains(&self, id: &Id) -> bool {
+        self.blobs.contains_key(id)
+    }
+
+    /// Number of blobs.
+    pub fn len(&self) -> usize {
+        self.blobs.len()
+    }
+
+    /// Whether no blob is known.
+    pub fn is_empty(&self) -> bool {
+        self.blobs.is_empty()
+    }
+
+    /// Every pack that the index names.
+    pub fn packs(&self) -> &[Id] {
+        &self.packs
+    }
+
+    /// Every blob and where it is.
+    pub fn iter(&self) -> impl Iterator<Item = (Id, PackEntry)> + '_ {
+        self.blobs
+            .values()
+            .map(|l| (self.packs[l.pack as usize], l.entry))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(n: u8, offset: u32) -> PackEntry {
+        PackEntry {
+            blob_type: if n % 2 == 0 {
+                BlobType::Data
+            } else {
+                BlobType::Tree
+            },
+            compression: Compression::Zstd,
+            id: Id::hash(&[n]),
+            offset,
+            length: 10 + n as u32,
+            raw_length: 20,
+        }
+    }
+
+    #[test]
+    fn index_round_trip() {
+        let packs = vec![
+            IndexedPack {
+                id: Id::hash(b"p1"),
+                blobs: vec![entry(1, 0), entry(2, 11)],
+            },
+            IndexedPack {
+                id: Id::hash(b"p2"),
+                blobs: vec![entry(3, 0)],
+            },
+        ];
+        let bytes = encode(&packs);
+        assert_eq!(decode(&bytes, Path::new("i")).unwrap(), packs);
+        let mut idx = Index::default();
+        idx.add(packs);
+        assert_eq!(idx.len(), 3);
+        assert_eq!(idx.get(&Id::hash(&[3])).unwrap().0, Id::hash(b"p2"));
+    }
+
+    #[test]
+    fn truncated_index_is_an_error_naming_the_file() {
+        let bytes = encode(&[IndexedPack {
+            id: Id::hash(b"p1"),
+            blobs: vec![entry(1, 0)],
+        }]);
+        let err = decode(&bytes[..bytes.len() - 3], Path::new("index/abc")).unwrap_err();
+        assert!(err.to_string().contains("index/abc"), "{err}");
+        assert!(err.to_string().contains("truncated"), "{err}");
+    }
+}

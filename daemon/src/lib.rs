@@ -1,0 +1,39 @@
+//! sharekeep's engine: a content-addressed, deduplicating backup repository (packs of
+//! zstd-compressed, sha256-named chunks), the backup that fills it, and the restore, listing
+//! and history commands that read it. `sharekeepctl` uses this library directly for offline
+//! work; `sharekeepd` (the service) drives it on a schedule.
+//!
+//! The repository format is described in `pack.rs`, `index.rs`, `tree.rs`, `snapshot.rs` and
+//! `backend/local.rs`; the algorithms in `backup.rs` and `restore.rs`.
+
+pub mod backend;
+mod backup;
+mod chunker;
+mod config;
+mod error;
+mod history;
+mod id;
+mod index;
+pub mod pack;
+mod platform;
+mod progress;
+mod repo;
+mod restore;
+mod snapshot;
+mod tree;
+
+pub use backup::{backup, BackupOptions, BackupOutcome, ParentChoice, Warning};
+pub use chunker::Chunker;
+pub use config::{ChunkerParams, RepoConfig, FORMAT_VERSION};
+pub use error::{Error, Result};
+pub use history::{diff, list, versions, Change, ChangeKind, ListedEntry, Version};
+pub use id::Id;
+pub use index::{Index, IndexedPack};
+pub use progress::{CancelToken, NoProgress, Progress};
+pub use repo::{DamagedFile, Repository};
+pub use restore::{
+    plan_restore, restore, Action, Overwrite, PlannedEntry, RestoreOptions, RestorePlan,
+    RestoreReport, Target,
+};
+pub use snapshot::{Selector, Snapshot, Summary};
+pub use tree::{Bytes, Node, NodeKind, Tree, Xattr};

@@ -1,0 +1,321 @@
+//! Pack files: many blobs in one file, followed by a header that lists them, so a pack alone
+//! is enough to rebuild the index. Packs are streamed to a temporary file as blobs arrive and
+//! named by the sha256 of their whole content once closed.
+//!
+//! ```text
+//! pack    = blob* header header_len:u32le magic:"SKP1"
+//! header  = entry*            (in blob order; a blob's offset is the sum of earlier lengths)
+//! entry   = type:u8 compression:u8 id:[u8;32] length:u32le raw_length:u32le   (42 bytes)
+//! ```
+//! `type` is 0 for file data, 1 for a tree; `compression` 0 for raw, 1 for zstd. `id` is the
+//! sha256 of the raw (uncompressed) blob.
+
+use crate::error::{Error, Result};
+use crate::id::Id;
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::Path;
+
+/// Magic closing every pack.
+pub const PACK_MAGIC: &[u8; 4] = b"SKP1";
+/// Size of one header entry.
+pub const ENTRY_LEN: usize = 42;
+
+/// What a blob holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BlobType {
+    /// A chunk of a file's content.
+    Data,
+    /// An encoded directory tree.
+    Tree,
+}
+
+impl BlobType {
+    fn code(self) -> u8 {
+        match self {
+            BlobType::Data => 0,
+            BlobType::Tree => 1,
+        }
+    }
+    fn from_code(c: u8) -> Option<BlobType> {
+        match c {
+            0 => Some(BlobType::Data),
+            1 => Some(BlobType::Tree),
+            _ => None,
+        }
+    }
+}
+
+/// How a blob is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Compression {
+    /// As is.
+    Raw,
+    /// zstd frame.
+    Zstd,
+}
+
+impl Compression {
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            Compression::Raw => 0,
+            Compression::Zstd => 1,
+        }
+    }
+    pub(crate) fn from_code(c: u8) -> Option<Compression> {
+        match c {
+            0 => Some(Compression::Raw),
+            1 => Some(Compression::Zstd),
+            _ => None,
+        }
+    }
+}
+
+/// One blob's place in a pack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackEntry {
+    /// Blob type.
+    pub blob_type: BlobType,
+    /// Storage form.
+    pub compression: Compression,
+    /// sha256 of the raw blob.
+    pub id: Id,
+    /// Offset in the pack.
+    pub offset: u32,
+    /// Stored length.
+    pub length: u32,
+    /// Raw length.
+    pub raw_length: u32,
+}
+
+/// Compresses `raw` with zstd at `level`, keeping it raw when that does not save at least 1/32.
+pub fn compress(raw: &[u8], level: i32) -> (Compression, Vec<u8>) {
+    if raw.len() < 64 {
+        return (Compression::Raw, raw.to_vec());
+    }
+    match zstd::bulk::compress(raw, level) {
+        Ok(c) if c.len() < raw.len() - raw.len() / 32 => (Compression::Zstd, c),
+        _ => (Compression::Raw, raw.to_vec()),
+    }
+}
+
+/// Turns a stored blob back into its raw bytes, checking its length and hash.
+pub fn decode_blob(entry: &PackEntry, stored: Vec<u8>, pack: &Path) -> Result<Vec<u8>> {
+    let raw =
+        match entry.compression {
+            Compression::Raw => stored,
+            Compression::Zstd => zstd::bulk::decompress(&stored, entry.raw_length as usize)
+                .map_err(|_| Error::BlobMismatch {
+                    id: entry.id,
+                    pack: pack.to_path_buf(),
+                    files: Vec::new(),
+                })?,
+        };
+    if raw.len() != entry.raw_length as usize || Id::hash(&raw) != entry.id {
+        return Err(Error::BlobMismatch {
+            id: entry.id,
+            pack: pack.to_path_buf(),
+            files: Vec::new(),
+        });
+    }
+    Ok(raw)
+}
+
+/// Encodes a pack header (entries, length, magic).
+pub fn encode_header(entries: &[PackEntry]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entries.len() * ENTRY_LEN + 8);
+    for e in entries {
+        out.push(e.blob_type.code());
+        out.push(e.compression.code());
+        out.extend_from_slice(&e.id.0);
+        out.extend_from_slice(&e.length.to_le_bytes());
+        out.extend_from_slice(&e.raw_length.to_le_bytes());
+    }
+    let len = (entries.len() * ENTRY_LEN) as u32;
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(PACK_MAGIC);
+    out
+}
+
+/// Where the header of a pack of `pack_len` bytes starts, from its last 8 bytes.
+pub fn header_position(trailer: &[u8; 8], pack_len: u64, pack: &Path) -> Result<(u64, usize)> {
+    if &trailer[4..] != PACK_MAGIC {
+        return Err(corrupt(
+            pack,
+            "no pack magic at the end (truncated or not a pack)",
+        ));
+    }
+    let hlen = u32::from_le_bytes(trailer[..4].try_into().expect("4 bytes")) as u64;
+    if hlen % ENTRY_LEN as u64 != 0 || hlen + 8 > pack_len {
+        return Err(corrupt(pack, "header length does not fit the pack"));
+    }
+    Ok((pack_len - 8 - hlen, hlen as usize))
+}
+
+/// Parses a pack header (without trailer); checks offsets stay within `header_start`.
+pub fn parse_header(header: &[u8], header_start: u64, pack: &Path) -> Result<Vec<PackEntry>> {
+    let mut entries = Vec::with_capacity(header.len() / ENTRY_LEN);
+    let mut offset: u64 = 0;
+    for raw in header.chunks_exact(ENTRY_LEN) {
+        let blob_type =
+            BlobType::from_code(raw[0]).ok_or_else(|| corrupt(pack, "unknown blob type"))?;
+        let compression =
+            Compression::from_code(raw[1]).ok_or_else(|| corrupt(pack, "unknown compression"))?;
+        let id = Id(raw[2..34].try_into().expect("32 bytes"));
+        let length = u32::from_le_bytes(raw[34..38].try_into().expect("4 bytes"));
+        let raw_length = u32::from_le_bytes(raw[38..42].try_into().expect("4 bytes"));
+        entries.push(PackEntry {
+            blob_type,
+            compression,
+            id,
+            offset: offset as u32,
+            length,
+            raw_length,
+        });
+        offset += length as u64;
+    }
+    if offset != header_start {
+        return Err(corrupt(
+            pack,
+            "blob lengths do not add up to the header's position",
+        ));
+    }
+    Ok(entries)
+}
+
+fn corrupt(pack: &Path, reason: &str) -> Error {
+    Error::Corrupt {
+        path: pack.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+/// Builds one pack by streaming blobs into a writer while hashing them.
+#[derive(Debug)]
+pub struct PackBuilder<W: Write> {
+    out: W,
+    hasher: Sha256,
+    entries: Vec<PackEntry>,
+    size: u64,
+}
+
+impl<W: Write> PackBuilder<W> {
+    /// A pack written to `out`.
+    pub fn new(out: W) -> Self {
+        PackBuilder {
+            out,
+            hasher: Sha256::new(),
+            entries: Vec::new(),
+            size: 0,
+        }
+    }
+
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Number of blobs.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no blob was added.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Appends a stored blob.
+    pub fn add(
+        &mut self,
+        blob_type: BlobType,
+        id: Id,
+        compression: Compression,
+        stored: &[u8],
+        raw_length: u32,
+    ) -> std::io::Result<()> {
+        self.out.write_all(stored)?;
+        self.hasher.update(stored);
+        self.entries.push(PackEntry {
+            blob_type,
+            compression,
+            id,
+            offset: self.size as u32,
+            length: stored.len() as u32,
+            raw_length,
+        });
+        self.size += stored.len() as u64;
+        Ok(())
+    }
+
+    /// Writes the header; returns the writer, the pack's id and its entries.
+    pub fn finish(mut self) -> std::io::Result<(W, Id, Vec<PackEntry>)> {
+        let header = encode_header(&self.entries);
+        self.out.write_all(&header)?;
+        self.hasher.update(&header);
+        self.out.flush()?;
+        Ok((self.out, Id(self.hasher.finalize().into()), self.entries))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pack_round_trip() {
+        let blobs: Vec<Vec<u8>> = vec![b"hello".to_vec(), vec![7u8; 10_000], b"tree".to_vec()];
+        let mut b = PackBuilder::new(Vec::new());
+        for (i, raw) in blobs.iter().enumerate() {
+            let (c, stored) = compress(raw, 3);
+            let t = if i == 2 {
+                BlobType::Tree
+            } else {
+                BlobType::Data
+            };
+            b.add(t, Id::hash(raw), c, &stored, raw.len() as u32)
+                .unwrap();
+        }
+        let (bytes, id, entries) = b.finish().unwrap();
+        assert_eq!(id, Id::hash(&bytes));
+        assert_eq!(entries[1].compression, Compression::Zstd, "zeros compress");
+        assert_eq!(
+            entries[0].compression,
+            Compression::Raw,
+            "tiny blobs stay raw"
+        );
+
+        let p = Path::new("pack");
+        let trailer: [u8; 8] = bytes[bytes.len() - 8..].try_into().unwrap();
+        let (start, hlen) = header_position(&trailer, bytes.len() as u64, p).unwrap();
+        let parsed = parse_header(&bytes[start as usize..start as usize + hlen], start, p).unwrap();
+        assert_eq!(parsed, entries);
+        for (e, raw) in parsed.iter().zip(&blobs) {
+            let stored = bytes[e.offset as usize..(e.offset + e.length) as usize].to_vec();
+            assert_eq!(&decode_blob(e, stored, p).unwrap(), raw);
+        }
+    }
+
+    #[test]
+    fn flipped_byte_is_detected() {
+        let raw = b"some content that matters".to_vec();
+        let e = PackEntry {
+            blob_type: BlobType::Data,
+            compression: Compression::Raw,
+            id: Id::hash(&raw),
+            offset: 0,
+            length: raw.len() as u32,
+            raw_length: raw.len() as u32,
+        };
+        let mut bad = raw.clone();
+        bad[3] ^= 1;
+        let err = decode_blob(&e, bad, Path::new("data/ab/abc")).unwrap_err();
+        assert!(err.to_string().contains("data/ab/abc"), "{err}");
+    }
+
+    #[test]
+    fn truncated_pack_is_reported() {
+        let trailer = *b"\0\0\0\0XXXX";
+        assert!(header_position(&trailer, 100, Path::new("p")).is_err());
+    }
+}

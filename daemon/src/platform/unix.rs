@@ -1,0 +1,303 @@
+//! Unix metadata and descriptor-based filesystem operations.
+//!
+//! Backup side: turn `lstat` results and xattrs into [`Node`]s (names of users and groups are
+//! cached; they come from NSS). Restore side: every operation is relative to an open directory
+//! descriptor and never follows a symlink, so entries from a snapshot cannot be redirected out
+//! of the target by a symlink planted there.
+
+use crate::error::{IoContext, Result};
+use crate::tree::{Bytes, Node, NodeKind, Xattr};
+use rustix::fd::{AsFd, AsRawFd, OwnedFd};
+use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps};
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs::Metadata;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::Mutex;
+
+/// Caches uid → user name and gid → group name lookups.
+#[derive(Debug, Default)]
+pub(crate) struct NameCache {
+    users: Mutex<HashMap<u32, Option<String>>>,
+    groups: Mutex<HashMap<u32, Option<String>>>,
+}
+
+impl NameCache {
+    pub(crate) fn user(&self, uid: u32) -> Option<String> {
+        self.users
+            .lock()
+            .expect("lock")
+            .entry(uid)
+            .or_insert_with(|| {
+                nix::unistd::User::from_uid(uid.into())
+                    .ok()
+                    .flatten()
+                    .map(|u| u.name)
+            })
+            .clone()
+    }
+    pub(crate) fn group(&self, gid: u32) -> Option<String> {
+        self.groups
+            .lock()
+            .expect("lock")
+            .entry(gid)
+            .or_insert_with(|| {
+                nix::unistd::Group::from_gid(gid.into())
+                    .ok()
+                    .flatten()
+                    .map(|g| g.name)
+            })
+            .clone()
+    }
+}
+
+pub(crate) fn kind_of(meta: &Metadata) -> NodeKind {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_dir() {
+        NodeKind::Dir
+    } else if t.is_symlink() {
+        NodeKind::Symlink
+    } else if t.is_fifo() {
+        NodeKind::Fifo
+    } else if t.is_socket() {
+        NodeKind::Socket
+    } else if t.is_char_device() {
+        NodeKind::CharDevice
+    } else if t.is_block_device() {
+        NodeKind::BlockDevice
+    } else {
+        NodeKind::File
+    }
+}
+
+fn ns(secs: i64, nsecs: i64) -> i64 {
+    secs.saturating_mul(1_000_000_000).saturating_add(nsecs)
+}
+
+/// A node for `path` from its `lstat` metadata (no content, subtree or target yet).
+pub(crate) fn node_from_meta(name: &OsStr, meta: &Metadata, names: &NameCache) -> Node {
+    let kind = kind_of(meta);
+    Node {
+        name: Bytes::from(name),
+        kind,
+        mode: meta.mode() & 0o7777,
+        uid: meta.uid(),
+        gid: meta.gid(),
+        user: names.user(meta.uid()),
+        group: names.group(meta.gid()),
+        mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
+        ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
+        inode: meta.ino(),
+        device: meta.dev(),
+        links: meta.nlink(),
+        size: if kind == NodeKind::File {
+            meta.len()
+        } else {
+            0
+        },
+        content: Vec::new(),
+        subtree: None,
+        target: None,
+        rdev: if matches!(kind, NodeKind::CharDevice | NodeKind::BlockDevice) {
+            meta.rdev()
+        } else {
+            0
+        },
+        xattrs: Vec::new(),
+    }
+}
+
+/// The extended attributes of `path` (not following symlinks), sorted by name. Filesystems
+/// without xattr support give none.
+pub(crate) fn read_xattrs(path: &Path) -> std::io::Result<Vec<Xattr>> {
+    let mut list = vec![0u8; 1024];
+    let len = loop {
+        match rustix::fs::llistxattr(path, &mut list) {
+            Ok(n) => break n,
+            Err(rustix::io::Errno::RANGE) => {
+                let need = rustix::fs::llistxattr(path, &mut [])?;
+                list.resize(need.max(list.len() * 2), 0);
+            }
+            Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let mut out = Vec::new();
+    for name in list[..len].split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        let name_os = OsStr::from_bytes(name);
+        let mut value = vec![0u8; 256];
+        let n = loop {
+            match rustix::fs::lgetxattr(path, name_os, &mut value) {
+                Ok(n) => break Some(n),
+                Err(rustix::io::Errno::RANGE) => {
+                    let need = rustix::fs::lgetxattr(path, name_os, &mut [])?;
+                    value.resize(need.max(value.len() * 2), 0);
+                }
+                // Removed between list and get.
+                Err(rustix::io::Errno::NODATA) => break None,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        if let Some(n) = n {
+            value.truncate(n);
+            out.push(Xattr {
+                name: Bytes(name.to_vec()),
+                value,
+            });
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Opens `path` as a directory to restore into, without following a final symlink.
+pub(crate) fn open_dir(path: &Path) -> Result<OwnedFd> {
+    rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .at(path)
+}
+
+/// Opens the directory `name` inside `dir`, refusing symlinks.
+pub(crate) fn open_dir_at(dir: impl AsFd, name: &OsStr) -> rustix::io::Result<OwnedFd> {
+    rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// What is at `name` in `dir` (not following symlinks), if anything.
+pub(crate) fn stat_at(
+    dir: impl AsFd,
+    name: &OsStr,
+) -> rustix::io::Result<Option<rustix::fs::Stat>> {
+    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(Some(st)),
+        Err(rustix::io::Errno::NOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The kind of a `stat` result.
+pub(crate) fn kind_of_stat(st: &rustix::fs::Stat) -> NodeKind {
+    use rustix::fs::FileType;
+    match FileType::from_raw_mode(st.st_mode) {
+        FileType::Directory => NodeKind::Dir,
+        FileType::Symlink => NodeKind::Symlink,
+        FileType::Fifo => NodeKind::Fifo,
+        FileType::Socket => NodeKind::Socket,
+        FileType::CharacterDevice => NodeKind::CharDevice,
+        FileType::BlockDevice => NodeKind::BlockDevice,
+        _ => NodeKind::File,
+    }
+}
+
+/// Modification time of a `stat` result in ns.
+pub(crate) fn mtime_of_stat(st: &rustix::fs::Stat) -> i64 {
+    ns(st.st_mtime as i64, st.st_mtime_nsec as i64)
+}
+
+fn timestamps(node: &Node) -> Timestamps {
+    let t = Timespec {
+        tv_sec: node.mtime_ns.div_euclid(1_000_000_000),
+        tv_nsec: node.mtime_ns.rem_euclid(1_000_000_000),
+    };
+    Timestamps {
+        last_access: t,
+        last_modification: t,
+    }
+}
+
+fn uid(node: &Node) -> nix::unistd::Uid {
+    nix::unistd::Uid::from_raw(node.uid)
+}
+
+fn gid(node: &Node) -> nix::unistd::Gid {
+    nix::unistd::Gid::from_raw(node.gid)
+}
+
+/// Whether this process may give files away (chown to another user).
+pub(crate) fn can_chown() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// Applies owner, xattrs, mode and mtime to an open file or directory. Owner first: a chown
+/// clears setuid bits, so the mode comes after it.
+pub(crate) fn apply_meta_fd(fd: impl AsFd, node: &Node, chown: bool) -> std::io::Result<()> {
+    let fd = fd.as_fd();
+    if chown {
+        nix::unistd::fchown(fd.as_raw_fd(), Some(uid(node)), Some(gid(node)))?;
+    }
+    for x in &node.xattrs {
+        match rustix::fs::fsetxattr(
+            fd,
+            x.name.as_os_str(),
+            &x.value,
+            rustix::fs::XattrFlags::empty(),
+        ) {
+            Ok(()) => {}
+            // security.* and trusted.* need privileges; not fatal for an unprivileged restore.
+            Err(rustix::io::Errno::PERM | rustix::io::Errno::NOTSUP) if !chown => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    rustix::fs::fchmod(fd, Mode::from_raw_mode(node.mode))?;
+    rustix::fs::futimens(fd, &timestamps(node))?;
+    Ok(())
+}
+
+/// Applies owner and mtime to a symlink `name` in `dir` (symlinks have no mode of their own).
+pub(crate) fn apply_meta_symlink(
+    dir: impl AsFd,
+    name: &OsStr,
+    node: &Node,
+    chown: bool,
+) -> std::io::Result<()> {
+    let dir = dir.as_fd();
+    if chown {
+        nix::unistd::fchownat(
+            Some(dir.as_raw_fd()),
+            name,
+            Some(uid(node)),
+            Some(gid(node)),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )?;
+    }
+    rustix::fs::utimensat(dir, name, &timestamps(node), AtFlags::SYMLINK_NOFOLLOW)?;
+    Ok(())
+}
+
+/// Applies metadata to a special file (fifo, device) `name` in `dir`: opened with `O_PATH`
+/// so that opening a fifo never blocks, then changed through `/proc/self/fd`.
+pub(crate) fn apply_meta_special(
+    dir: impl AsFd,
+    name: &OsStr,
+    node: &Node,
+    chown: bool,
+) -> std::io::Result<()> {
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let proc_path = format!("/proc/self/fd/{}", rustix::fd::AsRawFd::as_raw_fd(&fd));
+    if chown {
+        nix::unistd::chown(proc_path.as_str(), Some(uid(node)), Some(gid(node)))?;
+    }
+    rustix::fs::chmod(proc_path.as_str(), Mode::from_raw_mode(node.mode))?;
+    rustix::fs::utimensat(
+        rustix::fs::CWD,
+        proc_path.as_str(),
+        &timestamps(node),
+        AtFlags::empty(),
+    )?;
+    Ok(())
+}

@@ -1,0 +1,297 @@
+//! An open repository: its backend, configuration and in-memory index, and the reads every
+//! command needs (blobs checked against their hash, trees, snapshots, paths inside a
+//! snapshot, file content streamed to any writer). Writing is done by `backup.rs` through the
+//! same type, always in the order packs → index → snapshot.
+
+use crate::backend::{Backend, FileKind, LocalBackend};
+use crate::config::RepoConfig;
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::index::{self, Index, IndexedPack};
+use crate::pack::{self, BlobType};
+use crate::snapshot::{Selector, Snapshot};
+use crate::tree::{Node, NodeKind, Tree};
+use std::io::Write;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+/// A snapshot file that could not be read, and why.
+#[derive(Debug)]
+pub struct DamagedFile {
+    /// The repository file.
+    pub path: PathBuf,
+    /// What is wrong.
+    pub error: Error,
+}
+
+/// An open repository.
+#[derive(Debug)]
+pub struct Repository {
+    backend: Arc<dyn Backend>,
+    config: RepoConfig,
+    index: RwLock<Index>,
+    damaged_index: Vec<DamagedFile>,
+}
+
+impl Repository {
+    /// Creates a repository in an empty or new local directory.
+    pub fn init_local(path: &Path) -> Result<Repository> {
+        Repository::init(Arc::new(LocalBackend::new(path)), RepoConfig::new())
+    }
+
+    /// Creates a repository on `backend` with `config`.
+    pub fn init(backend: Arc<dyn Backend>, config: RepoConfig) -> Result<Repository> {
+        backend.create()?;
+        let bytes = serde_json::to_vec_pretty(&config).expect("config serializes");
+        backend.write(FileKind::Config, "config", &bytes)?;
+        Ok(Repository {
+            backend,
+            config,
+            index: RwLock::new(Index::default()),
+            damaged_index: Vec::new(),
+        })
+    }
+
+    /// Opens the repository in a local directory.
+    pub fn open_local(path: &Path) -> Result<Repository> {
+        if !path.join("config").exists() {
+            return Err(Error::NotARepository {
+                path: path.to_path_buf(),
+            });
+        }
+        Repository::open(Arc::new(LocalBackend::new(path)))
+    }
+
+    /// Opens a repository: reads its config and loads every index file. An index file that
+    /// cannot be read is remembered (see [`Repository::damaged_index_files`]), not fatal.
+    pub fn open(backend: Arc<dyn Backend>) -> Result<Repository> {
+        let config_path = backend.file_location(FileKind::Config, "config");
+        let config = RepoConfig::parse(&backend.read(FileKind::Config, "config")?, &config_path)?;
+        let mut idx = Index::default();
+        let mut damaged = Vec::new();
+        for name in backend.list(FileKind::Index)? {
+            let path = backend.file_location(FileKind::Index, &name);
+            match read_index_file(backend.as_ref(), &name, &path) {
+                Ok(packs) => idx.add(packs),
+                Err(error) => damaged.push(DamagedFile { path, error }),
+            }
+        }
+        Ok(Repository {
+            backend,
+            config,
+            index: RwLock::new(idx),
+            damaged_index: damaged,
+        })
+    }
+
+    /// The storage backend.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RepoConfig {
+        &self.config
+    }
+
+    /// Where the repository is, for messages.
+    pub fn location(&self) -> String {
+        self.backend.location()
+    }
+
+    /// Index files that could not be read when the repository was opened.
+    pub fn damaged_index_files(&self) -> &[DamagedFile] {
+        &self.damaged_index
+    }
+
+    /// A read lock on the in-memory index.
+    pub fn index(&self) -> std::sync::RwLockReadGuard<'_, Index> {
+        self.index.read().expect("index lock")
+    }
+
+    pub(crate) fn add_to_index(&self, packs: Vec<IndexedPack>) {
+        self.index.write().expect("index lock").add(packs);
+    }
+
+    /// Writes an index file listing `packs` (which must already be durable).
+    pub(crate) fn write_index(&self, packs: &[IndexedPack]) -> Result<Id> {
+        let bytes = index::encode(packs);
+        let id = Id::hash(&bytes);
+        self.backend.write(FileKind::Index, &id.to_hex(), &bytes)?;
+        self.backend.sync()?;
+        Ok(id)
+    }
+
+    /// Reads one blob, checking it against its hash.
+    pub fn read_blob(&self, id: &Id) -> Result<Vec<u8>> {
+        let (pack_id, entry) = self.index().get(id).ok_or(Error::BlobMissing { id: *id })?;
+        let name = pack_id.to_hex();
+        let stored = self.backend.read_at(
+            FileKind::Pack,
+            &name,
+            entry.offset as u64,
+            entry.length as usize,
+        )?;
+        pack::decode_blob(
+            &entry,
+            stored,
+            &self.backend.file_location(FileKind::Pack, &name),
+        )
+    }
+
+    /// Reads and decodes a tree blob.
+    pub fn read_tree(&self, id: &Id) -> Result<Tree> {
+        let bytes = self.read_blob(id)?;
+        Tree::decode(&bytes).map_err(|e| Error::Corrupt {
+            path: PathBuf::from(format!("tree {}", id.short())),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Whether a blob of this type is indexed.
+    pub fn has_blob(&self, id: &Id, blob_type: BlobType) -> bool {
+        self.index()
+            .get(id)
+            .is_some_and(|(_, e)| e.blob_type == blob_type)
+    }
+
+    /// Every snapshot, oldest first, and the snapshot files that could not be read.
+    pub fn snapshots_with_damage(&self) -> Result<(Vec<Snapshot>, Vec<DamagedFile>)> {
+        let mut out = Vec::new();
+        let mut damaged = Vec::new();
+        for name in self.backend.list(FileKind::Snapshot)? {
+            let path = self.backend.file_location(FileKind::Snapshot, &name);
+            match self.load_snapshot(&name, &path) {
+                Ok(s) => out.push(s),
+                Err(error) => damaged.push(DamagedFile { path, error }),
+            }
+        }
+        out.sort_by(|a, b| a.time.cmp(&b.time).then(a.id.cmp(&b.id)));
+        Ok((out, damaged))
+    }
+
+    /// Every readable snapshot, oldest first.
+    pub fn snapshots(&self) -> Result<Vec<Snapshot>> {
+        Ok(self.snapshots_with_damage()?.0)
+    }
+
+    fn load_snapshot(&self, name: &str, path: &Path) -> Result<Snapshot> {
+        let corrupt = |reason: String| Error::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let id: Id = name
+            .parse()
+            .map_err(|_| corrupt("file name is not a sha256 id".into()))?;
+        let bytes = self.backend.read(FileKind::Snapshot, name)?;
+        if Id::hash(&bytes) != id {
+            return Err(corrupt("content does not match its name (damaged)".into()));
+        }
+        let mut snap: Snapshot =
+            serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        snap.id = id;
+        Ok(snap)
+    }
+
+    /// The snapshot named by `selector` (id prefix, `latest`, `@TIME`).
+    pub fn find_snapshot(&self, selector: &str) -> Result<Snapshot> {
+        let sel = Selector::parse(selector)?;
+        let all = self.snapshots()?;
+        sel.select(&all, selector).cloned()
+    }
+
+    /// Writes a snapshot file (after its packs and index are durable); returns its id.
+    pub(crate) fn save_snapshot(&self, snap: &mut Snapshot) -> Result<Id> {
+        let bytes = serde_json::to_vec_pretty(&*snap).expect("snapshot serializes");
+        let id = Id::hash(&bytes);
+        self.backend
+            .write(FileKind::Snapshot, &id.to_hex(), &bytes)?;
+        self.backend.sync()?;
+        snap.id = id;
+        Ok(id)
+    }
+
+    /// The path components of `path` inside `snap`: accepts a path relative to the backed-up
+    /// root or the original absolute path. `""`, `.` and the root itself give no component.
+    pub fn relative_components(&self, snap: &Snapshot, path: &str) -> Result<Vec<String>> {
+        let root = Path::new(snap.root());
+        let p = Path::new(path);
+        let rel = if p.is_absolute() {
+            p.strip_prefix(root).map_err(|_| Error::PathNotInSnapshot {
+                path: path.to_string(),
+                snapshot: snap.id.short(),
+                root: snap.root().to_string(),
+            })?
+        } else {
+            p
+        };
+        let mut out = Vec::new();
+        for c in rel.components() {
+            match c {
+                Component::Normal(n) => out.push(n.to_string_lossy().into_owned()),
+                Component::CurDir => {}
+                _ => {
+                    return Err(Error::Invalid(format!(
+                        "{path:?}: give a path inside the snapshot, without `..`"
+                    )))
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Finds the node at `path` in `snap`. `Ok(None)` means the snapshot's root itself.
+    pub fn find_node(&self, snap: &Snapshot, path: &str) -> Result<Option<Node>> {
+        let comps = self.relative_components(snap, path)?;
+        self.find_node_components(snap, &comps, path)
+    }
+
+    fn find_node_components(
+        &self,
+        snap: &Snapshot,
+        comps: &[String],
+        path: &str,
+    ) -> Result<Option<Node>> {
+        let not_found = || Error::PathNotInSnapshot {
+            path: path.to_string(),
+            snapshot: snap.id.short(),
+            root: snap.root().to_string(),
+        };
+        let mut tree_id = snap.tree;
+        let mut found = None;
+        for (i, c) in comps.iter().enumerate() {
+            let tree = self.read_tree(&tree_id)?;
+            let node = tree.find(c.as_bytes()).cloned().ok_or_else(not_found)?;
+            if i + 1 < comps.len() {
+                tree_id = match (node.kind, node.subtree) {
+                    (NodeKind::Dir, Some(t)) => t,
+                    _ => return Err(not_found()),
+                };
+            }
+            found = Some(node);
+        }
+        Ok(found)
+    }
+
+    /// Streams a file node's content to `out`, blob by blob, each checked against its hash.
+    pub fn write_content(&self, node: &Node, out: &mut dyn Write) -> Result<u64> {
+        let mut n = 0u64;
+        for id in &node.content {
+            let data = self.read_blob(id)?;
+            out.write_all(&data).map_err(|e| Error::io("<output>", e))?;
+            n += data.len() as u64;
+        }
+        Ok(n)
+    }
+}
+
+fn read_index_file(backend: &dyn Backend, name: &str, path: &Path) -> Result<Vec<IndexedPack>> {
+    let bytes = backend.read(FileKind::Index, name)?;
+    if Id::hash(&bytes).to_hex() != name {
+        return Err(Error::Corrupt {
+            path: path.to_path_buf(),
+            reason: "content does not match its name (damaged)".into(),
+        });
+    }
+    index::decode(&bytes, path)
+}

@@ -1,0 +1,774 @@
+//! Restore: plan, then execute. The plan says, for every entry of the selection, what will
+//! happen at the target (create, replace, update metadata, leave as is, skip); `--dry-run`
+//! prints it and stops. Executing never destroys data and never leaves the target:
+//!
+//! ```text
+//! plan:   resolve each selected path in the snapshot; walk the target with directory
+//!         descriptors (openat, O_NOFOLLOW) comparing what is there with the snapshot:
+//!           nothing there               -> Create
+//!           same kind, same size+mtime  -> Unchanged (Always: Replace), or Metadata when
+//!                                          mode/owner/group differ
+//!           different                   -> Replace (Never: SkipExisting)
+//!           an existing directory       -> Merge (recurse)
+//!         entry names are checked: `..`, `/`, NUL or empty names are Refused
+//! save:   everything Replace or Metadata would change is first backed up into a new
+//!         snapshot tagged `pre-restore` (same root as the target), so it can be restored back
+//! apply:  directories in order (mkdirat); files by worker threads, one directory at a time:
+//!         write to a temporary name (O_CREAT|O_EXCL|O_NOFOLLOW), holes for zero blocks,
+//!         owner/xattrs/mode/mtime on the descriptor, then renameat over the final name;
+//!         hard links (same inode in the snapshot) are linked to the first restored copy;
+//!         directory metadata last, deepest first
+//! ```
+//! Every directory is reached from the target root by `openat` with `O_NOFOLLOW`, so a
+//! symlink found in the target (planted, or swapped in during the restore) is never followed.
+
+use crate::backup::{backup, BackupOptions, ParentChoice};
+use crate::error::{Error, IoContext, Result};
+use crate::id::Id;
+use crate::platform;
+use crate::progress::{CancelToken, NoProgress, Progress};
+use crate::repo::Repository;
+use crate::snapshot::Snapshot;
+use crate::tree::{Node, NodeKind};
+use rustix::fd::OwnedFd;
+use rustix::fs::{AtFlags, Mode, OFlags};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// What to do with entries that already exist at the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overwrite {
+    /// Leave every existing entry as it is.
+    Never,
+    /// Replace entries that differ from the snapshot (size, mtime or kind), after saving them.
+    #[default]
+    IfChanged,
+    /// Replace every existing entry, after saving it.
+    Always,
+}
+
+/// Where to restore.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// At the snapshot's original location.
+    InPlace,
+    /// Under this directory (created if missing), at the same relative paths.
+    Dir(PathBuf),
+}
+
+/// How to restore.
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    /// Paths inside the snapshot (relative or original absolute); empty for everything.
+    pub paths: Vec<String>,
+    /// Where.
+    pub target: Target,
+    /// What to do with existing entries.
+    pub overwrite: Overwrite,
+    /// Worker threads (0: one per core).
+    pub threads: usize,
+}
+
+/// The planned fate of one entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Nothing there: created.
+    Create,
+    /// Something different there: saved in the pre-restore snapshot, then replaced.
+    Replace,
+    /// Same content, different mode/owner: saved, then metadata restored.
+    Metadata,
+    /// Already identical: left.
+    Unchanged,
+    /// Exists and `--overwrite never`: left.
+    SkipExisting,
+    /// An existing directory: kept, its entries restored into it.
+    Merge,
+    /// A leading directory that exists: left as is.
+    Leading,
+    /// An unsafe name in the snapshot (`..`, `/`…): refused.
+    Refuse,
+    /// Cannot be restored (a socket).
+    Unsupported,
+}
+
+impl Action {
+    /// A word for listings.
+    pub fn word(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Replace => "replace",
+            Action::Metadata => "metadata",
+            Action::Unchanged => "unchanged",
+            Action::SkipExisting => "skip (exists)",
+            Action::Merge => "merge",
+            Action::Leading => "exists",
+            Action::Refuse => "refused (unsafe name)",
+            Action::Unsupported => "unsupported",
+        }
+    }
+
+    fn changes_existing(self) -> bool {
+        matches!(self, Action::Replace | Action::Metadata)
+    }
+
+    fn writes(self) -> bool {
+        matches!(self, Action::Create | Action::Replace | Action::Metadata)
+    }
+}
+
+/// One entry of a plan.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PlannedEntry {
+    /// Path relative to the target root (lossy text for display).
+    pub path: String,
+    /// What the snapshot has there.
+    #[serde(rename = "type")]
+    pub kind: NodeKind,
+    /// What will happen.
+    pub action: Action,
+    /// Size of the content to write (files).
+    pub size: u64,
+    #[serde(skip)]
+    rel: PathBuf,
+    #[serde(skip)]
+    node: Node,
+}
+
+/// What a restore will do.
+#[derive(Debug, Clone)]
+pub struct RestorePlan {
+    /// The snapshot restored from.
+    pub snapshot: Snapshot,
+    /// The directory entries are restored under.
+    pub target_root: PathBuf,
+    /// Every entry, parents before children.
+    pub entries: Vec<PlannedEntry>,
+}
+
+impl RestorePlan {
+    /// How many entries get `action`.
+    pub fn count(&self, action: Action) -> usize {
+        self.entries.iter().filter(|e| e.action == action).count()
+    }
+
+    /// Bytes of file content to write.
+    pub fn bytes_to_write(&self) -> u64 {
+        self.entries
+            .iter()
+            .filter(|e| e.action.writes() && e.kind == NodeKind::File)
+            .map(|e| e.size)
+            .sum()
+    }
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreReport {
+    /// Entries created.
+    pub created: usize,
+    /// Entries replaced.
+    pub replaced: usize,
+    /// Entries whose metadata was restored.
+    pub metadata: usize,
+    /// Entries left as they were (identical, or existing with `never`).
+    pub left: usize,
+    /// Bytes of file content written.
+    pub bytes_written: u64,
+    /// The snapshot holding what was replaced, if anything was.
+    pub pre_restore: Option<Snapshot>,
+    /// Entries that could not be restored, with why.
+    pub warnings: Vec<(String, String)>,
+}
+
+/// Computes what restoring `opts` from `snap` would do, changing nothing.
+pub fn plan_restore(
+    repo: &Repository,
+    snap: &Snapshot,
+    opts: &RestoreOptions,
+) -> Result<RestorePlan> {
+    let target_root = match &opts.target {
+        Target::InPlace => PathBuf::from(snap.root()),
+        Target::Dir(d) => std::path::absolute(d).at(d)?,
+    };
+    let root_fd = match platform::open_dir(&target_root) {
+        Ok(fd) => Some(fd),
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    let mut planner = Planner {
+        repo,
+        overwrite: opts.overwrite,
+        entries: Vec::new(),
+        seen: HashSet::new(),
+    };
+    let selections: Vec<String> = if opts.paths.is_empty() {
+        vec![String::new()]
+    } else {
+        opts.paths.clone()
+    };
+    for sel in &selections {
+        let comps = repo.relative_components(snap, sel)?;
+        if comps.is_empty() {
+            planner.plan_children(root_fd.as_ref(), Path::new(""), &snap.tree)?;
+            continue;
+        }
+        // Leading directories: created if missing, left alone if present.
+        let mut dir_fd = root_fd
+            .as_ref()
+            .map(|fd| rustix::io::dup(fd))
+            .transpose()
+            .at(&target_root)?;
+        let mut tree_id = snap.tree;
+        let mut rel = PathBuf::new();
+        for (i, c) in comps.iter().enumerate() {
+            let tree = repo.read_tree(&tree_id)?;
+            let node =
+                tree.find(c.as_bytes())
+                    .cloned()
+                    .ok_or_else(|| Error::PathNotInSnapshot {
+                        path: sel.clone(),
+                        snapshot: snap.id.short(),
+                        root: snap.root().to_string(),
+                    })?;
+            if i + 1 == comps.len() {
+                planner.plan_node(dir_fd.as_ref(), &rel, node)?;
+                break;
+            }
+            let name = OsString::from(c);
+            rel.push(&name);
+            let next = match &dir_fd {
+                Some(fd) => match platform::open_dir_at(fd, &name) {
+                    Ok(child) => Some(child),
+                    Err(rustix::io::Errno::NOENT) => None,
+                    Err(e) => {
+                        return Err(Error::io(
+                            target_root.join(&rel),
+                            std::io::Error::new(
+                                std::io::ErrorKind::Other,
+                                format!("not a directory one can restore into ({e}); move it away or restore with --to"),
+                            ),
+                        ))
+                    }
+                },
+                None => None,
+            };
+            if planner.seen.insert(rel.clone()) {
+                planner.push(
+                    &rel,
+                    node.clone(),
+                    if next.is_some() {
+                        Action::Leading
+                    } else {
+                        Action::Create
+                    },
+                );
+            }
+            tree_id = match (node.kind, node.subtree) {
+                (NodeKind::Dir, Some(t)) => t,
+                _ => {
+                    return Err(Error::PathNotInSnapshot {
+                        path: sel.clone(),
+                        snapshot: snap.id.short(),
+                        root: snap.root().to_string(),
+                    })
+                }
+            };
+            dir_fd = next;
+        }
+    }
+    Ok(RestorePlan {
+        snapshot: snap.clone(),
+        target_root,
+        entries: planner.entries,
+    })
+}
+
+struct Planner<'r> {
+    repo: &'r Repository,
+    overwrite: Overwrite,
+    entries: Vec<PlannedEntry>,
+    seen: HashSet<PathBuf>,
+}
+
+impl Planner<'_> {
+    fn push(&mut self, rel: &Path, node: Node, action: Action) {
+        self.entries.push(PlannedEntry {
+            path: rel.to_string_lossy().into_owned(),
+            kind: node.kind,
+            action,
+            size: node.size,
+            rel: rel.to_path_buf(),
+            node,
+        });
+    }
+
+    fn plan_children(&mut self, dir: Option<&OwnedFd>, rel: &Path, tree: &Id) -> Result<()> {
+        for node in self.repo.read_tree(tree)?.nodes {
+            self.plan_node(dir, rel, node)?;
+        }
+        Ok(())
+    }
+
+    fn plan_node(&mut self, dir: Option<&OwnedFd>, parent_rel: &Path, node: Node) -> Result<()> {
+        let Some(name) = node.checked_name().map(OsStr::to_os_string) else {
+            let shown = parent_rel.join(node.name.to_string_lossy().replace('/', "\u{2215}"));
+            self.push(&shown, node, Action::Refuse);
+            return Ok(());
+        };
+        let rel = parent_rel.join(&name);
+        if !self.seen.insert(rel.clone()) {
+            return Ok(());
+        }
+        let existing = match dir {
+            Some(fd) => platform::stat_at(fd, &name).at(&rel)?,
+            None => None,
+        };
+        let action = match (&existing, node.kind) {
+            (_, NodeKind::Socket) => Action::Unsupported,
+            (None, _) => Action::Create,
+            (Some(st), kind) => {
+                let ekind = platform::kind_of_stat(st);
+                if kind == NodeKind::Dir && ekind == NodeKind::Dir {
+                    Action::Merge
+                } else if self.overwrite == Overwrite::Never {
+                    Action::SkipExisting
+                } else if ekind != kind || self.overwrite == Overwrite::Always {
+                    Action::Replace
+                } else if kind == NodeKind::File
+                    && (st.st_size as u64 != node.size
+                        || platform::mtime_of_stat(st) != node.mtime_ns)
+                {
+                    Action::Replace
+                } else if kind == NodeKind::Symlink && !same_link(dir, &name, &node) {
+                    Action::Replace
+                } else if (st.st_mode & 0o7777) != node.mode
+                    || (platform::can_chown() && (st.st_uid != node.uid || st.st_gid != node.gid))
+                {
+                    if kind == NodeKind::Symlink {
+                        Action::Unchanged
+                    } else {
+                        Action::Metadata
+                    }
+                } else {
+                    Action::Unchanged
+                }
+            }
+        };
+        let subtree = node.subtree.filter(|_| node.kind == NodeKind::Dir);
+        self.push(&rel, node, action);
+        if let Some(sub) = subtree {
+            match action {
+                Action::Merge => {
+                    let child = dir
+                        .map(|fd| platform::open_dir_at(fd, &name))
+                        .transpose()
+                        .at(&rel)?;
+                    self.plan_children(child.as_ref(), &rel, &sub)?;
+                }
+                Action::Create | Action::Replace => self.plan_children(None, &rel, &sub)?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn same_link(dir: Option<&OwnedFd>, name: &OsStr, node: &Node) -> bool {
+    let Some(fd) = dir else { return false };
+    match rustix::fs::readlinkat(fd, name, Vec::new()) {
+        Ok(t) => Some(t.as_bytes()) == node.target.as_ref().map(|t| t.0.as_slice()),
+        Err(_) => false,
+    }
+}
+
+/// Restores according to `plan` (see the module documentation for the guarantees).
+pub fn restore(
+    repo: &Repository,
+    plan: &RestorePlan,
+    threads: usize,
+    progress: &dyn Progress,
+    cancel: &CancelToken,
+) -> Result<RestoreReport> {
+    let mut report = RestoreReport::default();
+    // 1. Save whatever would be changed.
+    let changed: Vec<PathBuf> = plan
+        .entries
+        .iter()
+        .filter(|e| e.action.changes_existing())
+        .map(|e| e.rel.clone())
+        .collect();
+    if !changed.is_empty() {
+        let opts = BackupOptions {
+            tags: vec!["pre-restore".into()],
+            parent: ParentChoice::Auto,
+            only: Some(changed),
+            ..BackupOptions::default()
+        };
+        let saved = backup(repo, &plan.target_root, &opts, &NoProgress, cancel)?;
+        for w in saved.warnings {
+            // Refuse to replace what could not be saved.
+            return Err(Error::Invalid(format!(
+                "{}: could not be saved before being replaced ({}); nothing was restored",
+                w.path.display(),
+                w.message
+            )));
+        }
+        report.pre_restore = Some(saved.snapshot);
+    }
+    if cancel.is_cancelled() {
+        return Err(Error::Interrupted);
+    }
+
+    // 2. Directories and non-file entries, in order; files grouped by directory.
+    std::fs::create_dir_all(&plan.target_root).at(&plan.target_root)?;
+    let root = platform::open_dir(&plan.target_root)?;
+    let chown = platform::can_chown();
+    let mut files: BTreeMap<PathBuf, Vec<&PlannedEntry>> = BTreeMap::new();
+    let mut links: Vec<(&PlannedEntry, &PlannedEntry)> = Vec::new();
+    let mut first_of_inode: HashMap<(u64, u64), &PlannedEntry> = HashMap::new();
+    let mut dirs_meta: Vec<&PlannedEntry> = Vec::new();
+    let total_bytes = plan.bytes_to_write();
+    progress.set_total(plan.entries.len() as u64, total_bytes);
+    for e in &plan.entries {
+        match e.action {
+            Action::Unchanged | Action::SkipExisting | Action::Leading => {
+                report.left += 1;
+                continue;
+            }
+            Action::Refuse => {
+                report.warnings.push((
+                    e.path.clone(),
+                    "unsafe name in the snapshot; refused".into(),
+                ));
+                continue;
+            }
+            Action::Unsupported => {
+                report.warnings.push((
+                    e.path.clone(),
+                    format!("a {} cannot be restored", e.kind.word()),
+                ));
+                continue;
+            }
+            Action::Merge => {
+                dirs_meta.push(e);
+                continue;
+            }
+            Action::Create => report.created += 1,
+            Action::Replace => report.replaced += 1,
+            Action::Metadata => report.metadata += 1,
+        }
+        if e.kind == NodeKind::File {
+            if e.node.links > 1 && e.action != Action::Metadata {
+                let key = (e.node.device, e.node.inode);
+                if let Some(first) = first_of_inode.get(&key) {
+                    links.push((e, first));
+                    continue;
+                }
+                first_of_inode.insert(key, e);
+            }
+            files.entry(parent_of(&e.rel)).or_default().push(e);
+            continue;
+        }
+        let result = restore_non_file(&root, e, chown);
+        if let Err(err) = result {
+            report.warnings.push((e.path.clone(), err.to_string()));
+        } else if e.kind == NodeKind::Dir {
+            dirs_meta.push(e);
+        }
+    }
+
+    // 3. Files, by worker threads, one directory at a time.
+    let threads = match threads {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    let groups: Mutex<Vec<(PathBuf, Vec<&PlannedEntry>)>> =
+        Mutex::new(files.into_iter().rev().collect());
+    let results: Mutex<(u64, Vec<(String, String)>)> = Mutex::new((0, Vec::new()));
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                let mut zero_blobs: HashSet<Id> = HashSet::new();
+                loop {
+                    if cancel.is_cancelled() {
+                        return;
+                    }
+                    let Some((dir_rel, entries)) = groups.lock().expect("lock").pop() else {
+                        return;
+                    };
+                    let dir = match open_beneath(&root, &dir_rel) {
+                        Ok(d) => d,
+                        Err(err) => {
+                            let mut r = results.lock().expect("lock");
+                            for e in entries {
+                                r.1.push((e.path.clone(), err.to_string()));
+                            }
+                            continue;
+                        }
+                    };
+                    for e in entries {
+                        if cancel.is_cancelled() {
+                            return;
+                        }
+                        // A failure (a damaged blob, a full disk) names the file; the others
+                        // are still restored.
+                        match restore_file(repo, &dir, e, chown, &mut zero_blobs, progress) {
+                            Ok(n) => results.lock().expect("lock").0 += n,
+                            Err(err) => results
+                                .lock()
+                                .expect("lock")
+                                .1
+                                .push((e.path.clone(), err.to_string())),
+                        }
+                        progress.add_file(&e.rel);
+                    }
+                }
+            });
+        }
+    });
+    let (bytes, warnings) = results.into_inner().expect("lock");
+    if cancel.is_cancelled() {
+        return Err(Error::Interrupted);
+    }
+    report.bytes_written = bytes;
+    report.warnings.extend(warnings);
+
+    // 4. Hard links to the first restored copy.
+    for (e, first) in links {
+        if let Err(err) = restore_link(&root, e, first) {
+            report.warnings.push((e.path.clone(), err.to_string()));
+        }
+    }
+    // 5. Directory metadata, deepest first (creating entries changed their mtime).
+    for e in dirs_meta.iter().rev() {
+        let r = open_beneath(&root, &e.rel)
+            .and_then(|fd| platform::apply_meta_fd(&fd, &e.node, chown).at(&e.rel));
+        if let Err(err) = r {
+            report.warnings.push((e.path.clone(), err.to_string()));
+        }
+    }
+    progress.finish();
+    Ok(report)
+}
+
+fn parent_of(rel: &Path) -> PathBuf {
+    rel.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+fn file_name(rel: &Path) -> &OsStr {
+    rel.file_name().expect("planned entries have a name")
+}
+
+/// Opens `rel` below `root`, one component at a time, never following a symlink.
+fn open_beneath(root: &OwnedFd, rel: &Path) -> Result<OwnedFd> {
+    let mut fd = rustix::io::dup(root).at(rel)?;
+    for c in rel.components() {
+        fd = platform::open_dir_at(&fd, c.as_os_str()).map_err(|e| {
+            Error::io(
+                rel,
+                std::io::Error::new(
+                    std::io::ErrorKind::Other,
+                    format!(
+                        "cannot enter {:?} without following a link ({e})",
+                        c.as_os_str()
+                    ),
+                ),
+            )
+        })?;
+    }
+    Ok(fd)
+}
+
+fn temp_name(name: &OsStr) -> OsString {
+    let mut raw = [0u8; 6];
+    getrandom::getrandom(&mut raw).expect("random");
+    let mut t = OsString::from(".sk-restore-");
+    t.push(hex::encode(raw));
+    t.push("-");
+    // Keep temp names short enough for NAME_MAX.
+    let n = name.to_string_lossy();
+    t.push(n.chars().take(100).collect::<String>());
+    t
+}
+
+/// Removes whatever is at `name` in `dir` (a directory recursively), never following links.
+fn remove_at(dir: &OwnedFd, name: &OsStr) -> rustix::io::Result<()> {
+    match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::ISDIR) | Err(rustix::io::Errno::PERM) => {
+            let sub = platform::open_dir_at(dir, name)?;
+            let mut names = Vec::new();
+            for entry in rustix::fs::Dir::read_from(&sub)? {
+                let entry = entry?;
+                let n = entry.file_name().to_bytes();
+                if n != b"." && n != b".." {
+                    names.push(OsStr::from_bytes(n).to_os_string());
+                }
+            }
+            for n in names {
+                remove_at(&sub, &n)?;
+            }
+            rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR)
+        }
+        Err(rustix::io::Errno::NOENT) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn restore_non_file(root: &OwnedFd, e: &PlannedEntry, chown: bool) -> Result<()> {
+    let dir = open_beneath(root, &parent_of(&e.rel))?;
+    let name = file_name(&e.rel);
+    let node = &e.node;
+    if e.action == Action::Metadata {
+        return match node.kind {
+            NodeKind::Dir => {
+                let fd = platform::open_dir_at(&dir, name).at(&e.rel)?;
+                platform::apply_meta_fd(&fd, node, chown).at(&e.rel)
+            }
+            _ => platform::apply_meta_special(&dir, name, node, chown).at(&e.rel),
+        };
+    }
+    match node.kind {
+        NodeKind::Dir => {
+            if e.action == Action::Replace {
+                remove_at(&dir, name).at(&e.rel)?;
+            }
+            rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(0o700)).at(&e.rel)?;
+            Ok(())
+        }
+        NodeKind::Symlink => {
+            let tmp = temp_name(name);
+            let target = node.target.clone().unwrap_or_default();
+            rustix::fs::symlinkat(target.as_os_str(), &dir, &tmp).at(&e.rel)?;
+            platform::apply_meta_symlink(&dir, &tmp, node, chown).at(&e.rel)?;
+            replace_with(&dir, &tmp, name, e)
+        }
+        NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
+            let tmp = temp_name(name);
+            let ft = match node.kind {
+                NodeKind::Fifo => rustix::fs::FileType::Fifo,
+                NodeKind::CharDevice => rustix::fs::FileType::CharacterDevice,
+                _ => rustix::fs::FileType::BlockDevice,
+            };
+            rustix::fs::mknodat(&dir, &tmp, ft, Mode::from_raw_mode(0o600), node.rdev).at(&e.rel)?;
+            platform::apply_meta_special(&dir, &tmp, node, chown).at(&e.rel)?;
+            replace_with(&dir, &tmp, name, e)
+        }
+        NodeKind::File | NodeKind::Socket => Ok(()),
+    }
+}
+
+/// Renames `tmp` over `name`; an existing directory there (kind changed) is removed first:
+/// it was saved in the pre-restore snapshot.
+fn replace_with(dir: &OwnedFd, tmp: &OsStr, name: &OsStr, e: &PlannedEntry) -> Result<()> {
+    match rustix::fs::renameat(dir, tmp, dir, name) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::ISDIR | rustix::io::Errno::NOTEMPTY | rustix::io::Errno::EXIST)
+            if e.action == Action::Replace =>
+        {
+            remove_at(dir, name).at(&e.rel)?;
+            rustix::fs::renameat(dir, tmp, dir, name).at(&e.rel)
+        }
+        Err(err) => {
+            let _ = rustix::fs::unlinkat(dir, tmp, AtFlags::empty());
+            Err(Error::io(&e.rel, err.into()))
+        }
+    }
+}
+
+fn restore_file(
+    repo: &Repository,
+    dir: &OwnedFd,
+    e: &PlannedEntry,
+    chown: bool,
+    zero_blobs: &mut HashSet<Id>,
+    progress: &dyn Progress,
+) -> Result<u64> {
+    let name = file_name(&e.rel);
+    let node = &e.node;
+    if e.action == Action::Metadata {
+        let fd = rustix::fs::openat(
+            dir,
+            name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .at(&e.rel)?;
+        platform::apply_meta_fd(&fd, node, chown).at(&e.rel)?;
+        return Ok(0);
+    }
+    let tmp = temp_name(name);
+    let fd = rustix::fs::openat(
+        dir,
+        &tmp,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .at(&e.rel)?;
+    let file = std::fs::File::from(fd);
+    let written = (|| -> Result<u64> {
+        let mut offset = 0u64;
+        for id in &node.content {
+            if let Some(len) = zero_len(zero_blobs, id, repo) {
+                offset += len;
+                progress.add_bytes(len);
+                continue;
+            }
+            let data = repo.read_blob(id)?;
+            let len = data.len() as u64;
+            if data.iter().all(|&b| b == 0) {
+                zero_blobs.insert(*id);
+            } else {
+                file.write_all_at(&data, offset).at(&e.rel)?;
+            }
+            offset += len;
+            progress.add_bytes(len);
+        }
+        // Trailing holes (and an empty file) get their size here.
+        file.set_len(offset).at(&e.rel)?;
+        platform::apply_meta_fd(&file, node, chown).at(&e.rel)?;
+        Ok(offset)
+    })();
+    match written {
+        Ok(n) => {
+            drop(file);
+            replace_with(dir, &tmp, name, e)?;
+            Ok(n)
+        }
+        Err(err) => {
+            drop(file);
+            let _ = rustix::fs::unlinkat(dir, &tmp, AtFlags::empty());
+            Err(err)
+        }
+    }
+}
+
+/// The length of a blob known to be all zeros (restored as a hole, not read again).
+fn zero_len(zero_blobs: &HashSet<Id>, id: &Id, repo: &Repository) -> Option<u64> {
+    if !zero_blobs.contains(id) {
+        return None;
+    }
+    repo.index().get(id).map(|(_, e)| e.raw_length as u64)
+}
+
+fn restore_link(root: &OwnedFd, e: &PlannedEntry, first: &PlannedEntry) -> Result<()> {
+    let from_dir = open_beneath(root, &parent_of(&first.rel))?;
+    let to_dir = open_beneath(root, &parent_of(&e.rel))?;
+    let name = file_name(&e.rel);
+    let tmp = temp_name(name);
+    rustix::fs::linkat(
+        &from_dir,
+        file_name(&first.rel),
+        &to_dir,
+        &tmp,
+        AtFlags::empty(),
+    )
+    .at(&e.rel)?;
+    replace_with(&to_dir, &tmp, name, e)
+}
