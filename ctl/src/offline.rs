@@ -336,7 +336,7 @@ fn versions(repo: &Repository, a: args::VersionsArgs, out: &mut dyn Write) -> Re
     )?;
     writeln!(
         out,
-        "{} versions; restore one with: sharekeepctl restore <snapshot> {:?} [--to DIR]",
+        "{} version(s); restore one with: sharekeepctl restore <snapshot> {:?} [--to DIR]",
         versions.len(),
         a.path
     )?;

@@ -23,6 +23,8 @@ mod snapshot;
 mod tree;
 
 pub use backup::{backup, BackupOptions, BackupOutcome, ParentChoice, Warning};
+/// Re-exported: snapshot times are `chrono` types.
+pub use chrono;
 pub use chunker::Chunker;
 pub use config::{ChunkerParams, RepoConfig, FORMAT_VERSION};
 pub use error::{Error, Result};

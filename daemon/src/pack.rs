@@ -13,6 +13,7 @@
 use crate::error::{Error, Result};
 use crate::id::Id;
 use sha2::{Digest, Sha256};
+use std::cell::RefCell;
 use std::io::Write;
 use std::path::Path;
 
@@ -88,35 +89,54 @@ pub struct PackEntry {
     pub raw_length: u32,
 }
 
+thread_local! {
+    // zstd contexts are costly to create (a few hundred KiB each): one per thread, reused.
+    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
 /// Compresses `raw` with zstd at `level`, keeping it raw when that does not save at least 1/32.
 pub fn compress(raw: &[u8], level: i32) -> (Compression, Vec<u8>) {
     if raw.len() < 64 {
         return (Compression::Raw, raw.to_vec());
     }
-    match zstd::bulk::compress(raw, level) {
-        Ok(c) if c.len() < raw.len() - raw.len() / 32 => (Compression::Zstd, c),
+    let compressed = COMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if cell.as_ref().map(|(l, _)| *l) != Some(level) {
+            *cell = Some((level, zstd::bulk::Compressor::new(level).ok()?));
+        }
+        let (_, c) = cell.as_mut()?;
+        c.compress(raw).ok()
+    });
+    match compressed {
+        Some(c) if c.len() < raw.len() - raw.len() / 32 => (Compression::Zstd, c),
         _ => (Compression::Raw, raw.to_vec()),
     }
 }
 
+fn decompress(stored: &[u8], raw_len: usize) -> Option<Vec<u8>> {
+    DECOMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if cell.is_none() {
+            *cell = Some(zstd::bulk::Decompressor::new().ok()?);
+        }
+        cell.as_mut()?.decompress(stored, raw_len).ok()
+    })
+}
+
 /// Turns a stored blob back into its raw bytes, checking its length and hash.
 pub fn decode_blob(entry: &PackEntry, stored: Vec<u8>, pack: &Path) -> Result<Vec<u8>> {
-    let raw =
-        match entry.compression {
-            Compression::Raw => stored,
-            Compression::Zstd => zstd::bulk::decompress(&stored, entry.raw_length as usize)
-                .map_err(|_| Error::BlobMismatch {
-                    id: entry.id,
-                    pack: pack.to_path_buf(),
-                    files: Vec::new(),
-                })?,
-        };
+    let mismatch = || Error::BlobMismatch {
+        id: entry.id,
+        pack: pack.to_path_buf(),
+        files: Vec::new(),
+    };
+    let raw = match entry.compression {
+        Compression::Raw => stored,
+        Compression::Zstd => decompress(&stored, entry.raw_length as usize).ok_or_else(mismatch)?,
+    };
     if raw.len() != entry.raw_length as usize || Id::hash(&raw) != entry.id {
-        return Err(Error::BlobMismatch {
-            id: entry.id,
-            pack: pack.to_path_buf(),
-            files: Vec::new(),
-        });
+        return Err(mismatch());
     }
     Ok(raw)
 }
@@ -146,7 +166,7 @@ pub fn header_position(trailer: &[u8; 8], pack_len: u64, pack: &Path) -> Result<
         ));
     }
     let hlen = u32::from_le_bytes(trailer[..4].try_into().expect("4 bytes")) as u64;
-    if hlen % ENTRY_LEN as u64 != 0 || hlen + 8 > pack_len {
+    if !hlen.is_multiple_of(ENTRY_LEN as u64) || hlen + 8 > pack_len {
         return Err(corrupt(pack, "header length does not fit the pack"));
     }
     Ok((pack_len - 8 - hlen, hlen as usize))

@@ -200,8 +200,49 @@ impl Repository {
         sel.select(&all, selector).cloned()
     }
 
-    /// Writes a snapshot file (after its packs and index are durable); returns its id.
-    pub(crate) fn save_snapshot(&self, snap: &mut Snapshot) -> Result<Id> {
+    /// Stores the blobs the repository lacks in one new pack, then indexes it; returns every
+    /// blob's id. For writing trees outside a backup (tools, tests); backups use their own
+    /// pipeline.
+    pub fn store_blobs(&self, blobs: &[(BlobType, &[u8])]) -> Result<Vec<Id>> {
+        let ids: Vec<Id> = blobs.iter().map(|(_, raw)| Id::hash(raw)).collect();
+        let temp = self.backend.create_temp()?;
+        let path = temp.path.clone();
+        let mut builder = pack::PackBuilder::new(std::io::BufWriter::new(temp.file));
+        let mut seen = std::collections::HashSet::new();
+        for ((t, raw), id) in blobs.iter().zip(&ids) {
+            if self.index().contains(id) || !seen.insert(*id) {
+                continue;
+            }
+            let (c, stored) = pack::compress(raw, self.config.zstd_level);
+            builder
+                .add(*t, *id, c, &stored, raw.len() as u32)
+                .map_err(|e| Error::io(&path, e))?;
+        }
+        if builder.is_empty() {
+            let _ = std::fs::remove_file(&path);
+            return Ok(ids);
+        }
+        let (writer, pack_id, entries) = builder.finish().map_err(|e| Error::io(&path, e))?;
+        let file = writer
+            .into_inner()
+            .map_err(|e| Error::io(&path, e.into_error()))?;
+        self.backend.commit_temp(
+            crate::backend::TempFile { file, path },
+            FileKind::Pack,
+            &pack_id.to_hex(),
+        )?;
+        self.backend.sync()?;
+        let packs = vec![IndexedPack {
+            id: pack_id,
+            blobs: entries,
+        }];
+        self.write_index(&packs)?;
+        self.add_to_index(packs);
+        Ok(ids)
+    }
+
+    /// Writes a snapshot file (after its packs and index are durable); sets and returns its id.
+    pub fn save_snapshot(&self, snap: &mut Snapshot) -> Result<Id> {
         let bytes = serde_json::to_vec_pretty(&*snap).expect("snapshot serializes");
         let id = Id::hash(&bytes);
         self.backend

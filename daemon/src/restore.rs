@@ -221,7 +221,7 @@ pub fn plan_restore(
         // Leading directories: created if missing, left alone if present.
         let mut dir_fd = root_fd
             .as_ref()
-            .map(|fd| rustix::io::dup(fd))
+            .map(rustix::io::dup)
             .transpose()
             .at(&target_root)?;
         let mut tree_id = snap.tree;
@@ -249,10 +249,9 @@ pub fn plan_restore(
                     Err(e) => {
                         return Err(Error::io(
                             target_root.join(&rel),
-                            std::io::Error::new(
-                                std::io::ErrorKind::Other,
-                                format!("not a directory one can restore into ({e}); move it away or restore with --to"),
-                            ),
+                            std::io::Error::other(format!(
+                                "not a directory one can restore into ({e}); move it away or restore with --to"
+                            )),
                         ))
                     }
                 },
@@ -334,27 +333,25 @@ impl Planner<'_> {
             (None, _) => Action::Create,
             (Some(st), kind) => {
                 let ekind = platform::kind_of_stat(st);
+                let differs = ekind != kind
+                    || self.overwrite == Overwrite::Always
+                    || (kind == NodeKind::File
+                        && (st.st_size as u64 != node.size
+                            || platform::mtime_of_stat(st) != node.mtime_ns))
+                    || (kind == NodeKind::Symlink && !same_link(dir, &name, &node));
+                // Symlinks have no mode of their own.
+                let metadata_differs = kind != NodeKind::Symlink
+                    && ((st.st_mode & 0o7777) != node.mode
+                        || (platform::can_chown()
+                            && (st.st_uid != node.uid || st.st_gid != node.gid)));
                 if kind == NodeKind::Dir && ekind == NodeKind::Dir {
                     Action::Merge
                 } else if self.overwrite == Overwrite::Never {
                     Action::SkipExisting
-                } else if ekind != kind || self.overwrite == Overwrite::Always {
+                } else if differs {
                     Action::Replace
-                } else if kind == NodeKind::File
-                    && (st.st_size as u64 != node.size
-                        || platform::mtime_of_stat(st) != node.mtime_ns)
-                {
-                    Action::Replace
-                } else if kind == NodeKind::Symlink && !same_link(dir, &name, &node) {
-                    Action::Replace
-                } else if (st.st_mode & 0o7777) != node.mode
-                    || (platform::can_chown() && (st.st_uid != node.uid || st.st_gid != node.gid))
-                {
-                    if kind == NodeKind::Symlink {
-                        Action::Unchanged
-                    } else {
-                        Action::Metadata
-                    }
+                } else if metadata_differs {
+                    Action::Metadata
                 } else {
                     Action::Unchanged
                 }
@@ -411,7 +408,7 @@ pub fn restore(
             ..BackupOptions::default()
         };
         let saved = backup(repo, &plan.target_root, &opts, &NoProgress, cancel)?;
-        for w in saved.warnings {
+        if let Some(w) = saved.warnings.first() {
             // Refuse to replace what could not be saved.
             return Err(Error::Invalid(format!(
                 "{}: could not be saved before being replaced ({}); nothing was restored",
@@ -572,13 +569,10 @@ fn open_beneath(root: &OwnedFd, rel: &Path) -> Result<OwnedFd> {
         fd = platform::open_dir_at(&fd, c.as_os_str()).map_err(|e| {
             Error::io(
                 rel,
-                std::io::Error::new(
-                    std::io::ErrorKind::Other,
-                    format!(
-                        "cannot enter {:?} without following a link ({e})",
-                        c.as_os_str()
-                    ),
-                ),
+                std::io::Error::other(format!(
+                    "cannot enter {:?} without following a link ({e})",
+                    c.as_os_str()
+                )),
             )
         })?;
     }
@@ -703,7 +697,13 @@ fn restore_file(
         platform::apply_meta_fd(&fd, node, chown).at(&e.rel)?;
         return Ok(0);
     }
-    let tmp = temp_name(name);
+    // Nothing was there when planning: write the final name directly (O_EXCL: if something
+    // appeared since, it is not touched). Otherwise write aside and rename over it.
+    let tmp = if e.action == Action::Create {
+        name.to_os_string()
+    } else {
+        temp_name(name)
+    };
     let fd = rustix::fs::openat(
         dir,
         &tmp,
@@ -722,10 +722,8 @@ fn restore_file(
             }
             let data = repo.read_blob(id)?;
             let len = data.len() as u64;
-            if data.iter().all(|&b| b == 0) {
+            if !write_sparse(&file, &data, offset).at(&e.rel)? {
                 zero_blobs.insert(*id);
-            } else {
-                file.write_all_at(&data, offset).at(&e.rel)?;
             }
             offset += len;
             progress.add_bytes(len);
@@ -738,7 +736,9 @@ fn restore_file(
     match written {
         Ok(n) => {
             drop(file);
-            replace_with(dir, &tmp, name, e)?;
+            if e.action != Action::Create {
+                replace_with(dir, &tmp, name, e)?;
+            }
             Ok(n)
         }
         Err(err) => {
@@ -747,6 +747,34 @@ fn restore_file(
             Err(err)
         }
     }
+}
+
+/// Writes `data` at `offset`, leaving holes for 4 KiB blocks of zeros (the file's length is
+/// set at the end). Returns whether anything was written.
+fn write_sparse(file: &std::fs::File, data: &[u8], offset: u64) -> std::io::Result<bool> {
+    const BLOCK: usize = 4096;
+    let mut wrote = false;
+    let mut run_start: Option<usize> = None;
+    let mut pos = 0;
+    while pos < data.len() {
+        let end = (pos + BLOCK).min(data.len());
+        let zero = data[pos..end].iter().all(|&b| b == 0);
+        match (zero, run_start) {
+            (false, None) => run_start = Some(pos),
+            (true, Some(start)) => {
+                file.write_all_at(&data[start..pos], offset + start as u64)?;
+                wrote = true;
+                run_start = None;
+            }
+            _ => {}
+        }
+        pos = end;
+    }
+    if let Some(start) = run_start {
+        file.write_all_at(&data[start..], offset + start as u64)?;
+        wrote = true;
+    }
+    Ok(wrote)
 }
 
 /// The length of a blob known to be all zeros (restored as a hole, not read again).

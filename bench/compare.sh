@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# sharekeep against restic on the same department folder, same steps, one tool after the other.
+#
+#   bench/compare.sh [--scale S] [--rounds N] [--out DIR]
+#
+# Builds ../shared/bench/gen_dataset.py's folder (scale 1.0: 1.2 GiB, 16k files), then for each
+# step runs sharekeep, then restic (--compression auto), on the same data, after `sync` so both
+# start with the page cache as warm and no write-back pending:
+#   initial backup, no-change backup, backup after one day of edits (mutate --round 1),
+#   full restore into an empty folder, and (after more days, to reach N snapshots) the restore
+#   of one file.
+# Prints wall time, peak RSS (/usr/bin/time -v) and repository size for each, and the ratio
+# sharekeep/restic. Needs restic and /usr/bin/time (apt-get install restic time).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/.." && pwd)
+gen="$top/../shared/bench/gen_dataset.py"
+scale=1.0
+rounds=10
+out="$here/out"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --scale) scale=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    *) echo "usage: $0 [--scale S] [--rounds N] [--out DIR]" >&2; exit 2 ;;
+  esac
+done
+command -v restic >/dev/null || { echo "restic is needed: apt-get install restic" >&2; exit 1; }
+[ -x /usr/bin/time ] || { echo "/usr/bin/time is needed: apt-get install time" >&2; exit 1; }
+
+(cd "$top" && cargo build --release -q -p sharekeepctl)
+sk="$top/target/release/sharekeepctl"
+export RESTIC_PASSWORD=bench RESTIC_CACHE_DIR="$out/restic-cache"
+
+rm -rf "$out"; mkdir -p "$out"
+data="$out/data"
+echo "== dataset: gen_dataset.py create --scale $scale"
+python3 "$gen" create "$data" --scale "$scale" >/dev/null
+du -sh "$data" | sed 's/^/   /'
+
+results="$out/results.tsv"
+: > "$results"
+# measure STEP TOOL CMD...: wall seconds and peak RSS (KiB) of CMD, after a sync.
+measure() {
+  local step=$1 tool=$2; shift 2
+  sync
+  /usr/bin/time -v -o "$out/time.txt" "$@" > "$out/last.log" 2>&1 || { cat "$out/last.log" "$out/time.txt" >&2; exit 1; }
+  local wall rss
+  wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$out/time.txt")
+  rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$out/time.txt")
+  printf '%s\t%s\t%s\t%s\n' "$step" "$tool" "$wall" "$rss" >> "$results"
+}
+reposize() { du -sb "$1" | cut -f1; }
+
+skrepo="$out/sk-repo"; rrepo="$out/restic-repo"
+"$sk" -q -r "$skrepo" init
+restic -q -r "$rrepo" init >/dev/null
+
+for step in initial no-change; do
+  measure "$step backup" sharekeep "$sk" -q -r "$skrepo" backup "$data"
+  measure "$step backup" restic restic -q -r "$rrepo" backup --compression auto "$data"
+done
+sk_before=$(reposize "$skrepo"); r_before=$(reposize "$rrepo")
+python3 "$gen" mutate "$data" --round 1 >/dev/null
+measure "day-1 backup" sharekeep "$sk" -q -r "$skrepo" backup "$data"
+measure "day-1 backup" restic restic -q -r "$rrepo" backup --compression auto "$data"
+sk_growth=$(( $(reposize "$skrepo") - sk_before )); r_growth=$(( $(reposize "$rrepo") - r_before ))
+sk_size=$(reposize "$skrepo"); r_size=$(reposize "$rrepo")
+
+rm -rf "$out/restore-sk" "$out/restore-restic"
+measure "full restore" sharekeep "$sk" -q -r "$skrepo" restore latest --to "$out/restore-sk"
+measure "full restore" restic restic -q -r "$rrepo" restore latest --target "$out/restore-restic"
+diff -r "$data" "$out/restore-sk" >/dev/null || { echo "sharekeep's restore differs from the data" >&2; exit 1; }
+
+# More working days, to have N snapshots in each repository.
+for r in $(seq 2 $((rounds - 2))); do
+  python3 "$gen" mutate "$data" --round "$r" >/dev/null
+  "$sk" -q -r "$skrepo" backup "$data"
+  restic -q -r "$rrepo" backup --compression auto "$data" >/dev/null
+done
+one=$(cd "$data" && find clients -type f -name "*.docx" | sort | sed -n 1p)
+rm -rf "$out/one-sk" "$out/one-restic"
+measure "one-file restore" sharekeep "$sk" -q -r "$skrepo" restore latest "$one" --to "$out/one-sk"
+measure "one-file restore" restic restic -q -r "$rrepo" restore latest --target "$out/one-restic" --include "$data/$one"
+cmp "$data/$one" "$out/one-sk/$one"
+nsnap=$("$sk" -r "$skrepo" snapshots --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+
+echo
+echo "== sharekeep vs restic $(restic version | awk '{print $2}'), $(nproc) cores, scale $scale ($nsnap snapshots for the one-file restore)"
+python3 - "$results" "$sk_growth" "$r_growth" "$sk_size" "$r_size" <<'PY'
+import sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
+sk_growth, r_growth, sk_size, r_size = map(int, sys.argv[2:6])
+steps = []
+data = {}
+for step, tool, wall, rss in rows:
+    if step not in steps:
+        steps.append(step)
+    data[(step, tool)] = (float(wall), int(rss))
+print("| step | sharekeep | restic | time ratio | sharekeep RSS | restic RSS | RSS ratio |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+for s in steps:
+    (sw, sr), (rw, rr) = data[(s, "sharekeep")], data[(s, "restic")]
+    print(f"| {s} | {sw:.2f} s | {rw:.2f} s | {sw / max(rw, 0.005):.2f}x | {sr / 1024:.0f} MiB | {rr / 1024:.0f} MiB | {sr / rr:.2f}x |")
+mib = 1 << 20
+print(f"| repository after day 1 | {sk_size / mib:.0f} MiB | {r_size / mib:.0f} MiB | {sk_size / r_size:.2f}x | | | |")
+print(f"| day-1 growth | {sk_growth / mib:.1f} MiB | {r_growth / mib:.1f} MiB | {sk_growth / max(r_growth, 1):.2f}x | | | |")
+PY

@@ -1,0 +1,12 @@
+//! One integration-test binary (as ripgrep does): every scenario drives the real
+//! `sharekeepctl` on real files in scratch folders on ext4.
+
+mod backup_restore;
+mod history;
+mod properties;
+mod safety;
+
+/// A scratch folder under the target directory (same filesystem as the checkout).
+pub fn scratch() -> tempfile::TempDir {
+    sharekeep_tests::scratch(env!("CARGO_TARGET_TMPDIR"))
+}

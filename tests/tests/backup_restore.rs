@@ -1,0 +1,351 @@
+//! Backup then restore reproduces a folder byte for byte and metadata for metadata; backups
+//! after edits read only what changed; a FIFO never blocks; unreadable files are warnings.
+
+use crate::scratch;
+use sharekeep_tests::{assert_same_tree, ctl, ctl_as, fingerprint, noise, set_mtime, sh, write};
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{symlink, FileTypeExt, PermissionsExt};
+use std::path::Path;
+
+/// A folder with every kind of entry and metadata a service folder can hold.
+fn rich_folder(src: &Path) {
+    write(&src.join("Tarifs/grille 2026.csv"), b"produit;prix\nA;10\n");
+    write(
+        &src.join("Propositions/devis-dupont.docx"),
+        &noise(300_000, 1),
+    );
+    write(&src.join("Propositions/brouillons/vide.txt"), b"");
+    write(&src.join("archives/gros.bin"), &noise(9_000_000, 2));
+    fs::create_dir_all(src.join("vide/encore plus vide")).unwrap();
+    // Non-UTF-8 name.
+    let odd = std::ffi::OsStr::from_bytes(b"facture-\xe9t\xe9.txt");
+    write(&src.join("Tarifs").join(odd), b"latin-1 name");
+    // Modes, owners, ns mtimes.
+    fs::set_permissions(
+        src.join("Propositions/devis-dupont.docx"),
+        fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
+    fs::set_permissions(src.join("Propositions"), fs::Permissions::from_mode(0o2770)).unwrap();
+    nix::unistd::chown(
+        &src.join("Tarifs/grille 2026.csv"),
+        Some(65534.into()),
+        Some(65534.into()),
+    )
+    .unwrap();
+    set_mtime(
+        &src.join("Tarifs/grille 2026.csv"),
+        1_700_000_000,
+        123_456_789,
+    );
+    // Symlinks (relative, absolute, dangling): stored, never followed.
+    symlink(
+        "../Tarifs/grille 2026.csv",
+        src.join("Propositions/lien-tarifs"),
+    )
+    .unwrap();
+    symlink("/etc/shadow", src.join("lien-absolu")).unwrap();
+    symlink("nulle-part", src.join("lien-casse")).unwrap();
+    // Hard links.
+    write(&src.join("commun/original.txt"), b"shared by two names");
+    fs::hard_link(
+        src.join("commun/original.txt"),
+        src.join("commun/second-nom.txt"),
+    )
+    .unwrap();
+    // A FIFO: must neither block nor fail the backup.
+    nix::unistd::mkfifo(
+        &src.join("commun/tube"),
+        nix::sys::stat::Mode::from_bits_truncate(0o640),
+    )
+    .unwrap();
+    // Sparse file: 64 MiB with 4 KiB of data in the middle.
+    let f = fs::File::create(src.join("archives/disque.img")).unwrap();
+    f.set_len(64 << 20).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &noise(4096, 3), 32 << 20).unwrap();
+    // xattrs and POSIX ACLs (access and default).
+    sh(
+        "setfattr",
+        &[
+            "-n",
+            "user.projet",
+            "-v",
+            "dupont",
+            src.join("Propositions/devis-dupont.docx").to_str().unwrap(),
+        ],
+    );
+    sh(
+        "setfacl",
+        &[
+            "-m",
+            "u:nobody:rw,g:nogroup:r",
+            src.join("Propositions/devis-dupont.docx").to_str().unwrap(),
+        ],
+    );
+    sh(
+        "setfacl",
+        &[
+            "-d",
+            "-m",
+            "u:nobody:rwx",
+            src.join("Propositions").to_str().unwrap(),
+        ],
+    );
+    // Directory mtimes last (creating entries changed them).
+    set_mtime(&src.join("vide"), 1_600_000_000, 5);
+}
+
+#[test]
+fn backup_then_restore_reproduces_content_and_metadata() {
+    let tmp = scratch();
+    let (src, repo, out) = (
+        tmp.path().join("src"),
+        tmp.path().join("repo"),
+        tmp.path().join("out"),
+    );
+    rich_folder(&src);
+    ctl(&repo, &["init"]).ok();
+    ctl(&repo, &["backup", src.to_str().unwrap()]).ok();
+    let run = ctl(&repo, &["restore", "latest", "--to", out.to_str().unwrap()]).ok();
+    assert!(run.stdout.contains("created"), "{}", run.stdout);
+    let expected = fingerprint(&src);
+    let got = fingerprint(&out);
+    assert_same_tree(&expected, &got, "restored tree");
+    // POSIX ACLs came back as ACLs, not just as bytes.
+    let acl = sh(
+        "getfacl",
+        &[
+            "-c",
+            out.join("Propositions/devis-dupont.docx").to_str().unwrap(),
+        ],
+    )
+    .stdout;
+    assert!(acl.contains("user:nobody:rw-"), "ACL lost:\n{acl}");
+    let dacl = sh(
+        "getfacl",
+        &["-c", "-d", out.join("Propositions").to_str().unwrap()],
+    )
+    .stdout;
+    assert!(
+        dacl.contains("user:nobody:rwx"),
+        "default ACL lost:\n{dacl}"
+    );
+    // The sparse image was not inflated.
+    let blocks = got["archives/disque.img"].blocks;
+    assert!(
+        blocks * 512 < 1 << 20,
+        "sparse file takes {} KiB on disk after restore",
+        blocks / 2
+    );
+}
+
+#[test]
+fn fifo_and_socket_in_the_tree_do_not_block_the_backup() {
+    let tmp = scratch();
+    let (src, repo) = (tmp.path().join("src"), tmp.path().join("repo"));
+    write(&src.join("a.txt"), b"a");
+    nix::unistd::mkfifo(
+        &src.join("tube"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let _listener = std::os::unix::net::UnixListener::bind(src.join("prise.sock")).unwrap();
+    ctl(&repo, &["init"]).ok();
+    ctl(&repo, &["backup", src.to_str().unwrap()]).ok();
+    let ls = ctl(&repo, &["ls", "latest", "-l"]).ok().stdout;
+    assert!(
+        ls.lines()
+            .any(|l| l.starts_with('p') && l.ends_with("/tube")),
+        "{ls}"
+    );
+    assert!(
+        ls.lines()
+            .any(|l| l.starts_with('s') && l.ends_with("/prise.sock")),
+        "{ls}"
+    );
+    // Restoring says the socket cannot be restored (exit 3), and restores the rest.
+    let out = tmp.path().join("out");
+    let run = ctl(&repo, &["restore", "latest", "--to", out.to_str().unwrap()]).expect_code(3);
+    assert!(
+        run.stderr.contains("prise.sock") && run.stderr.contains("socket"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(fs::read(out.join("a.txt")).unwrap(), b"a");
+    assert!(fs::symlink_metadata(out.join("tube"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+}
+
+#[test]
+fn incremental_backup_reads_only_changed_files() {
+    let tmp = scratch();
+    let (src, repo) = (tmp.path().join("src"), tmp.path().join("repo"));
+    for i in 0..50 {
+        write(
+            &src.join(format!("dossier-{}/doc-{i}.bin", i % 5)),
+            &noise(20_000 + i, i as u64),
+        );
+    }
+    ctl(&repo, &["init"]).ok();
+    let first = ctl(&repo, &["backup", "--json", src.to_str().unwrap()])
+        .ok()
+        .json();
+    assert_eq!(first["summary"]["files_new"], 50);
+    // Edit one file, touch nothing else.
+    write(&src.join("dossier-3/doc-3.bin"), &noise(7_777, 99));
+    let second = ctl(&repo, &["backup", "--json", src.to_str().unwrap()])
+        .ok()
+        .json();
+    let s = &second["summary"];
+    assert_eq!(s["files_changed"], 1, "{s}");
+    assert_eq!(s["files_unchanged"], 49, "{s}");
+    assert_eq!(s["bytes_read"], 7_777, "only the edited file is read: {s}");
+    assert_eq!(s["dirs_unchanged"], 4, "{s}");
+    assert_eq!(second["parent"], first["id"]);
+    // Nothing changed at all: nothing read, nothing added.
+    let third = ctl(&repo, &["backup", "--json", src.to_str().unwrap()])
+        .ok()
+        .json();
+    assert_eq!(third["summary"]["bytes_read"], 0);
+    assert_eq!(third["summary"]["blobs_added"], 0);
+    assert_eq!(
+        third["tree"], second["tree"],
+        "same content, same root tree"
+    );
+}
+
+#[test]
+fn unreadable_file_is_a_warning_and_the_snapshot_is_still_written() {
+    let tmp = scratch();
+    let (src, repo) = (tmp.path().join("src"), tmp.path().join("repo"));
+    write(&src.join("lisible.txt"), b"ok");
+    write(&src.join("secret.txt"), b"root only");
+    fs::set_permissions(src.join("secret.txt"), fs::Permissions::from_mode(0o600)).unwrap();
+    ctl(&repo, &["init"]).ok();
+    // The repository and folder belong to `nobody`, who cannot read secret.txt (root's).
+    sh("chown", &["-R", "nobody:nogroup", repo.to_str().unwrap()]);
+    sh(
+        "chown",
+        &[
+            "nobody:nogroup",
+            src.to_str().unwrap(),
+            src.join("lisible.txt").to_str().unwrap(),
+        ],
+    );
+    sh("chmod", &["755", tmp.path().to_str().unwrap()]);
+    let run = ctl_as(65534, 65534, &repo, &["backup", src.to_str().unwrap()]).expect_code(3);
+    assert!(
+        run.stderr.contains("secret.txt"),
+        "the warning names the file: {}",
+        run.stderr
+    );
+    assert!(
+        run.stdout.contains("1 entries could not be read"),
+        "{}",
+        run.stdout
+    );
+    let snaps = ctl(&repo, &["snapshots", "--json"]).ok().json();
+    assert_eq!(
+        snaps.as_array().unwrap().len(),
+        1,
+        "the snapshot is written"
+    );
+    assert_eq!(snaps[0]["summary"]["warnings"], 1);
+    let ls = ctl(&repo, &["ls", "latest"]).ok().stdout;
+    assert!(
+        ls.contains("lisible.txt") && !ls.contains("secret.txt"),
+        "{ls}"
+    );
+}
+
+#[test]
+fn excludes_leave_out_matching_names_and_paths() {
+    let tmp = scratch();
+    let (src, repo) = (tmp.path().join("src"), tmp.path().join("repo"));
+    for p in [
+        "a/~$devis.docx",
+        "a/devis.docx",
+        "b/x.tmp",
+        "b/Thumbs.db",
+        "archives/disque.img",
+        "c/archives/disque.img",
+    ] {
+        write(&src.join(p), b"x");
+    }
+    ctl(&repo, &["init"]).ok();
+    let s = src.to_str().unwrap();
+    ctl(
+        &repo,
+        &[
+            "backup",
+            s,
+            "--exclude",
+            "~$*",
+            "--exclude",
+            "*.tmp",
+            "--exclude",
+            "Thumbs.db",
+            "--exclude",
+            "archives/*.img",
+        ],
+    )
+    .ok();
+    let ls = ctl(&repo, &["ls", "latest"]).ok().stdout;
+    let files: Vec<&str> = ls.lines().filter_map(|l| l.strip_prefix(s)).collect();
+    assert!(files.contains(&"/a/devis.docx"), "{ls}");
+    assert!(
+        files.contains(&"/c/archives/disque.img"),
+        "only the path from the root is excluded: {ls}"
+    );
+    for gone in ["~$devis.docx", "x.tmp", "Thumbs.db", "/archives/disque.img"] {
+        assert!(
+            !files
+                .iter()
+                .any(|f| f.ends_with(gone) && !f.starts_with("/c/")),
+            "{gone} not excluded: {ls}"
+        );
+    }
+}
+
+#[test]
+fn cat_streams_a_file_and_selectors_pick_by_time() {
+    let tmp = scratch();
+    let (src, repo) = (tmp.path().join("src"), tmp.path().join("repo"));
+    write(&src.join("rapport.txt"), b"version 1");
+    ctl(&repo, &["init"]).ok();
+    ctl(&repo, &["backup", src.to_str().unwrap()]).ok();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let between = chrono_like_now();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    write(&src.join("rapport.txt"), b"version 2");
+    ctl(&repo, &["backup", src.to_str().unwrap()]).ok();
+    assert_eq!(
+        ctl(&repo, &["cat", "latest", "rapport.txt"]).ok().raw,
+        b"version 2"
+    );
+    let abs = src.join("rapport.txt");
+    assert_eq!(
+        ctl(
+            &repo,
+            &["cat", &format!("@{between}"), abs.to_str().unwrap()]
+        )
+        .ok()
+        .raw,
+        b"version 1"
+    );
+    let err = ctl(&repo, &["cat", "@2001-01-01", "rapport.txt"]).expect_code(1);
+    assert!(err.stderr.contains("no snapshot matches"), "{}", err.stderr);
+    let err = ctl(&repo, &["cat", "yesterday", "rapport.txt"]).expect_code(1);
+    assert!(err.stderr.contains("@TIME"), "{}", err.stderr);
+}
+
+/// The local time now as `YYYY-MM-DDTHH:MM:SS` (from `date`, as a user would type it).
+fn chrono_like_now() -> String {
+    sh("date", &["+%Y-%m-%dT%H:%M:%S"])
+        .stdout
+        .trim()
+        .to_string()
+}
