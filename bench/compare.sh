@@ -46,9 +46,11 @@ results="$out/results.tsv"
 measure() {
   local step=$1 tool=$2; shift 2
   sync
+  local start end wall rss
+  start=$(date +%s.%N)
   /usr/bin/time -v -o "$out/time.txt" "$@" > "$out/last.log" 2>&1 || { cat "$out/last.log" "$out/time.txt" >&2; exit 1; }
-  local wall rss
-  wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$out/time.txt")
+  end=$(date +%s.%N)
+  wall=$(echo "$start $end" | awk '{printf "%.3f", $2 - $1}')
   rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$out/time.txt")
   printf '%s\t%s\t%s\t%s\n' "$step" "$tool" "$wall" "$rss" >> "$results"
 }
@@ -103,7 +105,7 @@ print("| step | sharekeep | restic | time ratio | sharekeep RSS | restic RSS | R
 print("|---|---:|---:|---:|---:|---:|---:|")
 for s in steps:
     (sw, sr), (rw, rr) = data[(s, "sharekeep")], data[(s, "restic")]
-    print(f"| {s} | {sw:.2f} s | {rw:.2f} s | {sw / max(rw, 0.005):.2f}x | {sr / 1024:.0f} MiB | {rr / 1024:.0f} MiB | {sr / rr:.2f}x |")
+    print(f"| {s} | {sw:.3f} s | {rw:.3f} s | {sw / max(rw, 0.005):.2f}x | {sr / 1024:.0f} MiB | {rr / 1024:.0f} MiB | {sr / rr:.2f}x |")
 mib = 1 << 20
 print(f"| repository after day 1 | {sk_size / mib:.0f} MiB | {r_size / mib:.0f} MiB | {sk_size / r_size:.2f}x | | | |")
 print(f"| day-1 growth | {sk_growth / mib:.1f} MiB | {r_growth / mib:.1f} MiB | {sk_growth / max(r_growth, 1):.2f}x | | | |")

@@ -1,0 +1,27 @@
+//! Share policies: the TOML files in which admins say who may read and who may write each part
+//! of a service folder, validated whole (every problem located, all at once) into a
+//! [`Policy`], then turned into real POSIX ACLs on the folder (plan, then apply), explained per
+//! user, and summarised as a matrix.
+//!
+//! The filesystem side of ACLs is behind [`acl::AclSystem`]; Linux's is [`acl::linux`].
+
+pub mod acl;
+mod apply;
+mod explain;
+mod policy;
+mod principal;
+mod problem;
+mod raw;
+mod rights;
+mod validate;
+
+pub use apply::{apply, plan, run, Drift, Refusal, Report, StateView, WalkMode};
+pub use explain::{explain, matrix, Explanation, Matrix, MatrixRow};
+pub use policy::{parse_duration, BackupPlan, Keep, Origin, Policy, PrincipalSet, Rule, Samba};
+pub use principal::{
+    groups_of, resolve, resolve_group, resolve_user, Group, Principal, ResolveError, User,
+};
+pub use problem::{Locator, Problem, Problems};
+pub use raw::RawPolicy;
+pub use rights::{Access, Grants, Rights};
+pub use validate::{load, load_file, policy_files, validate, DEFAULT_POLICY_DIR};

@@ -1,0 +1,228 @@
+//! The validated policy model: a share with resolved owner, group and admins, its rules with
+//! inheritance already applied (each rule knows its effective read and write sets, and where
+//! each came from), its backup plan and its Samba export. Built only by `validate.rs`.
+
+use crate::principal::{Group, Principal, User};
+use std::path::{Path, PathBuf};
+
+/// Where something was written: file and 1-based line.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Origin {
+    /// Policy file.
+    pub file: PathBuf,
+    /// Line.
+    pub line: usize,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = self.file.file_name().map(Path::new).unwrap_or(&self.file);
+        write!(f, "{}:{}", name.display(), self.line)
+    }
+}
+
+/// A set of principals and the line that set it (a rule's own key, or an enclosing one).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PrincipalSet {
+    /// Who.
+    pub principals: Vec<Principal>,
+    /// Where this set was written.
+    pub origin: Origin,
+    /// Whether the rule inherited it instead of setting it.
+    pub inherited: bool,
+}
+
+/// A rule, with inheritance applied. The `[access]` table is the rule for the share's root
+/// (path `""`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Rule {
+    /// Path relative to the share root, `/`-separated, normalised (`""` for the root).
+    pub path: String,
+    /// Who may read (and list).
+    pub read: PrincipalSet,
+    /// Who may write (write implies read).
+    pub write: PrincipalSet,
+    /// Where the rule is.
+    pub origin: Origin,
+    /// The admin's comment.
+    pub comment: Option<String>,
+}
+
+impl Rule {
+    /// Whether this rule covers `rel` (its path or below).
+    pub fn covers(&self, rel: &str) -> bool {
+        self.path.is_empty()
+            || rel == self.path
+            || (rel.starts_with(&self.path) && rel.as_bytes().get(self.path.len()) == Some(&b'/'))
+    }
+
+    /// Path depth (0 for the root).
+    pub fn depth(&self) -> usize {
+        if self.path.is_empty() {
+            0
+        } else {
+            self.path.split('/').count()
+        }
+    }
+}
+
+/// Retention rules (`keep = { … }`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Keep {
+    /// Keep the last N snapshots.
+    pub last: Option<u32>,
+    /// Keep the last snapshot of each of the last N hours.
+    pub hourly: Option<u32>,
+    /// … days.
+    pub daily: Option<u32>,
+    /// … ISO weeks.
+    pub weekly: Option<u32>,
+    /// … months.
+    pub monthly: Option<u32>,
+    /// … years.
+    pub yearly: Option<u32>,
+    /// Keep everything newer than this many seconds.
+    pub within_secs: Option<u64>,
+    /// Keep snapshots with any of these tags.
+    pub tags: Vec<String>,
+}
+
+impl Keep {
+    /// Whether any rule is set.
+    pub fn is_empty(&self) -> bool {
+        self.last.is_none()
+            && self.hourly.is_none()
+            && self.daily.is_none()
+            && self.weekly.is_none()
+            && self.monthly.is_none()
+            && self.yearly.is_none()
+            && self.within_secs.is_none()
+            && self.tags.is_empty()
+    }
+}
+
+/// The share's backup plan.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BackupPlan {
+    /// Cron expression with seconds, as written.
+    pub schedule_text: String,
+    /// Parsed schedule.
+    #[serde(skip)]
+    pub schedule: cron::Schedule,
+    /// Repository (a local directory).
+    pub repository: PathBuf,
+    /// Retention; `None` keeps everything.
+    pub keep: Option<Keep>,
+    /// No snapshot younger than this many days is ever removed.
+    pub keep_min_days: u32,
+    /// Exclude patterns.
+    pub exclude: Vec<String>,
+}
+
+/// The Samba export.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Samba {
+    /// Whether to export.
+    pub export: bool,
+    /// Share name on the network (default: the share's name).
+    pub name: String,
+    /// Comment shown to clients.
+    pub comment: Option<String>,
+    /// Whether the share is listed.
+    pub browseable: bool,
+}
+
+/// A validated share policy.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Policy {
+    /// The file it came from.
+    pub file: PathBuf,
+    /// Share name.
+    pub name: String,
+    /// The service folder (absolute).
+    pub path: PathBuf,
+    /// Owner of the share's files.
+    pub owner: User,
+    /// Group of the share's files.
+    pub group: Group,
+    /// Who may manage the share and restore anything.
+    pub admins: Vec<Principal>,
+    /// Description.
+    pub description: Option<String>,
+    /// Rules, the root (`[access]`) first, then by increasing depth.
+    pub rules: Vec<Rule>,
+    /// Backup plan.
+    pub backup: Option<BackupPlan>,
+    /// Samba export.
+    pub samba: Samba,
+}
+
+impl Policy {
+    /// The most specific rule covering `rel` (a path relative to the share root).
+    pub fn rule_for(&self, rel: &str) -> &Rule {
+        self.rules
+            .iter()
+            .filter(|r| r.covers(rel))
+            .max_by_key(|r| r.depth())
+            .expect("the root rule covers everything")
+    }
+
+    /// The path of `abs` relative to the share root, if it is inside the share.
+    pub fn relative(&self, abs: &Path) -> Option<String> {
+        let rel = abs.strip_prefix(&self.path).ok()?;
+        Some(
+            rel.components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join("/"),
+        )
+    }
+}
+
+/// Parses a duration such as `2d`, `36h`, `1y6m`, `2w` (y = 365 days, m = 30 days).
+pub fn parse_duration(text: &str) -> Option<u64> {
+    let mut total: u64 = 0;
+    let mut num = String::new();
+    let mut any = false;
+    for c in text.trim().chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: u64 = num.parse().ok()?;
+        num.clear();
+        let unit = match c {
+            'y' => 365 * 86400,
+            'm' => 30 * 86400,
+            'w' => 7 * 86400,
+            'd' => 86400,
+            'h' => 3600,
+            _ => return None,
+        };
+        total = total.checked_add(n.checked_mul(unit)?)?;
+        any = true;
+    }
+    (num.is_empty() && any).then_some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        let cases = [
+            ("2d", Some(2 * 86400)),
+            ("36h", Some(36 * 3600)),
+            ("1y6m", Some((365 + 180) * 86400)),
+            ("2w", Some(14 * 86400)),
+            ("", None),
+            ("5", None),
+            ("3x", None),
+            ("d", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_duration(text), want, "{text:?}");
+        }
+    }
+}

@@ -1,0 +1,460 @@
+//! Validation: `RawPolicy` → `Policy`, reporting every problem at once (unknown users and
+//! groups, rule paths outside the share or missing, duplicate rules, bad cron expressions,
+//! empty retention, a repository inside the share…), and loading a file or a directory of
+//! policies with the checks that span files (duplicate names, overlapping shares).
+
+use crate::policy::{parse_duration, BackupPlan, Keep, Origin, Policy, PrincipalSet, Rule, Samba};
+use crate::principal::{self, Principal};
+use crate::problem::{Locator, Problem, Problems};
+use crate::raw::{self, RawPolicy};
+use std::path::{Component, Path, PathBuf};
+use std::str::FromStr;
+use toml::Spanned;
+
+/// The default policies directory.
+pub const DEFAULT_POLICY_DIR: &str = "/etc/sharekeep/policies";
+
+struct Ctx<'a> {
+    loc: &'a Locator,
+    problems: Vec<Problem>,
+}
+
+impl Ctx<'_> {
+    fn at<T>(&mut self, s: &Spanned<T>, message: impl Into<String>, hint: impl Into<String>) {
+        self.problems
+            .push(self.loc.problem(Some(s.span()), message, hint));
+    }
+
+    fn origin<T>(&self, s: &Spanned<T>) -> Origin {
+        Origin {
+            file: self.loc.file().to_path_buf(),
+            line: self.loc.position(s.span().start).0,
+        }
+    }
+
+    fn principals(&mut self, list: &[Spanned<String>]) -> Vec<Principal> {
+        let mut out = Vec::new();
+        for item in list {
+            match principal::resolve(item.get_ref().trim()) {
+                Ok(p) => {
+                    if !out.contains(&p) {
+                        out.push(p);
+                    }
+                }
+                Err(e) => {
+                    let (m, h) = e.describe();
+                    self.at(item, m, h);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Normalises a rule path: relative, `/`-separated, no `.`/`..`. `Err` explains why not.
+fn normalise_rule_path(text: &str) -> Result<String, &'static str> {
+    let p = Path::new(text.trim());
+    if p.is_absolute() {
+        return Err("is absolute; rule paths are relative to the share's path");
+    }
+    let mut parts = Vec::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => parts.push(n.to_string_lossy().into_owned()),
+            Component::CurDir => {}
+            _ => return Err("goes outside the share (`..`)"),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+/// Validates one parsed policy file.
+pub fn validate(raw: RawPolicy, loc: &Locator) -> Result<Policy, Vec<Problem>> {
+    let mut cx = Ctx {
+        loc,
+        problems: Vec::new(),
+    };
+    let share = raw.share.get_ref();
+    let name = share.name.get_ref().trim().to_string();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        cx.at(
+            &share.name,
+            format!("share name `{name}` is not usable"),
+            "use letters, digits, `-`, `_` or `.` (it names the Samba share and the state files)",
+        );
+    }
+    let path = PathBuf::from(share.path.get_ref().trim());
+    if !path.is_absolute() {
+        cx.at(
+            &share.path,
+            format!("share path `{}` is not absolute", path.display()),
+            "give the folder's full path, e.g. /srv/partages/commercial",
+        );
+    } else {
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.is_dir() => {}
+            Ok(m) if m.file_type().is_symlink() => cx.at(
+                &share.path,
+                format!("share path `{}` is a symbolic link", path.display()),
+                "give the real folder's path (sharekeep never follows links)",
+            ),
+            Ok(_) => cx.at(
+                &share.path,
+                format!("share path `{}` is not a directory", path.display()),
+                "give the service folder's path",
+            ),
+            Err(_) => cx.at(
+                &share.path,
+                format!("share path `{}` does not exist", path.display()),
+                "create the folder first, or fix the path",
+            ),
+        }
+    }
+    let owner = match principal::resolve_user(share.owner.get_ref().trim()) {
+        Ok(u) => Some(u),
+        Err(e) => {
+            let (m, h) = e.describe();
+            cx.at(&share.owner, m, h);
+            None
+        }
+    };
+    let group_text = share.group.get_ref().trim();
+    let group = match principal::resolve_group(group_text.strip_prefix('@').unwrap_or(group_text)) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            let (m, h) = e.describe();
+            cx.at(&share.group, m, h);
+            None
+        }
+    };
+    let admins = cx.principals(&share.admins);
+
+    // Rules: [access] is the root rule; then [[rule]]s, each inheriting what it leaves out
+    // from the most specific enclosing rule.
+    let access = raw.access.as_ref();
+    let access_origin = access
+        .map(|a| cx.origin(a))
+        .unwrap_or_else(|| cx.origin(&raw.share));
+    let set = |cx: &mut Ctx, v: &Option<Spanned<Vec<Spanned<String>>>>, fallback: &Origin| match v {
+        Some(list) => PrincipalSet {
+            principals: cx.principals(list.get_ref()),
+            origin: cx.origin(list),
+            inherited: false,
+        },
+        None => PrincipalSet {
+            principals: Vec::new(),
+            origin: fallback.clone(),
+            inherited: false,
+        },
+    };
+    let (root_read, root_write) = match access {
+        Some(a) => {
+            let a = a.get_ref();
+            (
+                set(&mut cx, &a.read, &access_origin),
+                set(&mut cx, &a.write, &access_origin),
+            )
+        }
+        None => (
+            set(&mut cx, &None, &access_origin),
+            set(&mut cx, &None, &access_origin),
+        ),
+    };
+    let mut rules = vec![Rule {
+        path: String::new(),
+        read: root_read,
+        write: root_write,
+        origin: access_origin,
+        comment: None,
+    }];
+    let mut pending: Vec<(String, &Spanned<raw::RawRule>)> = Vec::new();
+    for r in &raw.rules {
+        let rr = r.get_ref();
+        match normalise_rule_path(rr.path.get_ref()) {
+            Err(why) => cx.at(&rr.path, format!("rule path `{}` {why}", rr.path.get_ref()), "write the path of a folder or file inside the share, relative to it (e.g. \"Tarifs\")"),
+            Ok(p) if p.is_empty() => cx.at(&rr.path, "rule path is the share itself", "put the share-wide rights in [access]"),
+            Ok(p) => {
+                if pending.iter().any(|(q, _)| *q == p) {
+                    cx.at(&rr.path, format!("a rule for `{p}` already exists"), "merge the two rules into one");
+                    continue;
+                }
+                if path.is_dir() && std::fs::symlink_metadata(path.join(&p)).is_err() {
+                    cx.at(&rr.path, format!("rule path `{p}` does not exist in {}", path.display()), "create the folder first, or fix the path (names are case-sensitive)");
+                } else if path.is_dir() && is_link_on_the_way(&path, &p) {
+                    cx.at(&rr.path, format!("rule path `{p}` goes through a symbolic link"), "name the real folder; sharekeep never follows links");
+                }
+                pending.push((p, r));
+            }
+        }
+    }
+    pending.sort_by_key(|(p, _)| p.split('/').count());
+    for (p, r) in pending {
+        let rr = r.get_ref();
+        let parent = rules
+            .iter()
+            .filter(|x| x.covers(&p))
+            .max_by_key(|x| x.depth())
+            .expect("root covers")
+            .clone();
+        let inherit = |s: &PrincipalSet| PrincipalSet {
+            inherited: true,
+            ..s.clone()
+        };
+        let read = match &rr.read {
+            Some(_) => set(&mut cx, &rr.read, &parent.origin),
+            None => inherit(&parent.read),
+        };
+        let write = match &rr.write {
+            Some(_) => set(&mut cx, &rr.write, &parent.origin),
+            None => inherit(&parent.write),
+        };
+        rules.push(Rule {
+            path: p,
+            read,
+            write,
+            origin: cx.origin(r),
+            comment: rr.comment.clone(),
+        });
+    }
+
+    let backup = raw
+        .backup
+        .as_ref()
+        .and_then(|b| validate_backup(&mut cx, b, &path));
+    let samba = match &raw.samba {
+        Some(s) => {
+            let s = s.get_ref();
+            Samba {
+                export: s.export,
+                name: s
+                    .name
+                    .as_ref()
+                    .map(|n| n.get_ref().trim().to_string())
+                    .unwrap_or_else(|| name.clone()),
+                comment: s.comment.clone(),
+                browseable: s.browseable.unwrap_or(true),
+            }
+        }
+        None => Samba {
+            name: name.clone(),
+            browseable: true,
+            ..Samba::default()
+        },
+    };
+    if !cx.problems.is_empty() {
+        return Err(cx.problems);
+    }
+    Ok(Policy {
+        file: loc.file().to_path_buf(),
+        name,
+        path,
+        owner: owner.expect("no problem means resolved"),
+        group: group.expect("no problem means resolved"),
+        admins,
+        description: share.description.clone(),
+        rules,
+        backup,
+        samba,
+    })
+}
+
+fn is_link_on_the_way(root: &Path, rel: &str) -> bool {
+    let mut p = root.to_path_buf();
+    for c in rel.split('/') {
+        p.push(c);
+        if std::fs::symlink_metadata(&p)
+            .map(|m| m.file_type().is_symlink())
+            .unwrap_or(false)
+        {
+            return true;
+        }
+    }
+    false
+}
+
+fn validate_backup(cx: &mut Ctx, b: &Spanned<raw::RawBackup>, share: &Path) -> Option<BackupPlan> {
+    let rb = b.get_ref();
+    let mut ok = true;
+    let schedule = match cron::Schedule::from_str(rb.schedule.get_ref().trim()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            cx.at(&rb.schedule, format!("bad cron expression `{}`: {e}", rb.schedule.get_ref()), "cron with seconds: \"sec min hour day-of-month month day-of-week\", e.g. \"0 30 18 * * Mon-Fri\"");
+            None
+        }
+    };
+    let repository = PathBuf::from(rb.repository.get_ref().trim());
+    if !repository.is_absolute() {
+        cx.at(
+            &rb.repository,
+            format!("repository `{}` is not absolute", repository.display()),
+            "give the repository directory's full path, e.g. /var/backups/sharekeep/commercial",
+        );
+        ok = false;
+    } else if repository.starts_with(share) {
+        cx.at(
+            &rb.repository,
+            "the repository is inside the share it backs up",
+            "keep backups outside the share, e.g. /var/backups/sharekeep/<share>",
+        );
+        ok = false;
+    }
+    let keep = match &rb.keep {
+        None => None,
+        Some(k) => {
+            let rk = k.get_ref();
+            let within_secs = match &rk.within {
+                None => None,
+                Some(w) => match parse_duration(w.get_ref()) {
+                    Some(s) => Some(s),
+                    None => {
+                        cx.at(w, format!("`{}` is not a duration", w.get_ref()), "write a number and a unit: y, m (30 days), w, d or h, e.g. \"2d\" or \"1y6m\"");
+                        ok = false;
+                        None
+                    }
+                },
+            };
+            let keep = Keep {
+                last: rk.last,
+                hourly: rk.hourly,
+                daily: rk.daily,
+                weekly: rk.weekly,
+                monthly: rk.monthly,
+                yearly: rk.yearly,
+                within_secs,
+                tags: rk.tags.clone(),
+            };
+            if keep.is_empty() && rk.within.is_none() {
+                cx.at(k, "retention with no rule: `keep` sets nothing to keep", "set at least one of last, daily, weekly, monthly, yearly, within, tags (or remove `keep` to keep everything)");
+                ok = false;
+            }
+            Some(keep)
+        }
+    };
+    for e in &rb.exclude {
+        if e.get_ref().trim().is_empty() {
+            cx.at(
+                e,
+                "empty exclude pattern",
+                "remove it, or write a pattern such as \"*.tmp\"",
+            );
+            ok = false;
+        }
+    }
+    Some(BackupPlan {
+        schedule_text: rb.schedule.get_ref().trim().to_string(),
+        schedule: schedule?,
+        repository,
+        keep,
+        keep_min_days: rb.keep_min_days.as_ref().map(|d| *d.get_ref()).unwrap_or(0),
+        exclude: rb
+            .exclude
+            .iter()
+            .map(|e| e.get_ref().trim().to_string())
+            .collect(),
+    })
+    .filter(|_| ok)
+}
+
+/// Reads, parses and validates one policy file.
+pub fn load_file(file: &Path) -> Result<Policy, Problems> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        Problems(vec![Problem {
+            file: file.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read: {e}"),
+            hint: "check the path and permissions".into(),
+        }])
+    })?;
+    let loc = Locator::new(file, &text);
+    let raw = raw::parse(&loc, &text).map_err(Problems)?;
+    validate(raw, &loc).map_err(Problems)
+}
+
+/// The policy files in `dir` (`*.toml`, sorted), or `path` itself when it is a file.
+pub fn policy_files(path: &Path) -> Result<Vec<PathBuf>, Problems> {
+    let whole = |message: String, hint: &str| {
+        Problems(vec![Problem {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            message,
+            hint: hint.into(),
+        }])
+    };
+    let meta = std::fs::metadata(path).map_err(|e| {
+        whole(
+            format!("cannot read: {e}"),
+            "give a policy file or a directory of *.toml files",
+        )
+    })?;
+    if meta.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(|e| whole(format!("cannot list: {e}"), "check the permissions"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Loads every policy of a file or directory: all problems of all files at once, plus the
+/// checks across files (duplicate share names, overlapping share paths).
+pub fn load(path: &Path) -> Result<Vec<Policy>, Problems> {
+    let mut problems = Problems::default();
+    let mut policies = Vec::new();
+    for f in policy_files(path)? {
+        match load_file(&f) {
+            Ok(p) => policies.push(p),
+            Err(ps) => problems.0.extend(ps.0),
+        }
+    }
+    for (i, a) in policies.iter().enumerate() {
+        for b in &policies[i + 1..] {
+            let whole = |p: &Policy, message: String, hint: &str| Problem {
+                file: p.file.clone(),
+                line: 0,
+                column: 0,
+                message,
+                hint: hint.into(),
+            };
+            if a.name == b.name {
+                problems.push(whole(
+                    b,
+                    format!(
+                        "share name `{}` is also used by {}",
+                        b.name,
+                        a.file.display()
+                    ),
+                    "give each share its own name",
+                ));
+            }
+            if a.path.starts_with(&b.path) || b.path.starts_with(&a.path) {
+                problems.push(whole(
+                    b,
+                    format!(
+                        "share `{}` ({}) overlaps share `{}` ({}) from {}",
+                        b.name,
+                        b.path.display(),
+                        a.name,
+                        a.path.display(),
+                        a.file.display()
+                    ),
+                    "shares must not contain one another: use a [[rule]] inside one share instead",
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(policies)
+    } else {
+        problems.sort();
+        Err(problems)
+    }
+}
