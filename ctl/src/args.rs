@@ -7,6 +7,7 @@ const EXIT_CODES: &str = "\
 Exit status:
   0    success
   1    error (nothing, or nothing more, was done; the message says why)
+  2    `policy plan`: the folders' rights differ from the policies
   3    finished, with warnings (entries that could not be read or restored are listed)
   130  interrupted (Ctrl-C or SIGTERM); nothing partial was recorded
 
@@ -56,6 +57,66 @@ pub enum Command {
     Versions(VersionsArgs),
     /// Restore files from a snapshot, in place or elsewhere; nothing is lost.
     Restore(RestoreArgs),
+    /// Share policies: check them, plan and apply their rights, explain, matrix.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+/// Where the policies are: a file, or a directory of `*.toml` files.
+#[derive(Debug, Args)]
+pub struct PolicySource {
+    /// Policy file or directory (default: $SHAREKEEP_POLICIES or /etc/sharekeep/policies).
+    #[arg(value_name = "FILE|DIR")]
+    pub source: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Report every problem in the policies at once (exit 1 if any).
+    Check(PolicySource),
+    /// Show where the folders' rights differ from the policies; change nothing
+    /// (exit 0: nothing differs, 2: something does, 1: error).
+    Plan {
+        #[command(flatten)]
+        source: PolicySource,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make the folders' rights match the policies (idempotent).
+    Apply {
+        #[command(flatten)]
+        source: PolicySource,
+        /// Print what would change; change nothing.
+        #[arg(long, short = 'n')]
+        dry_run: bool,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A user's effective rights on a path, and why.
+    Explain {
+        /// [FILE|DIR] PATH: the policies (optional) and the path to explain.
+        #[arg(required = true, num_args = 1..=2, value_name = "[FILE|DIR] PATH")]
+        args: Vec<PathBuf>,
+        /// The user.
+        #[arg(long, short = 'u')]
+        user: String,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Users and groups × folders with read/write/none.
+    Matrix {
+        #[command(flatten)]
+        source: PolicySource,
+        /// Print as CSV.
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]

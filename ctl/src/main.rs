@@ -4,6 +4,7 @@
 mod args;
 mod offline;
 mod output;
+mod policy;
 mod progress;
 mod signals;
 
@@ -17,6 +18,8 @@ pub enum Outcome {
     Ok,
     /// Done, but some entries were left out (listed on stderr).
     Warnings,
+    /// `policy plan` found drift.
+    Drift,
 }
 
 fn main() -> ExitCode {
@@ -38,8 +41,13 @@ fn main() -> ExitCode {
         .init();
     let cancel = sharekeep::CancelToken::new();
     signals::install(cancel.clone());
-    match offline::run(cli, &cancel) {
+    let result = match cli.command {
+        args::Command::Policy(cmd) => policy::run(cmd, cli.quiet),
+        _ => offline::run(cli, &cancel),
+    };
+    match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Drift) => ExitCode::from(2),
         Ok(Outcome::Warnings) => ExitCode::from(3),
         Err(err) => {
             if let Some(sharekeep::Error::Interrupted) = err.downcast_ref() {

@@ -37,7 +37,7 @@ pub fn run(cli: Cli, cancel: &CancelToken) -> Result<Outcome> {
     }
     let mut out = BufWriter::new(std::io::stdout().lock());
     let outcome = match cli.command {
-        Command::Init => unreachable!("handled above"),
+        Command::Init | Command::Policy(_) => unreachable!("handled elsewhere"),
         Command::Backup(a) => backup(&repo, a, quiet, cancel, &mut out)?,
         Command::Snapshots(a) => snapshots(&repo, a, &mut out)?,
         Command::Ls(a) => ls(&repo, a, &mut out)?,

@@ -98,6 +98,9 @@ pub struct Rights<'p> {
     policy: &'p Policy,
     per_rule: Vec<Grants>,
     traverse: HashMap<String, Grants>,
+    /// The groups of each named user: a named user's ACL entry shadows the group entries that
+    /// would apply to them (POSIX.1e), so it must carry what their groups get too.
+    user_groups: HashMap<u32, Vec<u32>>,
 }
 
 fn ancestors(path: &str) -> Vec<String> {
@@ -129,10 +132,21 @@ impl<'p> Rights<'p> {
             }
             per_rule.push(g);
         }
+        let mut user_groups = HashMap::new();
+        for rule in &policy.rules {
+            for p in rule.read.principals.iter().chain(&rule.write.principals) {
+                if let Principal::User(u) = p {
+                    user_groups
+                        .entry(u.uid)
+                        .or_insert_with(|| crate::principal::groups_of(u));
+                }
+            }
+        }
         Rights {
             policy,
             per_rule,
             traverse,
+            user_groups,
         }
     }
 
@@ -166,6 +180,18 @@ impl<'p> Rights<'p> {
                     *s = (*s).max(*a);
                 }
                 g.group_obj = g.group_obj.max(t.group_obj);
+            }
+        }
+        // A named user gets at least what their groups get here.
+        let group_obj_gid = self.policy.group.gid;
+        for (uid, access) in g.users.iter_mut() {
+            for gid in self.user_groups.get(uid).map(Vec::as_slice).unwrap_or(&[]) {
+                let via = if *gid == group_obj_gid {
+                    g.group_obj
+                } else {
+                    g.groups.get(gid).copied().unwrap_or_default()
+                };
+                *access = (*access).max(via);
             }
         }
         g
@@ -246,5 +272,148 @@ impl<'p> Rights<'p> {
             .access
             .effective(self.policy.owner.uid, self.policy.group.gid, uid, groups);
         Access::from_perm(perm, is_dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{Origin, PrincipalSet, Rule, Samba};
+    use crate::principal::{Group, User};
+    use std::path::PathBuf;
+
+    fn origin() -> Origin {
+        Origin {
+            file: PathBuf::from("t.toml"),
+            line: 1,
+        }
+    }
+    fn set(p: Vec<Principal>) -> PrincipalSet {
+        PrincipalSet {
+            principals: p,
+            origin: origin(),
+            inherited: false,
+        }
+    }
+    fn user(name: &str, uid: u32, gid: u32) -> User {
+        User {
+            name: name.into(),
+            uid,
+            gid,
+        }
+    }
+    fn group(name: &str, gid: u32) -> Principal {
+        Principal::Group(Group {
+            name: name.into(),
+            gid,
+        })
+    }
+
+    /// The commercial example with made-up ids: owner 5000, share group 6000 (sales),
+    /// Tarifs read-only for sales, Propositions writable by sales, Confidentiel for 5003 only.
+    fn policy() -> Policy {
+        let rule = |path: &str, read: Vec<Principal>, write: Vec<Principal>| Rule {
+            path: path.into(),
+            read: set(read),
+            write: set(write),
+            origin: origin(),
+            comment: None,
+        };
+        let owner = user("adjoint", 5000, 6000);
+        Policy {
+            file: PathBuf::from("t.toml"),
+            name: "commercial".into(),
+            path: PathBuf::from("/srv/c"),
+            owner: owner.clone(),
+            group: Group {
+                name: "sales".into(),
+                gid: 6000,
+            },
+            admins: vec![],
+            description: None,
+            rules: vec![
+                rule(
+                    "",
+                    vec![group("sales", 6000)],
+                    vec![Principal::User(owner.clone())],
+                ),
+                rule(
+                    "Tarifs",
+                    vec![group("sales", 6000)],
+                    vec![Principal::User(owner)],
+                ),
+                rule(
+                    "Propositions",
+                    vec![group("sales", 6000)],
+                    vec![group("sales", 6000)],
+                ),
+                rule(
+                    "Direction/Confidentiel",
+                    vec![],
+                    vec![Principal::User(user("dg", 5003, 5003))],
+                ),
+            ],
+            backup: None,
+            samba: Samba::default(),
+        }
+    }
+
+    #[test]
+    fn access_table() {
+        let p = policy();
+        let r = Rights::new(&p);
+        type Who = (u32, &'static [u32]);
+        let member: Who = (5001, &[5001, 6000]);
+        let outsider: Who = (5002, &[5002]);
+        let dg: Who = (5003, &[5003]);
+        let cases: &[(&str, bool, Who, Access)] = &[
+            ("", true, member, Access::Read),
+            ("Tarifs", true, member, Access::Read),
+            ("Tarifs/grille.csv", false, member, Access::Read),
+            ("Propositions", true, member, Access::Write),
+            ("Propositions/a/b.docx", false, member, Access::Write),
+            ("", true, outsider, Access::None),
+            ("Tarifs/grille.csv", false, outsider, Access::None),
+            ("", true, (5000, &[6000]), Access::Write),
+            ("Tarifs/grille.csv", false, (5000, &[6000]), Access::Write),
+            ("", true, dg, Access::Traverse),
+            ("Direction", true, dg, Access::Traverse),
+            ("Direction", true, member, Access::Read),
+            ("Direction/Confidentiel", true, dg, Access::Write),
+            ("Direction/Confidentiel", true, member, Access::None),
+            ("Direction/Confidentiel/x.pdf", false, member, Access::None),
+        ];
+        for (path, dir, (uid, groups), want) in cases {
+            assert_eq!(
+                r.user_access(path, *dir, *uid, groups),
+                *want,
+                "{uid} on {path:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn directories_get_setgid_and_a_default_acl_files_do_not() {
+        let p = policy();
+        let r = Rights::new(&p);
+        let d = r.desired("Propositions", true, false);
+        assert_eq!(d.mode, 0o2770);
+        assert_eq!(
+            d.default.as_ref().unwrap().to_string(),
+            "u::rwx,g::rwx,o::---"
+        );
+        let f = r.desired("Tarifs/grille.csv", false, false);
+        assert_eq!(f.mode, 0o640);
+        assert!(f.default.is_none());
+        // Executables stay executable for those who may read them.
+        assert_eq!(r.desired("Tarifs/outil.sh", false, true).mode, 0o750);
+        // Traverse-only principals are not inherited by new entries.
+        let root = r.desired("", true, false);
+        assert!(
+            root.access.to_string().contains("u:5003:--x"),
+            "{}",
+            root.access
+        );
+        assert!(!root.default.unwrap().to_string().contains("5003"));
     }
 }
