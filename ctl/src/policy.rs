@@ -228,8 +228,10 @@ fn print_reports(
                 }
                 t
             };
-            writeln!(out, "    before: {}", line(&d.before))?;
-            writeln!(out, "    after:  {}", line(&d.after))?;
+            if let (Some(before), Some(after)) = (&d.before, &d.after) {
+                writeln!(out, "    before: {}", line(before))?;
+                writeln!(out, "    after:  {}", line(after))?;
+            }
         }
         for x in &r.refused {
             writeln!(out, "refused {}: {}", x.path, x.reason)?;

@@ -4,18 +4,21 @@
 //! The walker runs as root inside a folder that users write to, so it trusts no path:
 //!
 //! ```text
-//! open the share root with O_DIRECTORY|O_NOFOLLOW; note its device
-//! visit(dir_fd, rel):
-//!     check/fix the directory itself through dir_fd
-//!     for each name in dir_fd (read fully first, then processed):
-//!         statat(dir_fd, name, AT_SYMLINK_NOFOLLOW)
-//!         directory -> openat(O_DIRECTORY|O_NOFOLLOW); another device: refused (mount
-//!                      point); swapped for a link meanwhile: the open fails, refused
-//!         file      -> openat(O_PATH|O_NOFOLLOW), fstat: still a regular file, else refused;
-//!                      more than one hard link: refused (it may be a file outside the share)
+//! open the share root with O_DIRECTORY|O_NOFOLLOW; note its device; queue = [""]
+//! workers (one per core), for each directory path taken from the queue:
+//!     open it from the root, one component at a time, O_DIRECTORY|O_NOFOLLOW: a component
+//!     swapped for a link fails to open and is refused; another device: refused (mount point)
+//!     check/fix the directory itself through its descriptor
+//!     for each entry (type from getdents, statat when unknown):
+//!         directory -> queued
+//!         file      -> openat(O_RDONLY|O_NOFOLLOW|O_NONBLOCK|O_NOCTTY), fstat: still a
+//!                      regular file (else refused, closed unread); more than one hard
+//!                      link: refused (it may be a file outside the share); checked/fixed
+//!                      through the descriptor
 //!         symlink, fifo, socket, device -> skipped, never opened
 //! ```
-//! Only as many descriptors as the tree is deep are open at once.
+//! Descriptors are held only while a directory is processed, so the tree's size or depth never
+//! exhausts them.
 
 use crate::acl::linux::PosixAcls;
 use crate::acl::{Acl, AclSystem, EntryState, Tag};
@@ -26,6 +29,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
+use std::sync::{Condvar, Mutex};
 
 /// Plan only, or change what differs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,10 +64,10 @@ pub struct Drift {
     pub kind: &'static str,
     /// What differs: owner, group, mode, acl, default acl.
     pub changes: Vec<&'static str>,
-    /// Now.
-    pub before: StateView,
-    /// As the policy says.
-    pub after: StateView,
+    /// Now (in plans).
+    pub before: Option<StateView>,
+    /// As the policy says (in plans).
+    pub after: Option<StateView>,
 }
 
 /// An entry left alone, and why.
@@ -171,11 +175,18 @@ fn differences(have: &EntryState, want: &EntryState) -> Vec<&'static str> {
     out
 }
 
-struct Walker<'a> {
+struct Shared<'a> {
     rights: Rights<'a>,
     mode: WalkMode,
-    acls: PosixAcls,
     dev: u64,
+    root: OwnedFd,
+    work: Mutex<(Vec<String>, usize)>,
+    wake: Condvar,
+}
+
+struct Worker<'s, 'a> {
+    shared: &'s Shared<'a>,
+    acls: PosixAcls,
     names: Names,
     report: Report,
 }
@@ -188,7 +199,15 @@ fn join(rel: &str, name: &str) -> String {
     }
 }
 
-impl Walker<'_> {
+fn shown(rel: &str) -> String {
+    if rel.is_empty() {
+        ".".into()
+    } else {
+        rel.to_string()
+    }
+}
+
+impl Worker<'_, '_> {
     fn error(&mut self, rel: &str, e: impl std::fmt::Display) {
         self.report.errors.push(Refusal {
             path: shown(rel),
@@ -203,27 +222,28 @@ impl Walker<'_> {
         });
     }
 
-    fn check(&mut self, fd: &OwnedFd, rel: &str, is_dir: bool) {
+    fn check(&mut self, fd: &OwnedFd, st: &rustix::fs::Stat, rel: &str, is_dir: bool) {
         self.report.checked += 1;
-        let have = match self.acls.read(fd, is_dir) {
+        let have = match self.acls.read_with_stat(fd, st, is_dir) {
             Ok(h) => h,
             Err(e) => return self.error(rel, e),
         };
         let exec = !is_dir && have.mode & 0o100 != 0;
-        let want = self.rights.desired(rel, is_dir, exec);
+        let want = self.shared.rights.desired(rel, is_dir, exec);
         let changes = differences(&have, &want);
         if changes.is_empty() {
             return;
         }
+        let planning = self.shared.mode == WalkMode::Plan;
         let drift = Drift {
             path: shown(rel),
             kind: if is_dir { "dir" } else { "file" },
             changes,
-            before: self.names.view(&have),
-            after: self.names.view(&want),
+            before: planning.then(|| self.names.view(&have)),
+            after: planning.then(|| self.names.view(&want)),
         };
         self.report.drift.push(drift);
-        if self.mode == WalkMode::Apply {
+        if !planning {
             match self.acls.write(fd, is_dir, &have, &want) {
                 Ok(()) => self.report.changed += 1,
                 Err(e) => self.error(rel, e),
@@ -231,17 +251,94 @@ impl Walker<'_> {
         }
     }
 
-    fn visit(&mut self, dir: OwnedFd, rel: &str) {
-        self.check(&dir, rel, true);
-        let mut names: Vec<OsString> = Vec::new();
+    /// Opens `rel` from the share root, one component at a time, never following a link.
+    fn open_dir(&mut self, rel: &str) -> Option<OwnedFd> {
+        let mut fd = rustix::io::dup(&self.shared.root).ok()?;
+        for part in rel.split('/').filter(|p| !p.is_empty()) {
+            fd = match rustix::fs::openat(
+                &fd,
+                part,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) {
+                Ok(fd) => fd,
+                Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR) => {
+                    self.refuse(
+                        rel,
+                        "replaced by a link or a file during the walk; left alone",
+                    );
+                    return None;
+                }
+                Err(rustix::io::Errno::NOENT) => return None,
+                Err(e) => {
+                    self.error(rel, e);
+                    return None;
+                }
+            };
+        }
+        Some(fd)
+    }
+
+    fn file(&mut self, dir: &OwnedFd, name: &std::ffi::OsStr, rel: &str) {
+        let flags =
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+        let fd = match rustix::fs::openat(dir, name, flags | OFlags::NOATIME, Mode::empty())
+            .or_else(|_| rustix::fs::openat(dir, name, flags, Mode::empty()))
+        {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT) => return,
+            Err(rustix::io::Errno::LOOP) => {
+                return self.refuse(rel, "replaced by a link during the walk; left alone")
+            }
+            Err(e) => return self.error(rel, e),
+        };
+        match rustix::fs::fstat(&fd) {
+            Ok(s) if FileType::from_raw_mode(s.st_mode) != FileType::RegularFile => {
+                self.refuse(rel, "replaced during the walk; left alone")
+            }
+            Ok(s) if s.st_nlink > 1 => self.refuse(
+                rel,
+                format!(
+                    "has {} hard links (one may be outside the share); left unchanged",
+                    s.st_nlink
+                ),
+            ),
+            Ok(s) if s.st_dev != self.shared.dev => {
+                self.refuse(rel, "on another filesystem; left alone")
+            }
+            Ok(s) => self.check(&fd, &s, rel, false),
+            Err(e) => self.error(rel, e),
+        }
+    }
+
+    /// Checks one directory and its files; returns its subdirectories.
+    fn directory(&mut self, rel: &str) -> Vec<String> {
+        let Some(dir) = self.open_dir(rel) else {
+            return Vec::new();
+        };
+        match rustix::fs::fstat(&dir) {
+            Ok(s) if s.st_dev != self.shared.dev => {
+                self.refuse(rel, "another filesystem is mounted here; left alone");
+                return Vec::new();
+            }
+            Ok(s) => self.check(&dir, &s, rel, true),
+            Err(e) => {
+                self.error(rel, e);
+                return Vec::new();
+            }
+        }
+        let mut entries: Vec<(OsString, FileType)> = Vec::new();
         match rustix::fs::Dir::read_from(&dir) {
-            Ok(entries) => {
-                for e in entries {
+            Ok(list) => {
+                for e in list {
                     match e {
                         Ok(e) => {
                             let n = e.file_name().to_bytes();
                             if n != b"." && n != b".." {
-                                names.push(std::ffi::OsStr::from_bytes(n).to_os_string());
+                                entries.push((
+                                    std::ffi::OsStr::from_bytes(n).to_os_string(),
+                                    e.file_type(),
+                                ));
                             }
                         }
                         Err(err) => {
@@ -251,88 +348,56 @@ impl Walker<'_> {
                     }
                 }
             }
-            Err(e) => return self.error(rel, e),
+            Err(e) => {
+                self.error(rel, e);
+                return Vec::new();
+            }
         }
-        names.sort();
-        for name in names {
+        let mut subdirs = Vec::new();
+        for (name, mut ft) in entries {
             let child = join(rel, &name.to_string_lossy());
-            let st = match rustix::fs::statat(&dir, &name, AtFlags::SYMLINK_NOFOLLOW) {
-                Ok(st) => st,
-                Err(rustix::io::Errno::NOENT) => continue, // removed meanwhile
-                Err(e) => {
-                    self.error(&child, e);
-                    continue;
-                }
-            };
-            match FileType::from_raw_mode(st.st_mode) {
-                FileType::Directory => {
-                    let fd = match rustix::fs::openat(
-                        &dir,
-                        &name,
-                        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                        Mode::empty(),
-                    ) {
-                        Ok(fd) => fd,
-                        Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR) => {
-                            self.refuse(
-                                &child,
-                                "replaced by a link or a file during the walk; left alone",
-                            );
-                            continue;
-                        }
-                        Err(rustix::io::Errno::NOENT) => continue,
-                        Err(e) => {
-                            self.error(&child, e);
-                            continue;
-                        }
-                    };
-                    match rustix::fs::fstat(&fd) {
-                        Ok(s) if s.st_dev != self.dev => {
-                            self.refuse(&child, "another filesystem is mounted here; left alone");
-                        }
-                        Ok(_) => self.visit(fd, &child),
-                        Err(e) => self.error(&child, e),
+            if ft == FileType::Unknown {
+                ft = match rustix::fs::statat(&dir, &name, AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(st) => FileType::from_raw_mode(st.st_mode),
+                    Err(rustix::io::Errno::NOENT) => continue,
+                    Err(e) => {
+                        self.error(&child, e);
+                        continue;
                     }
-                }
-                FileType::RegularFile => {
-                    let fd = match rustix::fs::openat(
-                        &dir,
-                        &name,
-                        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                        Mode::empty(),
-                    ) {
-                        Ok(fd) => fd,
-                        Err(rustix::io::Errno::NOENT) => continue,
-                        Err(e) => {
-                            self.error(&child, e);
-                            continue;
-                        }
-                    };
-                    match rustix::fs::fstat(&fd) {
-                        Ok(s) if FileType::from_raw_mode(s.st_mode) != FileType::RegularFile => {
-                            self.refuse(&child, "replaced during the walk; left alone");
-                        }
-                        Ok(s) if s.st_nlink > 1 => {
-                            self.refuse(&child, format!("has {} hard links (one may be outside the share); left unchanged", s.st_nlink));
-                        }
-                        Ok(s) if s.st_dev != self.dev => {
-                            self.refuse(&child, "on another filesystem; left alone");
-                        }
-                        Ok(_) => self.check(&fd, &child, false),
-                        Err(e) => self.error(&child, e),
-                    }
-                }
+                };
+            }
+            match ft {
+                FileType::Directory => subdirs.push(child),
+                FileType::RegularFile => self.file(&dir, &name, &child),
                 _ => self.report.skipped += 1,
             }
         }
+        subdirs
     }
-}
 
-fn shown(rel: &str) -> String {
-    if rel.is_empty() {
-        ".".into()
-    } else {
-        rel.to_string()
+    fn run(mut self) -> Report {
+        let shared = self.shared;
+        loop {
+            let rel = {
+                let mut work = shared.work.lock().expect("lock");
+                loop {
+                    if let Some(rel) = work.0.pop() {
+                        work.1 += 1;
+                        break rel;
+                    }
+                    if work.1 == 0 {
+                        shared.wake.notify_all();
+                        return self.report;
+                    }
+                    work = shared.wake.wait(work).expect("lock");
+                }
+            };
+            let subdirs = self.directory(&rel);
+            let mut work = shared.work.lock().expect("lock");
+            work.0.extend(subdirs);
+            work.1 -= 1;
+            shared.wake.notify_all();
+        }
     }
 }
 
@@ -345,19 +410,48 @@ pub fn run(policy: &Policy, mode: WalkMode) -> std::io::Result<Report> {
     )
     .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", policy.path.display())))?;
     let dev = rustix::fs::fstat(&root)?.st_dev;
-    let mut w = Walker {
+    let shared = Shared {
         rights: Rights::new(policy),
         mode,
-        acls: PosixAcls,
         dev,
-        names: Names::default(),
-        report: Report {
-            share: policy.name.clone(),
-            ..Report::default()
-        },
+        root,
+        work: Mutex::new((vec![String::new()], 0)),
+        wake: Condvar::new(),
     };
-    w.visit(root, "");
-    Ok(w.report)
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let reports: Vec<Report> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let w = Worker {
+                    shared: &shared,
+                    acls: PosixAcls,
+                    names: Names::default(),
+                    report: Report::default(),
+                };
+                s.spawn(move || w.run())
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("walker thread"))
+            .collect()
+    });
+    let mut report = Report {
+        share: policy.name.clone(),
+        ..Report::default()
+    };
+    for r in reports {
+        report.checked += r.checked;
+        report.changed += r.changed;
+        report.skipped += r.skipped;
+        report.drift.extend(r.drift);
+        report.refused.extend(r.refused);
+        report.errors.extend(r.errors);
+    }
+    report.drift.sort_by(|a, b| a.path.cmp(&b.path));
+    report.refused.sort_by(|a, b| a.path.cmp(&b.path));
+    report.errors.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(report)
 }
 
 /// The drift between the share and its policy, changing nothing.

@@ -164,7 +164,7 @@ fn on_disk(
         }
         let last = i + 1 == parts.len();
         let flags = if last && !is_dir {
-            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC
         } else {
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
         };
