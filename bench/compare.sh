@@ -57,12 +57,19 @@ measure() {
 reposize() { du -sb "$1" | cut -f1; }
 
 skrepo="$out/sk-repo"; rrepo="$out/restic-repo"
-"$sk" -q -r "$skrepo" init
-restic -q -r "$rrepo" init >/dev/null
-
-for step in initial no-change; do
-  measure "$step backup" sharekeep "$sk" -q -r "$skrepo" backup "$data"
-  measure "$step backup" restic restic -q -r "$rrepo" backup --compression auto "$data"
+# Steps that can be repeated run $repeat times (into a fresh repository or folder); the
+# median is reported, as write-back and the VM's disk make single runs vary by up to 50%.
+repeat=3
+for i in $(seq "$repeat"); do
+  rm -rf "$skrepo" "$rrepo"
+  "$sk" -q -r "$skrepo" init
+  restic -q -r "$rrepo" init >/dev/null
+  measure "initial backup" sharekeep "$sk" -q -r "$skrepo" backup "$data"
+  measure "initial backup" restic restic -q -r "$rrepo" backup --compression auto "$data"
+done
+for i in $(seq "$repeat"); do
+  measure "no-change backup" sharekeep "$sk" -q -r "$skrepo" backup "$data"
+  measure "no-change backup" restic restic -q -r "$rrepo" backup --compression auto "$data"
 done
 sk_before=$(reposize "$skrepo"); r_before=$(reposize "$rrepo")
 python3 "$gen" mutate "$data" --round 1 >/dev/null
@@ -71,21 +78,28 @@ measure "day-1 backup" restic restic -q -r "$rrepo" backup --compression auto "$
 sk_growth=$(( $(reposize "$skrepo") - sk_before )); r_growth=$(( $(reposize "$rrepo") - r_before ))
 sk_size=$(reposize "$skrepo"); r_size=$(reposize "$rrepo")
 
-rm -rf "$out/restore-sk" "$out/restore-restic"
-measure "full restore" sharekeep "$sk" -q -r "$skrepo" restore latest --to "$out/restore-sk"
-measure "full restore" restic restic -q -r "$rrepo" restore latest --target "$out/restore-restic"
+for i in $(seq "$repeat"); do
+  rm -rf "$out/restore-sk" "$out/restore-restic"
+  measure "full restore" sharekeep "$sk" -q -r "$skrepo" restore latest --to "$out/restore-sk"
+  measure "full restore" restic restic -q -r "$rrepo" restore latest --target "$out/restore-restic"
+done
 diff -r "$data" "$out/restore-sk" >/dev/null || { echo "sharekeep's restore differs from the data" >&2; exit 1; }
 
 # More working days, to have N snapshots in each repository.
-for r in $(seq 2 $((rounds - 2))); do
+# Snapshots so far: $repeat initial ones (each in a fresh repository, the last kept) is 1,
+# plus $repeat no-change ones and day 1.
+have=$((repeat + 2))
+for r in $(seq 2 $((rounds - have + 1))); do
   python3 "$gen" mutate "$data" --round "$r" >/dev/null
   "$sk" -q -r "$skrepo" backup "$data"
   restic -q -r "$rrepo" backup --compression auto "$data" >/dev/null
 done
 one=$(cd "$data" && find clients -type f -name "*.docx" | sort | sed -n 1p)
-rm -rf "$out/one-sk" "$out/one-restic"
-measure "one-file restore" sharekeep "$sk" -q -r "$skrepo" restore latest "$one" --to "$out/one-sk"
-measure "one-file restore" restic restic -q -r "$rrepo" restore latest --target "$out/one-restic" --include "$data/$one"
+for i in $(seq "$repeat"); do
+  rm -rf "$out/one-sk" "$out/one-restic"
+  measure "one-file restore" sharekeep "$sk" -q -r "$skrepo" restore latest "$one" --to "$out/one-sk"
+  measure "one-file restore" restic restic -q -r "$rrepo" restore latest --target "$out/one-restic" --include "$data/$one"
+done
 cmp "$data/$one" "$out/one-sk/$one"
 nsnap=$("$sk" -r "$skrepo" snapshots --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
 
@@ -96,16 +110,22 @@ import sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
 sk_growth, r_growth, sk_size, r_size = map(int, sys.argv[2:6])
 steps = []
-data = {}
+runs = {}
 for step, tool, wall, rss in rows:
     if step not in steps:
         steps.append(step)
-    data[(step, tool)] = (float(wall), int(rss))
-print("| step | sharekeep | restic | time ratio | sharekeep RSS | restic RSS | RSS ratio |")
+    runs.setdefault((step, tool), []).append((float(wall), int(rss)))
+def median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2]
+# Median wall time; peak RSS is the largest seen.
+data = {k: (median([w for w, _ in v]), max(r for _, r in v)) for k, v in runs.items()}
+counts = {k: len(v) for k, v in runs.items()}
+print("| step (median of runs) | sharekeep | restic | time ratio | sharekeep RSS | restic RSS | RSS ratio |")
 print("|---|---:|---:|---:|---:|---:|---:|")
 for s in steps:
     (sw, sr), (rw, rr) = data[(s, "sharekeep")], data[(s, "restic")]
-    print(f"| {s} | {sw:.3f} s | {rw:.3f} s | {sw / max(rw, 0.005):.2f}x | {sr / 1024:.0f} MiB | {rr / 1024:.0f} MiB | {sr / rr:.2f}x |")
+    print(f"| {s} ({counts[(s, 'sharekeep')]}) | {sw:.3f} s | {rw:.3f} s | {sw / max(rw, 0.005):.2f}x | {sr / 1024:.0f} MiB | {rr / 1024:.0f} MiB | {sr / rr:.2f}x |")
 mib = 1 << 20
 print(f"| repository after day 1 | {sk_size / mib:.0f} MiB | {r_size / mib:.0f} MiB | {sk_size / r_size:.2f}x | | | |")
 print(f"| day-1 growth | {sk_growth / mib:.1f} MiB | {r_growth / mib:.1f} MiB | {sk_growth / max(r_growth, 1):.2f}x | | | |")
