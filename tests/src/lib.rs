@@ -40,6 +40,18 @@ pub fn scratch(base: &str) -> tempfile::TempDir {
         .expect("scratch dir")
 }
 
+/// A scratch directory under /tmp that every user can traverse (tests that run commands as
+/// other users need to reach it; the checkout may sit under a private home), removed on drop.
+pub fn open_scratch() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::Builder::new()
+        .prefix("sk-share-")
+        .tempdir_in("/tmp")
+        .expect("scratch dir in /tmp");
+    fs::set_permissions(d.path(), fs::Permissions::from_mode(0o755)).expect("chmod scratch");
+    d
+}
+
 /// A finished command.
 #[derive(Debug)]
 pub struct Run {

@@ -219,7 +219,8 @@ fn incremental_backup_reads_only_changed_files() {
 
 #[test]
 fn unreadable_file_is_a_warning_and_the_snapshot_is_still_written() {
-    let tmp = scratch();
+    // `nobody` must reach the folder: under /tmp, not under the checkout.
+    let tmp = sharekeep_tests::open_scratch();
     let (src, repo) = (tmp.path().join("src"), tmp.path().join("repo"));
     write(&src.join("lisible.txt"), b"ok");
     write(&src.join("secret.txt"), b"root only");
@@ -235,7 +236,6 @@ fn unreadable_file_is_a_warning_and_the_snapshot_is_still_written() {
             src.join("lisible.txt").to_str().unwrap(),
         ],
     );
-    sh("chmod", &["755", tmp.path().to_str().unwrap()]);
     let run = ctl_as(65534, 65534, &repo, &["backup", src.to_str().unwrap()]).expect_code(3);
     assert!(
         run.stderr.contains("secret.txt"),

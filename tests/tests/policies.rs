@@ -3,7 +3,7 @@
 //! a corpus of broken policy files, each with its located message.
 
 use sharekeep_tests::users::Accounts;
-use sharekeep_tests::{bin, sh, Run};
+use sharekeep_tests::{bin, open_scratch, sh, Run};
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -23,16 +23,6 @@ fn policy(args: &[&str]) -> Run {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         raw: out.stdout,
     }
-}
-
-/// A world-traversable scratch folder (users must reach the share inside it).
-fn open_scratch() -> tempfile::TempDir {
-    let d = tempfile::Builder::new()
-        .prefix("sk-share-")
-        .tempdir_in("/tmp")
-        .unwrap();
-    fs::set_permissions(d.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    d
 }
 
 fn example(name: &str) -> String {
