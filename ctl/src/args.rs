@@ -57,6 +57,21 @@ pub enum Command {
     Versions(VersionsArgs),
     /// Restore files from a snapshot, in place or elsewhere; nothing is lost.
     Restore(RestoreArgs),
+    /// Remove snapshots the retention rules do not keep (then `--prune` to free space).
+    Forget(ForgetArgs),
+    /// Free the space of data no snapshot references.
+    Prune(PruneArgs),
+    /// Verify the repository: structure, and with --read-data every blob.
+    Check(CheckArgs),
+    /// Repair the repository.
+    #[command(subcommand)]
+    Repair(RepairCommand),
+    /// Remove stale locks (those of processes that are gone are removed automatically).
+    Unlock {
+        /// Remove every lock, even of running processes.
+        #[arg(long)]
+        remove_all: bool,
+    },
     /// Share policies: check them, plan and apply their rights, explain, matrix.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -136,6 +151,9 @@ pub struct BackupArgs {
     /// Read every file, even those unchanged since the last snapshot.
     #[arg(long)]
     pub force: bool,
+    /// Record this local time instead of now (e.g. `2026-11-28 18:30:00`), when importing history.
+    #[arg(long, value_name = "TIME")]
+    pub time: Option<String>,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -221,4 +239,76 @@ pub struct RestoreArgs {
     /// Print the plan or result as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// Keep the N newest snapshots.
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<u32>,
+    /// Keep the newest snapshot of each of the last N hours that have one.
+    #[arg(long, value_name = "N")]
+    pub keep_hourly: Option<u32>,
+    /// … days.
+    #[arg(long, value_name = "N")]
+    pub keep_daily: Option<u32>,
+    /// … ISO weeks.
+    #[arg(long, value_name = "N")]
+    pub keep_weekly: Option<u32>,
+    /// … months.
+    #[arg(long, value_name = "N")]
+    pub keep_monthly: Option<u32>,
+    /// … years.
+    #[arg(long, value_name = "N")]
+    pub keep_yearly: Option<u32>,
+    /// Keep every snapshot newer than DURATION (e.g. 2d, 36h, 1y6m).
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within: Option<String>,
+    /// Keep every snapshot with this tag (repeatable).
+    #[arg(long = "keep-tag", value_name = "TAG")]
+    pub keep_tags: Vec<String>,
+    /// Legal floor: never remove a snapshot younger than N days, whatever the rules say.
+    #[arg(long, value_name = "N")]
+    pub keep_min_days: Option<u32>,
+    /// Take the rules from a share policy's [backup] keep and keep_min_days.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly", "keep_within", "keep_tags", "keep_min_days"])]
+    pub policy: Option<PathBuf>,
+    /// Then prune.
+    #[arg(long)]
+    pub prune: bool,
+    /// List every snapshot with keep/remove and the rules that keep it; remove nothing.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Repack packs with more than PERCENT unused (0-100).
+    #[arg(long, value_name = "PERCENT", default_value_t = 30.0)]
+    pub repack_threshold: f64,
+    /// Report what would be freed; change nothing.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Also read and verify blob data: every pack, or a random PERCENT of them (--read-data=10).
+    #[arg(long, value_name = "PERCENT", num_args = 0..=1, default_missing_value = "100", require_equals = true)]
+    pub read_data: Option<f64>,
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RepairCommand {
+    /// Rebuild the index from the packs' own headers.
+    Index,
 }

@@ -2,6 +2,7 @@
 //! the outcome to a documented exit status (see `--help`).
 
 mod args;
+mod maintenance;
 mod offline;
 mod output;
 mod policy;

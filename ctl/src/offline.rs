@@ -2,6 +2,7 @@
 //! even with the service stopped.
 
 use crate::args::{self, Cli, Command, OverwriteArg};
+use crate::maintenance;
 use crate::output;
 use crate::progress::Bar;
 use crate::Outcome;
@@ -45,6 +46,11 @@ pub fn run(cli: Cli, cancel: &CancelToken) -> Result<Outcome> {
         Command::Cat(a) => cat(&repo, a, &mut out)?,
         Command::Versions(a) => versions(&repo, a, &mut out)?,
         Command::Restore(a) => restore(&repo, a, quiet, cancel, &mut out)?,
+        Command::Forget(a) => maintenance::forget(&repo, a, quiet, &mut out)?,
+        Command::Prune(a) => maintenance::prune(&repo, a, quiet, &mut out)?,
+        Command::Check(a) => maintenance::check(&repo, a, &mut out)?,
+        Command::Repair(args::RepairCommand::Index) => maintenance::repair_index(&repo, &mut out)?,
+        Command::Unlock { remove_all } => maintenance::unlock(&repo, remove_all, &mut out)?,
     };
     out.flush()?;
     Ok(outcome)
@@ -81,6 +87,7 @@ fn backup(
         } else {
             ParentChoice::Auto
         },
+        time: a.time.as_deref().map(parse_time).transpose()?,
         ..BackupOptions::default()
     };
     let bar = Bar::new("backup", quiet);
@@ -130,6 +137,20 @@ fn backup(
     } else {
         Outcome::Warnings
     })
+}
+
+fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Local>> {
+    use chrono::TimeZone;
+    let t = text.trim().replacen(' ', "T", 1);
+    let naive = chrono::NaiveDateTime::parse_from_str(&t, "%Y-%m-%dT%H:%M:%S")
+        .or_else(|_| chrono::NaiveDateTime::parse_from_str(&t, "%Y-%m-%dT%H:%M"))
+        .map_err(|_| {
+            anyhow::anyhow!("--time {text:?}: give a local time such as 2026-11-28 18:30:00")
+        })?;
+    chrono::Local
+        .from_local_datetime(&naive)
+        .earliest()
+        .ok_or_else(|| anyhow::anyhow!("--time {text:?} does not exist in local time (DST change)"))
 }
 
 fn snapshots(repo: &Repository, a: args::SnapshotsArgs, out: &mut dyn Write) -> Result<Outcome> {

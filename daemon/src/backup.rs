@@ -11,7 +11,7 @@
 //!     chunk (FastCDC), sha256 each chunk; a chunk the index lacks and no other worker has
 //!     claimed is compressed (zstd, raw when it does not pay) and appended to the open pack
 //! packer: a pack reaching the target size is sealed and handed to the finisher thread,
-//!     which fsyncs it, renames it into data/, and writes an index file every 32 packs
+//!     which fsyncs it, renames it into data/, and writes an index file every 4 packs
 //! after the scan and all jobs: trees are encoded bottom-up (an unchanged directory encodes
 //!     to the same bytes and is not stored again); the last pack is sealed; the directories
 //!     are fsynced; the index is written; then the snapshot.
@@ -26,6 +26,7 @@ use crate::chunker::Chunker;
 use crate::error::{Error, IoContext, Result};
 use crate::id::Id;
 use crate::index::IndexedPack;
+use crate::lock::{LockKind, RepoLock};
 use crate::pack::{self, BlobType, Compression, PackBuilder};
 use crate::platform::{self, NameCache};
 use crate::progress::{CancelToken, Progress};
@@ -45,7 +46,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 /// Index files are written after this many packs, so an interrupted backup's data is reused.
-const INDEX_EVERY_PACKS: usize = 32;
+const INDEX_EVERY_PACKS: usize = 4;
 
 /// Which snapshot a backup compares against to skip unchanged files.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -75,6 +76,8 @@ pub struct BackupOptions {
     pub only: Option<Vec<PathBuf>>,
     /// Worker threads (0: one per core).
     pub threads: usize,
+    /// The time to record (default: now), e.g. when importing history.
+    pub time: Option<chrono::DateTime<chrono::Local>>,
 }
 
 /// An entry that could not be backed up.
@@ -646,8 +649,9 @@ pub fn backup(
     progress: &dyn Progress,
     cancel: &CancelToken,
 ) -> Result<BackupOutcome> {
+    let _lock = RepoLock::acquire(repo.backend().clone(), LockKind::Shared, "backup")?;
     let started = Instant::now();
-    let time = chrono::Local::now();
+    let time = opts.time.unwrap_or_else(chrono::Local::now);
     let root = std::path::absolute(root).at(root)?;
     let root_text = root
         .to_str()

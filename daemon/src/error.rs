@@ -105,6 +105,12 @@ pub enum Error {
     /// Invalid option or argument (the message says which and what to do).
     #[error("{0}")]
     Invalid(String),
+    /// Another process holds a conflicting lock on the repository.
+    #[error("the repository is locked: {holder}; wait for it to finish (a lock left by a crashed process is removed automatically; `sharekeepctl unlock` removes stale ones)")]
+    Locked {
+        /// Who holds it.
+        holder: String,
+    },
     /// The operation was cancelled (signal or shutdown); nothing partial was recorded.
     #[error("interrupted; nothing partial was recorded")]
     Interrupted,
@@ -141,6 +147,7 @@ impl Error {
             | Error::BadSelector { .. } => "snapshot",
             Error::PathNotInSnapshot { .. } | Error::WrongKind { .. } => "path",
             Error::Invalid(_) => "invalid",
+            Error::Locked { .. } => "locked",
             Error::Interrupted => "interrupted",
         }
     }

@@ -8,21 +8,26 @@
 
 pub mod backend;
 mod backup;
+mod check;
 mod chunker;
 mod config;
 mod error;
 mod history;
 mod id;
 mod index;
+mod lock;
 pub mod pack;
 mod platform;
 mod progress;
+mod prune;
 mod repo;
 mod restore;
+mod retention;
 mod snapshot;
 mod tree;
 
 pub use backup::{backup, BackupOptions, BackupOutcome, ParentChoice, Warning};
+pub use check::{check, repair_index, CheckOptions, CheckReport, Damage, RepairReport};
 /// Re-exported: snapshot times are `chrono` types.
 pub use chrono;
 pub use chunker::Chunker;
@@ -31,11 +36,14 @@ pub use error::{Error, Result};
 pub use history::{diff, list, versions, Change, ChangeKind, ListedEntry, Version};
 pub use id::Id;
 pub use index::{Index, IndexedPack};
+pub use lock::{list_locks, remove_stale_locks, LockInfo, LockKind, RepoLock};
 pub use progress::{CancelToken, NoProgress, Progress};
+pub use prune::{forget, prune, PruneOptions, PruneReport};
 pub use repo::{DamagedFile, Repository};
 pub use restore::{
     plan_restore, restore, Action, Overwrite, PlannedEntry, RestoreOptions, RestorePlan,
     RestoreReport, Target,
 };
+pub use retention::{apply_rules, Decision, KeepRules};
 pub use snapshot::{Selector, Snapshot, Summary};
 pub use tree::{Bytes, Node, NodeKind, Tree, Xattr};

@@ -25,6 +25,7 @@
 use crate::backup::{backup, BackupOptions, ParentChoice};
 use crate::error::{Error, IoContext, Result};
 use crate::id::Id;
+use crate::lock::{LockKind, RepoLock};
 use crate::platform;
 use crate::progress::{CancelToken, NoProgress, Progress};
 use crate::repo::Repository;
@@ -392,6 +393,7 @@ pub fn restore(
     progress: &dyn Progress,
     cancel: &CancelToken,
 ) -> Result<RestoreReport> {
+    let _lock = RepoLock::acquire(repo.backend().clone(), LockKind::Shared, "restore")?;
     let mut report = RestoreReport::default();
     // 1. Save whatever would be changed.
     let changed: Vec<PathBuf> = plan

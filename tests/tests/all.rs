@@ -3,6 +3,7 @@
 
 mod backup_restore;
 mod history;
+mod maintenance;
 mod policies;
 mod properties;
 mod safety;

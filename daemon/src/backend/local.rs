@@ -241,6 +241,22 @@ impl Backend for LocalBackend {
         let p = self.path(kind, name);
         fs::remove_file(&p).at(&p)
     }
+
+    fn clean_temp(&self) -> Result<usize> {
+        let tmp = self.root.join("tmp");
+        let rd = match fs::read_dir(&tmp) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(Error::io(&tmp, e)),
+        };
+        let mut n = 0;
+        for e in rd {
+            let p = e.at(&tmp)?.path();
+            fs::remove_file(&p).at(&p)?;
+            n += 1;
+        }
+        Ok(n)
+    }
 }
 
 #[cfg(test)]

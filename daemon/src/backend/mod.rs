@@ -92,4 +92,7 @@ pub trait Backend: Send + Sync + Debug {
     fn sync(&self) -> Result<()>;
     /// Removes a file.
     fn remove(&self, kind: FileKind, name: &str) -> Result<()>;
+    /// Removes temporary files left by interrupted operations; only safe when nothing else
+    /// writes (under the exclusive lock). Returns how many were removed.
+    fn clean_temp(&self) -> Result<usize>;
 }

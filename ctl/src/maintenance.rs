@@ -1,0 +1,220 @@
+//! Repository upkeep commands: forget (retention), prune, check, repair index, unlock.
+
+use crate::args::{CheckArgs, ForgetArgs, PruneArgs};
+use crate::output;
+use crate::Outcome;
+use anyhow::{anyhow, bail, Result};
+use serde_json::json;
+use sharekeep::{KeepRules, PruneOptions, Repository};
+use std::io::Write;
+
+fn rules(a: &ForgetArgs) -> Result<KeepRules> {
+    if let Some(file) = &a.policy {
+        let policy = sharekeep_policies::load_file(file).map_err(|p| anyhow!("{p}"))?;
+        let backup = policy
+            .backup
+            .ok_or_else(|| anyhow!("{}: the policy has no [backup] section", file.display()))?;
+        let keep = backup.keep.ok_or_else(|| {
+            anyhow!(
+                "{}: [backup] has no `keep` rules (it keeps everything)",
+                file.display()
+            )
+        })?;
+        return Ok(KeepRules {
+            last: keep.last,
+            hourly: keep.hourly,
+            daily: keep.daily,
+            weekly: keep.weekly,
+            monthly: keep.monthly,
+            yearly: keep.yearly,
+            within: keep
+                .within_secs
+                .map(|s| chrono::Duration::seconds(s as i64)),
+            tags: keep.tags,
+            min_days: Some(backup.keep_min_days).filter(|d| *d > 0),
+        });
+    }
+    let within = match &a.keep_within {
+        Some(w) => Some(sharekeep_policies::parse_duration(w).ok_or_else(|| {
+            anyhow!("--keep-within {w:?}: write a number and a unit (y, m, w, d, h), e.g. 2d")
+        })?),
+        None => None,
+    };
+    Ok(KeepRules {
+        last: a.keep_last,
+        hourly: a.keep_hourly,
+        daily: a.keep_daily,
+        weekly: a.keep_weekly,
+        monthly: a.keep_monthly,
+        yearly: a.keep_yearly,
+        within: within.map(|s| chrono::Duration::seconds(s as i64)),
+        tags: a.keep_tags.clone(),
+        min_days: a.keep_min_days,
+    })
+}
+
+/// `forget`.
+pub fn forget(
+    repo: &Repository,
+    a: ForgetArgs,
+    quiet: bool,
+    out: &mut dyn Write,
+) -> Result<Outcome> {
+    let rules = rules(&a)?;
+    let decisions = sharekeep::forget(repo, &rules, a.dry_run)?;
+    let removed = decisions.iter().filter(|d| !d.keep).count();
+    if a.json {
+        let v: Vec<_> = decisions
+            .iter()
+            .map(|d| json!({"id": d.id.to_hex(), "time": d.time.to_rfc3339(), "keep": d.keep, "reasons": d.reasons}))
+            .collect();
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+    } else if a.dry_run || !quiet {
+        for d in &decisions {
+            let verdict = if d.keep { "keep  " } else { "remove" };
+            writeln!(
+                out,
+                "{verdict} {}  {}  {}",
+                d.id.short(),
+                output::time(&d.time),
+                d.reasons.join(", ")
+            )?;
+        }
+        let verb = if a.dry_run {
+            "would be removed (dry run)"
+        } else {
+            "removed"
+        };
+        writeln!(
+            out,
+            "{} snapshots kept, {removed} {verb}",
+            decisions.len() - removed
+        )?;
+    }
+    if a.prune && !a.dry_run {
+        // The removed snapshots are gone from disk; reopen to see the repository as it is.
+        let repo = Repository::open(repo.backend().clone())?;
+        let p = PruneArgs {
+            repack_threshold: 30.0,
+            dry_run: false,
+            json: a.json,
+        };
+        return prune(&repo, p, quiet, out);
+    }
+    Ok(Outcome::Ok)
+}
+
+/// `prune`.
+pub fn prune(repo: &Repository, a: PruneArgs, quiet: bool, out: &mut dyn Write) -> Result<Outcome> {
+    if !(0.0..=100.0).contains(&a.repack_threshold) {
+        bail!("--repack-threshold takes a percentage from 0 to 100");
+    }
+    let opts = PruneOptions {
+        repack_threshold: a.repack_threshold / 100.0,
+        dry_run: a.dry_run,
+    };
+    let r = sharekeep::prune(repo, &opts)?;
+    if a.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&r)?)?;
+    } else if !quiet || a.dry_run {
+        writeln!(
+            out,
+            "{} snapshots; {} packs: {} removed, {} repacked into {}, {} orphan(s) removed; {} unused blobs",
+            r.snapshots, r.packs_before, r.packs_removed, r.packs_repacked, r.packs_written, r.orphan_packs_removed, r.unused_blobs
+        )?;
+        writeln!(
+            out,
+            "repository data: {} -> {}{}",
+            output::size(r.bytes_before),
+            output::size(r.bytes_after),
+            if a.dry_run {
+                " (dry run: nothing changed)"
+            } else {
+                ""
+            }
+        )?;
+    }
+    Ok(Outcome::Ok)
+}
+
+/// `check`.
+pub fn check(repo: &Repository, a: CheckArgs, out: &mut dyn Write) -> Result<Outcome> {
+    let r = sharekeep::check(
+        repo,
+        &sharekeep::CheckOptions {
+            read_data: a.read_data,
+        },
+    )?;
+    if a.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&r)?)?;
+    } else {
+        writeln!(
+            out,
+            "{} snapshots, {} packs{}",
+            r.snapshots,
+            r.packs,
+            if a.read_data.is_some() {
+                format!(", {} packs read and verified", r.packs_read)
+            } else {
+                String::new()
+            }
+        )?;
+        for n in &r.notes {
+            writeln!(out, "note: {n}")?;
+        }
+        for d in &r.damage {
+            writeln!(out, "damaged: {}: {}", d.what, d.message)?;
+            for x in &d.affects {
+                writeln!(out, "    affects {x}")?;
+            }
+        }
+        if r.is_ok() {
+            writeln!(out, "no damage found")?;
+        }
+    }
+    if r.is_ok() {
+        Ok(Outcome::Ok)
+    } else {
+        bail!(
+            "the repository is damaged ({} problem(s) above)",
+            r.damage.len()
+        )
+    }
+}
+
+/// `repair index`.
+pub fn repair_index(repo: &Repository, out: &mut dyn Write) -> Result<Outcome> {
+    let r = sharekeep::repair_index(repo)?;
+    for u in &r.unreadable {
+        eprintln!("warning: left out: {u}");
+    }
+    writeln!(
+        out,
+        "index rebuilt: {} packs, {} blobs; {} old index file(s) removed",
+        r.packs, r.blobs, r.old_index_files
+    )?;
+    Ok(if r.unreadable.is_empty() {
+        Outcome::Ok
+    } else {
+        Outcome::Warnings
+    })
+}
+
+/// `unlock`.
+pub fn unlock(repo: &Repository, all: bool, out: &mut dyn Write) -> Result<Outcome> {
+    let n = sharekeep::remove_stale_locks(repo.backend().as_ref(), all)?;
+    let left = sharekeep::list_locks(repo.backend().as_ref())?;
+    writeln!(out, "{n} lock(s) removed, {} left", left.len())?;
+    for (_, l) in left {
+        writeln!(
+            out,
+            "  {:?} lock: `{}` pid {} on {} since {}",
+            l.kind,
+            l.purpose,
+            l.pid,
+            l.host,
+            output::time(&l.time)
+        )?;
+    }
+    Ok(Outcome::Ok)
+}

@@ -1,0 +1,519 @@
+//! Retention, prune, check, repair and locks on real repositories: forget keeps what the rules
+//! say, prune frees space and every kept snapshot still restores, damage of every kind is named
+//! precisely by `check` while what is undamaged still restores, a full disk leaves the
+//! repository consistent, and stale locks never block.
+
+use crate::scratch;
+use sharekeep_tests::{ctl, write};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn random(len: usize) -> Vec<u8> {
+    let mut f = fs::File::open("/dev/urandom").unwrap();
+    let mut v = vec![0u8; len];
+    std::io::Read::read_exact(&mut f, &mut v).unwrap();
+    v
+}
+
+fn id_of(run: &sharekeep_tests::Run) -> String {
+    run.json()["id"].as_str().unwrap().to_string()
+}
+
+fn packs(repo: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for sub in fs::read_dir(repo.join("data")).unwrap() {
+        for f in fs::read_dir(sub.unwrap().path()).unwrap() {
+            out.push(f.unwrap().path());
+        }
+    }
+    out.sort();
+    out
+}
+
+fn size_of(dir: &Path) -> u64 {
+    packs(dir)
+        .iter()
+        .map(|p| fs::metadata(p).unwrap().len())
+        .sum()
+}
+
+#[test]
+fn forget_keeps_what_the_rules_say_and_explains_why() {
+    let tmp = scratch();
+    let (src, repo) = (tmp.path().join("src"), tmp.path().join("repo"));
+    ctl(&repo, &["init"]).ok();
+    let s = src.to_str().unwrap();
+    for day in 1..=10 {
+        write(&src.join("jour.txt"), format!("jour {day}").as_bytes());
+        ctl(
+            &repo,
+            &["backup", s, "--time", &format!("2026-03-{day:02} 18:30")],
+        )
+        .ok();
+    }
+    ctl(
+        &repo,
+        &[
+            "backup",
+            s,
+            "--tag",
+            "cloture",
+            "--time",
+            "2026-03-05 19:00",
+        ],
+    )
+    .ok();
+    let err = ctl(&repo, &["forget"]).expect_code(1);
+    assert!(
+        err.stderr.contains("refusing to remove every snapshot"),
+        "{}",
+        err.stderr
+    );
+    let dry = ctl(
+        &repo,
+        &[
+            "forget",
+            "--keep-daily",
+            "3",
+            "--keep-tag",
+            "cloture",
+            "--dry-run",
+            "--json",
+        ],
+    )
+    .ok()
+    .json();
+    let kept: Vec<&serde_json::Value> = dry
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["keep"] == true)
+        .collect();
+    assert_eq!(kept.len(), 4, "three days and the tagged one: {dry}");
+    assert!(kept.iter().any(|d| d["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r == "tag cloture")));
+    assert_eq!(
+        ctl(&repo, &["snapshots", "--json"])
+            .ok()
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        11,
+        "dry run removes nothing"
+    );
+    // The legal floor wins over every rule: nothing younger than N days goes.
+    let floor = ctl(
+        &repo,
+        &[
+            "forget",
+            "--keep-last",
+            "1",
+            "--keep-min-days",
+            "100000",
+            "--json",
+        ],
+    )
+    .ok()
+    .json();
+    assert!(
+        floor.as_array().unwrap().iter().all(|d| d["keep"] == true),
+        "{floor}"
+    );
+    ctl(
+        &repo,
+        &["forget", "--keep-daily", "3", "--keep-tag", "cloture"],
+    )
+    .ok();
+    assert_eq!(
+        ctl(&repo, &["snapshots", "--json"])
+            .ok()
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+}
+
+#[test]
+fn forget_reads_the_rules_from_a_policy() {
+    let tmp = scratch();
+    let (src, repo) = (tmp.path().join("src"), tmp.path().join("repo"));
+    fs::create_dir_all(&src).unwrap();
+    ctl(&repo, &["init"]).ok();
+    for day in 1..=5 {
+        write(&src.join("a.txt"), format!("{day}").as_bytes());
+        ctl(
+            &repo,
+            &[
+                "backup",
+                src.to_str().unwrap(),
+                "--time",
+                &format!("2026-01-{day:02} 18:30"),
+            ],
+        )
+        .ok();
+    }
+    let policy = tmp.path().join("p.toml");
+    fs::write(&policy, format!("[share]\nname = \"p\"\npath = {:?}\nowner = \"root\"\ngroup = \"root\"\n\n[backup]\nschedule = \"0 30 18 * * *\"\nrepository = {:?}\nkeep = {{ last = 2 }}\n", src.display().to_string(), repo.display().to_string())).unwrap();
+    let run = ctl(
+        &repo,
+        &["forget", "--policy", policy.to_str().unwrap(), "--json"],
+    )
+    .ok()
+    .json();
+    assert_eq!(
+        run.as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["keep"] == true)
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn prune_frees_the_space_of_forgotten_data_and_kept_snapshots_still_restore() {
+    let tmp = scratch();
+    let (src, repo) = (tmp.path().join("src"), tmp.path().join("repo"));
+    ctl(&repo, &["init"]).ok();
+    let s = src.to_str().unwrap();
+    write(&src.join("garde.bin"), &random(3_000_000));
+    write(&src.join("gros.bin"), &random(20_000_000));
+    ctl(&repo, &["backup", s]).ok();
+    fs::remove_file(src.join("gros.bin")).unwrap();
+    write(&src.join("nouveau.bin"), &random(2_000_000));
+    let keep = id_of(&ctl(&repo, &["backup", "--json", s]).ok());
+    let before = size_of(&repo);
+    let dry = ctl(&repo, &["prune", "--dry-run", "--json"]).ok().json();
+    assert_eq!(size_of(&repo), before, "dry run changes nothing");
+    assert_eq!(
+        dry["unused_blobs"], 0,
+        "every blob is still used by the first snapshot"
+    );
+    ctl(&repo, &["forget", "--keep-last", "1", "--prune"]).ok();
+    let after = size_of(&repo);
+    assert!(
+        after < before - 15_000_000,
+        "prune freed {} of {} bytes",
+        before - after,
+        before
+    );
+    ctl(&repo, &["check", "--read-data"]).ok();
+    let out = tmp.path().join("out");
+    ctl(
+        &repo,
+        &["restore", &keep[..8], "--to", out.to_str().unwrap()],
+    )
+    .ok();
+    assert_eq!(
+        fs::read(out.join("garde.bin")).unwrap(),
+        fs::read(src.join("garde.bin")).unwrap()
+    );
+    assert_eq!(
+        fs::read(out.join("nouveau.bin")).unwrap(),
+        fs::read(src.join("nouveau.bin")).unwrap()
+    );
+}
+
+#[test]
+fn prune_repacks_packs_that_are_mostly_unused() {
+    let tmp = scratch();
+    let (src, repo) = (tmp.path().join("src"), tmp.path().join("repo"));
+    ctl(&repo, &["init"]).ok();
+    let s = src.to_str().unwrap();
+    // One pack holding a small file that stays and a big one that goes.
+    write(&src.join("reste.bin"), &random(1_000_000));
+    write(&src.join("part.bin"), &random(9_000_000));
+    ctl(&repo, &["backup", s]).ok();
+    fs::remove_file(src.join("part.bin")).unwrap();
+    ctl(&repo, &["backup", s]).ok();
+    ctl(&repo, &["forget", "--keep-last", "1"]).ok();
+    let r = ctl(&repo, &["prune", "--json"]).ok().json();
+    assert!(r["packs_repacked"].as_u64().unwrap() >= 1, "{r}");
+    assert!(r["bytes_after"].as_u64().unwrap() < 3_000_000, "{r}");
+    ctl(&repo, &["check", "--read-data"]).ok();
+    assert_eq!(
+        ctl(&repo, &["cat", "latest", "reste.bin"]).ok().raw,
+        fs::read(src.join("reste.bin")).unwrap()
+    );
+}
+
+/// A repository with two snapshots of two files each in its own pack-sized chunk of data.
+fn two_snapshots(tmp: &Path) -> (PathBuf, PathBuf, String, String) {
+    let (src, repo) = (tmp.join("src"), tmp.join("repo"));
+    ctl(&repo, &["init"]).ok();
+    let s = src.to_str().unwrap();
+    write(&src.join("a/premier.bin"), &random(18_000_000));
+    let first = id_of(&ctl(&repo, &["backup", "--json", s]).ok());
+    write(&src.join("b/second.bin"), &random(18_000_000));
+    let second = id_of(&ctl(&repo, &["backup", "--json", s]).ok());
+    (src, repo, first, second)
+}
+
+fn pack_holding(repo: &Path, min_size: u64) -> PathBuf {
+    packs(repo)
+        .into_iter()
+        .find(|p| fs::metadata(p).unwrap().len() > min_size)
+        .expect("a data pack")
+}
+
+#[test]
+fn flipped_byte_in_a_pack_is_named_with_the_files_it_affects_and_the_rest_restores() {
+    let tmp = scratch();
+    let (src, repo, _first, second) = two_snapshots(tmp.path());
+    ctl(&repo, &["check"]).ok();
+    // Damage the pack holding the start of premier.bin (the first pack written).
+    let first_pack = {
+        let mut ps = packs(&repo);
+        ps.sort_by_key(|p| fs::metadata(p).unwrap().modified().unwrap());
+        ps[0].clone()
+    };
+    let mut bytes = fs::read(&first_pack).unwrap();
+    bytes[1000] ^= 0x55;
+    fs::write(&first_pack, bytes).unwrap();
+    // Structure alone cannot see it; reading the data does.
+    let run = ctl(&repo, &["check", "--read-data"]).expect_code(1);
+    let name = first_pack
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        run.stdout.contains(&name),
+        "the pack is named: {}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("a/premier.bin"),
+        "the file is named: {}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(&second[..8]),
+        "the snapshots are named: {}",
+        run.stdout
+    );
+    // What is undamaged still restores.
+    let out = tmp.path().join("out");
+    let r = ctl(
+        &repo,
+        &["restore", &second[..8], "--to", out.to_str().unwrap()],
+    )
+    .expect_code(3);
+    assert!(r.stderr.contains("a/premier.bin"), "{}", r.stderr);
+    assert_eq!(
+        fs::read(out.join("b/second.bin")).unwrap(),
+        fs::read(src.join("b/second.bin")).unwrap()
+    );
+}
+
+#[test]
+fn truncated_index_is_reported_and_repair_index_rebuilds_it() {
+    let tmp = scratch();
+    let (src, repo, _first, second) = two_snapshots(tmp.path());
+    let index: Vec<PathBuf> = fs::read_dir(repo.join("index"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let victim = index
+        .iter()
+        .max_by_key(|p| fs::metadata(p).unwrap().len())
+        .unwrap();
+    let bytes = fs::read(victim).unwrap();
+    fs::write(victim, &bytes[..bytes.len() / 2]).unwrap();
+    let run = ctl(&repo, &["check"]).expect_code(1);
+    let name = victim.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        run.stdout.contains(&name) && run.stdout.contains("repair index"),
+        "{}",
+        run.stdout
+    );
+    let fixed = ctl(&repo, &["repair", "index"]).ok();
+    assert!(fixed.stdout.contains("index rebuilt"), "{}", fixed.stdout);
+    ctl(&repo, &["check", "--read-data"]).ok();
+    assert_eq!(
+        ctl(&repo, &["cat", &second[..8], "b/second.bin"]).ok().raw,
+        fs::read(src.join("b/second.bin")).unwrap()
+    );
+}
+
+#[test]
+fn deleted_pack_is_reported_and_other_files_restore() {
+    let tmp = scratch();
+    let (src, repo, first, second) = two_snapshots(tmp.path());
+    // The pack holding the start of second.bin: written by the second backup.
+    let newest = packs(&repo)
+        .into_iter()
+        .max_by_key(|p| fs::metadata(p).unwrap().modified().unwrap())
+        .unwrap();
+    let newest = if fs::metadata(&newest).unwrap().len() > 1_000_000 {
+        newest
+    } else {
+        pack_holding(&repo, 1_000_000)
+    };
+    fs::remove_file(&newest).unwrap();
+    let run = ctl(&repo, &["check"]).expect_code(1);
+    let name = newest.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        run.stdout.contains(&name) && run.stdout.contains("missing"),
+        "{}",
+        run.stdout
+    );
+    // The first snapshot does not need that pack (unless both files share it).
+    let out = tmp.path().join("out");
+    let r = ctl(
+        &repo,
+        &["restore", &first[..8], "--to", out.to_str().unwrap()],
+    );
+    if r.code == 0 {
+        assert_eq!(
+            fs::read(out.join("a/premier.bin")).unwrap(),
+            fs::read(src.join("a/premier.bin")).unwrap()
+        );
+    } else {
+        assert!(r.stderr.contains("premier.bin"), "{}", r.stderr);
+    }
+    let r = ctl(
+        &repo,
+        &[
+            "restore",
+            &second[..8],
+            "--to",
+            tmp.path().join("out2").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        r.code, 3,
+        "the damaged file is reported: {}{}",
+        r.stdout, r.stderr
+    );
+}
+
+#[test]
+fn garbage_snapshot_file_is_reported_and_the_other_snapshots_restore() {
+    let tmp = scratch();
+    let (src, repo, first, second) = two_snapshots(tmp.path());
+    fs::write(repo.join("snapshots").join(&second), b"{ not a snapshot").unwrap();
+    let run = ctl(&repo, &["check"]).expect_code(1);
+    assert!(
+        run.stdout.contains(&second) && run.stdout.contains("damaged"),
+        "{}",
+        run.stdout
+    );
+    let list = ctl(&repo, &["snapshots"]).expect_code(3);
+    assert!(list.stdout.contains(&first[..8]), "{}", list.stdout);
+    assert_eq!(
+        ctl(&repo, &["cat", &first[..8], "a/premier.bin"]).ok().raw,
+        fs::read(src.join("a/premier.bin")).unwrap()
+    );
+    // Prune refuses to run while a snapshot cannot be read (its data would look unused).
+    let p = ctl(&repo, &["prune"]).expect_code(1);
+    assert!(
+        p.stderr.contains("prune would remove its data"),
+        "{}",
+        p.stderr
+    );
+}
+
+#[test]
+fn stale_lock_of_a_dead_process_is_cleared_and_a_live_one_blocks_prune() {
+    let tmp = scratch();
+    let (src, repo) = (tmp.path().join("src"), tmp.path().join("repo"));
+    write(&src.join("a.txt"), b"a");
+    ctl(&repo, &["init"]).ok();
+    let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    let lock = |pid: u32, kind: &str| {
+        format!("{{\"kind\":\"{kind}\",\"host\":\"{host}\",\"pid\":{pid},\"time\":\"2026-01-01T00:00:00+00:00\",\"refreshed\":\"2026-01-01T00:00:00+00:00\",\"purpose\":\"prune\"}}")
+    };
+    // A crash in the night left an exclusive lock: the next backup clears it and runs.
+    fs::write(repo.join("locks/dead"), lock(4_000_000, "exclusive")).unwrap();
+    let run = ctl(&repo, &["backup", src.to_str().unwrap()]).ok();
+    assert!(
+        run.stderr.contains("removing stale lock"),
+        "logged: {}",
+        run.stderr
+    );
+    assert!(!repo.join("locks/dead").exists());
+    // A running backup (here: a live process's shared lock) blocks prune, with who holds it.
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    fs::write(repo.join("locks/live"), lock(sleeper.id(), "shared")).unwrap();
+    let p = ctl(&repo, &["prune"]).expect_code(1);
+    assert!(
+        p.stderr.contains("locked") && p.stderr.contains(&sleeper.id().to_string()),
+        "{}",
+        p.stderr
+    );
+    let u = ctl(&repo, &["unlock"]).ok();
+    assert!(
+        u.stdout.contains("1 left"),
+        "a live process's lock stays: {}",
+        u.stdout
+    );
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
+    ctl(&repo, &["prune"]).ok();
+}
+
+#[test]
+fn full_disk_during_backup_is_a_clear_error_and_the_repository_stays_consistent() {
+    let tmp = scratch();
+    let mnt = tmp.path().join("small");
+    fs::create_dir(&mnt).unwrap();
+    sharekeep_tests::sh(
+        "mount",
+        &[
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=12m",
+            "tmpfs",
+            mnt.to_str().unwrap(),
+        ],
+    );
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(mnt.clone());
+    let (src, repo) = (tmp.path().join("src"), mnt.join("repo"));
+    write(&src.join("petit.bin"), &random(2_000_000));
+    ctl(&repo, &["init"]).ok();
+    let first = id_of(&ctl(&repo, &["backup", "--json", src.to_str().unwrap()]).ok());
+    write(&src.join("enorme.bin"), &random(30_000_000));
+    let run = ctl(&repo, &["backup", src.to_str().unwrap()]).expect_code(1);
+    assert!(
+        run.stderr.contains("No space left on device"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        ctl(&repo, &["snapshots", "--json"])
+            .ok()
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "no partial snapshot"
+    );
+    fs::remove_file(src.join("enorme.bin")).unwrap();
+    let c = ctl(&repo, &["check", "--read-data"]).ok();
+    assert!(c.stdout.contains("no damage found"), "{}", c.stdout);
+    assert_eq!(
+        ctl(&repo, &["cat", &first[..8], "petit.bin"]).ok().raw,
+        fs::read(src.join("petit.bin")).unwrap()
+    );
+    // Space is freed by prune (the interrupted backup's packs), and backups work again.
+    ctl(&repo, &["prune"]).ok();
+    ctl(&repo, &["backup", src.to_str().unwrap()]).ok();
+}
