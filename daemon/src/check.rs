@@ -175,7 +175,7 @@ pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
                 .filter(|e| {
                     let stored =
                         bytes.get(e.offset as usize..e.offset as usize + e.length as usize);
-                    !stored.is_some_and(|s| pack::decode_blob(e, s.to_vec(), &location).is_ok())
+                    stored.is_none_or(|s| pack::decode_blob(e, s.to_vec(), &location).is_err())
                 })
                 .map(|e| e.id)
                 .collect();
