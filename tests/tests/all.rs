@@ -2,6 +2,7 @@
 //! `sharekeepctl` on real files in scratch folders on ext4.
 
 mod backup_restore;
+mod crash;
 mod history;
 mod maintenance;
 mod policies;
