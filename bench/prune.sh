@@ -29,7 +29,7 @@ restic -q -r "$rrepo" init >/dev/null
 echo "== $days days of history"
 for d in $(seq 1 "$days"); do
   [ "$d" -gt 1 ] && python3 "$gen" mutate "$data" --round "$d" >/dev/null
-  when=$(date -d "2026-10-01 18:30 + $((d - 1)) days" "+%Y-%m-%d %H:%M:%S")
+  when="$(date -d "2026-10-01 + $((d - 1)) days" +%Y-%m-%d) 18:30:00"
   "$sk" -q -r "$skrepo" backup "$data" --time "$when"
   restic -q -r "$rrepo" backup --compression auto --time "$when" "$data" >/dev/null
 done

@@ -19,7 +19,10 @@ const CHANGED: usize = FILES;
 const FILE_SIZE: usize = 12 << 20;
 
 fn kills() -> usize {
-    std::env::var("SHAREKEEP_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(12)
+    std::env::var("SHAREKEEP_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12)
 }
 
 struct Rng(u64);
@@ -81,16 +84,36 @@ fn index_files(repo: &Path) -> usize {
 }
 
 /// `check` passes and the newest `last` snapshots (all with `usize::MAX`) restore byte for byte.
-fn verify(repo: &Path, expected: &BTreeMap<String, BTreeMap<String, [u8; 32]>>, scratch: &Path, what: &str, last: usize) {
+fn verify(
+    repo: &Path,
+    expected: &BTreeMap<String, BTreeMap<String, [u8; 32]>>,
+    scratch: &Path,
+    what: &str,
+    last: usize,
+) {
     let c = ctl(repo, &["check"]);
     assert_eq!(c.code, 0, "{what}: check failed:\n{}{}", c.stdout, c.stderr);
-    let present: Vec<String> = ctl(repo, &["snapshots", "--json"]).ok().json().as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect();
+    let present: Vec<String> = ctl(repo, &["snapshots", "--json"])
+        .ok()
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
     for id in present.iter().rev().take(last) {
-        let want = expected.get(id).unwrap_or_else(|| panic!("{what}: unknown snapshot {id} appeared"));
+        let want = expected
+            .get(id)
+            .unwrap_or_else(|| panic!("{what}: unknown snapshot {id} appeared"));
         let out = scratch.join(format!("verify-{}", &id[..8]));
         let _ = fs::remove_dir_all(&out);
         ctl(repo, &["restore", &id[..8], "--to", out.to_str().unwrap()]).ok();
-        assert_eq!(&fingerprint(&out), want, "{what}: snapshot {} does not restore byte for byte", &id[..8]);
+        assert_eq!(
+            &fingerprint(&out),
+            want,
+            "{what}: snapshot {} does not restore byte for byte",
+            &id[..8]
+        );
         fs::remove_dir_all(&out).unwrap();
     }
 }
@@ -104,7 +127,11 @@ fn sigkill_during_backup_and_prune_never_damages_the_repository() {
         random_file(&src.join(format!("f{i}.bin")), FILE_SIZE);
     }
     ctl(&repo, &["init"]).ok();
-    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
     eprintln!("kill test seed {seed}");
     let mut rng = Rng(seed);
     let mut expected: BTreeMap<String, BTreeMap<String, [u8; 32]>> = BTreeMap::new();
@@ -113,7 +140,10 @@ fn sigkill_during_backup_and_prune_never_damages_the_repository() {
     let started = Instant::now();
     let first = ctl(&repo, &["backup", "--json", s]).ok();
     let full = started.elapsed();
-    expected.insert(first.json()["id"].as_str().unwrap().to_string(), fingerprint(&src));
+    expected.insert(
+        first.json()["id"].as_str().unwrap().to_string(),
+        fingerprint(&src),
+    );
 
     let n = kills();
     // Half the kills interrupt backups, half prunes. An operation that ends before its kill
@@ -126,7 +156,10 @@ fn sigkill_during_backup_and_prune_never_damages_the_repository() {
         assert!(i < backups * 4, "could not interrupt {backups} backups");
         // New data for the backup to chew on: a third of the files.
         for f in 0..CHANGED {
-            random_file(&src.join(format!("f{}.bin", (i * CHANGED + f) % FILES)), FILE_SIZE);
+            random_file(
+                &src.join(format!("f{}.bin", (i * CHANGED + f) % FILES)),
+                FILE_SIZE,
+            );
         }
         let fp = fingerprint(&src);
         let indexes = index_files(&repo);
@@ -134,11 +167,14 @@ fn sigkill_during_backup_and_prune_never_damages_the_repository() {
         let at = window.mul_f64((killed as f64 + rng.unit()) / backups as f64);
         let finished = run_and_kill(&repo, &["backup", "--force", "--json", s], at);
         let killed_indexed = finished.is_none() && index_files(&repo) > indexes;
-        eprintln!("backup kill {i} at {at:?}: {}", match (&finished, killed_indexed) {
-            (Some(_), _) => "finished first",
-            (None, true) => "killed after writing an index",
-            (None, false) => "killed before writing an index",
-        });
+        eprintln!(
+            "backup kill {i} at {at:?}: {}",
+            match (&finished, killed_indexed) {
+                (Some(_), _) => "finished first",
+                (None, true) => "killed after writing an index",
+                (None, false) => "killed before writing an index",
+            }
+        );
         match finished {
             Some(done) => {
                 expected.insert(done.json()["id"].as_str().unwrap().to_string(), fp.clone());
@@ -146,7 +182,13 @@ fn sigkill_during_backup_and_prune_never_damages_the_repository() {
             }
             None => killed += 1,
         }
-        verify(&repo, &expected, tmp.path(), &format!("after backup kill {i} at {at:?}"), 1);
+        verify(
+            &repo,
+            &expected,
+            tmp.path(),
+            &format!("after backup kill {i} at {at:?}"),
+            1,
+        );
         let next = ctl(&repo, &["backup", "--force", "--json", s]).ok().json();
         let added = next["summary"]["bytes_added"].as_u64().unwrap();
         if killed_indexed && added < (CHANGED * FILE_SIZE) as u64 {
@@ -155,7 +197,10 @@ fn sigkill_during_backup_and_prune_never_damages_the_repository() {
         expected.insert(next["id"].as_str().unwrap().to_string(), fp);
         i += 1;
     }
-    assert!(reused > 0 || backups < 4, "no backup reused the data of a killed one");
+    assert!(
+        reused > 0 || backups < 4,
+        "no backup reused the data of a killed one"
+    );
 
     let mut window: Option<Duration> = None;
     let (mut j, mut killed) = (0, 0);
@@ -163,7 +208,10 @@ fn sigkill_during_backup_and_prune_never_damages_the_repository() {
         assert!(j < prunes * 4 + 1, "could not interrupt {prunes} prunes");
         // Garbage for prune: replace files, then forget all but the two newest snapshots.
         for f in 0..2 {
-            random_file(&src.join(format!("f{}.bin", (j * 2 + f) % FILES)), FILE_SIZE);
+            random_file(
+                &src.join(format!("f{}.bin", (j * 2 + f) % FILES)),
+                FILE_SIZE,
+            );
         }
         j += 1;
         let fp = fingerprint(&src);
@@ -179,15 +227,31 @@ fn sigkill_during_backup_and_prune_never_damages_the_repository() {
         };
         let at = w.mul_f64((killed as f64 + rng.unit()) / prunes as f64);
         let finished = run_and_kill(&repo, &["prune", "--repack-threshold", "0"], at);
-        eprintln!("prune kill {j} at {at:?}: {}", if finished.is_some() { "finished first" } else { "killed" });
+        eprintln!(
+            "prune kill {j} at {at:?}: {}",
+            if finished.is_some() {
+                "finished first"
+            } else {
+                "killed"
+            }
+        );
         match finished {
             Some(_) => window = Some(w.mul_f64(0.8)),
             None => killed += 1,
         }
-        verify(&repo, &expected, tmp.path(), &format!("after prune kill {j} at {at:?}"), 2);
+        verify(
+            &repo,
+            &expected,
+            tmp.path(),
+            &format!("after prune kill {j} at {at:?}"),
+            2,
+        );
         ctl(&repo, &["backup", s]).ok();
         let last = ctl(&repo, &["snapshots", "--json"]).ok().json();
-        let newest = last.as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_string();
+        let newest = last.as_array().unwrap().last().unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
         expected.insert(newest, fingerprint(&src));
     }
     // A prune that completes leaves a repository that checks clean with data verified.
