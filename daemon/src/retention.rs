@@ -348,10 +348,10 @@ mod tests {
                 now,
                 want: vec![1, 3],
             },
-            // Europe-style DST change on the last Sunday of March (29th in 2026): hourly
-            // buckets follow local time, a day still has one daily bucket.
+            // Hourly and daily rules together (DST changes are tested with a real time zone in
+            // tests/tests/maintenance.rs, which sets TZ for the process).
             Case {
-                name: "dst change",
+                name: "hourly and daily",
                 snaps: vec![
                     snap(1, at(2026, 3, 29, 1, 30), &[]),
                     snap(2, at(2026, 3, 29, 3, 30), &[]),

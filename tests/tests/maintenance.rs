@@ -517,3 +517,69 @@ fn full_disk_during_backup_is_a_clear_error_and_the_repository_stays_consistent(
     ctl(&repo, &["prune"]).ok();
     ctl(&repo, &["backup", src.to_str().unwrap()]).ok();
 }
+
+#[test]
+fn retention_buckets_follow_local_time_across_dst_changes() {
+    // Europe/Paris: 2026-03-29 02:00 jumps to 03:00; 2026-10-25 03:00 falls back to 02:00.
+    let tmp = scratch();
+    let (src, repo) = (tmp.path().join("src"), tmp.path().join("repo"));
+    write(&src.join("a.txt"), b"a");
+    let paris = |args: &[&str]| {
+        let out = std::process::Command::new(sharekeep_tests::bin("sharekeepctl"))
+            .arg("--repo")
+            .arg(&repo)
+            .args(args)
+            .env("TZ", "Europe/Paris")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    paris(&["init"]);
+    let times = [
+        "2026-03-28 23:30", // Saturday
+        "2026-03-29 01:30", // Sunday, before the jump
+        "2026-03-29 03:30", // Sunday, after it (one real hour later)
+        "2026-03-29 04:30",
+        "2026-10-25 01:30", // the day the clocks go back
+        "2026-10-25 02:30", // first 02:30 (summer time)
+        "2026-10-25 04:00",
+    ];
+    for t in times {
+        paris(&["backup", src.to_str().unwrap(), "--time", t]);
+    }
+    let decisions: serde_json::Value = serde_json::from_str(&paris(&[
+        "forget",
+        "--keep-hourly",
+        "4",
+        "--keep-daily",
+        "3",
+        "--dry-run",
+        "--json",
+    ]))
+    .unwrap();
+    let kept: Vec<String> = decisions
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["keep"] == true)
+        .map(|d| d["time"].as_str().unwrap()[..16].to_string())
+        .collect();
+    // Hourly: the 4 newest local hours (04h, 02h, 01h of Oct 25, 04h of Mar 29); daily: the
+    // newest of Oct 25, Mar 29 and Mar 28, in local days.
+    assert_eq!(
+        kept,
+        vec![
+            "2026-03-28T23:30",
+            "2026-03-29T04:30",
+            "2026-10-25T01:30",
+            "2026-10-25T02:30",
+            "2026-10-25T04:00"
+        ],
+        "{decisions}"
+    );
+}
