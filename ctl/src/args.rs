@@ -29,6 +29,15 @@ pub struct Cli {
         value_name = "DIR"
     )]
     pub repo: Option<PathBuf>,
+    /// sharekeepd's control socket (commands without --repo go there).
+    #[arg(
+        long,
+        global = true,
+        env = "SHAREKEEP_SOCKET",
+        value_name = "PATH",
+        default_value = "/run/sharekeep/ctl.sock"
+    )]
+    pub socket: PathBuf,
     /// Print only errors and warnings.
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
@@ -43,6 +52,14 @@ pub struct Cli {
 pub enum Command {
     /// Create a new, empty repository in --repo.
     Init,
+    /// The service's shares: policy state, rights fixed, last and next backup (via sharekeepd).
+    Status {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make sharekeepd reload the policies.
+    Reload,
     /// Back up a folder into a new snapshot (only changed files are read).
     Backup(BackupArgs),
     /// List snapshots, oldest first.
@@ -136,8 +153,11 @@ pub enum PolicyCommand {
 
 #[derive(Debug, Args)]
 pub struct BackupArgs {
-    /// The folder to back up.
-    pub dir: PathBuf,
+    /// The folder to back up (offline mode, with --repo).
+    pub dir: Option<PathBuf>,
+    /// Back up this share now, through sharekeepd (without --repo).
+    #[arg(long, value_name = "NAME", conflicts_with = "dir")]
+    pub share: Option<String>,
     /// Tag the snapshot (repeatable).
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
@@ -161,6 +181,9 @@ pub struct BackupArgs {
 
 #[derive(Debug, Args)]
 pub struct SnapshotsArgs {
+    /// This share's snapshots, through sharekeepd (without --repo).
+    #[arg(long, value_name = "NAME")]
+    pub share: Option<String>,
     /// Only snapshots with this tag.
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,

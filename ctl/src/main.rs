@@ -7,6 +7,7 @@ mod offline;
 mod output;
 mod policy;
 mod progress;
+mod remote;
 mod signals;
 
 use clap::Parser;
@@ -44,6 +45,10 @@ fn main() -> ExitCode {
     signals::install(cancel.clone());
     let result = match cli.command {
         args::Command::Policy(cmd) => policy::run(cmd, cli.quiet),
+        args::Command::Status { .. } | args::Command::Reload => remote::run(cli),
+        args::Command::Backup(_) | args::Command::Snapshots(_) if cli.repo.is_none() => {
+            remote::run(cli)
+        }
         _ => offline::run(cli, &cancel),
     };
     match result {

@@ -38,7 +38,9 @@ pub fn run(cli: Cli, cancel: &CancelToken) -> Result<Outcome> {
     }
     let mut out = BufWriter::new(std::io::stdout().lock());
     let outcome = match cli.command {
-        Command::Init | Command::Policy(_) => unreachable!("handled elsewhere"),
+        Command::Init | Command::Policy(_) | Command::Status { .. } | Command::Reload => {
+            unreachable!("handled elsewhere")
+        }
         Command::Backup(a) => backup(&repo, a, quiet, cancel, &mut out)?,
         Command::Snapshots(a) => snapshots(&repo, a, &mut out)?,
         Command::Ls(a) => ls(&repo, a, &mut out)?,
@@ -90,8 +92,11 @@ fn backup(
         time: a.time.as_deref().map(parse_time).transpose()?,
         ..BackupOptions::default()
     };
+    let Some(dir) = a.dir.as_deref() else {
+        bail!("give the folder to back up (or --share NAME, without --repo, to ask sharekeepd)");
+    };
     let bar = Bar::new("backup", quiet);
-    let res = sharekeep::backup(repo, &a.dir, &opts, &bar, cancel)?;
+    let res = sharekeep::backup(repo, dir, &opts, &bar, cancel)?;
     let s = &res.snapshot;
     for w in &res.warnings {
         eprintln!("warning: {}: {}", w.path.display(), w.message);

@@ -19,10 +19,12 @@ mod lock;
 pub mod pack;
 mod platform;
 mod progress;
+pub mod protocol;
 mod prune;
 mod repo;
 mod restore;
 mod retention;
+pub mod service;
 mod snapshot;
 mod tree;
 

@@ -403,6 +403,12 @@ impl Worker<'_, '_> {
 
 /// Walks `policy`'s share, comparing (and with [`WalkMode::Apply`] fixing) every entry.
 pub fn run(policy: &Policy, mode: WalkMode) -> std::io::Result<Report> {
+    run_below(policy, mode, "")
+}
+
+/// Like [`run`], for the entry at `rel` (relative to the share root) and, if it is a
+/// directory, everything below it: what the service does when entries appear or change.
+pub fn run_below(policy: &Policy, mode: WalkMode, rel: &str) -> std::io::Result<Report> {
     let root = rustix::fs::open(
         &policy.path,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
@@ -415,9 +421,46 @@ pub fn run(policy: &Policy, mode: WalkMode) -> std::io::Result<Report> {
         mode,
         dev,
         root,
-        work: Mutex::new((vec![String::new()], 0)),
+        work: Mutex::new((Vec::new(), 0)),
         wake: Condvar::new(),
     };
+    let mut report = Report {
+        share: policy.name.clone(),
+        ..Report::default()
+    };
+    let rel = rel.trim_matches('/');
+    if !rel.is_empty() {
+        // One entry: a file is checked here; a directory is walked like a share.
+        let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+        let mut w = Worker {
+            shared: &shared,
+            acls: PosixAcls,
+            names: Names::default(),
+            report: Report {
+                share: policy.name.clone(),
+                ..Report::default()
+            },
+        };
+        let Some(dir) = w.open_dir(parent) else {
+            return Ok(w.report);
+        };
+        match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+                shared.work.lock().expect("lock").0.push(rel.to_string());
+            }
+            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile => {
+                w.file(&dir, std::ffi::OsStr::new(name), rel);
+                return Ok(w.report);
+            }
+            Ok(_) => {
+                w.report.skipped += 1;
+                return Ok(w.report);
+            }
+            Err(_) => return Ok(w.report), // gone meanwhile
+        }
+    } else {
+        shared.work.lock().expect("lock").0.push(String::new());
+    }
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let reports: Vec<Report> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
@@ -436,10 +479,6 @@ pub fn run(policy: &Policy, mode: WalkMode) -> std::io::Result<Report> {
             .map(|h| h.join().expect("walker thread"))
             .collect()
     });
-    let mut report = Report {
-        share: policy.name.clone(),
-        ..Report::default()
-    };
     for r in reports {
         report.checked += r.checked;
         report.changed += r.changed;

@@ -15,7 +15,7 @@ mod raw;
 mod rights;
 mod validate;
 
-pub use apply::{apply, plan, run, Drift, Refusal, Report, StateView, WalkMode};
+pub use apply::{apply, plan, run, run_below, Drift, Refusal, Report, StateView, WalkMode};
 pub use explain::{explain, matrix, Explanation, Matrix, MatrixRow};
 pub use policy::{parse_duration, BackupPlan, Keep, Origin, Policy, PrincipalSet, Rule, Samba};
 pub use principal::{

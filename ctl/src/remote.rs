@@ -1,0 +1,202 @@
+//! Commands sent to sharekeepd over its control socket (JSON lines, see
+//! `sharekeep::protocol`): status, reload, and backup/snapshots of a share by name.
+
+use crate::args::{Cli, Command};
+use crate::output;
+use crate::Outcome;
+use anyhow::{anyhow, bail, Context, Result};
+use sharekeep::protocol::{Request, Response, PROTOCOL_VERSION};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+/// A connection to sharekeepd, greeted.
+struct Client {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
+
+impl Client {
+    fn connect(socket: &Path) -> Result<Client> {
+        let stream = UnixStream::connect(socket).with_context(|| {
+            format!(
+                "cannot reach sharekeepd at {} (is it running? give --socket, or --repo DIR to work on a repository directly)",
+                socket.display()
+            )
+        })?;
+        let mut c = Client {
+            reader: BufReader::new(stream.try_clone()?),
+            writer: stream,
+        };
+        match c.call(
+            &Request::Hello {
+                version: PROTOCOL_VERSION,
+            },
+            &mut |_| {},
+        )? {
+            Response::Hello { .. } => Ok(c),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Sends a request; progress lines go to `progress`; returns the final response.
+    fn call(&mut self, req: &Request, progress: &mut dyn FnMut(&str)) -> Result<Response> {
+        let mut line = serde_json::to_string(req)?;
+        line.push('\n');
+        self.writer.write_all(line.as_bytes())?;
+        loop {
+            let mut buf = String::new();
+            if self.reader.read_line(&mut buf)? == 0 {
+                bail!("sharekeepd closed the connection");
+            }
+            let r: Response = serde_json::from_str(&buf)
+                .with_context(|| format!("unreadable answer from sharekeepd: {buf:?}"))?;
+            match r {
+                Response::Progress { message } => progress(&message),
+                Response::Error {
+                    kind,
+                    message,
+                    path,
+                } => {
+                    let at = path.map(|p| format!("{p}: ")).unwrap_or_default();
+                    bail!("{at}{message} ({kind})")
+                }
+                other => return Ok(other),
+            }
+        }
+    }
+}
+
+fn unexpected(r: Response) -> anyhow::Error {
+    anyhow!("unexpected answer from sharekeepd: {r:?}")
+}
+
+/// Runs a command through the service.
+pub fn run(cli: Cli) -> Result<Outcome> {
+    let mut client = Client::connect(&cli.socket)?;
+    let mut out = std::io::stdout().lock();
+    let quiet = cli.quiet;
+    let mut progress = |m: &str| {
+        if !quiet {
+            eprintln!("{m}");
+        }
+    };
+    match cli.command {
+        Command::Status { json } => {
+            let Response::Status { shares } = client.call(&Request::Status, &mut progress)? else {
+                bail!("unexpected answer to status");
+            };
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&shares)?)?;
+                return Ok(Outcome::Ok);
+            }
+            for s in &shares {
+                writeln!(
+                    out,
+                    "share {} ({}): policy {}",
+                    s.name,
+                    if s.path.is_empty() { &s.file } else { &s.path },
+                    s.policy
+                )?;
+                for p in &s.problems {
+                    writeln!(out, "    {}", p.replace('\n', "\n    "))?;
+                }
+                writeln!(
+                    out,
+                    "    rights: {} entries checked, {} fixed; last full reconcile {}",
+                    s.checked,
+                    s.drift_fixed,
+                    s.last_reconcile.as_deref().unwrap_or("never")
+                )?;
+                writeln!(
+                    out,
+                    "    backup: last {} ({}), next {}{}",
+                    s.last_backup.as_deref().unwrap_or("never"),
+                    s.last_result.as_deref().unwrap_or("-"),
+                    s.next_backup.as_deref().unwrap_or("-"),
+                    if s.running { "; running now" } else { "" }
+                )?;
+            }
+            let stale = shares.iter().any(|s| s.policy != "ok");
+            Ok(if stale {
+                Outcome::Warnings
+            } else {
+                Outcome::Ok
+            })
+        }
+        Command::Reload => {
+            let r = client.call(&Request::Reload, &mut progress)?;
+            if let Response::Ok { message } = r {
+                if !quiet {
+                    writeln!(out, "{message}")?;
+                }
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Backup(a) => {
+            let share = a.share.ok_or_else(|| anyhow!("without --repo, give --share NAME (the service backs up the share's folder into its repository)"))?;
+            match client.call(&Request::Backup { share }, &mut progress)? {
+                Response::BackupDone {
+                    snapshot,
+                    warnings,
+                    summary,
+                } => {
+                    if a.json {
+                        writeln!(
+                            out,
+                            "{}",
+                            serde_json::json!({"id": snapshot, "warnings": warnings, "summary": summary})
+                        )?;
+                    } else if !quiet {
+                        writeln!(out, "{summary}")?;
+                        writeln!(out, "snapshot {} saved", &snapshot[..8])?;
+                    }
+                    Ok(if warnings == 0 {
+                        Outcome::Ok
+                    } else {
+                        Outcome::Warnings
+                    })
+                }
+                other => Err(unexpected(other)),
+            }
+        }
+        Command::Snapshots(a) => {
+            let share = a
+                .share
+                .ok_or_else(|| anyhow!("without --repo, give --share NAME"))?;
+            let Response::Snapshots { snapshots } =
+                client.call(&Request::Snapshots { share }, &mut progress)?
+            else {
+                bail!("unexpected answer to snapshots");
+            };
+            if a.json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&snapshots)?)?;
+            } else {
+                let rows: Vec<Vec<String>> = snapshots
+                    .iter()
+                    .map(|s| {
+                        let time = chrono::DateTime::parse_from_rfc3339(&s.time)
+                            .map(|t| output::time(&t.with_timezone(&chrono::Local)))
+                            .unwrap_or_else(|_| s.time.clone());
+                        vec![
+                            s.id[..8].to_string(),
+                            time,
+                            s.host.clone(),
+                            s.tags.join(","),
+                            output::size(s.total_bytes),
+                            s.paths.join(" "),
+                        ]
+                    })
+                    .collect();
+                write!(
+                    out,
+                    "{}",
+                    output::table(&["ID", "Time", "Host", "Tags", "Size", "Path"], &rows)
+                )?;
+                writeln!(out, "{} snapshots", snapshots.len())?;
+            }
+            Ok(Outcome::Ok)
+        }
+        _ => unreachable!("only service commands come here"),
+    }
+}

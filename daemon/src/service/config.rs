@@ -1,0 +1,107 @@
+//! The service's settings: `/etc/sharekeep/sharekeepd.toml` (every key optional), overridden
+//! by command-line flags. Every setting has a working default.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The default configuration file.
+pub const DEFAULT_CONFIG: &str = "/etc/sharekeep/sharekeepd.toml";
+
+/// The configuration file as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Policies directory.
+    pub policies: Option<PathBuf>,
+    /// State directory (last runs, reports).
+    pub state: Option<PathBuf>,
+    /// Control socket.
+    pub socket: Option<PathBuf>,
+    /// Log level (error, warn, info, debug, trace).
+    pub log_level: Option<String>,
+    /// Seconds between full reconciles of every share's rights.
+    pub reconcile_every_secs: Option<u64>,
+    /// Days between prunes of a share's repository (after its retention).
+    pub prune_every_days: Option<u64>,
+    /// Maximum simultaneous connections on the socket.
+    pub max_connections: Option<usize>,
+}
+
+/// The effective settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Policies directory.
+    pub policies: PathBuf,
+    /// State directory.
+    pub state: PathBuf,
+    /// Control socket.
+    pub socket: PathBuf,
+    /// Log level.
+    pub log_level: String,
+    /// Full reconcile interval.
+    pub reconcile_every: Duration,
+    /// Prune interval.
+    pub prune_every: Duration,
+    /// Connection cap.
+    pub max_connections: usize,
+}
+
+impl Settings {
+    /// Reads the configuration file (`None`: the default one, which may be absent).
+    pub fn load(file: Option<&Path>) -> Result<RawConfig, String> {
+        let (path, required) = match file {
+            Some(p) => (p.to_path_buf(), true),
+            None => (PathBuf::from(DEFAULT_CONFIG), false),
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text)
+                .map_err(|e| format!("{}: {}", path.display(), e.to_string().trim())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                Ok(RawConfig::default())
+            }
+            Err(e) => Err(format!("{}: {e}", path.display())),
+        }
+    }
+
+    /// Defaults, then the file, then the flags (given as a `RawConfig`).
+    pub fn resolve(file: RawConfig, flags: RawConfig) -> Settings {
+        Settings {
+            policies: flags
+                .policies
+                .or(file.policies)
+                .unwrap_or_else(|| sharekeep_policies::DEFAULT_POLICY_DIR.into()),
+            state: flags
+                .state
+                .or(file.state)
+                .unwrap_or_else(|| "/var/lib/sharekeep".into()),
+            socket: flags
+                .socket
+                .or(file.socket)
+                .unwrap_or_else(|| crate::protocol::DEFAULT_SOCKET.into()),
+            log_level: flags
+                .log_level
+                .or(file.log_level)
+                .unwrap_or_else(|| "info".into()),
+            reconcile_every: Duration::from_secs(
+                flags
+                    .reconcile_every_secs
+                    .or(file.reconcile_every_secs)
+                    .unwrap_or(3600)
+                    .max(1),
+            ),
+            prune_every: Duration::from_secs(
+                flags
+                    .prune_every_days
+                    .or(file.prune_every_days)
+                    .unwrap_or(7)
+                    * 86400,
+            ),
+            max_connections: flags
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(32)
+                .max(1),
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! Running a share's backup plan: the scheduler task (cron, catch-up, requests merged) and one
+//! run (backup, retention, prune on its cadence, report), on the blocking pool.
+
+use super::{schedule, state, Counters, Inner, RunOutcome};
+use crate::progress::{CancelToken, NoProgress};
+use crate::{BackupOptions, Error, KeepRules, PruneOptions, Repository};
+use chrono::{DateTime, Local};
+use sharekeep_policies::Policy;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{watch, Notify};
+use tokio_util::sync::CancellationToken;
+
+/// The scheduler task of one share.
+pub(crate) async fn scheduler(
+    inner: Arc<Inner>,
+    policy: Arc<Policy>,
+    counters: Arc<Mutex<Counters>>,
+    trigger: Arc<Notify>,
+    outcomes: watch::Sender<RunOutcome>,
+    stop: CancellationToken,
+) {
+    let plan = policy
+        .backup
+        .as_ref()
+        .expect("only started for shares with a plan");
+    let dir = inner.settings.state.clone();
+    let mut st = state::load(&dir, &policy.name);
+    if st.first_seen.is_none() {
+        st.first_seen = Some(Local::now());
+        let _ = state::save(&dir, &policy.name, &st);
+    }
+    let mut generation = 0;
+    let mut catch_up = {
+        let last = st.last_success.or(st.first_seen).unwrap_or_else(Local::now);
+        schedule::missed(&plan.schedule, last, Local::now())
+    };
+    loop {
+        let next = schedule::next_after(&plan.schedule, Local::now());
+        counters.lock().expect("lock").next_backup = next;
+        let why = if catch_up {
+            catch_up = false;
+            tracing::info!(share = %policy.name, "a scheduled backup was missed: running it now");
+            "catch-up"
+        } else {
+            let wait = next
+                .map(|n| (n - Local::now()).to_std().unwrap_or_default())
+                .unwrap_or(std::time::Duration::from_secs(86400 * 365));
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(wait) => "schedule",
+                _ = trigger.notified() => "request",
+            }
+        };
+        counters.lock().expect("lock").running = true;
+        let cancel = CancelToken::new();
+        inner.running.lock().expect("lock").push(cancel.clone());
+        let (p, d, c, prune_every) = (
+            policy.clone(),
+            dir.clone(),
+            cancel.clone(),
+            inner.settings.prune_every,
+        );
+        let result =
+            tokio::task::spawn_blocking(move || run_once(&p, &d, why, &c, prune_every)).await;
+        inner
+            .running
+            .lock()
+            .expect("lock")
+            .retain(|t| !t.same_as(&cancel));
+        counters.lock().expect("lock").running = false;
+        generation += 1;
+        let result = result.unwrap_or_else(|e| Err(format!("backup task failed: {e}")));
+        let _ = outcomes.send(RunOutcome { generation, result });
+        if stop.is_cancelled() {
+            return;
+        }
+    }
+}
+
+/// One run: backup, retention, prune when due; the report is written whatever happens.
+fn run_once(
+    policy: &Policy,
+    state_dir: &std::path::Path,
+    trigger: &str,
+    cancel: &CancelToken,
+    prune_every: std::time::Duration,
+) -> Result<(String, u64, String), String> {
+    let plan = policy.backup.as_ref().expect("plan");
+    let start = Local::now();
+    let mut report = state::RunReport {
+        share: policy.name.clone(),
+        start,
+        end: start,
+        trigger: trigger.into(),
+        snapshot: None,
+        summary: None,
+        repository_growth: 0,
+        warnings: Vec::new(),
+        error: None,
+        kept: 0,
+        removed: 0,
+        pruned: false,
+    };
+    let mut st = state::load(state_dir, &policy.name);
+    let outcome = backup_and_retain(policy, plan, cancel, &mut st, &mut report, prune_every);
+    report.end = Local::now();
+    match &outcome {
+        Ok((id, warnings, summary)) => {
+            st.last_success = Some(start);
+            st.last_snapshot = Some(id.clone());
+            st.last_result = Some(if *warnings == 0 {
+                "ok".into()
+            } else {
+                format!("ok, {warnings} warning(s)")
+            });
+            tracing::info!(share = %policy.name, snapshot = %&id[..8], trigger, "backup done: {summary}");
+        }
+        Err(e) => {
+            report.error = Some(e.clone());
+            st.last_result = Some(format!("failed: {e}"));
+            tracing::error!(share = %policy.name, trigger, "backup failed: {e}");
+        }
+    }
+    if let Err(e) = state::save(state_dir, &policy.name, &st) {
+        tracing::error!("cannot save the state of {}: {e}", policy.name);
+    }
+    if let Err(e) = state::save_report(state_dir, &report) {
+        tracing::error!("cannot save the report of {}: {e}", policy.name);
+    }
+    outcome
+}
+
+fn open_or_init(path: &std::path::Path) -> Result<Repository, Error> {
+    if path.join("config").exists() {
+        return Repository::open_local(path);
+    }
+    tracing::info!("creating repository {}", path.display());
+    Repository::init_local(path)
+}
+
+fn backup_and_retain(
+    policy: &Policy,
+    plan: &sharekeep_policies::BackupPlan,
+    cancel: &CancelToken,
+    st: &mut state::ShareState,
+    report: &mut state::RunReport,
+    prune_every: std::time::Duration,
+) -> Result<(String, u64, String), String> {
+    let repo = open_or_init(&plan.repository).map_err(|e| e.to_string())?;
+    let opts = BackupOptions {
+        excludes: plan.exclude.clone(),
+        tags: vec![format!("share:{}", policy.name)],
+        ..BackupOptions::default()
+    };
+    let out = crate::backup(&repo, &policy.path, &opts, &NoProgress, cancel)
+        .map_err(|e| e.to_string())?;
+    let s = &out.snapshot;
+    report.snapshot = Some(s.id.to_hex());
+    report.summary = Some(s.summary.clone());
+    report.repository_growth = s.summary.bytes_stored;
+    report.warnings = out
+        .warnings
+        .iter()
+        .map(|w| format!("{}: {}", w.path.display(), w.message))
+        .collect();
+    for w in &report.warnings {
+        tracing::warn!(share = %policy.name, "{w}");
+    }
+    let summary = format!(
+        "{} new, {} changed, {} unchanged files; {} bytes added",
+        s.summary.files_new,
+        s.summary.files_changed,
+        s.summary.files_unchanged,
+        s.summary.bytes_added
+    );
+    if let Some(keep) = &plan.keep {
+        let rules = KeepRules {
+            last: keep.last,
+            hourly: keep.hourly,
+            daily: keep.daily,
+            weekly: keep.weekly,
+            monthly: keep.monthly,
+            yearly: keep.yearly,
+            within: keep
+                .within_secs
+                .map(|x| chrono::Duration::seconds(x as i64)),
+            tags: keep.tags.clone(),
+            min_days: Some(plan.keep_min_days).filter(|d| *d > 0),
+        };
+        match crate::forget(&repo, &rules, false) {
+            Ok(d) => {
+                report.kept = d.iter().filter(|x| x.keep).count();
+                report.removed = d.len() - report.kept;
+            }
+            Err(e) => tracing::error!(share = %policy.name, "retention failed: {e}"),
+        }
+        let due = st.last_prune.is_none_or(|t: DateTime<Local>| {
+            (Local::now() - t).to_std().unwrap_or_default() >= prune_every
+        });
+        if due && report.removed > 0 {
+            let repo = Repository::open(repo.backend().clone()).map_err(|e| e.to_string())?;
+            match crate::prune(&repo, &PruneOptions::default()) {
+                Ok(_) => {
+                    report.pruned = true;
+                    st.last_prune = Some(Local::now());
+                }
+                Err(e) => tracing::error!(share = %policy.name, "prune failed: {e}"),
+            }
+        }
+    }
+    Ok((s.id.to_hex(), out.warnings.len() as u64, summary))
+}

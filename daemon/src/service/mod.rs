@@ -1,0 +1,396 @@
+//! `sharekeepd`'s service: keeps each share's rights applied and runs its backup plan.
+//!
+//! ```text
+//! run(settings, shutdown):
+//!   load every policy (a broken file keeps its last good version, or stays unmanaged)
+//!   per managed share, two tasks:
+//!     enforce: an inotify watch on the share (new directories followed); created, moved-in
+//!              and chmod-ed entries get their rights within a debounce window, a directory
+//!              is walked whole; a full reconcile at start, hourly, and on queue overflow
+//!     schedule: sleeps until the next cron occurrence (or runs at once when one was missed),
+//!               or until a request; runs backup, retention, prune (every few days); triggers
+//!               during a run merge into one next run
+//!   the control socket (server.rs); SIGHUP, `reload` or a change in the policies directory
+//!   reload the policies; the shutdown token stops everything, cancelling a running backup
+//!   (no partial snapshot is ever written)
+//! ```
+//! All filesystem work runs on the blocking pool, never on the async runtime.
+
+pub mod config;
+mod enforce;
+mod jobs;
+pub mod schedule;
+mod server;
+pub mod state;
+
+use crate::progress::CancelToken;
+use crate::protocol::ShareStatus;
+use config::Settings;
+use sharekeep_policies::Policy;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, watch, Notify};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The outcome of one backup run, broadcast to whoever asked for it.
+#[derive(Debug, Clone)]
+pub(crate) struct RunOutcome {
+    /// Increases with every finished run.
+    pub(crate) generation: u64,
+    /// Snapshot id, or the error.
+    pub(crate) result: Result<(String, u64, String), String>,
+}
+
+/// Live counters and state of one share.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) checked: u64,
+    pub(crate) fixed: u64,
+    pub(crate) last_reconcile: Option<chrono::DateTime<chrono::Local>>,
+    pub(crate) next_backup: Option<chrono::DateTime<chrono::Local>>,
+    pub(crate) running: bool,
+}
+
+/// A share the service manages (or knows about but cannot manage).
+pub(crate) struct Share {
+    pub(crate) file: PathBuf,
+    /// The last good policy (`None`: the file never loaded).
+    pub(crate) policy: Option<Arc<Policy>>,
+    /// The file's current problems.
+    pub(crate) problems: Vec<String>,
+    pub(crate) counters: Arc<Mutex<Counters>>,
+    pub(crate) trigger: Arc<Notify>,
+    pub(crate) outcomes: watch::Receiver<RunOutcome>,
+    tasks: Vec<JoinHandle<()>>,
+    stop: CancellationToken,
+}
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// What every task shares.
+pub(crate) struct Inner {
+    pub(crate) settings: Settings,
+    /// Shares by name (a broken never-loaded file is listed under its file name).
+    pub(crate) shares: Mutex<BTreeMap<String, Share>>,
+    /// Cancellation of running backups on shutdown.
+    pub(crate) running: Mutex<Vec<CancelToken>>,
+    pub(crate) shutdown: CancellationToken,
+}
+
+impl Inner {
+    pub(crate) fn status(&self, visible: &dyn Fn(&Policy) -> bool) -> Vec<ShareStatus> {
+        let shares = self.shares.lock().expect("lock");
+        shares
+            .iter()
+            .filter(|(_, s)| s.policy.as_deref().is_none_or(visible))
+            .map(|(name, s)| {
+                let c = s.counters.lock().expect("lock");
+                let st = state::load(&self.settings.state, name);
+                ShareStatus {
+                    name: name.clone(),
+                    path: s
+                        .policy
+                        .as_ref()
+                        .map(|p| p.path.display().to_string())
+                        .unwrap_or_default(),
+                    file: s.file.display().to_string(),
+                    policy: match (&s.policy, s.problems.is_empty()) {
+                        (Some(_), true) => "ok",
+                        (Some(_), false) => "stale",
+                        (None, _) => "unmanaged",
+                    }
+                    .into(),
+                    problems: s.problems.clone(),
+                    drift_fixed: c.fixed,
+                    checked: c.checked,
+                    last_reconcile: c.last_reconcile.map(|t| t.to_rfc3339()),
+                    last_backup: st.last_success.map(|t| t.to_rfc3339()),
+                    last_snapshot: st.last_snapshot,
+                    last_result: st.last_result,
+                    next_backup: c.next_backup.map(|t| t.to_rfc3339()),
+                    running: c.running,
+                }
+            })
+            .collect()
+    }
+}
+
+fn policy_fingerprint(p: &Policy) -> String {
+    // Reloading restarts a share's tasks only when its policy file's content changed.
+    std::fs::read(&p.file)
+        .map(|b| crate::Id::hash(&b).to_hex())
+        .unwrap_or_default()
+}
+
+/// Loads (or reloads) every policy file; starts, restarts or stops the shares' tasks.
+pub(crate) async fn reload(inner: &Arc<Inner>) {
+    let dir = inner.settings.policies.clone();
+    let loaded = tokio::task::spawn_blocking(move || load_all(&dir))
+        .await
+        .expect("load task");
+    let mut shares = inner.shares.lock().expect("lock");
+    let mut next: BTreeMap<String, Share> = BTreeMap::new();
+    for item in loaded {
+        match item {
+            Loaded::Good(policy, fingerprint) => {
+                let name = policy.name.clone();
+                let old = shares.remove(&name);
+                let share = match old {
+                    Some(s)
+                        if s.policy.as_deref().map(policy_fingerprint)
+                            == Some(fingerprint.clone())
+                            && !s.tasks.is_empty() =>
+                    {
+                        let mut s = s;
+                        s.problems.clear();
+                        s
+                    }
+                    old => {
+                        let counters = old.as_ref().map(|s| s.counters.clone()).unwrap_or_default();
+                        drop(old);
+                        tracing::info!(share = %name, file = %policy.file.display(), "managing share at {}", policy.path.display());
+                        start_share(inner, Arc::new(*policy), counters)
+                    }
+                };
+                next.insert(name, share);
+            }
+            Loaded::Broken {
+                file,
+                name,
+                problems,
+            } => {
+                for p in &problems {
+                    tracing::error!("{p}");
+                }
+                // The share this file described, if it had loaded before, keeps its last good
+                // policy; otherwise it stays unmanaged.
+                let key = name
+                    .clone()
+                    .or_else(|| {
+                        shares
+                            .iter()
+                            .find(|(_, s)| s.file == file)
+                            .map(|(n, _)| n.clone())
+                    })
+                    .unwrap_or_else(|| file.display().to_string());
+                match shares.remove(&key) {
+                    Some(mut s) => {
+                        if s.policy.is_some() {
+                            tracing::warn!(share = %key, "policy file is broken: enforcing its last good version");
+                        }
+                        s.problems = problems;
+                        next.insert(key, s);
+                    }
+                    None => {
+                        let (_, rx) = watch::channel(RunOutcome {
+                            generation: 0,
+                            result: Err("never ran".into()),
+                        });
+                        next.insert(
+                            key,
+                            Share {
+                                file,
+                                policy: None,
+                                problems,
+                                counters: Default::default(),
+                                trigger: Arc::new(Notify::new()),
+                                outcomes: rx,
+                                tasks: Vec::new(),
+                                stop: CancellationToken::new(),
+                            },
+                        );
+                    }
+                }
+            }
+        }
+    }
+    for (name, _) in std::mem::take(&mut *shares) {
+        tracing::info!(share = %name, "policy removed: no longer managed");
+    }
+    *shares = next;
+}
+
+enum Loaded {
+    Good(Box<Policy>, String),
+    Broken {
+        file: PathBuf,
+        name: Option<String>,
+        problems: Vec<String>,
+    },
+}
+
+/// Every policy file, validated one by one (a broken file does not affect the others), then
+/// the checks across files (a share overlapping an earlier one is refused).
+fn load_all(dir: &std::path::Path) -> Vec<Loaded> {
+    let files = match sharekeep_policies::policy_files(dir) {
+        Ok(f) => f,
+        Err(p) => {
+            tracing::error!("{p}");
+            return Vec::new();
+        }
+    };
+    let mut good: Vec<Policy> = Vec::new();
+    let mut out = Vec::new();
+    for f in files {
+        match sharekeep_policies::load_file(&f) {
+            Ok(p) => {
+                let clash = good.iter().find(|g| {
+                    g.name == p.name || g.path.starts_with(&p.path) || p.path.starts_with(&g.path)
+                });
+                match clash {
+                    Some(g) => out.push(Loaded::Broken {
+                        file: f.clone(),
+                        name: Some(p.name.clone()),
+                        problems: vec![format!("{}: share `{}` clashes with share `{}` of {} (same name or overlapping folders)", f.display(), p.name, g.name, g.file.display())],
+                    }),
+                    None => good.push(p),
+                }
+            }
+            Err(problems) => out.push(Loaded::Broken {
+                name: share_name_guess(&f),
+                file: f,
+                problems: problems.0.iter().map(|p| p.to_string()).collect(),
+            }),
+        }
+    }
+    for p in good {
+        let fp = policy_fingerprint(&p);
+        out.push(Loaded::Good(Box::new(p), fp));
+    }
+    out
+}
+
+/// The `name = "…"` of a broken file's [share], when it can still be read.
+fn share_name_guess(file: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let doc: toml::Table = text.parse().ok()?;
+    doc.get("share")?.get("name")?.as_str().map(str::to_string)
+}
+
+fn start_share(inner: &Arc<Inner>, policy: Arc<Policy>, counters: Arc<Mutex<Counters>>) -> Share {
+    let stop = inner.shutdown.child_token();
+    let trigger = Arc::new(Notify::new());
+    let (tx, rx) = watch::channel(RunOutcome {
+        generation: 0,
+        result: Err("never ran".into()),
+    });
+    let mut tasks = vec![tokio::spawn(enforce::enforce(
+        inner.clone(),
+        policy.clone(),
+        counters.clone(),
+        stop.clone(),
+    ))];
+    if policy.backup.is_some() {
+        tasks.push(tokio::spawn(jobs::scheduler(
+            inner.clone(),
+            policy.clone(),
+            counters.clone(),
+            trigger.clone(),
+            tx,
+            stop.clone(),
+        )));
+    }
+    Share {
+        file: policy.file.clone(),
+        policy: Some(policy),
+        problems: Vec::new(),
+        counters,
+        trigger,
+        outcomes: rx,
+        tasks,
+        stop,
+    }
+}
+
+/// Runs the service until `shutdown` is cancelled. `reload_requests` (SIGHUP) reload the
+/// policies.
+pub async fn run(
+    settings: Settings,
+    shutdown: CancellationToken,
+    mut reload_requests: mpsc::Receiver<()>,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&settings.state)
+        .map_err(|e| anyhow::anyhow!("state directory {}: {e}", settings.state.display()))?;
+    let (reload_tx, mut reload_rx) = mpsc::channel::<()>(4);
+    let inner = Arc::new(Inner {
+        settings: settings.clone(),
+        shares: Mutex::new(BTreeMap::new()),
+        running: Mutex::new(Vec::new()),
+        shutdown: shutdown.clone(),
+    });
+    reload(&inner).await;
+    let listener = server::bind(&settings.socket)?;
+    tracing::info!(socket = %settings.socket.display(), policies = %settings.policies.display(), "sharekeepd ready");
+    let server = tokio::spawn(server::serve(inner.clone(), listener));
+    let _watch = watch_policies(&settings.policies, reload_tx.clone());
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            Some(()) = reload_requests.recv() => {
+                tracing::info!("reloading the policies (signal)");
+                reload(&inner).await;
+            }
+            Some(()) = reload_rx.recv() => {
+                // Coalesce a burst of file events into one reload.
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                while reload_rx.try_recv().is_ok() {}
+                tracing::info!("reloading the policies");
+                reload(&inner).await;
+            }
+        }
+    }
+    tracing::info!("stopping: cancelling running work");
+    for c in inner.running.lock().expect("lock").iter() {
+        c.cancel();
+    }
+    server.abort();
+    // Let running backups notice the cancellation and clean up (bounded).
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !inner.running.lock().expect("lock").is_empty() && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    inner.shares.lock().expect("lock").clear();
+    let _ = std::fs::remove_file(&settings.socket);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Reloads when a policy file is created, changed, moved or removed.
+fn watch_policies(
+    dir: &std::path::Path,
+    tx: mpsc::Sender<()>,
+) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let mut w = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+        if let Ok(ev) = ev {
+            let relevant = ev
+                .paths
+                .iter()
+                .any(|p| p.extension().is_some_and(|x| x == "toml"));
+            if relevant && !matches!(ev.kind, notify::EventKind::Access(_)) {
+                let _ = tx.try_send(());
+            }
+        }
+    })
+    .ok()?;
+    match w.watch(dir, notify::RecursiveMode::NonRecursive) {
+        Ok(()) => Some(w),
+        Err(e) => {
+            tracing::warn!(
+                "cannot watch {}: {e}; reload with SIGHUP or `sharekeepctl reload`",
+                dir.display()
+            );
+            None
+        }
+    }
+}

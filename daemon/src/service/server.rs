@@ -1,0 +1,328 @@
+//! The control socket: a Unix socket speaking the JSON-lines protocol of `protocol.rs`.
+//!
+//! Connections are capped (one over the cap gets a `busy` error and is closed), lines are
+//! capped at `MAX_LINE` (a longer one gets an error, the connection goes on), malformed lines
+//! get a `bad_request` error, never a crash. The caller is identified by SO_PEERCRED: root and
+//! a share's admins may do everything on it; anyone else is refused with a clear message.
+
+use super::Inner;
+use crate::protocol::{Request, Response, SnapshotEntry, MAX_LINE, PROTOCOL_VERSION};
+use futures_util::SinkExt;
+use sharekeep_policies::{Policy, Principal};
+use std::path::Path;
+use std::sync::Arc;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Semaphore;
+use tokio_stream_lines::next_line;
+use tokio_util::codec::{Framed, LinesCodec, LinesCodecError};
+
+/// Binds the socket (its directory is created; a stale socket file is replaced; a live one is
+/// an error: another service runs).
+pub(crate) fn bind(path: &Path) -> anyhow::Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            anyhow::bail!("{}: another sharekeepd is listening there", path.display());
+        }
+        std::fs::remove_file(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    }
+    let l = UnixListener::bind(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    // Everyone may connect; what they may do is decided per request from their credentials.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
+    Ok(l)
+}
+
+/// Accepts connections until aborted.
+pub(crate) async fn serve(inner: Arc<Inner>, listener: UnixListener) {
+    let slots = Arc::new(Semaphore::new(inner.settings.max_connections));
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("accept: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let inner = inner.clone();
+        match slots.clone().try_acquire_owned() {
+            Ok(permit) => {
+                tokio::spawn(async move {
+                    if let Err(e) = connection(inner, stream).await {
+                        tracing::debug!("connection ended: {e}");
+                    }
+                    drop(permit);
+                });
+            }
+            Err(_) => {
+                tokio::spawn(async move {
+                    let mut f = Framed::new(stream, LinesCodec::new_with_max_length(MAX_LINE));
+                    let _ = send(
+                        &mut f,
+                        &Response::error("busy", "too many connections; try again in a moment"),
+                    )
+                    .await;
+                });
+            }
+        }
+    }
+}
+
+type Conn = Framed<UnixStream, LinesCodec>;
+
+async fn send(f: &mut Conn, r: &Response) -> Result<(), LinesCodecError> {
+    f.send(serde_json::to_string(r).expect("responses serialize"))
+        .await
+}
+
+/// Who is calling.
+struct Caller {
+    uid: u32,
+    groups: Vec<u32>,
+}
+
+impl Caller {
+    fn is_root(&self) -> bool {
+        self.uid == 0
+    }
+    fn is_admin(&self, p: &Policy) -> bool {
+        self.is_root()
+            || p.admins.iter().any(|a| match a {
+                Principal::User(u) => u.uid == self.uid,
+                Principal::Group(g) => self.groups.contains(&g.gid),
+            })
+    }
+}
+
+fn caller(stream: &UnixStream) -> std::io::Result<Caller> {
+    let cred = stream.peer_cred()?;
+    let uid = cred.uid();
+    let groups = match nix::unistd::User::from_uid(uid.into()) {
+        Ok(Some(u)) => sharekeep_policies::groups_of(&sharekeep_policies::User {
+            name: u.name,
+            uid,
+            gid: u.gid.as_raw(),
+        }),
+        _ => vec![cred.gid()],
+    };
+    Ok(Caller { uid, groups })
+}
+
+async fn connection(inner: Arc<Inner>, stream: UnixStream) -> Result<(), LinesCodecError> {
+    let who = caller(&stream)?;
+    let mut f = Framed::new(stream, LinesCodec::new_with_max_length(MAX_LINE));
+    let mut greeted = false;
+    while let Some(line) = next_line(&mut f).await {
+        let line = match line {
+            Ok(l) => l,
+            Err(LinesCodecError::MaxLineLengthExceeded) => {
+                send(
+                    &mut f,
+                    &Response::error(
+                        "bad_request",
+                        format!("line longer than {MAX_LINE} bytes; refused"),
+                    ),
+                )
+                .await?;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let req: Request = match serde_json::from_str(&line) {
+            Ok(r) => r,
+            Err(e) => {
+                send(
+                    &mut f,
+                    &Response::error("bad_request", format!("not a request: {e}")),
+                )
+                .await?;
+                continue;
+            }
+        };
+        if !greeted {
+            match req {
+                Request::Hello { version } if version == PROTOCOL_VERSION => {
+                    greeted = true;
+                    send(
+                        &mut f,
+                        &Response::Hello {
+                            version: PROTOCOL_VERSION,
+                            server: format!("sharekeepd {}", env!("CARGO_PKG_VERSION")),
+                        },
+                    )
+                    .await?;
+                }
+                Request::Hello { version } => {
+                    send(&mut f, &Response::error("version", format!("protocol version {version} is not supported (this sharekeepd speaks {PROTOCOL_VERSION}); use a matching sharekeepctl"))).await?;
+                    return Ok(());
+                }
+                _ => {
+                    send(
+                        &mut f,
+                        &Response::error(
+                            "bad_request",
+                            "say hello first: {\"op\":\"hello\",\"version\":1}",
+                        ),
+                    )
+                    .await?
+                }
+            }
+            continue;
+        }
+        let answer = handle(&inner, &who, req).await;
+        send(&mut f, &answer).await?;
+    }
+    Ok(())
+}
+
+fn find_policy(inner: &Inner, share: &str) -> Result<Arc<Policy>, Response> {
+    let shares = inner.shares.lock().expect("lock");
+    match shares.get(share).and_then(|s| s.policy.clone()) {
+        Some(p) => Ok(p),
+        None => Err(Response::error(
+            "not_found",
+            format!("no managed share named `{share}`; `sharekeepctl status` lists them"),
+        )),
+    }
+}
+
+fn refused(share: &str) -> Response {
+    Response::error(
+        "refused",
+        format!(
+            "you are not an admin of share `{share}`: only root and the share's admins may do this"
+        ),
+    )
+}
+
+async fn handle(inner: &Arc<Inner>, who: &Caller, req: Request) -> Response {
+    match req {
+        Request::Hello { .. } => Response::error("bad_request", "already greeted"),
+        Request::Status => {
+            let shares = inner.status(&|p| who.is_admin(p));
+            if shares.is_empty() && !who.is_root() {
+                return Response::error("refused", "you are not an admin of any share");
+            }
+            Response::Status { shares }
+        }
+        Request::Reload => {
+            let any_admin = who.is_root()
+                || inner
+                    .shares
+                    .lock()
+                    .expect("lock")
+                    .values()
+                    .any(|s| s.policy.as_deref().is_some_and(|p| who.is_admin(p)));
+            if !any_admin {
+                return Response::error(
+                    "refused",
+                    "only root and share admins may reload the policies",
+                );
+            }
+            super::reload(inner).await;
+            let n = inner.shares.lock().expect("lock").len();
+            Response::Ok {
+                message: format!("policies reloaded: {n} share(s)"),
+            }
+        }
+        Request::Backup { share } => {
+            let policy = match find_policy(inner, &share) {
+                Ok(p) => p,
+                Err(r) => return r,
+            };
+            if !who.is_admin(&policy) {
+                return refused(&share);
+            }
+            if policy.backup.is_none() {
+                return Response::error(
+                    "not_found",
+                    format!(
+                        "share `{share}` has no [backup] plan in {}",
+                        policy.file.display()
+                    ),
+                );
+            }
+            let (trigger, mut outcomes) = {
+                let shares = inner.shares.lock().expect("lock");
+                let s = &shares[&share];
+                (s.trigger.clone(), s.outcomes.clone())
+            };
+            let before = outcomes.borrow().generation;
+            trigger.notify_one();
+            loop {
+                if outcomes.changed().await.is_err() {
+                    return Response::error(
+                        "interrupted",
+                        "the service is stopping or the share was reloaded",
+                    );
+                }
+                let o = outcomes.borrow().clone();
+                if o.generation > before {
+                    return match o.result {
+                        Ok((snapshot, warnings, summary)) => Response::BackupDone {
+                            snapshot,
+                            warnings,
+                            summary,
+                        },
+                        Err(e) => Response::error("backup", e),
+                    };
+                }
+            }
+        }
+        Request::Snapshots { share } => {
+            let policy = match find_policy(inner, &share) {
+                Ok(p) => p,
+                Err(r) => return r,
+            };
+            if !who.is_admin(&policy) {
+                return refused(&share);
+            }
+            let Some(plan) = policy.backup.clone() else {
+                return Response::error(
+                    "not_found",
+                    format!("share `{share}` has no [backup] plan"),
+                );
+            };
+            let listed =
+                tokio::task::spawn_blocking(move || -> Result<Vec<SnapshotEntry>, crate::Error> {
+                    let repo = crate::Repository::open_local(&plan.repository)?;
+                    Ok(repo
+                        .snapshots()?
+                        .into_iter()
+                        .map(|s| SnapshotEntry {
+                            id: s.id.to_hex(),
+                            time: s.time.to_rfc3339(),
+                            host: s.host,
+                            tags: s.tags,
+                            paths: s.paths,
+                            total_bytes: s.summary.total_bytes,
+                        })
+                        .collect())
+                })
+                .await;
+            match listed {
+                Ok(Ok(snapshots)) => Response::Snapshots { snapshots },
+                Ok(Err(e)) => Response::error(e.kind(), e.to_string()),
+                Err(e) => Response::error("io", e.to_string()),
+            }
+        }
+    }
+}
+
+/// `Framed` as a stream of lines without pulling in tokio-stream.
+mod tokio_stream_lines {
+    use futures_util::StreamExt;
+    use tokio_util::codec::{Framed, LinesCodec, LinesCodecError};
+
+    pub(super) async fn next_line(
+        f: &mut Framed<tokio::net::UnixStream, LinesCodec>,
+    ) -> Option<Result<String, LinesCodecError>> {
+        f.next().await
+    }
+}
