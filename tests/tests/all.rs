@@ -3,6 +3,7 @@
 
 mod backup_restore;
 mod crash;
+mod daemon;
 mod history;
 mod maintenance;
 mod policies;

@@ -7,14 +7,13 @@
 
 use super::Inner;
 use crate::protocol::{Request, Response, SnapshotEntry, MAX_LINE, PROTOCOL_VERSION};
-use futures_util::SinkExt;
 use sharekeep_policies::{Policy, Principal};
 use std::path::Path;
 use std::sync::Arc;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
-use tokio_stream_lines::next_line;
-use tokio_util::codec::{Framed, LinesCodec, LinesCodecError};
 
 /// Binds the socket (its directory is created; a stale socket file is replaced; a live one is
 /// an error: another service runs).
@@ -59,9 +58,9 @@ pub(crate) async fn serve(inner: Arc<Inner>, listener: UnixListener) {
             }
             Err(_) => {
                 tokio::spawn(async move {
-                    let mut f = Framed::new(stream, LinesCodec::new_with_max_length(MAX_LINE));
+                    let (_, mut w) = stream.into_split();
                     let _ = send(
-                        &mut f,
+                        &mut w,
                         &Response::error("busy", "too many connections; try again in a moment"),
                     )
                     .await;
@@ -71,11 +70,54 @@ pub(crate) async fn serve(inner: Arc<Inner>, listener: UnixListener) {
     }
 }
 
-type Conn = Framed<UnixStream, LinesCodec>;
+async fn send(w: &mut OwnedWriteHalf, r: &Response) -> std::io::Result<()> {
+    let mut line = serde_json::to_string(r).expect("responses serialize");
+    line.push('\n');
+    w.write_all(line.as_bytes()).await
+}
 
-async fn send(f: &mut Conn, r: &Response) -> Result<(), LinesCodecError> {
-    f.send(serde_json::to_string(r).expect("responses serialize"))
-        .await
+/// One line read with a cap.
+enum Line {
+    Text(String),
+    TooLong,
+}
+
+/// Reads one line of at most `MAX_LINE` bytes; a longer one is read to its end, discarded,
+/// and reported as [`Line::TooLong`]. `None` at the end of the stream.
+async fn read_line(r: &mut BufReader<OwnedReadHalf>) -> std::io::Result<Option<Line>> {
+    let mut buf: Vec<u8> = Vec::new();
+    let mut too_long = false;
+    loop {
+        let available = r.fill_buf().await?;
+        if available.is_empty() {
+            return Ok((!buf.is_empty() || too_long).then(|| finish(buf, too_long)));
+        }
+        let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (&available[..i], Some(i + 1)),
+            None => (available, None),
+        };
+        if !too_long {
+            if buf.len() + chunk.len() > MAX_LINE {
+                too_long = true;
+                buf = Vec::new();
+            } else {
+                buf.extend_from_slice(chunk);
+            }
+        }
+        let used = done.unwrap_or(available.len());
+        r.consume(used);
+        if done.is_some() {
+            return Ok(Some(finish(buf, too_long)));
+        }
+    }
+}
+
+fn finish(buf: Vec<u8>, too_long: bool) -> Line {
+    if too_long {
+        Line::TooLong
+    } else {
+        Line::Text(String::from_utf8_lossy(&buf).into_owned())
+    }
 }
 
 /// Who is calling.
@@ -111,16 +153,17 @@ fn caller(stream: &UnixStream) -> std::io::Result<Caller> {
     Ok(Caller { uid, groups })
 }
 
-async fn connection(inner: Arc<Inner>, stream: UnixStream) -> Result<(), LinesCodecError> {
+async fn connection(inner: Arc<Inner>, stream: UnixStream) -> std::io::Result<()> {
     let who = caller(&stream)?;
-    let mut f = Framed::new(stream, LinesCodec::new_with_max_length(MAX_LINE));
+    let (r, mut w) = stream.into_split();
+    let mut r = BufReader::new(r);
     let mut greeted = false;
-    while let Some(line) = next_line(&mut f).await {
+    while let Some(line) = read_line(&mut r).await? {
         let line = match line {
-            Ok(l) => l,
-            Err(LinesCodecError::MaxLineLengthExceeded) => {
+            Line::Text(l) => l,
+            Line::TooLong => {
                 send(
-                    &mut f,
+                    &mut w,
                     &Response::error(
                         "bad_request",
                         format!("line longer than {MAX_LINE} bytes; refused"),
@@ -129,7 +172,6 @@ async fn connection(inner: Arc<Inner>, stream: UnixStream) -> Result<(), LinesCo
                 .await?;
                 continue;
             }
-            Err(e) => return Err(e),
         };
         if line.trim().is_empty() {
             continue;
@@ -138,7 +180,7 @@ async fn connection(inner: Arc<Inner>, stream: UnixStream) -> Result<(), LinesCo
             Ok(r) => r,
             Err(e) => {
                 send(
-                    &mut f,
+                    &mut w,
                     &Response::error("bad_request", format!("not a request: {e}")),
                 )
                 .await?;
@@ -150,7 +192,7 @@ async fn connection(inner: Arc<Inner>, stream: UnixStream) -> Result<(), LinesCo
                 Request::Hello { version } if version == PROTOCOL_VERSION => {
                     greeted = true;
                     send(
-                        &mut f,
+                        &mut w,
                         &Response::Hello {
                             version: PROTOCOL_VERSION,
                             server: format!("sharekeepd {}", env!("CARGO_PKG_VERSION")),
@@ -159,12 +201,12 @@ async fn connection(inner: Arc<Inner>, stream: UnixStream) -> Result<(), LinesCo
                     .await?;
                 }
                 Request::Hello { version } => {
-                    send(&mut f, &Response::error("version", format!("protocol version {version} is not supported (this sharekeepd speaks {PROTOCOL_VERSION}); use a matching sharekeepctl"))).await?;
+                    send(&mut w, &Response::error("version", format!("protocol version {version} is not supported (this sharekeepd speaks {PROTOCOL_VERSION}); use a matching sharekeepctl"))).await?;
                     return Ok(());
                 }
                 _ => {
                     send(
-                        &mut f,
+                        &mut w,
                         &Response::error(
                             "bad_request",
                             "say hello first: {\"op\":\"hello\",\"version\":1}",
@@ -176,7 +218,7 @@ async fn connection(inner: Arc<Inner>, stream: UnixStream) -> Result<(), LinesCo
             continue;
         }
         let answer = handle(&inner, &who, req).await;
-        send(&mut f, &answer).await?;
+        send(&mut w, &answer).await?;
     }
     Ok(())
 }
@@ -312,17 +354,5 @@ async fn handle(inner: &Arc<Inner>, who: &Caller, req: Request) -> Response {
                 Err(e) => Response::error("io", e.to_string()),
             }
         }
-    }
-}
-
-/// `Framed` as a stream of lines without pulling in tokio-stream.
-mod tokio_stream_lines {
-    use futures_util::StreamExt;
-    use tokio_util::codec::{Framed, LinesCodec, LinesCodecError};
-
-    pub(super) async fn next_line(
-        f: &mut Framed<tokio::net::UnixStream, LinesCodec>,
-    ) -> Option<Result<String, LinesCodecError>> {
-        f.next().await
     }
 }
