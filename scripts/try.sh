@@ -1,48 +1,68 @@
 #!/usr/bin/env bash
-# The main job on an example share, end to end, on this machine: builds sharekeep, creates an
-# example department folder (../shared/bench/gen_dataset.py, small scale) and a local
-# repository under ./try/, backs the folder up, simulates a working day, backs up again,
-# shows the history of an overwritten proposal, and restores it in place (the overwritten
-# content is kept in a pre-restore snapshot).
+# The main job, on this machine, with nothing else to set up: builds sharekeep, creates an
+# example department folder (../shared/bench/gen_dataset.py, small scale) under ./try/, a
+# policy from policies/examples/commercial.toml pointing at it with a local repository, and
+# runs sharekeepd on it: rights applied, a backup, a file overwritten by mistake found with
+# `versions` and restored. Then sharekeepd keeps running (Ctrl-C stops it) unless --no-wait.
 #
-#   scripts/try.sh [--scale S]      (default 0.05: ~60 MiB, ~800 files)
+#   scripts/try.sh [--scale S] [--no-wait]      (default scale 0.05: ~60 MiB, ~800 files)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-scale=0.05
-[ "${1:-}" = "--scale" ] && scale=$2
+scale=0.05; wait=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --scale) scale=$2; shift 2 ;;
+    --no-wait) wait=0; shift ;;
+    *) echo "usage: $0 [--scale S] [--no-wait]" >&2; exit 2 ;;
+  esac
+done
 work="$top/try"
 share="$work/partages/commercial"
-repo="$work/repository"
 cd "$top"
-cargo build --release -q -p sharekeepctl
-sk="$top/target/release/sharekeepctl"
-rm -rf "$work"; mkdir -p "$work/partages"
+cargo build --release -q -p sharekeep -p sharekeepctl
+sk="$top/target/release/sharekeepctl"; skd="$top/target/release/sharekeepd"
+if [ -S "$work/ctl.sock" ]; then "$sk" --socket "$work/ctl.sock" status >/dev/null 2>&1 && { echo "a sharekeepd from an earlier run is still running on $work/ctl.sock; stop it first" >&2; exit 1; }; fi
+rm -rf "$work"; mkdir -p "$work/partages" "$work/policies"
 python3 "$top/../shared/bench/gen_dataset.py" create "$share" --scale "$scale" >/dev/null
-export SHAREKEEP_REPO="$repo"
+mkdir -p "$share/Tarifs" "$share/Propositions"
+# The example policy, with names that exist on any Debian machine: root owns the files, the
+# `users` group is the department.
+sed -e "s|/srv/partages/commercial|$share|" \
+    -e "s|/var/backups/sharekeep/commercial|$work/repository|" \
+    -e 's|"adjoint"|"root"|g; s|"@commercial"|"@users"|g; s|group = "commercial"|group = "users"|; s|"@dsi"|"@root"|' \
+    -e 's|^schedule = .*|schedule = "0 */10 * * * *"   # every 10 minutes, for the demo|' \
+    "$top/policies/examples/commercial.toml" > "$work/policies/commercial.toml"
+export SHAREKEEP_SOCKET="$work/ctl.sock"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "sharekeepctl init"
-"$sk" init
-step "sharekeepctl backup $share --exclude '~\$*' --exclude '*.tmp'"
-"$sk" backup "$share" --exclude '~$*' --exclude '*.tmp'
-step "a working day of edits, then the evening backup"
-python3 "$top/../shared/bench/gen_dataset.py" mutate "$share" --round 1 >/dev/null
+step "sharekeepctl policy check"
+"$sk" policy check "$work/policies"
+step "sharekeepd --policies $work/policies (log: $work/sharekeepd.log)"
+"$skd" --policies "$work/policies" --state "$work/state" --socket "$work/ctl.sock" > "$work/sharekeepd.log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null || true' EXIT
+for _ in $(seq 100); do [ -S "$work/ctl.sock" ] && break; sleep 0.1; done
+sleep 1
+"$sk" status
+step "a file created with umask 077 gets the share's rights"
+(umask 077; echo "nouveau tarif" > "$share/Tarifs/nouveau.csv")
+sleep 0.5
+getfacl -cp "$share/Tarifs/nouveau.csv" 2>/dev/null || ls -l "$share/Tarifs/nouveau.csv"
+step "sharekeepctl backup --share commercial"
+"$sk" backup --share commercial
 doc=$(cd "$share" && find clients -name '*.docx' | sort | sed -n 1p)
-"$sk" backup "$share" --exclude '~$*' --exclude '*.tmp'
-step "sharekeepctl snapshots"
-"$sk" snapshots
-step "sharekeepctl diff (first snapshot vs latest, first lines)"
-first=$("$sk" snapshots --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"][:8])')
-"$sk" diff "$first" latest | tail -n 4
 step "someone overwrites '$doc' by mistake"
 echo "oops" > "$share/$doc"
-step "sharekeepctl versions '$doc'"
-"$sk" versions "$doc"
-step "sharekeepctl restore latest '$doc' --dry-run"
-"$sk" restore latest "$doc" --dry-run
+step "sharekeepctl versions '$doc' (the admin, offline on the repository)"
+"$sk" -r "$work/repository" versions "$doc"
 step "sharekeepctl restore latest '$doc'"
-"$sk" restore latest "$doc"
-step "sharekeepctl versions '$doc' (the overwritten content is kept)"
-"$sk" versions "$doc"
-echo
-echo "Everything is under $work (repository: $repo). Try: SHAREKEEP_REPO=$repo $sk ls latest -l | head"
+"$sk" -r "$work/repository" restore latest "$doc"
+step "sharekeepctl snapshots --share commercial"
+"$sk" snapshots --share commercial
+step "sharekeepctl status"
+"$sk" status
+if [ "$wait" = 1 ]; then
+  echo; echo "sharekeepd keeps the rights of $share and backs it up every 10 minutes; Ctrl-C stops it."
+  tail -f "$work/sharekeepd.log" &
+  wait $pid
+fi
