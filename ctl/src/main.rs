@@ -24,6 +24,19 @@ pub enum Outcome {
     Drift,
 }
 
+/// The error and its causes, each cause once (library errors already include their source).
+fn render(err: &anyhow::Error) -> String {
+    let mut out = err.to_string();
+    for cause in err.chain().skip(1) {
+        let c = cause.to_string();
+        if !out.contains(&c) {
+            out.push_str(": ");
+            out.push_str(&c);
+        }
+    }
+    out
+}
+
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
     let level = match (cli.quiet, cli.verbose) {
@@ -66,7 +79,7 @@ fn main() -> ExitCode {
                     return ExitCode::SUCCESS;
                 }
             }
-            eprintln!("sharekeepctl: error: {err:#}");
+            eprintln!("sharekeepctl: error: {}", render(&err));
             ExitCode::from(1)
         }
     }

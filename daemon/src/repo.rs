@@ -126,12 +126,25 @@ impl Repository {
     pub fn read_blob(&self, id: &Id) -> Result<Vec<u8>> {
         let (pack_id, entry) = self.index().get(id).ok_or(Error::BlobMissing { id: *id })?;
         let name = pack_id.to_hex();
-        let stored = self.backend.read_at(
+        let read = self.backend.read_at(
             FileKind::Pack,
             &name,
             entry.offset as u64,
             entry.length as usize,
-        )?;
+        );
+        let stored = match read {
+            Ok(s) => s,
+            Err(Error::Io { path, source }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::Corrupt {
+                    path,
+                    reason: format!(
+                        "pack is missing (it held blob {}); `sharekeepctl check` lists what is affected",
+                        id.short()
+                    ),
+                });
+            }
+            Err(e) => return Err(e),
+        };
         pack::decode_blob(
             &entry,
             stored,

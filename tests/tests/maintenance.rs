@@ -255,13 +255,6 @@ fn two_snapshots(tmp: &Path) -> (PathBuf, PathBuf, String, String) {
     (src, repo, first, second)
 }
 
-fn pack_holding(repo: &Path, min_size: u64) -> PathBuf {
-    packs(repo)
-        .into_iter()
-        .find(|p| fs::metadata(p).unwrap().len() > min_size)
-        .expect("a data pack")
-}
-
 #[test]
 fn flipped_byte_in_a_pack_is_named_with_the_files_it_affects_and_the_rest_restores() {
     let tmp = scratch();
@@ -345,52 +338,59 @@ fn truncated_index_is_reported_and_repair_index_rebuilds_it() {
 #[test]
 fn deleted_pack_is_reported_and_other_files_restore() {
     let tmp = scratch();
-    let (src, repo, first, second) = two_snapshots(tmp.path());
-    // The pack holding the start of second.bin: written by the second backup.
-    let newest = packs(&repo)
+    let (src, repo) = (tmp.path().join("src"), tmp.path().join("repo"));
+    ctl(&repo, &["init"]).ok();
+    let s = src.to_str().unwrap();
+    write(&src.join("a/premier.bin"), &random(18_000_000));
+    let first = id_of(&ctl(&repo, &["backup", "--json", s]).ok());
+    let before = packs(&repo);
+    write(&src.join("b/second.bin"), &random(18_000_000));
+    let second = id_of(&ctl(&repo, &["backup", "--json", s]).ok());
+    // The largest pack the second backup wrote holds only second.bin's data.
+    let victim = packs(&repo)
         .into_iter()
-        .max_by_key(|p| fs::metadata(p).unwrap().modified().unwrap())
+        .filter(|p| !before.contains(p))
+        .max_by_key(|p| fs::metadata(p).unwrap().len())
         .unwrap();
-    let newest = if fs::metadata(&newest).unwrap().len() > 1_000_000 {
-        newest
-    } else {
-        pack_holding(&repo, 1_000_000)
-    };
-    fs::remove_file(&newest).unwrap();
+    fs::remove_file(&victim).unwrap();
     let run = ctl(&repo, &["check"]).expect_code(1);
-    let name = newest.file_name().unwrap().to_string_lossy().into_owned();
+    let name = victim.file_name().unwrap().to_string_lossy().into_owned();
     assert!(
         run.stdout.contains(&name) && run.stdout.contains("missing"),
         "{}",
         run.stdout
     );
-    // The first snapshot does not need that pack (unless both files share it).
+    assert!(
+        run.stdout.contains("b/second.bin"),
+        "the file is named: {}",
+        run.stdout
+    );
+    // The first snapshot does not need that pack.
     let out = tmp.path().join("out");
-    let r = ctl(
+    ctl(
         &repo,
         &["restore", &first[..8], "--to", out.to_str().unwrap()],
+    )
+    .ok();
+    assert_eq!(
+        fs::read(out.join("a/premier.bin")).unwrap(),
+        fs::read(src.join("a/premier.bin")).unwrap()
     );
-    if r.code == 0 {
-        assert_eq!(
-            fs::read(out.join("a/premier.bin")).unwrap(),
-            fs::read(src.join("a/premier.bin")).unwrap()
-        );
-    } else {
-        assert!(r.stderr.contains("premier.bin"), "{}", r.stderr);
-    }
+    // The second restores what it can and names what it cannot.
+    let out2 = tmp.path().join("out2");
     let r = ctl(
         &repo,
-        &[
-            "restore",
-            &second[..8],
-            "--to",
-            tmp.path().join("out2").to_str().unwrap(),
-        ],
+        &["restore", &second[..8], "--to", out2.to_str().unwrap()],
+    )
+    .expect_code(3);
+    assert!(
+        r.stderr.contains("b/second.bin") && r.stderr.contains("missing"),
+        "{}",
+        r.stderr
     );
     assert_eq!(
-        r.code, 3,
-        "the damaged file is reported: {}{}",
-        r.stdout, r.stderr
+        fs::read(out2.join("a/premier.bin")).unwrap(),
+        fs::read(src.join("a/premier.bin")).unwrap()
     );
 }
 
