@@ -197,10 +197,45 @@ fn sigkill_during_backup_and_prune_never_damages_the_repository() {
         expected.insert(next["id"].as_str().unwrap().to_string(), fp);
         i += 1;
     }
+    eprintln!("{reused} backup(s) reused the indexed data of a killed one");
+    // And one kill placed right after a killed backup wrote its first index: the next backup
+    // must reuse that data instead of storing it again.
+    for f in 0..CHANGED {
+        random_file(&src.join(format!("f{f}.bin")), FILE_SIZE);
+    }
+    let fp = fingerprint(&src);
+    let indexes = index_files(&repo);
+    let mut child = Command::new(bin("sharekeepctl"))
+        .arg("--repo")
+        .arg(&repo)
+        .args(["backup", "--force", s])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    while index_files(&repo) == indexes && child.try_wait().unwrap().is_none() {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let _ = child.kill();
+    let finished_first = child.wait().unwrap().success();
     assert!(
-        reused > 0 || backups < 4,
-        "no backup reused the data of a killed one"
+        !finished_first,
+        "the backup ended before writing an intermediate index"
     );
+    verify(
+        &repo,
+        &expected,
+        tmp.path(),
+        "after the kill following an index",
+        1,
+    );
+    let next = ctl(&repo, &["backup", "--force", "--json", s]).ok().json();
+    let added = next["summary"]["bytes_added"].as_u64().unwrap();
+    assert!(
+        added <= ((CHANGED - 4) * FILE_SIZE) as u64,
+        "the next backup stored {added} bytes again instead of reusing the 4 indexed packs"
+    );
+    expected.insert(next["id"].as_str().unwrap().to_string(), fp);
 
     let mut window: Option<Duration> = None;
     let (mut j, mut killed) = (0, 0);
