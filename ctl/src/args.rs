@@ -208,6 +208,9 @@ pub struct LsArgs {
 
 #[derive(Debug, Args)]
 pub struct DiffArgs {
+    /// Through sharekeepd, for this share (without --repo).
+    #[arg(long, value_name = "NAME")]
+    pub share: Option<String>,
     /// The older snapshot.
     pub from: String,
     /// The newer snapshot.
@@ -227,6 +230,9 @@ pub struct CatArgs {
 
 #[derive(Debug, Args)]
 pub struct VersionsArgs {
+    /// Through sharekeepd, for this share (without --repo).
+    #[arg(long, value_name = "NAME")]
+    pub share: Option<String>,
     /// File (relative to the backed-up folder, or its original absolute path).
     pub path: String,
     /// Print as JSON.
@@ -246,6 +252,9 @@ pub enum OverwriteArg {
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
+    /// Through sharekeepd, for this share (without --repo).
+    #[arg(long, value_name = "NAME")]
+    pub share: Option<String>,
     /// Snapshot (id prefix, latest, @TIME).
     pub snapshot: String,
     /// Paths inside the snapshot (default: everything).
@@ -266,6 +275,9 @@ pub struct RestoreArgs {
 
 #[derive(Debug, Args)]
 pub struct ForgetArgs {
+    /// Through sharekeepd, for this share (without --repo).
+    #[arg(long, value_name = "NAME")]
+    pub share: Option<String>,
     /// Keep the N newest snapshots.
     #[arg(long, value_name = "N")]
     pub keep_last: Option<u32>,
@@ -322,6 +334,9 @@ pub struct PruneArgs {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
+    /// Through sharekeepd, for this share (without --repo).
+    #[arg(long, value_name = "NAME")]
+    pub share: Option<String>,
     /// Also read and verify blob data: every pack, or a random PERCENT of them (--read-data=10).
     #[arg(long, value_name = "PERCENT", num_args = 0..=1, default_missing_value = "100", require_equals = true)]
     pub read_data: Option<f64>,

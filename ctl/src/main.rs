@@ -8,6 +8,7 @@ mod output;
 mod policy;
 mod progress;
 mod remote;
+mod render;
 mod signals;
 
 use clap::Parser;
@@ -59,7 +60,15 @@ fn main() -> ExitCode {
     let result = match cli.command {
         args::Command::Policy(cmd) => policy::run(cmd, cli.quiet),
         args::Command::Status { .. } | args::Command::Reload => remote::run(cli),
-        args::Command::Backup(_) | args::Command::Snapshots(_) if cli.repo.is_none() => {
+        args::Command::Backup(_)
+        | args::Command::Snapshots(_)
+        | args::Command::Versions(_)
+        | args::Command::Diff(_)
+        | args::Command::Restore(_)
+        | args::Command::Forget(_)
+        | args::Command::Check(_)
+            if cli.repo.is_none() =>
+        {
             remote::run(cli)
         }
         _ => offline::run(cli, &cancel),

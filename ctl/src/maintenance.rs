@@ -2,9 +2,10 @@
 
 use crate::args::{CheckArgs, ForgetArgs, PruneArgs};
 use crate::output;
+use crate::render;
 use crate::Outcome;
 use anyhow::{anyhow, bail, Result};
-use serde_json::json;
+use sharekeep::protocol::DecisionEntry;
 use sharekeep::{KeepRules, PruneOptions, Repository};
 use std::io::Write;
 
@@ -62,35 +63,8 @@ pub fn forget(
 ) -> Result<Outcome> {
     let rules = rules(&a)?;
     let decisions = sharekeep::forget(repo, &rules, a.dry_run)?;
-    let removed = decisions.iter().filter(|d| !d.keep).count();
-    if a.json {
-        let v: Vec<_> = decisions
-            .iter()
-            .map(|d| json!({"id": d.id.to_hex(), "time": d.time.to_rfc3339(), "keep": d.keep, "reasons": d.reasons}))
-            .collect();
-        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
-    } else if a.dry_run || !quiet {
-        for d in &decisions {
-            let verdict = if d.keep { "keep  " } else { "remove" };
-            writeln!(
-                out,
-                "{verdict} {}  {}  {}",
-                d.id.short(),
-                output::time(&d.time),
-                d.reasons.join(", ")
-            )?;
-        }
-        let verb = if a.dry_run {
-            "would be removed (dry run)"
-        } else {
-            "removed"
-        };
-        writeln!(
-            out,
-            "{} snapshots kept, {removed} {verb}",
-            decisions.len() - removed
-        )?;
-    }
+    let entries: Vec<_> = decisions.iter().map(DecisionEntry::from_decision).collect();
+    render::forget(out, &entries, a.dry_run, a.json, quiet)?;
     if a.prune && !a.dry_run {
         // The removed snapshots are gone from disk; reopen to see the repository as it is.
         let repo = Repository::open(repo.backend().clone())?;
@@ -145,41 +119,7 @@ pub fn check(repo: &Repository, a: CheckArgs, out: &mut dyn Write) -> Result<Out
             read_data: a.read_data,
         },
     )?;
-    if a.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&r)?)?;
-    } else {
-        writeln!(
-            out,
-            "{} snapshots, {} packs{}",
-            r.snapshots,
-            r.packs,
-            if a.read_data.is_some() {
-                format!(", {} packs read and verified", r.packs_read)
-            } else {
-                String::new()
-            }
-        )?;
-        for n in &r.notes {
-            writeln!(out, "note: {n}")?;
-        }
-        for d in &r.damage {
-            writeln!(out, "damaged: {}: {}", d.what, d.message)?;
-            for x in &d.affects {
-                writeln!(out, "    affects {x}")?;
-            }
-        }
-        if r.is_ok() {
-            writeln!(out, "no damage found")?;
-        }
-    }
-    if r.is_ok() {
-        Ok(Outcome::Ok)
-    } else {
-        bail!(
-            "the repository is damaged ({} problem(s) above)",
-            r.damage.len()
-        )
-    }
+    render::check(out, &r, a.read_data.is_some(), a.json)
 }
 
 /// `repair index`.

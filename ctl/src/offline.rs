@@ -5,9 +5,11 @@ use crate::args::{self, Cli, Command, OverwriteArg};
 use crate::maintenance;
 use crate::output;
 use crate::progress::Bar;
+use crate::render;
 use crate::Outcome;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
+use sharekeep::protocol::{RestoreResult, VersionEntry};
 use sharekeep::{
     BackupOptions, CancelToken, NodeKind, Overwrite, ParentChoice, Repository, RestoreOptions,
     Snapshot, Target,
@@ -249,28 +251,7 @@ fn diff(repo: &Repository, a: args::DiffArgs, out: &mut dyn Write) -> Result<Out
     let from = repo.find_snapshot(&a.from)?;
     let to = repo.find_snapshot(&a.to)?;
     let changes = sharekeep::diff(repo, &from, &to)?;
-    if a.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&changes)?)?;
-        return Ok(Outcome::Ok);
-    }
-    writeln!(
-        out,
-        "comparing snapshot {} to {}:",
-        from.id.short(),
-        to.id.short()
-    )?;
-    let mut counts = [0usize; 5];
-    for c in &changes {
-        let slash = if c.dir { "/" } else { "" };
-        writeln!(out, "{}    {}{}", c.kind.mark(), c.path, slash)?;
-        counts[c.kind as usize] += 1;
-    }
-    writeln!(
-        out,
-        "{} added, {} removed, {} modified, {} metadata only, {} type changed",
-        counts[0], counts[1], counts[2], counts[3], counts[4]
-    )?;
-    Ok(Outcome::Ok)
+    render::diff(out, &from.id.to_hex(), &to.id.to_hex(), &changes, a.json)
 }
 
 fn cat(repo: &Repository, a: args::CatArgs, out: &mut dyn Write) -> Result<Outcome> {
@@ -294,79 +275,8 @@ fn cat(repo: &Repository, a: args::CatArgs, out: &mut dyn Write) -> Result<Outco
 fn versions(repo: &Repository, a: args::VersionsArgs, out: &mut dyn Write) -> Result<Outcome> {
     let snaps = repo.snapshots()?;
     let versions = sharekeep::versions(repo, &snaps, &a.path)?;
-    if a.json {
-        let v: Vec<_> = versions
-            .iter()
-            .map(|v| {
-                json!({
-                    "content": v.content.to_hex(),
-                    "short": v.content.short(),
-                    "size": v.size,
-                    "mtime": output::rfc3339_ns(v.mtime_ns),
-                    "first": {"id": v.first.id.to_hex(), "time": v.first.time.to_rfc3339(), "tags": v.first.tags},
-                    "last": {"id": v.last.id.to_hex(), "time": v.last.time.to_rfc3339(), "tags": v.last.tags},
-                    "snapshots": v.snapshots,
-                })
-            })
-            .collect();
-        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
-        return Ok(Outcome::Ok);
-    }
-    if versions.is_empty() {
-        bail!("{:?} is in no snapshot of {}", a.path, repo.location());
-    }
-    let rows: Vec<Vec<String>> = versions
-        .iter()
-        .map(|v| {
-            let tag = |s: &Snapshot| {
-                if s.has_tag("pre-restore") {
-                    " (pre-restore)"
-                } else {
-                    ""
-                }
-            };
-            vec![
-                v.content.short(),
-                output::size(v.size),
-                output::time_ns(v.mtime_ns),
-                format!(
-                    "{} {}{}",
-                    v.first.id.short(),
-                    output::time(&v.first.time),
-                    tag(&v.first)
-                ),
-                format!(
-                    "{} {}{}",
-                    v.last.id.short(),
-                    output::time(&v.last.time),
-                    tag(&v.last)
-                ),
-                v.snapshots.to_string(),
-            ]
-        })
-        .collect();
-    write!(
-        out,
-        "{}",
-        output::table(
-            &[
-                "Version",
-                "Size",
-                "Modified",
-                "First seen in",
-                "Last seen in",
-                "Snapshots"
-            ],
-            &rows
-        )
-    )?;
-    writeln!(
-        out,
-        "{} version(s); restore one with: sharekeepctl restore <snapshot> {:?} [--to DIR]",
-        versions.len(),
-        a.path
-    )?;
-    Ok(Outcome::Ok)
+    let entries: Vec<_> = versions.iter().map(VersionEntry::from_version).collect();
+    render::versions(out, &a.path, &repo.location(), &entries, a.json)
 }
 
 fn restore(
@@ -392,83 +302,14 @@ fn restore(
     };
     let plan = sharekeep::plan_restore(repo, &snap, &opts)?;
     if a.dry_run {
-        if a.json {
-            writeln!(
-                out,
-                "{}",
-                serde_json::to_string_pretty(&json!({
-                    "snapshot": snap.id.to_hex(),
-                    "target": plan.target_root.to_string_lossy(),
-                    "entries": plan.entries,
-                }))?
-            )?;
-            return Ok(Outcome::Ok);
-        }
-        writeln!(
-            out,
-            "restore of snapshot {} into {} would:",
-            snap.id.short(),
-            plan.target_root.display()
-        )?;
-        for e in &plan.entries {
-            let slash = if e.kind == NodeKind::Dir { "/" } else { "" };
-            writeln!(out, "  {:<22} {}{}", e.action.word(), e.path, slash)?;
-        }
-        writeln!(
-            out,
-            "{} to create, {} to replace, {} metadata only, {} left as they are, {} to write; nothing was changed (dry run)",
-            plan.count(sharekeep::Action::Create),
-            plan.count(sharekeep::Action::Replace),
-            plan.count(sharekeep::Action::Metadata),
-            plan.count(sharekeep::Action::Unchanged) + plan.count(sharekeep::Action::SkipExisting),
-            output::size(plan.bytes_to_write()),
-        )?;
-        return Ok(Outcome::Ok);
+        return render::restore(out, &RestoreResult::from_plan(&plan), a.json, quiet);
     }
     let bar = Bar::new("restore", quiet);
     let report = sharekeep::restore(repo, &plan, 0, &bar, cancel)?;
-    for (path, msg) in &report.warnings {
-        eprintln!("warning: {path}: {msg}");
-    }
-    if a.json {
-        writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "snapshot": snap.id.to_hex(),
-                "target": plan.target_root.to_string_lossy(),
-                "created": report.created,
-                "replaced": report.replaced,
-                "metadata": report.metadata,
-                "left": report.left,
-                "bytes_written": report.bytes_written,
-                "pre_restore": report.pre_restore.as_ref().map(|s| s.id.to_hex()),
-                "warnings": report.warnings.iter().map(|(p, m)| json!({"path": p, "message": m})).collect::<Vec<_>>(),
-            }))?
-        )?;
-    } else if !quiet {
-        writeln!(
-            out,
-            "restored from snapshot {} into {}: {} created, {} replaced, {} metadata, {} left as they were, {} written",
-            snap.id.short(),
-            plan.target_root.display(),
-            report.created,
-            report.replaced,
-            report.metadata,
-            report.left,
-            output::size(report.bytes_written)
-        )?;
-        if let Some(pre) = &report.pre_restore {
-            writeln!(
-                out,
-                "what was replaced is saved in snapshot {} (tag pre-restore); `sharekeepctl versions` lists it",
-                pre.id.short()
-            )?;
-        }
-    }
-    Ok(if report.warnings.is_empty() {
-        Outcome::Ok
-    } else {
-        Outcome::Warnings
-    })
+    render::restore(
+        out,
+        &RestoreResult::from_report(&plan, &report),
+        a.json,
+        quiet,
+    )
 }

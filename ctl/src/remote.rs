@@ -3,6 +3,7 @@
 
 use crate::args::{Cli, Command};
 use crate::output;
+use crate::render;
 use crate::Outcome;
 use anyhow::{anyhow, bail, Context, Result};
 use sharekeep::protocol::{Request, Response, PROTOCOL_VERSION};
@@ -69,6 +70,12 @@ impl Client {
 
 fn unexpected(r: Response) -> anyhow::Error {
     anyhow!("unexpected answer from sharekeepd: {r:?}")
+}
+
+fn need_share(share: Option<String>) -> Result<String> {
+    share.ok_or_else(|| {
+        anyhow!("give --share NAME (through sharekeepd) or --repo DIR (directly on a repository)")
+    })
 }
 
 /// Runs a command through the service.
@@ -196,6 +203,95 @@ pub fn run(cli: Cli) -> Result<Outcome> {
                 writeln!(out, "{} snapshots", snapshots.len())?;
             }
             Ok(Outcome::Ok)
+        }
+        Command::Versions(a) => {
+            let share = need_share(a.share)?;
+            let req = Request::Versions {
+                share: share.clone(),
+                path: a.path.clone(),
+            };
+            let Response::Versions { versions } = client.call(&req, &mut progress)? else {
+                bail!("unexpected answer to versions");
+            };
+            render::versions(
+                &mut out,
+                &a.path,
+                &format!("share {share}"),
+                &versions,
+                a.json,
+            )
+        }
+        Command::Diff(a) => {
+            let share = need_share(a.share)?;
+            let req = Request::Diff {
+                share,
+                from: a.from,
+                to: a.to,
+            };
+            let Response::Diff { from, to, changes } = client.call(&req, &mut progress)? else {
+                bail!("unexpected answer to diff");
+            };
+            render::diff(&mut out, &from, &to, &changes, a.json)
+        }
+        Command::Restore(a) => {
+            let share = need_share(a.share)?;
+            let overwrite = match a.overwrite {
+                crate::args::OverwriteArg::Never => "never",
+                crate::args::OverwriteArg::IfChanged => "if-changed",
+                crate::args::OverwriteArg::Always => "always",
+            };
+            let to = match a.to {
+                Some(d) => Some(std::path::absolute(&d)?.display().to_string()),
+                None => None,
+            };
+            let req = Request::Restore {
+                share,
+                snapshot: a.snapshot,
+                paths: a.paths,
+                to,
+                overwrite: overwrite.into(),
+                dry_run: a.dry_run,
+            };
+            let Response::Restore(r) = client.call(&req, &mut progress)? else {
+                bail!("unexpected answer to restore");
+            };
+            render::restore(&mut out, &r, a.json, quiet)
+        }
+        Command::Forget(a) => {
+            let share = need_share(a.share.clone())?;
+            let own_rules = a.keep_last.is_some()
+                || a.keep_hourly.is_some()
+                || a.keep_daily.is_some()
+                || a.keep_weekly.is_some()
+                || a.keep_monthly.is_some()
+                || a.keep_yearly.is_some()
+                || a.keep_within.is_some()
+                || !a.keep_tags.is_empty()
+                || a.keep_min_days.is_some()
+                || a.policy.is_some()
+                || a.prune;
+            if own_rules {
+                bail!("through sharekeepd, `forget --share` applies the share's own policy (its `keep` and `keep_min_days`; prune follows on the service's cadence); give --repo to use other rules");
+            }
+            let req = Request::Forget {
+                share,
+                dry_run: a.dry_run,
+            };
+            let Response::Forget { decisions, dry_run } = client.call(&req, &mut progress)? else {
+                bail!("unexpected answer to forget");
+            };
+            render::forget(&mut out, &decisions, dry_run, a.json, quiet)
+        }
+        Command::Check(a) => {
+            let share = need_share(a.share)?;
+            let req = Request::Check {
+                share,
+                read_data: a.read_data,
+            };
+            let Response::Check(r) = client.call(&req, &mut progress)? else {
+                bail!("unexpected answer to check");
+            };
+            render::check(&mut out, &r, a.read_data.is_some(), a.json)
         }
         _ => unreachable!("only service commands come here"),
     }

@@ -24,7 +24,7 @@ pub struct CheckOptions {
 }
 
 /// One piece of damage.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Damage {
     /// The damaged repository file (or blob).
     pub what: String,
@@ -35,7 +35,7 @@ pub struct Damage {
 }
 
 /// What `check` found.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CheckReport {
     /// Snapshots checked.
     pub snapshots: usize,

@@ -77,7 +77,7 @@ fn walk(
 }
 
 /// How an entry differs between two snapshots.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeKind {
     /// Only in the second.
@@ -106,7 +106,7 @@ impl ChangeKind {
 }
 
 /// One difference found by [`diff`].
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Change {
     /// Path relative to the root.
     pub path: String,

@@ -35,13 +35,64 @@ pub enum Request {
         /// Share name.
         share: String,
     },
+    /// The versions of a file of a share.
+    Versions {
+        /// Share name.
+        share: String,
+        /// Path, relative to the share or absolute.
+        path: String,
+    },
+    /// What changed between two snapshots of a share.
+    Diff {
+        /// Share name.
+        share: String,
+        /// Older snapshot (id prefix, latest, @TIME).
+        from: String,
+        /// Newer snapshot.
+        to: String,
+    },
+    /// Restore from a share's snapshot (in place, or under `to`).
+    Restore {
+        /// Share name.
+        share: String,
+        /// Snapshot (id prefix, latest, @TIME).
+        snapshot: String,
+        /// Paths inside the snapshot (empty: everything).
+        paths: Vec<String>,
+        /// Target directory (`None`: in place).
+        to: Option<String>,
+        /// `never`, `if-changed` or `always`.
+        overwrite: String,
+        /// Plan only.
+        dry_run: bool,
+    },
+    /// Apply the share's retention rules (its policy's `keep`).
+    Forget {
+        /// Share name.
+        share: String,
+        /// List only.
+        dry_run: bool,
+    },
+    /// Check the share's repository.
+    Check {
+        /// Share name.
+        share: String,
+        /// Read data: percentage of packs.
+        read_data: Option<f64>,
+    },
 }
 
 impl Request {
     /// The share a request is about, if any (for authorisation).
     pub fn share(&self) -> Option<&str> {
         match self {
-            Request::Backup { share } | Request::Snapshots { share } => Some(share),
+            Request::Backup { share }
+            | Request::Snapshots { share }
+            | Request::Versions { share, .. }
+            | Request::Diff { share, .. }
+            | Request::Restore { share, .. }
+            | Request::Forget { share, .. }
+            | Request::Check { share, .. } => Some(share),
             _ => None,
         }
     }
@@ -96,6 +147,161 @@ pub struct SnapshotEntry {
     pub total_bytes: u64,
 }
 
+/// One version of a file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionEntry {
+    /// Content id (hex).
+    pub content: String,
+    /// Size.
+    pub size: u64,
+    /// mtime (ns) when first seen.
+    pub mtime_ns: i64,
+    /// Oldest snapshot holding it.
+    pub first: SnapshotEntry,
+    /// Newest snapshot holding it.
+    pub last: SnapshotEntry,
+    /// How many snapshots hold it.
+    pub snapshots: usize,
+}
+
+/// One entry of a restore plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanEntry {
+    /// Path relative to the target.
+    pub path: String,
+    /// `file`, `dir`…
+    #[serde(rename = "type")]
+    pub kind: crate::NodeKind,
+    /// What happens to it.
+    pub action: crate::Action,
+    /// Bytes to write.
+    pub size: u64,
+}
+
+/// A restore plan, or what a restore did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RestoreResult {
+    /// The snapshot (full id).
+    pub snapshot: String,
+    /// The target directory.
+    pub target: String,
+    /// The plan (dry run).
+    pub entries: Vec<PlanEntry>,
+    /// Whether it was a dry run.
+    pub dry_run: bool,
+    /// Entries created.
+    pub created: usize,
+    /// Replaced.
+    pub replaced: usize,
+    /// Metadata restored.
+    pub metadata: usize,
+    /// Left as they were.
+    pub left: usize,
+    /// Bytes written.
+    pub bytes_written: u64,
+    /// The pre-restore snapshot, if one was written.
+    pub pre_restore: Option<String>,
+    /// (path, message) of what could not be restored.
+    pub warnings: Vec<(String, String)>,
+}
+
+/// Retention's decision on one snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecisionEntry {
+    /// Full id.
+    pub id: String,
+    /// RFC 3339 time.
+    pub time: String,
+    /// Kept.
+    pub keep: bool,
+    /// The rules keeping it.
+    pub reasons: Vec<String>,
+}
+
+impl SnapshotEntry {
+    /// From a snapshot.
+    pub fn from_snapshot(s: &crate::Snapshot) -> SnapshotEntry {
+        SnapshotEntry {
+            id: s.id.to_hex(),
+            time: s.time.to_rfc3339(),
+            host: s.host.clone(),
+            tags: s.tags.clone(),
+            paths: s.paths.clone(),
+            total_bytes: s.summary.total_bytes,
+        }
+    }
+}
+
+impl VersionEntry {
+    /// From a version found by `versions`.
+    pub fn from_version(v: &crate::Version) -> VersionEntry {
+        VersionEntry {
+            content: v.content.to_hex(),
+            size: v.size,
+            mtime_ns: v.mtime_ns,
+            first: SnapshotEntry::from_snapshot(&v.first),
+            last: SnapshotEntry::from_snapshot(&v.last),
+            snapshots: v.snapshots,
+        }
+    }
+}
+
+impl DecisionEntry {
+    /// From a retention decision.
+    pub fn from_decision(d: &crate::Decision) -> DecisionEntry {
+        DecisionEntry {
+            id: d.id.to_hex(),
+            time: d.time.to_rfc3339(),
+            keep: d.keep,
+            reasons: d.reasons.clone(),
+        }
+    }
+}
+
+impl RestoreResult {
+    /// A plan (before anything is done).
+    pub fn from_plan(plan: &crate::RestorePlan) -> RestoreResult {
+        RestoreResult {
+            snapshot: plan.snapshot.id.to_hex(),
+            target: plan.target_root.display().to_string(),
+            entries: plan
+                .entries
+                .iter()
+                .map(|e| PlanEntry {
+                    path: e.path.clone(),
+                    kind: e.kind,
+                    action: e.action,
+                    size: e.size,
+                })
+                .collect(),
+            dry_run: true,
+            created: 0,
+            replaced: 0,
+            metadata: 0,
+            left: 0,
+            bytes_written: 0,
+            pre_restore: None,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// What a restore did.
+    pub fn from_report(plan: &crate::RestorePlan, r: &crate::RestoreReport) -> RestoreResult {
+        RestoreResult {
+            entries: Vec::new(),
+            dry_run: false,
+            created: r.created,
+            replaced: r.replaced,
+            metadata: r.metadata,
+            left: r.left,
+            bytes_written: r.bytes_written,
+            pre_restore: r.pre_restore.as_ref().map(|s| s.id.to_hex()),
+            warnings: r.warnings.clone(),
+            ..RestoreResult::from_plan(plan)
+        }
+    }
+}
+
 /// A response line from the service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -122,6 +328,31 @@ pub enum Response {
         /// Oldest first.
         snapshots: Vec<SnapshotEntry>,
     },
+    /// The versions of a file.
+    Versions {
+        /// Newest first.
+        versions: Vec<VersionEntry>,
+    },
+    /// Differences between two snapshots.
+    Diff {
+        /// Older snapshot id.
+        from: String,
+        /// Newer snapshot id.
+        to: String,
+        /// Changes in path order.
+        changes: Vec<crate::Change>,
+    },
+    /// A restore plan or result.
+    Restore(RestoreResult),
+    /// Retention decisions.
+    Forget {
+        /// Every snapshot.
+        decisions: Vec<DecisionEntry>,
+        /// Whether nothing was removed.
+        dry_run: bool,
+    },
+    /// A check report.
+    Check(crate::CheckReport),
     /// A backup finished.
     BackupDone {
         /// The snapshot written.

@@ -75,7 +75,7 @@ pub struct RestoreOptions {
 }
 
 /// The planned fate of one entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Nothing there: created.

@@ -417,3 +417,91 @@ fn garbage_and_oversized_lines_get_errors_and_the_service_keeps_serving() {
     BufReader::new(v2).read_line(&mut l).unwrap();
     assert!(l.contains("version"), "{l}");
 }
+
+#[test]
+fn versions_diff_restore_forget_and_check_through_the_service() {
+    let mut a = Accounts::new();
+    let (dir, share) = setup(&mut a, YEARLY);
+    let d = Daemon::start(dir.path());
+    let file = share.join("Docs/devis.docx");
+    fs::write(&file, "version 1").unwrap();
+    let first = d.ctl(&["backup", "--share", "team", "--json"]).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    fs::write(&file, "version 2, longer").unwrap();
+    let second = d.ctl(&["backup", "--share", "team", "--json"]).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let repo = dir.path().join("repo");
+    // versions: the same table as offline.
+    let remote = d.ctl(&["versions", "--share", "team", "Docs/devis.docx"]);
+    assert_eq!(remote.code, 0, "{}", remote.stderr);
+    let offline = ctl(&repo, &["versions", "Docs/devis.docx"]).ok();
+    assert_eq!(
+        remote.stdout, offline.stdout,
+        "same output through the service"
+    );
+    // diff
+    let diff = d.ctl(&["diff", "--share", "team", &first[..8], &second[..8]]);
+    assert!(
+        diff.stdout.contains("M    Docs/devis.docx"),
+        "{}{}",
+        diff.stdout,
+        diff.stderr
+    );
+    // restore: dry run, then in place; what it replaced is kept.
+    fs::write(&file, "oops").unwrap();
+    let plan = d.ctl(&[
+        "restore",
+        "--share",
+        "team",
+        &first[..8],
+        "Docs/devis.docx",
+        "--dry-run",
+    ]);
+    assert!(
+        plan.stdout.contains("replace") && plan.stdout.contains("nothing was changed"),
+        "{}{}",
+        plan.stdout,
+        plan.stderr
+    );
+    assert_eq!(fs::read(&file).unwrap(), b"oops");
+    let done = d.ctl(&[
+        "restore",
+        "--share",
+        "team",
+        &first[..8],
+        "Docs/devis.docx",
+        "--json",
+    ]);
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    assert_eq!(fs::read(&file).unwrap(), b"version 1");
+    assert!(done.json()["pre_restore"].is_string());
+    // forget applies the share's policy (keep last 50: nothing goes); check passes.
+    let f = d.ctl(&["forget", "--share", "team", "--dry-run"]);
+    assert!(
+        f.stdout.contains("0 would be removed"),
+        "{}{}",
+        f.stdout,
+        f.stderr
+    );
+    let c = d.ctl(&["check", "--share", "team", "--read-data"]);
+    assert!(
+        c.code == 0 && c.stdout.contains("no damage found"),
+        "{}{}",
+        c.stdout,
+        c.stderr
+    );
+    // Members are refused.
+    let (ok, out) = a.sh_as(
+        "member",
+        &format!(
+            "{} --socket '{}' versions --share team Docs/devis.docx",
+            bin("sharekeepctl").display(),
+            d.socket.display()
+        ),
+    );
+    assert!(!ok && out.contains("not an admin"), "{out}");
+}

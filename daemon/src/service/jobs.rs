@@ -174,19 +174,7 @@ fn backup_and_retain(
         s.summary.bytes_added
     );
     if let Some(keep) = &plan.keep {
-        let rules = KeepRules {
-            last: keep.last,
-            hourly: keep.hourly,
-            daily: keep.daily,
-            weekly: keep.weekly,
-            monthly: keep.monthly,
-            yearly: keep.yearly,
-            within: keep
-                .within_secs
-                .map(|x| chrono::Duration::seconds(x as i64)),
-            tags: keep.tags.clone(),
-            min_days: Some(plan.keep_min_days).filter(|d| *d > 0),
-        };
+        let rules = keep_rules(keep, plan.keep_min_days);
         match crate::forget(&repo, &rules, false) {
             Ok(d) => {
                 report.kept = d.iter().filter(|x| x.keep).count();
@@ -209,4 +197,21 @@ fn backup_and_retain(
         }
     }
     Ok((s.id.to_hex(), out.warnings.len() as u64, summary))
+}
+
+/// A policy's `keep` and `keep_min_days` as retention rules.
+pub(crate) fn keep_rules(keep: &sharekeep_policies::Keep, min_days: u32) -> KeepRules {
+    KeepRules {
+        last: keep.last,
+        hourly: keep.hourly,
+        daily: keep.daily,
+        weekly: keep.weekly,
+        monthly: keep.monthly,
+        yearly: keep.yearly,
+        within: keep
+            .within_secs
+            .map(|x| chrono::Duration::seconds(x as i64)),
+        tags: keep.tags.clone(),
+        min_days: Some(min_days).filter(|d| *d > 0),
+    }
 }

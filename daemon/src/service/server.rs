@@ -234,6 +234,51 @@ fn find_policy(inner: &Inner, share: &str) -> Result<Arc<Policy>, Response> {
     }
 }
 
+/// Runs `work` on the blocking pool with the share's repository, for root and the share's
+/// admins only.
+async fn in_repo(
+    inner: &Arc<Inner>,
+    who: &Caller,
+    share: &str,
+    work: impl FnOnce(crate::Repository, Arc<Policy>) -> Result<Response, crate::Error> + Send + 'static,
+) -> Response {
+    let policy = match find_policy(inner, share) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if !who.is_admin(&policy) {
+        return refused(share);
+    }
+    let Some(plan) = policy.backup.clone() else {
+        return Response::error(
+            "not_found",
+            format!(
+                "share `{share}` has no [backup] plan in {}",
+                policy.file.display()
+            ),
+        );
+    };
+    let done = tokio::task::spawn_blocking(move || {
+        let repo = crate::Repository::open_local(&plan.repository)?;
+        work(repo, policy)
+    })
+    .await;
+    match done {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => Response::Error {
+            kind: e.kind().into(),
+            message: e.to_string(),
+            path: match &e {
+                crate::Error::Io { path, .. } | crate::Error::Corrupt { path, .. } => {
+                    Some(path.display().to_string())
+                }
+                _ => None,
+            },
+        },
+        Err(e) => Response::error("io", e.to_string()),
+    }
+}
+
 fn refused(share: &str) -> Response {
     Response::error(
         "refused",
@@ -316,6 +361,118 @@ async fn handle(inner: &Arc<Inner>, who: &Caller, req: Request) -> Response {
                     };
                 }
             }
+        }
+        Request::Versions { share, path } => {
+            in_repo(inner, who, &share, move |repo, _| {
+                let snaps = repo.snapshots()?;
+                let versions = crate::versions(&repo, &snaps, &path)?;
+                Ok(Response::Versions {
+                    versions: versions
+                        .iter()
+                        .map(crate::protocol::VersionEntry::from_version)
+                        .collect(),
+                })
+            })
+            .await
+        }
+        Request::Diff { share, from, to } => {
+            in_repo(inner, who, &share, move |repo, _| {
+                let a = repo.find_snapshot(&from)?;
+                let b = repo.find_snapshot(&to)?;
+                let changes = crate::diff(&repo, &a, &b)?;
+                Ok(Response::Diff {
+                    from: a.id.to_hex(),
+                    to: b.id.to_hex(),
+                    changes,
+                })
+            })
+            .await
+        }
+        Request::Restore {
+            share,
+            snapshot,
+            paths,
+            to,
+            overwrite,
+            dry_run,
+        } => {
+            let overwrite = match overwrite.as_str() {
+                "never" => crate::Overwrite::Never,
+                "if-changed" => crate::Overwrite::IfChanged,
+                "always" => crate::Overwrite::Always,
+                other => {
+                    return Response::error(
+                        "bad_request",
+                        format!("overwrite {other:?}: never, if-changed or always"),
+                    )
+                }
+            };
+            in_repo(inner, who, &share, move |repo, _| {
+                let snap = repo.find_snapshot(&snapshot)?;
+                let opts = crate::RestoreOptions {
+                    paths,
+                    target: match to {
+                        Some(d) => crate::Target::Dir(d.into()),
+                        None => crate::Target::InPlace,
+                    },
+                    overwrite,
+                    threads: 0,
+                };
+                let plan = crate::plan_restore(&repo, &snap, &opts)?;
+                if dry_run {
+                    return Ok(Response::Restore(
+                        crate::protocol::RestoreResult::from_plan(&plan),
+                    ));
+                }
+                let report = crate::restore(
+                    &repo,
+                    &plan,
+                    0,
+                    &crate::NoProgress,
+                    &crate::CancelToken::new(),
+                )?;
+                Ok(Response::Restore(
+                    crate::protocol::RestoreResult::from_report(&plan, &report),
+                ))
+            })
+            .await
+        }
+        Request::Forget { share, dry_run } => {
+            in_repo(inner, who, &share, move |repo, policy| {
+                let keep = policy
+                    .backup
+                    .as_ref()
+                    .and_then(|b| b.keep.clone())
+                    .ok_or_else(|| {
+                        crate::Error::Invalid(format!(
+                            "share `{}` has no `keep` rules in {}: nothing to forget",
+                            policy.name,
+                            policy.file.display()
+                        ))
+                    })?;
+                let rules = super::jobs::keep_rules(
+                    &keep,
+                    policy.backup.as_ref().map_or(0, |b| b.keep_min_days),
+                );
+                let decisions = crate::forget(&repo, &rules, dry_run)?;
+                Ok(Response::Forget {
+                    decisions: decisions
+                        .iter()
+                        .map(crate::protocol::DecisionEntry::from_decision)
+                        .collect(),
+                    dry_run,
+                })
+            })
+            .await
+        }
+        Request::Check { share, read_data } => {
+            in_repo(inner, who, &share, move |repo, _| {
+                Ok(Response::Check(crate::check(
+                    &repo,
+                    &crate::CheckOptions { read_data },
+                )?))
+            })
+            .await
         }
         Request::Snapshots { share } => {
             let policy = match find_policy(inner, &share) {

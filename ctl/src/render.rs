@@ -1,0 +1,249 @@
+//! Output shared by the offline commands and the same commands through sharekeepd: both
+//! produce the protocol's types, rendered here, so they print the same and exit the same.
+
+use crate::output;
+use crate::Outcome;
+use anyhow::{bail, Result};
+use sharekeep::protocol::{DecisionEntry, RestoreResult, SnapshotEntry, VersionEntry};
+use sharekeep::{Action, Change, CheckReport, NodeKind};
+use std::io::Write;
+
+fn local_time(rfc3339: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .map(|t| output::time(&t.with_timezone(&chrono::Local)))
+        .unwrap_or_else(|_| rfc3339.to_string())
+}
+
+fn short(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+/// `versions`.
+pub fn versions(
+    out: &mut dyn Write,
+    path: &str,
+    where_: &str,
+    versions: &[VersionEntry],
+    json: bool,
+) -> Result<Outcome> {
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(versions)?)?;
+        return Ok(Outcome::Ok);
+    }
+    if versions.is_empty() {
+        bail!("{path:?} is in no snapshot of {where_}");
+    }
+    let tag = |s: &SnapshotEntry| {
+        if s.tags.iter().any(|t| t == "pre-restore") {
+            " (pre-restore)"
+        } else {
+            ""
+        }
+    };
+    let rows: Vec<Vec<String>> = versions
+        .iter()
+        .map(|v| {
+            vec![
+                short(&v.content).to_string(),
+                output::size(v.size),
+                output::time_ns(v.mtime_ns),
+                format!(
+                    "{} {}{}",
+                    short(&v.first.id),
+                    local_time(&v.first.time),
+                    tag(&v.first)
+                ),
+                format!(
+                    "{} {}{}",
+                    short(&v.last.id),
+                    local_time(&v.last.time),
+                    tag(&v.last)
+                ),
+                v.snapshots.to_string(),
+            ]
+        })
+        .collect();
+    write!(
+        out,
+        "{}",
+        output::table(
+            &[
+                "Version",
+                "Size",
+                "Modified",
+                "First seen in",
+                "Last seen in",
+                "Snapshots"
+            ],
+            &rows
+        )
+    )?;
+    writeln!(
+        out,
+        "{} version(s); restore one with: sharekeepctl restore <snapshot> {path:?} [--to DIR]",
+        versions.len()
+    )?;
+    Ok(Outcome::Ok)
+}
+
+/// `diff`.
+pub fn diff(
+    out: &mut dyn Write,
+    from: &str,
+    to: &str,
+    changes: &[Change],
+    json: bool,
+) -> Result<Outcome> {
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(changes)?)?;
+        return Ok(Outcome::Ok);
+    }
+    writeln!(out, "comparing snapshot {} to {}:", short(from), short(to))?;
+    let mut counts = [0usize; 5];
+    for c in changes {
+        let slash = if c.dir { "/" } else { "" };
+        writeln!(out, "{}    {}{}", c.kind.mark(), c.path, slash)?;
+        counts[c.kind as usize] += 1;
+    }
+    writeln!(
+        out,
+        "{} added, {} removed, {} modified, {} metadata only, {} type changed",
+        counts[0], counts[1], counts[2], counts[3], counts[4]
+    )?;
+    Ok(Outcome::Ok)
+}
+
+/// `restore` (its plan with `--dry-run`, or what it did).
+pub fn restore(out: &mut dyn Write, r: &RestoreResult, json: bool, quiet: bool) -> Result<Outcome> {
+    for (path, msg) in &r.warnings {
+        eprintln!("warning: {path}: {msg}");
+    }
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(r)?)?;
+    } else if r.dry_run {
+        writeln!(
+            out,
+            "restore of snapshot {} into {} would:",
+            short(&r.snapshot),
+            r.target
+        )?;
+        for e in &r.entries {
+            let slash = if e.kind == NodeKind::Dir { "/" } else { "" };
+            writeln!(out, "  {:<22} {}{}", e.action.word(), e.path, slash)?;
+        }
+        let count = |a: Action| r.entries.iter().filter(|e| e.action == a).count();
+        let bytes: u64 = r
+            .entries
+            .iter()
+            .filter(|e| {
+                matches!(e.action, Action::Create | Action::Replace) && e.kind == NodeKind::File
+            })
+            .map(|e| e.size)
+            .sum();
+        writeln!(
+            out,
+            "{} to create, {} to replace, {} metadata only, {} left as they are, {} to write; nothing was changed (dry run)",
+            count(Action::Create),
+            count(Action::Replace),
+            count(Action::Metadata),
+            count(Action::Unchanged) + count(Action::SkipExisting),
+            output::size(bytes),
+        )?;
+    } else if !quiet {
+        writeln!(
+            out,
+            "restored from snapshot {} into {}: {} created, {} replaced, {} metadata, {} left as they were, {} written",
+            short(&r.snapshot),
+            r.target,
+            r.created,
+            r.replaced,
+            r.metadata,
+            r.left,
+            output::size(r.bytes_written)
+        )?;
+        if let Some(pre) = &r.pre_restore {
+            writeln!(out, "what was replaced is saved in snapshot {} (tag pre-restore); `sharekeepctl versions` lists it", short(pre))?;
+        }
+    }
+    Ok(if r.warnings.is_empty() {
+        Outcome::Ok
+    } else {
+        Outcome::Warnings
+    })
+}
+
+/// `forget`.
+pub fn forget(
+    out: &mut dyn Write,
+    decisions: &[DecisionEntry],
+    dry_run: bool,
+    json: bool,
+    quiet: bool,
+) -> Result<Outcome> {
+    let removed = decisions.iter().filter(|d| !d.keep).count();
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(decisions)?)?;
+    } else if dry_run || !quiet {
+        for d in decisions {
+            let verdict = if d.keep { "keep  " } else { "remove" };
+            writeln!(
+                out,
+                "{verdict} {}  {}  {}",
+                short(&d.id),
+                local_time(&d.time),
+                d.reasons.join(", ")
+            )?;
+        }
+        let verb = if dry_run {
+            "would be removed (dry run)"
+        } else {
+            "removed"
+        };
+        writeln!(
+            out,
+            "{} snapshots kept, {removed} {verb}",
+            decisions.len() - removed
+        )?;
+    }
+    Ok(Outcome::Ok)
+}
+
+/// `check`: fails (exit 1) when anything is damaged.
+pub fn check(out: &mut dyn Write, r: &CheckReport, read_data: bool, json: bool) -> Result<Outcome> {
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(r)?)?;
+    } else {
+        writeln!(
+            out,
+            "{} snapshots, {} packs{}",
+            r.snapshots,
+            r.packs,
+            if read_data {
+                format!(", {} packs read and verified", r.packs_read)
+            } else {
+                String::new()
+            }
+        )?;
+        for n in &r.notes {
+            writeln!(out, "note: {n}")?;
+        }
+        for d in &r.damage {
+            writeln!(out, "damaged: {}: {}", d.what, d.message)?;
+            for x in &d.affects {
+                writeln!(out, "    affects {x}")?;
+            }
+        }
+        if r.is_ok() {
+            writeln!(out, "no damage found")?;
+        }
+    }
+    if r.is_ok() {
+        Ok(Outcome::Ok)
+    } else {
+        out.flush()?;
+        bail!(
+            "the repository is damaged ({} problem(s) above)",
+            r.damage.len()
+        )
+    }
+}
