@@ -47,3 +47,64 @@ impl CancelToken {
         self.0.load(Ordering::Relaxed)
     }
 }
+
+/// Progress kept in counters that another thread reads (the service streams it to clients).
+#[derive(Debug, Default)]
+pub struct LiveProgress {
+    files: std::sync::atomic::AtomicU64,
+    bytes: std::sync::atomic::AtomicU64,
+    total_files: std::sync::atomic::AtomicU64,
+    total_bytes: std::sync::atomic::AtomicU64,
+}
+
+impl LiveProgress {
+    /// Back to zero, for a new operation.
+    pub fn reset(&self) {
+        for c in [
+            &self.files,
+            &self.bytes,
+            &self.total_files,
+            &self.total_bytes,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// (files done, bytes done, files in all, bytes in all); totals are 0 until known.
+    pub fn snapshot(&self) -> (u64, u64, u64, u64) {
+        (
+            self.files.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+            self.total_files.load(Ordering::Relaxed),
+            self.total_bytes.load(Ordering::Relaxed),
+        )
+    }
+
+    /// A one-line description, e.g. `120 of 800 files, 45 MiB of 310 MiB`.
+    pub fn describe(&self, what: &str) -> String {
+        let (f, b, tf, tb) = self.snapshot();
+        let mib = |x: u64| x as f64 / 1048576.0;
+        if tf == 0 && tb == 0 {
+            format!("{what}: {f} files, {:.1} MiB so far", mib(b))
+        } else {
+            format!(
+                "{what}: {f} of {tf} files, {:.1} of {:.1} MiB",
+                mib(b),
+                mib(tb)
+            )
+        }
+    }
+}
+
+impl Progress for LiveProgress {
+    fn set_total(&self, files: u64, bytes: u64) {
+        self.total_files.store(files, Ordering::Relaxed);
+        self.total_bytes.store(bytes, Ordering::Relaxed);
+    }
+    fn add_bytes(&self, bytes: u64) {
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+    fn add_file(&self, _path: &Path) {
+        self.files.fetch_add(1, Ordering::Relaxed);
+    }
+}

@@ -343,7 +343,7 @@ pub enum Response {
         changes: Vec<crate::Change>,
     },
     /// A restore plan or result.
-    Restore(RestoreResult),
+    Restore(Box<RestoreResult>),
     /// Retention decisions.
     Forget {
         /// Every snapshot.
@@ -352,7 +352,7 @@ pub enum Response {
         dry_run: bool,
     },
     /// A check report.
-    Check(crate::CheckReport),
+    Check(Box<crate::CheckReport>),
     /// A backup finished.
     BackupDone {
         /// The snapshot written.

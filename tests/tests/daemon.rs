@@ -505,3 +505,21 @@ fn versions_diff_restore_forget_and_check_through_the_service() {
     );
     assert!(!ok && out.contains("not an admin"), "{out}");
 }
+
+#[test]
+fn long_operations_stream_progress_lines() {
+    let mut a = Accounts::new();
+    let (dir, share) = setup(&mut a, YEARLY);
+    let mut f = fs::File::open("/dev/urandom").unwrap();
+    for i in 0..12 {
+        let mut v = vec![0u8; 16 << 20];
+        std::io::Read::read_exact(&mut f, &mut v).unwrap();
+        fs::write(share.join(format!("Docs/big{i}.bin")), v).unwrap();
+    }
+    let d = Daemon::start(dir.path());
+    let run = d.ctl(&["backup", "--share", "team"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("backup: ") && run.stderr.contains("MiB"), "progress lines on stderr: {}", run.stderr);
+    let quiet = d.ctl(&["-q", "backup", "--share", "team"]);
+    assert!(quiet.stderr.is_empty(), "--quiet hides them: {}", quiet.stderr);
+}

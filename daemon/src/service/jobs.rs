@@ -2,7 +2,7 @@
 //! run (backup, retention, prune on its cadence, report), on the blocking pool.
 
 use super::{schedule, state, Counters, Inner, RunOutcome};
-use crate::progress::{CancelToken, NoProgress};
+use crate::progress::CancelToken;
 use crate::{BackupOptions, Error, KeepRules, PruneOptions, Repository};
 use chrono::{DateTime, Local};
 use sharekeep_policies::Policy;
@@ -60,8 +60,11 @@ pub(crate) async fn scheduler(
             cancel.clone(),
             inner.settings.prune_every,
         );
+        let live = counters.lock().expect("lock").progress.clone();
+        live.reset();
         let result =
-            tokio::task::spawn_blocking(move || run_once(&p, &d, why, &c, prune_every)).await;
+            tokio::task::spawn_blocking(move || run_once(&p, &d, why, &c, prune_every, &live))
+                .await;
         inner
             .running
             .lock()
@@ -84,6 +87,7 @@ fn run_once(
     trigger: &str,
     cancel: &CancelToken,
     prune_every: std::time::Duration,
+    progress: &crate::LiveProgress,
 ) -> Result<(String, u64, String), String> {
     let plan = policy.backup.as_ref().expect("plan");
     let start = Local::now();
@@ -102,7 +106,15 @@ fn run_once(
         pruned: false,
     };
     let mut st = state::load(state_dir, &policy.name);
-    let outcome = backup_and_retain(policy, plan, cancel, &mut st, &mut report, prune_every);
+    let outcome = backup_and_retain(
+        policy,
+        plan,
+        cancel,
+        &mut st,
+        &mut report,
+        prune_every,
+        progress,
+    );
     report.end = Local::now();
     match &outcome {
         Ok((id, warnings, summary)) => {
@@ -145,6 +157,7 @@ fn backup_and_retain(
     st: &mut state::ShareState,
     report: &mut state::RunReport,
     prune_every: std::time::Duration,
+    progress: &crate::LiveProgress,
 ) -> Result<(String, u64, String), String> {
     let repo = open_or_init(&plan.repository).map_err(|e| e.to_string())?;
     let opts = BackupOptions {
@@ -152,8 +165,8 @@ fn backup_and_retain(
         tags: vec![format!("share:{}", policy.name)],
         ..BackupOptions::default()
     };
-    let out = crate::backup(&repo, &policy.path, &opts, &NoProgress, cancel)
-        .map_err(|e| e.to_string())?;
+    let out =
+        crate::backup(&repo, &policy.path, &opts, progress, cancel).map_err(|e| e.to_string())?;
     let s = &out.snapshot;
     report.snapshot = Some(s.id.to_hex());
     report.summary = Some(s.summary.clone());

@@ -51,6 +51,8 @@ pub(crate) struct Counters {
     pub(crate) last_reconcile: Option<chrono::DateTime<chrono::Local>>,
     pub(crate) next_backup: Option<chrono::DateTime<chrono::Local>>,
     pub(crate) running: bool,
+    /// Progress of the running backup.
+    pub(crate) progress: Arc<crate::LiveProgress>,
 }
 
 /// A share the service manages (or knows about but cannot manage).

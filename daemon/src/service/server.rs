@@ -217,7 +217,7 @@ async fn connection(inner: Arc<Inner>, stream: UnixStream) -> std::io::Result<()
             }
             continue;
         }
-        let answer = handle(&inner, &who, req).await;
+        let answer = handle(&inner, &who, req, &mut w).await;
         send(&mut w, &answer).await?;
     }
     Ok(())
@@ -240,7 +240,15 @@ async fn in_repo(
     inner: &Arc<Inner>,
     who: &Caller,
     share: &str,
-    work: impl FnOnce(crate::Repository, Arc<Policy>) -> Result<Response, crate::Error> + Send + 'static,
+    w: &mut OwnedWriteHalf,
+    what: &str,
+    work: impl FnOnce(
+            crate::Repository,
+            Arc<Policy>,
+            &crate::LiveProgress,
+        ) -> Result<Response, crate::Error>
+        + Send
+        + 'static,
 ) -> Response {
     let policy = match find_policy(inner, share) {
         Ok(p) => p,
@@ -258,11 +266,13 @@ async fn in_repo(
             ),
         );
     };
-    let done = tokio::task::spawn_blocking(move || {
+    let live = Arc::new(crate::LiveProgress::default());
+    let progress = live.clone();
+    let task = tokio::task::spawn_blocking(move || {
         let repo = crate::Repository::open_local(&plan.repository)?;
-        work(repo, policy)
-    })
-    .await;
+        work(repo, policy, &progress)
+    });
+    let done = with_progress(w, &live, what, task).await;
     match done {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => Response::Error {
@@ -288,7 +298,33 @@ fn refused(share: &str) -> Response {
     )
 }
 
-async fn handle(inner: &Arc<Inner>, who: &Caller, req: Request) -> Response {
+/// Sends a progress line every 250 ms until `work` is done; returns its result.
+async fn with_progress<T>(
+    w: &mut OwnedWriteHalf,
+    live: &crate::LiveProgress,
+    what: &str,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    tokio::pin!(work);
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            r = &mut work => return r,
+            _ = tick.tick() => {
+                // A client that went away does not stop the work.
+                let _ = send(w, &Response::Progress { message: live.describe(what) }).await;
+            }
+        }
+    }
+}
+
+async fn handle(
+    inner: &Arc<Inner>,
+    who: &Caller,
+    req: Request,
+    w: &mut OwnedWriteHalf,
+) -> Response {
     match req {
         Request::Hello { .. } => Response::error("bad_request", "already greeted"),
         Request::Status => {
@@ -335,35 +371,42 @@ async fn handle(inner: &Arc<Inner>, who: &Caller, req: Request) -> Response {
                     ),
                 );
             }
-            let (trigger, mut outcomes) = {
+            let (trigger, mut outcomes, counters) = {
                 let shares = inner.shares.lock().expect("lock");
                 let s = &shares[&share];
-                (s.trigger.clone(), s.outcomes.clone())
+                (s.trigger.clone(), s.outcomes.clone(), s.counters.clone())
             };
+            let live = counters.lock().expect("lock").progress.clone();
             let before = outcomes.borrow().generation;
             trigger.notify_one();
-            loop {
-                if outcomes.changed().await.is_err() {
-                    return Response::error(
-                        "interrupted",
-                        "the service is stopping or the share was reloaded",
-                    );
+            let wait = async {
+                loop {
+                    if outcomes.changed().await.is_err() {
+                        return None;
+                    }
+                    let o = outcomes.borrow().clone();
+                    if o.generation > before {
+                        return Some(o);
+                    }
                 }
-                let o = outcomes.borrow().clone();
-                if o.generation > before {
-                    return match o.result {
-                        Ok((snapshot, warnings, summary)) => Response::BackupDone {
-                            snapshot,
-                            warnings,
-                            summary,
-                        },
-                        Err(e) => Response::error("backup", e),
-                    };
-                }
+            };
+            match with_progress(w, &live, "backup", wait).await {
+                None => Response::error(
+                    "interrupted",
+                    "the service is stopping or the share was reloaded",
+                ),
+                Some(o) => match o.result {
+                    Ok((snapshot, warnings, summary)) => Response::BackupDone {
+                        snapshot,
+                        warnings,
+                        summary,
+                    },
+                    Err(e) => Response::error("backup", e),
+                },
             }
         }
         Request::Versions { share, path } => {
-            in_repo(inner, who, &share, move |repo, _| {
+            in_repo(inner, who, &share, w, "versions", move |repo, _, _| {
                 let snaps = repo.snapshots()?;
                 let versions = crate::versions(&repo, &snaps, &path)?;
                 Ok(Response::Versions {
@@ -376,7 +419,7 @@ async fn handle(inner: &Arc<Inner>, who: &Caller, req: Request) -> Response {
             .await
         }
         Request::Diff { share, from, to } => {
-            in_repo(inner, who, &share, move |repo, _| {
+            in_repo(inner, who, &share, w, "diff", move |repo, _, _| {
                 let a = repo.find_snapshot(&from)?;
                 let b = repo.find_snapshot(&to)?;
                 let changes = crate::diff(&repo, &a, &b)?;
@@ -407,38 +450,40 @@ async fn handle(inner: &Arc<Inner>, who: &Caller, req: Request) -> Response {
                     )
                 }
             };
-            in_repo(inner, who, &share, move |repo, _| {
-                let snap = repo.find_snapshot(&snapshot)?;
-                let opts = crate::RestoreOptions {
-                    paths,
-                    target: match to {
-                        Some(d) => crate::Target::Dir(d.into()),
-                        None => crate::Target::InPlace,
-                    },
-                    overwrite,
-                    threads: 0,
-                };
-                let plan = crate::plan_restore(&repo, &snap, &opts)?;
-                if dry_run {
-                    return Ok(Response::Restore(
-                        crate::protocol::RestoreResult::from_plan(&plan),
-                    ));
-                }
-                let report = crate::restore(
-                    &repo,
-                    &plan,
-                    0,
-                    &crate::NoProgress,
-                    &crate::CancelToken::new(),
-                )?;
-                Ok(Response::Restore(
-                    crate::protocol::RestoreResult::from_report(&plan, &report),
-                ))
-            })
+            in_repo(
+                inner,
+                who,
+                &share,
+                w,
+                "restore",
+                move |repo, _, progress| {
+                    let snap = repo.find_snapshot(&snapshot)?;
+                    let opts = crate::RestoreOptions {
+                        paths,
+                        target: match to {
+                            Some(d) => crate::Target::Dir(d.into()),
+                            None => crate::Target::InPlace,
+                        },
+                        overwrite,
+                        threads: 0,
+                    };
+                    let plan = crate::plan_restore(&repo, &snap, &opts)?;
+                    if dry_run {
+                        return Ok(Response::Restore(Box::new(
+                            crate::protocol::RestoreResult::from_plan(&plan),
+                        )));
+                    }
+                    let report =
+                        crate::restore(&repo, &plan, 0, progress, &crate::CancelToken::new())?;
+                    Ok(Response::Restore(Box::new(
+                        crate::protocol::RestoreResult::from_report(&plan, &report),
+                    )))
+                },
+            )
             .await
         }
         Request::Forget { share, dry_run } => {
-            in_repo(inner, who, &share, move |repo, policy| {
+            in_repo(inner, who, &share, w, "forget", move |repo, policy, _| {
                 let keep = policy
                     .backup
                     .as_ref()
@@ -466,11 +511,11 @@ async fn handle(inner: &Arc<Inner>, who: &Caller, req: Request) -> Response {
             .await
         }
         Request::Check { share, read_data } => {
-            in_repo(inner, who, &share, move |repo, _| {
-                Ok(Response::Check(crate::check(
+            in_repo(inner, who, &share, w, "check", move |repo, _, _| {
+                Ok(Response::Check(Box::new(crate::check(
                     &repo,
                     &crate::CheckOptions { read_data },
-                )?))
+                )?)))
             })
             .await
         }
