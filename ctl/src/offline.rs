@@ -60,21 +60,6 @@ pub fn run(cli: Cli, cancel: &CancelToken) -> Result<Outcome> {
     Ok(outcome)
 }
 
-fn snapshot_json(s: &Snapshot) -> serde_json::Value {
-    json!({
-        "id": s.id.to_hex(),
-        "short_id": s.id.short(),
-        "time": s.time.to_rfc3339(),
-        "host": s.host,
-        "username": s.username,
-        "paths": s.paths,
-        "tags": s.tags,
-        "tree": s.tree.to_hex(),
-        "parent": s.parent.map(|p| p.to_hex()),
-        "summary": s.summary,
-    })
-}
-
 fn backup(
     repo: &Repository,
     a: args::BackupArgs,
@@ -99,51 +84,12 @@ fn backup(
     };
     let bar = Bar::new("backup", quiet);
     let res = sharekeep::backup(repo, dir, &opts, &bar, cancel)?;
-    let s = &res.snapshot;
-    for w in &res.warnings {
-        eprintln!("warning: {}: {}", w.path.display(), w.message);
-    }
-    if a.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&snapshot_json(s))?)?;
-    } else if !quiet {
-        let m = &s.summary;
-        writeln!(
-            out,
-            "Files:       {} new, {} changed, {} unchanged",
-            m.files_new, m.files_changed, m.files_unchanged
-        )?;
-        writeln!(
-            out,
-            "Dirs:        {} new, {} changed, {} unchanged",
-            m.dirs_new, m.dirs_changed, m.dirs_unchanged
-        )?;
-        writeln!(
-            out,
-            "Added:       {} ({} stored after compression)",
-            output::size(m.bytes_added),
-            output::size(m.bytes_stored)
-        )?;
-        writeln!(
-            out,
-            "Processed:   {} files, {} in {:.2}s",
-            m.total_files,
-            output::size(m.total_bytes),
-            m.seconds
-        )?;
-        if m.warnings > 0 {
-            writeln!(
-                out,
-                "Warnings:    {} entries could not be read (listed above)",
-                m.warnings
-            )?;
-        }
-        writeln!(out, "snapshot {} saved", s.id.short())?;
-    }
-    Ok(if res.warnings.is_empty() {
-        Outcome::Ok
-    } else {
-        Outcome::Warnings
-    })
+    let warnings: Vec<String> = res
+        .warnings
+        .iter()
+        .map(|w| format!("{}: {}", w.path.display(), w.message))
+        .collect();
+    render::backup(out, &res.snapshot.to_json(), &warnings, a.json, quiet)
 }
 
 fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Local>> {
@@ -167,7 +113,7 @@ fn snapshots(repo: &Repository, a: args::SnapshotsArgs, out: &mut dyn Write) -> 
     }
     list.retain(|s| a.tags.iter().all(|t| s.has_tag(t)));
     if a.json {
-        let v: Vec<_> = list.iter().map(snapshot_json).collect();
+        let v: Vec<_> = list.iter().map(Snapshot::to_json).collect();
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
     } else {
         let rows: Vec<Vec<String>> = list

@@ -143,26 +143,8 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Backup(a) => {
             let share = a.share.ok_or_else(|| anyhow!("without --repo, give --share NAME (the service backs up the share's folder into its repository)"))?;
             match client.call(&Request::Backup { share }, &mut progress)? {
-                Response::BackupDone {
-                    snapshot,
-                    warnings,
-                    summary,
-                } => {
-                    if a.json {
-                        writeln!(
-                            out,
-                            "{}",
-                            serde_json::json!({"id": snapshot, "warnings": warnings, "summary": summary})
-                        )?;
-                    } else if !quiet {
-                        writeln!(out, "{summary}")?;
-                        writeln!(out, "snapshot {} saved", &snapshot[..8])?;
-                    }
-                    Ok(if warnings == 0 {
-                        Outcome::Ok
-                    } else {
-                        Outcome::Warnings
-                    })
+                Response::BackupDone { snapshot, warnings } => {
+                    render::backup(&mut out, &snapshot, &warnings, a.json, quiet)
                 }
                 other => Err(unexpected(other)),
             }

@@ -247,3 +247,66 @@ pub fn check(out: &mut dyn Write, r: &CheckReport, read_data: bool, json: bool) 
         )
     }
 }
+
+/// `backup`: the snapshot (as `Snapshot::to_json` gives it) and the entries left out.
+pub fn backup(
+    out: &mut dyn Write,
+    snapshot: &serde_json::Value,
+    warnings: &[String],
+    json: bool,
+    quiet: bool,
+) -> Result<Outcome> {
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(snapshot)?)?;
+    } else if !quiet {
+        let m = &snapshot["summary"];
+        let n = |k: &str| m[k].as_u64().unwrap_or(0);
+        writeln!(
+            out,
+            "Files:       {} new, {} changed, {} unchanged",
+            n("files_new"),
+            n("files_changed"),
+            n("files_unchanged")
+        )?;
+        writeln!(
+            out,
+            "Dirs:        {} new, {} changed, {} unchanged",
+            n("dirs_new"),
+            n("dirs_changed"),
+            n("dirs_unchanged")
+        )?;
+        writeln!(
+            out,
+            "Added:       {} ({} stored after compression)",
+            output::size(n("bytes_added")),
+            output::size(n("bytes_stored"))
+        )?;
+        writeln!(
+            out,
+            "Processed:   {} files, {} in {:.2}s",
+            n("total_files"),
+            output::size(n("total_bytes")),
+            m["seconds"].as_f64().unwrap_or(0.0)
+        )?;
+        if n("warnings") > 0 {
+            writeln!(
+                out,
+                "Warnings:    {} entries could not be read (listed above)",
+                n("warnings")
+            )?;
+        }
+        writeln!(
+            out,
+            "snapshot {} saved",
+            snapshot["short_id"].as_str().unwrap_or_default()
+        )?;
+    }
+    Ok(if warnings.is_empty() {
+        Outcome::Ok
+    } else {
+        Outcome::Warnings
+    })
+}

@@ -355,12 +355,10 @@ pub enum Response {
     Check(Box<crate::CheckReport>),
     /// A backup finished.
     BackupDone {
-        /// The snapshot written.
-        snapshot: String,
-        /// Entries that could not be read.
-        warnings: u64,
-        /// One-line summary.
-        summary: String,
+        /// The snapshot written, as `Snapshot::to_json` gives it.
+        snapshot: serde_json::Value,
+        /// Entries that could not be read (`path: why`).
+        warnings: Vec<String>,
     },
     /// Done, nothing more to say.
     Ok {

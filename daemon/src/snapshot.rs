@@ -82,6 +82,22 @@ impl Snapshot {
         self.paths.first().map(String::as_str).unwrap_or("/")
     }
 
+    /// The snapshot as `--json` shows it (with its id), for listings and the protocol.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id.to_hex(),
+            "short_id": self.id.short(),
+            "time": self.time.to_rfc3339(),
+            "host": self.host,
+            "username": self.username,
+            "paths": self.paths,
+            "tags": self.tags,
+            "tree": self.tree.to_hex(),
+            "parent": self.parent.map(|p| p.to_hex()),
+            "summary": self.summary,
+        })
+    }
+
     /// Whether it carries a tag.
     pub fn has_tag(&self, tag: &str) -> bool {
         self.tags.iter().any(|t| t == tag)

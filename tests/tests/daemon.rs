@@ -519,7 +519,15 @@ fn long_operations_stream_progress_lines() {
     let d = Daemon::start(dir.path());
     let run = d.ctl(&["backup", "--share", "team"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stderr.contains("backup: ") && run.stderr.contains("MiB"), "progress lines on stderr: {}", run.stderr);
+    assert!(
+        run.stderr.contains("backup: ") && run.stderr.contains("MiB"),
+        "progress lines on stderr: {}",
+        run.stderr
+    );
     let quiet = d.ctl(&["-q", "backup", "--share", "team"]);
-    assert!(quiet.stderr.is_empty(), "--quiet hides them: {}", quiet.stderr);
+    assert!(
+        quiet.stderr.is_empty(),
+        "--quiet hides them: {}",
+        quiet.stderr
+    );
 }

@@ -60,11 +60,15 @@ pub(crate) async fn scheduler(
             cancel.clone(),
             inner.settings.prune_every,
         );
-        let live = counters.lock().expect("lock").progress.clone();
+        let (live, fixed, checked) = {
+            let c = counters.lock().expect("lock");
+            (c.progress.clone(), c.fixed, c.checked)
+        };
         live.reset();
-        let result =
-            tokio::task::spawn_blocking(move || run_once(&p, &d, why, &c, prune_every, &live))
-                .await;
+        let result = tokio::task::spawn_blocking(move || {
+            run_once(&p, &d, why, &c, prune_every, &live, (fixed, checked))
+        })
+        .await;
         inner
             .running
             .lock()
@@ -88,7 +92,8 @@ fn run_once(
     cancel: &CancelToken,
     prune_every: std::time::Duration,
     progress: &crate::LiveProgress,
-) -> Result<(String, u64, String), String> {
+    (rights_fixed, rights_checked): (u64, u64),
+) -> Result<(serde_json::Value, Vec<String>), String> {
     let plan = policy.backup.as_ref().expect("plan");
     let start = Local::now();
     let mut report = state::RunReport {
@@ -104,6 +109,8 @@ fn run_once(
         kept: 0,
         removed: 0,
         pruned: false,
+        rights_fixed_since_start: rights_fixed,
+        rights_checked_since_start: rights_checked,
     };
     let mut st = state::load(state_dir, &policy.name);
     let outcome = backup_and_retain(
@@ -117,15 +124,23 @@ fn run_once(
     );
     report.end = Local::now();
     match &outcome {
-        Ok((id, warnings, summary)) => {
+        Ok((snap, warnings)) => {
+            let id = snap["id"].as_str().unwrap_or_default().to_string();
             st.last_success = Some(start);
             st.last_snapshot = Some(id.clone());
-            st.last_result = Some(if *warnings == 0 {
+            st.last_result = Some(if warnings.is_empty() {
                 "ok".into()
             } else {
-                format!("ok, {warnings} warning(s)")
+                format!("ok, {} warning(s)", warnings.len())
             });
-            tracing::info!(share = %policy.name, snapshot = %&id[..8], trigger, "backup done: {summary}");
+            let m = &snap["summary"];
+            tracing::info!(
+                share = %policy.name,
+                snapshot = %id.get(..8).unwrap_or_default(),
+                trigger,
+                "backup done: {} new, {} changed, {} unchanged files; {} bytes added; {} warning(s)",
+                m["files_new"], m["files_changed"], m["files_unchanged"], m["bytes_added"], warnings.len()
+            );
         }
         Err(e) => {
             report.error = Some(e.clone());
@@ -158,7 +173,7 @@ fn backup_and_retain(
     report: &mut state::RunReport,
     prune_every: std::time::Duration,
     progress: &crate::LiveProgress,
-) -> Result<(String, u64, String), String> {
+) -> Result<(serde_json::Value, Vec<String>), String> {
     let repo = open_or_init(&plan.repository).map_err(|e| e.to_string())?;
     let opts = BackupOptions {
         excludes: plan.exclude.clone(),
@@ -179,13 +194,6 @@ fn backup_and_retain(
     for w in &report.warnings {
         tracing::warn!(share = %policy.name, "{w}");
     }
-    let summary = format!(
-        "{} new, {} changed, {} unchanged files; {} bytes added",
-        s.summary.files_new,
-        s.summary.files_changed,
-        s.summary.files_unchanged,
-        s.summary.bytes_added
-    );
     if let Some(keep) = &plan.keep {
         let rules = keep_rules(keep, plan.keep_min_days);
         match crate::forget(&repo, &rules, false) {
@@ -209,7 +217,7 @@ fn backup_and_retain(
             }
         }
     }
-    Ok((s.id.to_hex(), out.warnings.len() as u64, summary))
+    Ok((s.to_json(), report.warnings.clone()))
 }
 
 /// A policy's `keep` and `keep_min_days` as retention rules.

@@ -39,8 +39,8 @@ use tokio_util::sync::CancellationToken;
 pub(crate) struct RunOutcome {
     /// Increases with every finished run.
     pub(crate) generation: u64,
-    /// Snapshot id, or the error.
-    pub(crate) result: Result<(String, u64, String), String>,
+    /// The snapshot (as JSON) and the warnings, or the error.
+    pub(crate) result: Result<(serde_json::Value, Vec<String>), String>,
 }
 
 /// Live counters and state of one share.

@@ -396,11 +396,7 @@ async fn handle(
                     "the service is stopping or the share was reloaded",
                 ),
                 Some(o) => match o.result {
-                    Ok((snapshot, warnings, summary)) => Response::BackupDone {
-                        snapshot,
-                        warnings,
-                        summary,
-                    },
+                    Ok((snapshot, warnings)) => Response::BackupDone { snapshot, warnings },
                     Err(e) => Response::error("backup", e),
                 },
             }

@@ -80,6 +80,10 @@ pub struct RunReport {
     pub removed: usize,
     /// Whether the repository was pruned.
     pub pruned: bool,
+    /// Entries whose rights the service fixed since it started (drift found and corrected).
+    pub rights_fixed_since_start: u64,
+    /// Entries it checked since it started.
+    pub rights_checked_since_start: u64,
 }
 
 /// Saves a run report.
