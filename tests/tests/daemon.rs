@@ -531,3 +531,50 @@ fn long_operations_stream_progress_lines() {
         quiet.stderr
     );
 }
+
+#[test]
+fn a_change_in_the_policies_directory_reloads_without_a_signal() {
+    let mut a = Accounts::new();
+    let (dir, _share) = setup(&mut a, YEARLY);
+    let d = Daemon::start(dir.path());
+    // A new share appears when its file is written.
+    let other = dir.path().join("other");
+    fs::create_dir(&other).unwrap();
+    fs::write(
+        dir.path().join("policies/other.toml"),
+        format!(
+            "[share]\nname = \"other\"\npath = {:?}\nowner = \"root\"\ngroup = \"root\"\n",
+            other.display().to_string()
+        ),
+    )
+    .unwrap();
+    eventually("the new share managed", Duration::from_secs(5), || {
+        d.ctl(&["status"]).stdout.contains("share other")
+    });
+    // A broken file that never loaded leaves its share unmanaged, and the others untouched.
+    fs::write(dir.path().join("policies/broken.toml"), "[share]\nname = \"broken\"\npath = \"/nonexistent-sk\"\nowner = \"root\"\ngroup = \"root\"\n").unwrap();
+    eventually("the broken file reported", Duration::from_secs(5), || {
+        d.ctl(&["status", "--json"]).stdout.contains("unmanaged")
+    });
+    let st = d.ctl(&["status", "--json"]).json();
+    let policies: Vec<(String, String)> = st
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["policy"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        policies.contains(&("team".into(), "ok".into()))
+            && policies.contains(&("other".into(), "ok".into())),
+        "{policies:?}"
+    );
+    assert!(
+        policies.contains(&("broken".into(), "unmanaged".into())),
+        "{policies:?}"
+    );
+}
