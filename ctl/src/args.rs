@@ -89,6 +89,9 @@ pub enum Command {
         #[arg(long)]
         remove_all: bool,
     },
+    /// Samba: the smb.conf include for the policies, and a check of the running smbd.
+    #[command(subcommand)]
+    Samba(SambaCommand),
     /// Share policies: check them, plan and apply their rights, explain, matrix.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -349,4 +352,25 @@ pub struct CheckArgs {
 pub enum RepairCommand {
     /// Rebuild the index from the packs' own headers.
     Index,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SambaCommand {
+    /// Print the smb.conf include: one section per policy with `[samba] export = true`.
+    Export {
+        #[command(flatten)]
+        source: PolicySource,
+        /// Write it to FILE (atomically) instead of standard output.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Compare the running smbd's configuration (`testparm -s`) with the policies
+    /// (exit 0: they agree, 2: they differ, 1: error).
+    Check {
+        #[command(flatten)]
+        source: PolicySource,
+        /// smb.conf to read (default: Samba's own).
+        #[arg(long, value_name = "FILE")]
+        smb_conf: Option<PathBuf>,
+    },
 }

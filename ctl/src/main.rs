@@ -59,6 +59,7 @@ fn main() -> ExitCode {
     signals::install(cancel.clone());
     let result = match cli.command {
         args::Command::Policy(cmd) => policy::run(cmd, cli.quiet),
+        args::Command::Samba(cmd) => policy::samba(cmd),
         args::Command::Status { .. } | args::Command::Reload => remote::run(cli),
         args::Command::Backup(_)
         | args::Command::Snapshots(_)

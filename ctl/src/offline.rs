@@ -40,7 +40,11 @@ pub fn run(cli: Cli, cancel: &CancelToken) -> Result<Outcome> {
     }
     let mut out = BufWriter::new(std::io::stdout().lock());
     let outcome = match cli.command {
-        Command::Init | Command::Policy(_) | Command::Status { .. } | Command::Reload => {
+        Command::Init
+        | Command::Policy(_)
+        | Command::Samba(_)
+        | Command::Status { .. }
+        | Command::Reload => {
             unreachable!("handled elsewhere")
         }
         Command::Backup(a) => backup(&repo, a, quiet, cancel, &mut out)?,

@@ -261,3 +261,54 @@ fn print_reports(
     }
     Ok(())
 }
+
+/// `sharekeepctl samba …`.
+pub fn samba(cmd: crate::args::SambaCommand) -> Result<Outcome> {
+    use crate::args::SambaCommand;
+    match cmd {
+        SambaCommand::Export { source, output } => {
+            let list = load(&source_path(&source))?;
+            let text = policies::samba_export(&list);
+            match output {
+                None => print!("{text}"),
+                Some(file) => sharekeep::service::state::write_atomic(&file, text.as_bytes())
+                    .map_err(|e| anyhow!("{}: {e}", file.display()))?,
+            }
+            Ok(Outcome::Ok)
+        }
+        SambaCommand::Check { source, smb_conf } => {
+            let list = load(&source_path(&source))?;
+            let mut cmd = std::process::Command::new("testparm");
+            cmd.arg("-s");
+            if let Some(c) = &smb_conf {
+                cmd.arg(c);
+            }
+            let out = cmd
+                .stdin(std::process::Stdio::null())
+                .output()
+                .map_err(|e| {
+                    anyhow!(
+                        "cannot run testparm ({e}); is Samba installed (apt-get install samba)?"
+                    )
+                })?;
+            if !out.status.success() {
+                bail!(
+                    "testparm failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+            let diffs = policies::samba_compare(&list, &String::from_utf8_lossy(&out.stdout));
+            for d in &diffs {
+                println!("differs: {d}");
+            }
+            let exported = list.iter().filter(|p| p.samba.export).count();
+            if diffs.is_empty() {
+                println!("smbd agrees with the policies ({exported} exported share(s))");
+                Ok(Outcome::Ok)
+            } else {
+                println!("{} difference(s); regenerate with `sharekeepctl samba export -o FILE` and reload smbd", diffs.len());
+                Ok(Outcome::Drift)
+            }
+        }
+    }
+}

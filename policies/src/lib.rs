@@ -13,6 +13,7 @@ mod principal;
 mod problem;
 mod raw;
 mod rights;
+mod samba;
 mod validate;
 
 pub use apply::{apply, plan, run, run_below, Drift, Refusal, Report, StateView, WalkMode};
@@ -24,4 +25,8 @@ pub use principal::{
 pub use problem::{Locator, Problem, Problems};
 pub use raw::RawPolicy;
 pub use rights::{Access, Grants, Rights};
+pub use samba::{
+    compare as samba_compare, export as samba_export, parse_smb_conf, share_of as samba_share_of,
+    SambaShare,
+};
 pub use validate::{load, load_file, policy_files, validate, DEFAULT_POLICY_DIR};

@@ -9,6 +9,7 @@ mod maintenance;
 mod policies;
 mod properties;
 mod safety;
+mod samba;
 
 /// A scratch folder under the target directory (same filesystem as the checkout).
 pub fn scratch() -> tempfile::TempDir {

@@ -26,6 +26,12 @@ pub struct RawConfig {
     pub prune_every_days: Option<u64>,
     /// Maximum simultaneous connections on the socket.
     pub max_connections: Option<usize>,
+    /// Write the Samba include for the exported shares and reload smbd when it changes.
+    pub samba_manage: Option<bool>,
+    /// Where the include goes (default /etc/samba/sharekeep.conf; smb.conf must include it).
+    pub samba_include: Option<PathBuf>,
+    /// The smb.conf of the smbd to reload (default: Samba's own).
+    pub samba_conf: Option<PathBuf>,
 }
 
 /// The effective settings.
@@ -45,6 +51,8 @@ pub struct Settings {
     pub prune_every: Duration,
     /// Connection cap.
     pub max_connections: usize,
+    /// Samba management: the include file to keep, and the smb.conf of the smbd to reload.
+    pub samba: Option<(PathBuf, Option<PathBuf>)>,
 }
 
 impl Settings {
@@ -102,6 +110,19 @@ impl Settings {
                 .or(file.max_connections)
                 .unwrap_or(32)
                 .max(1),
+            samba: flags
+                .samba_manage
+                .or(file.samba_manage)
+                .unwrap_or(false)
+                .then(|| {
+                    (
+                        flags
+                            .samba_include
+                            .or(file.samba_include)
+                            .unwrap_or_else(|| "/etc/samba/sharekeep.conf".into()),
+                        flags.samba_conf.or(file.samba_conf),
+                    )
+                }),
         }
     }
 }

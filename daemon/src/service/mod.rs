@@ -65,6 +65,8 @@ pub(crate) struct Share {
     pub(crate) counters: Arc<Mutex<Counters>>,
     pub(crate) trigger: Arc<Notify>,
     pub(crate) outcomes: watch::Receiver<RunOutcome>,
+    /// The hash of the policy file's content when it was loaded.
+    fingerprint: String,
     tasks: Vec<JoinHandle<()>>,
     stop: CancellationToken,
 }
@@ -127,7 +129,8 @@ impl Inner {
 }
 
 fn policy_fingerprint(p: &Policy) -> String {
-    // Reloading restarts a share's tasks only when its policy file's content changed.
+    // Reloading restarts a share's tasks only when its policy file's content changed (the
+    // hash is taken when the file is loaded and kept with the share).
     std::fs::read(&p.file)
         .map(|b| crate::Id::hash(&b).to_hex())
         .unwrap_or_default()
@@ -139,6 +142,17 @@ pub(crate) async fn reload(inner: &Arc<Inner>) {
     let loaded = tokio::task::spawn_blocking(move || load_all(&dir))
         .await
         .expect("load task");
+    let exported = update_shares(inner, loaded);
+    if let (Some((include, conf)), Some(policies)) = (inner.settings.samba.clone(), exported) {
+        let _ =
+            tokio::task::spawn_blocking(move || manage_samba(&policies, &include, conf.as_deref()))
+                .await;
+    }
+}
+
+/// Replaces the shares with what was loaded; returns the managed policies when Samba is
+/// managed.
+fn update_shares(inner: &Arc<Inner>, loaded: Vec<Loaded>) -> Option<Vec<Policy>> {
     let mut shares = inner.shares.lock().expect("lock");
     let mut next: BTreeMap<String, Share> = BTreeMap::new();
     for item in loaded {
@@ -147,11 +161,7 @@ pub(crate) async fn reload(inner: &Arc<Inner>) {
                 let name = policy.name.clone();
                 let old = shares.remove(&name);
                 let share = match old {
-                    Some(s)
-                        if s.policy.as_deref().map(policy_fingerprint)
-                            == Some(fingerprint.clone())
-                            && !s.tasks.is_empty() =>
-                    {
+                    Some(s) if s.fingerprint == fingerprint && !s.tasks.is_empty() => {
                         let mut s = s;
                         s.problems.clear();
                         s
@@ -160,7 +170,9 @@ pub(crate) async fn reload(inner: &Arc<Inner>) {
                         let counters = old.as_ref().map(|s| s.counters.clone()).unwrap_or_default();
                         drop(old);
                         tracing::info!(share = %name, file = %policy.file.display(), "managing share at {}", policy.path.display());
-                        start_share(inner, Arc::new(*policy), counters)
+                        let mut share = start_share(inner, Arc::new(*policy), counters);
+                        share.fingerprint = fingerprint;
+                        share
                     }
                 };
                 next.insert(name, share);
@@ -206,6 +218,7 @@ pub(crate) async fn reload(inner: &Arc<Inner>) {
                                 counters: Default::default(),
                                 trigger: Arc::new(Notify::new()),
                                 outcomes: rx,
+                                fingerprint: String::new(),
                                 tasks: Vec::new(),
                                 stop: CancellationToken::new(),
                             },
@@ -219,6 +232,46 @@ pub(crate) async fn reload(inner: &Arc<Inner>) {
         tracing::info!(share = %name, "policy removed: no longer managed");
     }
     *shares = next;
+    inner.settings.samba.is_some().then(|| {
+        shares
+            .values()
+            .filter_map(|s| s.policy.as_deref().cloned())
+            .collect()
+    })
+}
+
+/// Writes the Samba include when its content changed, then tells smbd to reload.
+fn manage_samba(policies: &[Policy], include: &std::path::Path, conf: Option<&std::path::Path>) {
+    let text = sharekeep_policies::samba_export(policies);
+    if std::fs::read_to_string(include).ok().as_deref() == Some(text.as_str()) {
+        return;
+    }
+    if let Err(e) = state::write_atomic(include, text.as_bytes()) {
+        tracing::error!("cannot write the Samba include {}: {e}", include.display());
+        return;
+    }
+    let mut cmd = std::process::Command::new("smbcontrol");
+    if let Some(c) = conf {
+        cmd.arg("-s").arg(c);
+    }
+    match cmd
+        .args(["smbd", "reload-config"])
+        .stdin(std::process::Stdio::null())
+        .output()
+    {
+        Ok(o) if o.status.success() => {
+            tracing::info!("Samba include {} updated; smbd reloaded", include.display())
+        }
+        Ok(o) => tracing::warn!(
+            "Samba include {} updated; smbd did not reload: {}",
+            include.display(),
+            String::from_utf8_lossy(&o.stderr).trim()
+        ),
+        Err(e) => tracing::warn!(
+            "Samba include {} updated; cannot run smbcontrol: {e}",
+            include.display()
+        ),
+    }
 }
 
 enum Loaded {
@@ -308,6 +361,7 @@ fn start_share(inner: &Arc<Inner>, policy: Arc<Policy>, counters: Arc<Mutex<Coun
         counters,
         trigger,
         outcomes: rx,
+        fingerprint: String::new(),
         tasks,
         stop,
     }

@@ -1,0 +1,450 @@
+//! The department scenario end to end over real SMB: the example policy applied to a folder,
+//! exported to a real `smbd` on 127.0.0.1 (its own port and state folders), and used through
+//! `smbclient` by the assistant, two members and an outsider; a backup; a proposal overwritten
+//! by mistake; the admin finds the version and restores it; the member reads it back. The test
+//! writes the "compte rendu des tests" (markdown: step, user, expected, observed).
+
+use sharekeep_tests::users::Accounts;
+use sharekeep_tests::{bin, ctl, open_scratch};
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PORT: u16 = 4450;
+
+/// A child process killed when dropped (smbd, sharekeepd).
+struct Smbd(Child);
+impl Drop for Smbd {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn sharekeepctl(args: &[&str]) -> std::process::Output {
+    Command::new(bin("sharekeepctl"))
+        .args(args)
+        .env_remove("SHAREKEEP_REPO")
+        .output()
+        .unwrap()
+}
+
+/// Runs smbclient commands as `user`; (success, output).
+fn smb(user: &str, password: &str, commands: &str) -> (bool, String) {
+    let out = Command::new("smbclient")
+        .arg(format!("//127.0.0.1/commercial"))
+        .args([
+            "-p",
+            &PORT.to_string(),
+            "-U",
+            &format!("{user}%{password}"),
+            "-c",
+            commands,
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("smbclient (apt-get install smbclient)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // smbclient reports some refusals only in its output.
+    let failed = !out.status.success() || text.contains("NT_STATUS_");
+    (!failed, text)
+}
+
+struct Report {
+    rows: String,
+    failures: Vec<String>,
+}
+
+impl Report {
+    fn step(&mut self, step: &str, user: &str, expected: &str, ok: bool, observed: &str) {
+        let observed = observed
+            .lines()
+            .find(|l| l.contains("NT_STATUS"))
+            .unwrap_or(observed.lines().next().unwrap_or(""))
+            .trim()
+            .replace('|', "/");
+        let mark = if ok { "✅" } else { "❌" };
+        writeln!(
+            self.rows,
+            "| {step} | {user} | {expected} | {mark} {observed} |"
+        )
+        .unwrap();
+        if !ok {
+            self.failures.push(format!(
+                "{step} ({user}): expected {expected}, observed {observed}"
+            ));
+        }
+    }
+}
+
+#[test]
+fn department_scenario_over_real_smb() {
+    let mut a = Accounts::new();
+    a.group("commercial");
+    a.group("dsi");
+    a.user("adjoint", &["commercial"]);
+    a.user("alice", &["commercial"]);
+    a.user("bob", &["commercial"]);
+    a.user("eve", &[]);
+    let dir = open_scratch();
+    let d = dir.path();
+    let share = d.join("commercial");
+    fs::create_dir_all(share.join("Tarifs")).unwrap();
+    fs::create_dir_all(share.join("Propositions")).unwrap();
+    fs::write(share.join("Tarifs/grille-2026.csv"), "produit;prix\nA;10\n").unwrap();
+    let repo = d.join("repo");
+    let example = fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/examples/commercial.toml"),
+    )
+    .unwrap();
+    let policy = example
+        .replace(
+            "\"/srv/partages/commercial\"",
+            &format!("{:?}", share.display().to_string()),
+        )
+        .replace(
+            "\"/var/backups/sharekeep/commercial\"",
+            &format!("{:?}", repo.display().to_string()),
+        )
+        .replace("\"adjoint\"", &format!("\"{}\"", a.name("adjoint")))
+        .replace("\"@commercial\"", &format!("\"@{}\"", a.name("commercial")))
+        .replace(
+            "group = \"commercial\"",
+            &format!("group = \"{}\"", a.name("commercial")),
+        )
+        .replace("\"@dsi\"", &format!("\"@{}\"", a.name("dsi")));
+    let policy_file = d.join("commercial.toml");
+    fs::write(&policy_file, policy).unwrap();
+    let p = policy_file.to_str().unwrap();
+    assert!(sharekeepctl(&["policy", "apply", p]).status.success());
+
+    // smbd with its own folders, on loopback, an unprivileged port.
+    for sub in ["private", "state", "cache", "lock", "pid"] {
+        fs::create_dir_all(d.join("samba").join(sub)).unwrap();
+    }
+    let include = d.join("samba/sharekeep.conf");
+    assert!(
+        sharekeepctl(&["samba", "export", p, "-o", include.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let s = |x: &str| d.join("samba").join(x).display().to_string();
+    let conf = d.join("samba/smb.conf");
+    fs::write(
+        &conf,
+        format!(
+            "[global]\n   server role = standalone server\n   interfaces = 127.0.0.1\n   bind interfaces only = yes\n   smb ports = {PORT}\n   disable netbios = yes\n   private dir = {}\n   state directory = {}\n   cache directory = {}\n   lock directory = {}\n   pid directory = {}\n   ncalrpc dir = {}/ncalrpc\n   log file = {}/log.%m\n   passdb backend = tdbsam:{}/passdb.tdb\n   map to guest = never\n   load printers = no\n   printing = bsd\n   printcap name = /dev/null\n   disable spoolss = yes\n   include = {}\n",
+            s("private"), s("state"), s("cache"), s("lock"), s("pid"), s("lock"), s("state"), s("private"), include.display()
+        ),
+    )
+    .unwrap();
+    let password = "Mot-de-passe-1";
+    for u in ["adjoint", "alice", "bob", "eve"] {
+        let mut child = Command::new("smbpasswd")
+            .args(["-c", conf.to_str().unwrap(), "-a", "-s", &a.name(u)])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(
+            child.stdin.as_mut().unwrap(),
+            format!("{password}\n{password}\n").as_bytes(),
+        )
+        .unwrap();
+        assert!(child.wait().unwrap().success(), "smbpasswd for {u}");
+    }
+    let _smbd = Smbd(
+        Command::new("smbd")
+            .args([
+                "--foreground",
+                "--no-process-group",
+                "-s",
+                conf.to_str().unwrap(),
+                "--debug-stdout",
+                "-d",
+                "0",
+            ])
+            .stdout(fs::File::create(d.join("samba/smbd.out")).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("smbd (apt-get install samba)"),
+    );
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", PORT)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "smbd did not start: {}",
+            fs::read_to_string(d.join("samba/smbd.out")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let check = sharekeepctl(&["samba", "check", p, "--smb-conf", conf.to_str().unwrap()]);
+    assert!(
+        check.status.success(),
+        "smbd and the policy disagree: {}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+
+    let (alice, bob, eve, adjoint) = (
+        a.name("alice"),
+        a.name("bob"),
+        a.name("eve"),
+        a.name("adjoint"),
+    );
+    let local = |name: &str, content: &str| {
+        let f = d.join(name);
+        fs::write(&f, content).unwrap();
+        f.display().to_string()
+    };
+    let mut r = Report {
+        rows: String::new(),
+        failures: Vec::new(),
+    };
+    let got = d.join("got.txt");
+    let got_s = got.display().to_string();
+
+    // 1. Rights over SMB.
+    let (ok, out) = smb(
+        &alice,
+        password,
+        &format!("get Tarifs/grille-2026.csv {got_s}"),
+    );
+    r.step(
+        "1. read the price list",
+        &alice,
+        "allowed",
+        ok && fs::read_to_string(&got)
+            .unwrap_or_default()
+            .contains("prix"),
+        &out,
+    );
+    let (ok, out) = smb(
+        &alice,
+        password,
+        &format!("put {} Tarifs/grille-2026.csv", local("x.csv", "changed")),
+    );
+    r.step("1. change the price list", &alice, "refused", !ok, &out);
+    let (ok, out) = smb(
+        &alice,
+        password,
+        &format!("put {} Tarifs/nouveau.csv", local("y.csv", "new")),
+    );
+    r.step("1. create in Tarifs", &alice, "refused", !ok, &out);
+    let v1 = "Proposition Dupont, version relue";
+    let (ok, out) = smb(
+        &alice,
+        password,
+        &format!(
+            "put {} Propositions/proposition-dupont.docx",
+            local("p1.docx", "Proposition Dupont, brouillon")
+        ),
+    );
+    r.step("1. write a proposal", &alice, "allowed", ok, &out);
+    let (ok, out) = smb(&bob, password, &format!("get Propositions/proposition-dupont.docx {got_s}; put {} Propositions/proposition-dupont.docx", local("p2.docx", v1)));
+    r.step(
+        "1. open and edit the colleague's proposal",
+        &bob,
+        "allowed",
+        ok,
+        &out,
+    );
+    let (ok, out) = smb(&eve, password, "ls");
+    r.step("1. list the share", &eve, "refused", !ok, &out);
+    let (ok, out) = smb(
+        &adjoint,
+        password,
+        &format!(
+            "put {} Tarifs/grille-2026.csv",
+            local("g.csv", "produit;prix\nA;11\n")
+        ),
+    );
+    r.step("1. update the price list", &adjoint, "allowed", ok, &out);
+
+    // 2. The evening backup.
+    ctl(&repo, &["init"]).ok();
+    let backup = ctl(&repo, &["backup", "--json", share.to_str().unwrap()]);
+    r.step(
+        "2. backup",
+        "root (sharekeep)",
+        "snapshot written",
+        backup.code == 0,
+        &format!(
+            "snapshot {}",
+            &backup.json()["id"].as_str().unwrap_or("?")[..8]
+        ),
+    );
+
+    // 3. Overwritten by mistake, over SMB.
+    let (ok, out) = smb(
+        &alice,
+        password,
+        &format!(
+            "put {} Propositions/proposition-dupont.docx",
+            local("oops.docx", "oops, wrong file")
+        ),
+    );
+    r.step(
+        "3. overwrite the proposal by mistake",
+        &alice,
+        "allowed (the mistake)",
+        ok,
+        &out,
+    );
+
+    // 4. The admin finds the version and restores it.
+    let versions = ctl(
+        &repo,
+        &["versions", "Propositions/proposition-dupont.docx", "--json"],
+    );
+    let good = versions
+        .json()
+        .as_array()
+        .and_then(|v| v.first().cloned())
+        .unwrap_or_default();
+    let snap = good["last"]["id"].as_str().unwrap_or("").to_string();
+    r.step(
+        "4. find the version",
+        "admin",
+        "the reviewed version is listed",
+        good["size"] == v1.len() && !snap.is_empty(),
+        &format!(
+            "{} bytes in snapshot {}",
+            good["size"],
+            snap.get(..8).unwrap_or("?")
+        ),
+    );
+    let restore = ctl(
+        &repo,
+        &[
+            "restore",
+            snap.get(..8).unwrap_or("none"),
+            "Propositions/proposition-dupont.docx",
+            "--json",
+        ],
+    );
+    r.step(
+        "4. restore it in place",
+        "admin",
+        "restored, overwritten copy kept",
+        restore.code == 0 && restore.json()["pre_restore"].is_string(),
+        &restore
+            .stdout
+            .lines()
+            .find(|l| l.contains("pre_restore"))
+            .unwrap_or("")
+            .to_string(),
+    );
+
+    // 5. The member reads the restored content over SMB.
+    let _ = fs::remove_file(&got);
+    let (ok, out) = smb(
+        &alice,
+        password,
+        &format!("get Propositions/proposition-dupont.docx {got_s}"),
+    );
+    let content = fs::read_to_string(&got).unwrap_or_default();
+    r.step(
+        "5. read the restored proposal",
+        &alice,
+        "the reviewed version",
+        ok && content == v1,
+        &if ok { format!("{content:?}") } else { out },
+    );
+
+    // sharekeepd manages the include: written when it changes, smbd told to reload.
+    fs::create_dir_all(d.join("policies")).unwrap();
+    fs::copy(&policy_file, d.join("policies/commercial.toml")).unwrap();
+    fs::remove_file(&include).unwrap();
+    let daemon_conf = d.join("sharekeepd.toml");
+    fs::write(
+        &daemon_conf,
+        format!(
+            "samba_manage = true\nsamba_include = {:?}\nsamba_conf = {:?}\n",
+            include.display().to_string(),
+            conf.display().to_string()
+        ),
+    )
+    .unwrap();
+    let log = d.join("sharekeepd.log");
+    let daemon = Command::new(bin("sharekeepd"))
+        .arg("--config")
+        .arg(&daemon_conf)
+        .arg("--policies")
+        .arg(d.join("policies"))
+        .arg("--state")
+        .arg(d.join("state"))
+        .arg("--socket")
+        .arg(d.join("ctl.sock"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let _daemon = Smbd(daemon); // killed on drop, also when a step fails
+    let wait_for = |what: &str, ok: &dyn Fn() -> bool| {
+        let start = Instant::now();
+        while !ok() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{what}; log:\n{}",
+                fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_for("the include written by sharekeepd", &|| {
+        fs::read_to_string(&include).is_ok_and(|t| t.contains("[commercial]"))
+    });
+    let text = fs::read_to_string(d.join("policies/commercial.toml")).unwrap();
+    fs::write(
+        d.join("policies/commercial.toml"),
+        text.replace(
+            "export = true",
+            "export = true\ncomment = \"Service commercial (sharekeep)\"",
+        ),
+    )
+    .unwrap();
+    wait_for("the include updated after the policy changed", &|| {
+        fs::read_to_string(&include).is_ok_and(|t| t.contains("Service commercial (sharekeep)"))
+    });
+    wait_for("smbd reloaded", &|| {
+        fs::read_to_string(&log).is_ok_and(|t| t.matches("smbd reloaded").count() >= 2)
+    });
+    let check = sharekeepctl(&[
+        "samba",
+        "check",
+        d.join("policies").to_str().unwrap(),
+        "--smb-conf",
+        conf.to_str().unwrap(),
+    ]);
+    r.step(
+        "6. policy changed: share re-exported",
+        "sharekeepd",
+        "smbd agrees",
+        check.status.success(),
+        &String::from_utf8_lossy(&check.stdout),
+    );
+
+    let report_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("reports");
+    fs::create_dir_all(&report_dir).unwrap();
+    let report = format!(
+        "# Compte rendu des tests — partage commercial sur SMB\n\nsmbd {} on 127.0.0.1:{PORT}, policy `policies/examples/commercial.toml`.\n\n| step | user | expected | observed |\n|---|---|---|---|\n{}",
+        String::from_utf8_lossy(&Command::new("smbd").arg("--version").output().map(|o| o.stdout).unwrap_or_default()).trim(),
+        r.rows
+    );
+    let path = report_dir.join("samba-scenario.md");
+    fs::write(&path, &report).unwrap();
+    eprintln!("test report: {}\n{report}", path.display());
+    assert!(
+        r.failures.is_empty(),
+        "{} step(s) failed:\n{}\n\n{report}",
+        r.failures.len(),
+        r.failures.join("\n")
+    );
+}
