@@ -34,7 +34,7 @@ fn sharekeepctl(args: &[&str]) -> std::process::Output {
 /// Runs smbclient commands as `user`; (success, output).
 fn smb(user: &str, password: &str, commands: &str) -> (bool, String) {
     let out = Command::new("smbclient")
-        .arg(format!("//127.0.0.1/commercial"))
+        .arg("//127.0.0.1/commercial")
         .args([
             "-p",
             &PORT.to_string(),
@@ -333,12 +333,11 @@ fn department_scenario_over_real_smb() {
         "admin",
         "restored, overwritten copy kept",
         restore.code == 0 && restore.json()["pre_restore"].is_string(),
-        &restore
+        restore
             .stdout
             .lines()
             .find(|l| l.contains("pre_restore"))
-            .unwrap_or("")
-            .to_string(),
+            .unwrap_or(""),
     );
 
     // 5. The member reads the restored content over SMB.
