@@ -21,19 +21,7 @@ fn rules(a: &ForgetArgs) -> Result<KeepRules> {
                 file.display()
             )
         })?;
-        return Ok(KeepRules {
-            last: keep.last,
-            hourly: keep.hourly,
-            daily: keep.daily,
-            weekly: keep.weekly,
-            monthly: keep.monthly,
-            yearly: keep.yearly,
-            within: keep
-                .within_secs
-                .map(|s| chrono::Duration::seconds(s as i64)),
-            tags: keep.tags,
-            min_days: Some(backup.keep_min_days).filter(|d| *d > 0),
-        });
+        return Ok(sharekeep::service::keep_rules(&keep, backup.keep_min_days));
     }
     let within = match &a.keep_within {
         Some(w) => Some(sharekeep_policies::parse_duration(w).ok_or_else(|| {

@@ -9,7 +9,7 @@ use crate::render;
 use crate::Outcome;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
-use sharekeep::protocol::{RestoreResult, VersionEntry};
+use sharekeep::protocol::{RestoreResult, SnapshotEntry, VersionEntry};
 use sharekeep::{
     BackupOptions, CancelToken, NodeKind, Overwrite, ParentChoice, Repository, RestoreOptions,
     Snapshot, Target,
@@ -120,25 +120,8 @@ fn snapshots(repo: &Repository, a: args::SnapshotsArgs, out: &mut dyn Write) -> 
         let v: Vec<_> = list.iter().map(Snapshot::to_json).collect();
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
     } else {
-        let rows: Vec<Vec<String>> = list
-            .iter()
-            .map(|s| {
-                vec![
-                    s.id.short(),
-                    output::time(&s.time),
-                    s.host.clone(),
-                    s.tags.join(","),
-                    output::size(s.summary.total_bytes),
-                    s.paths.join(" "),
-                ]
-            })
-            .collect();
-        write!(
-            out,
-            "{}",
-            output::table(&["ID", "Time", "Host", "Tags", "Size", "Path"], &rows)
-        )?;
-        writeln!(out, "{} snapshots", list.len())?;
+        let entries: Vec<_> = list.iter().map(SnapshotEntry::from_snapshot).collect();
+        render::snapshots_table(out, &entries)?;
     }
     Ok(if damaged.is_empty() {
         Outcome::Ok

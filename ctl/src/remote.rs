@@ -2,7 +2,6 @@
 //! `sharekeep::protocol`): status, reload, and backup/snapshots of a share by name.
 
 use crate::args::{Cli, Command};
-use crate::output;
 use crate::render;
 use crate::Outcome;
 use anyhow::{anyhow, bail, Context, Result};
@@ -161,28 +160,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             if a.json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&snapshots)?)?;
             } else {
-                let rows: Vec<Vec<String>> = snapshots
-                    .iter()
-                    .map(|s| {
-                        let time = chrono::DateTime::parse_from_rfc3339(&s.time)
-                            .map(|t| output::time(&t.with_timezone(&chrono::Local)))
-                            .unwrap_or_else(|_| s.time.clone());
-                        vec![
-                            s.id[..8].to_string(),
-                            time,
-                            s.host.clone(),
-                            s.tags.join(","),
-                            output::size(s.total_bytes),
-                            s.paths.join(" "),
-                        ]
-                    })
-                    .collect();
-                write!(
-                    out,
-                    "{}",
-                    output::table(&["ID", "Time", "Host", "Tags", "Size", "Path"], &rows)
-                )?;
-                writeln!(out, "{} snapshots", snapshots.len())?;
+                render::snapshots_table(&mut out, &snapshots)?;
             }
             Ok(Outcome::Ok)
         }

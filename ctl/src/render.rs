@@ -310,3 +310,27 @@ pub fn backup(
         Outcome::Warnings
     })
 }
+
+/// The `snapshots` table.
+pub fn snapshots_table(out: &mut dyn Write, list: &[SnapshotEntry]) -> Result<()> {
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|s| {
+            vec![
+                short(&s.id).to_string(),
+                local_time(&s.time),
+                s.host.clone(),
+                s.tags.join(","),
+                output::size(s.total_bytes),
+                s.paths.join(" "),
+            ]
+        })
+        .collect();
+    write!(
+        out,
+        "{}",
+        output::table(&["ID", "Time", "Host", "Tags", "Size", "Path"], &rows)
+    )?;
+    writeln!(out, "{} snapshots", list.len())?;
+    Ok(())
+}

@@ -328,3 +328,27 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// `policies/examples/commercial.toml` with its names prefixed to the test accounts of `a`
+/// (`adjoint`, `@commercial`, `@dsi`) and its paths redirected to `share` and `repo`.
+pub fn example_commercial(a: &users::Accounts, share: &Path, repo: &Path) -> String {
+    let example =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/examples/commercial.toml");
+    fs::read_to_string(example)
+        .expect("the example policy")
+        .replace(
+            "\"/srv/partages/commercial\"",
+            &format!("{:?}", share.display().to_string()),
+        )
+        .replace(
+            "\"/var/backups/sharekeep/commercial\"",
+            &format!("{:?}", repo.display().to_string()),
+        )
+        .replace("\"adjoint\"", &format!("\"{}\"", a.name("adjoint")))
+        .replace("\"@commercial\"", &format!("\"@{}\"", a.name("commercial")))
+        .replace(
+            "group = \"commercial\"",
+            &format!("group = \"{}\"", a.name("commercial")),
+        )
+        .replace("\"@dsi\"", &format!("\"@{}\"", a.name("dsi")))
+}

@@ -59,22 +59,7 @@ fn commercial() -> Commercial {
     fs::write(share.join("Divers/note.txt"), "note").unwrap();
     let outside = dir.path().join("outside");
     fs::create_dir_all(&outside).unwrap();
-    let text = example("commercial.toml")
-        .replace(
-            "\"/srv/partages/commercial\"",
-            &format!("{:?}", share.display().to_string()),
-        )
-        .replace(
-            "\"/var/backups/sharekeep/commercial\"",
-            &format!("{:?}", dir.path().join("repo").display().to_string()),
-        )
-        .replace("\"adjoint\"", &format!("\"{}\"", a.name("adjoint")))
-        .replace("\"@commercial\"", &format!("\"@{}\"", a.name("commercial")))
-        .replace(
-            "group = \"commercial\"",
-            &format!("group = \"{}\"", a.name("commercial")),
-        )
-        .replace("\"@dsi\"", &format!("\"@{}\"", a.name("dsi")));
+    let text = sharekeep_tests::example_commercial(&a, &share, &dir.path().join("repo"));
     let policy = dir.path().join("commercial.toml");
     fs::write(&policy, text).unwrap();
     Commercial {

@@ -8,7 +8,7 @@ use sharekeep_tests::users::Accounts;
 use sharekeep_tests::{bin, ctl, open_scratch};
 use std::fmt::Write as _;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -99,26 +99,7 @@ fn department_scenario_over_real_smb() {
     fs::create_dir_all(share.join("Propositions")).unwrap();
     fs::write(share.join("Tarifs/grille-2026.csv"), "produit;prix\nA;10\n").unwrap();
     let repo = d.join("repo");
-    let example = fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/examples/commercial.toml"),
-    )
-    .unwrap();
-    let policy = example
-        .replace(
-            "\"/srv/partages/commercial\"",
-            &format!("{:?}", share.display().to_string()),
-        )
-        .replace(
-            "\"/var/backups/sharekeep/commercial\"",
-            &format!("{:?}", repo.display().to_string()),
-        )
-        .replace("\"adjoint\"", &format!("\"{}\"", a.name("adjoint")))
-        .replace("\"@commercial\"", &format!("\"@{}\"", a.name("commercial")))
-        .replace(
-            "group = \"commercial\"",
-            &format!("group = \"{}\"", a.name("commercial")),
-        )
-        .replace("\"@dsi\"", &format!("\"@{}\"", a.name("dsi")));
+    let policy = sharekeep_tests::example_commercial(&a, &share, &repo);
     let policy_file = d.join("commercial.toml");
     fs::write(&policy_file, policy).unwrap();
     let p = policy_file.to_str().unwrap();

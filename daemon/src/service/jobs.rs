@@ -221,7 +221,7 @@ fn backup_and_retain(
 }
 
 /// A policy's `keep` and `keep_min_days` as retention rules.
-pub(crate) fn keep_rules(keep: &sharekeep_policies::Keep, min_days: u32) -> KeepRules {
+pub fn keep_rules(keep: &sharekeep_policies::Keep, min_days: u32) -> KeepRules {
     KeepRules {
         last: keep.last,
         hourly: keep.hourly,

@@ -19,6 +19,7 @@
 pub mod config;
 mod enforce;
 mod jobs;
+pub use jobs::keep_rules;
 pub mod schedule;
 mod server;
 pub mod state;
