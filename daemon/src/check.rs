@@ -238,14 +238,17 @@ fn sample(pack: &Id, percent: f64) -> bool {
     (v % 10_000) as f64 / 100.0 < percent
 }
 
-fn walk_snapshot(
+/// Visits every entry below `root`, depth first, with its path (`a/b/c`). Trees already in
+/// `seen` are skipped (and each visited one is added); an unreadable tree goes to `unreadable`
+/// with its path.
+fn walk_entries(
     repo: &Repository,
-    s: &Snapshot,
+    root: Id,
     seen: &mut HashSet<Id>,
-    bad: &mut HashMap<Id, usize>,
-    report: &mut CheckReport,
+    unreadable: &mut dyn FnMut(Id, &str, Error),
+    visit: &mut dyn FnMut(&str, &crate::tree::Node),
 ) {
-    let mut stack = vec![(s.tree, String::new())];
+    let mut stack = vec![(root, String::new())];
     while let Some((tree_id, path)) = stack.pop() {
         if !seen.insert(tree_id) {
             continue;
@@ -253,15 +256,7 @@ fn walk_snapshot(
         let tree = match repo.read_tree(&tree_id) {
             Ok(t) => t,
             Err(e) => {
-                report.damage.push(Damage {
-                    what: format!("tree {}", tree_id.short()),
-                    message: e.to_string(),
-                    affects: vec![format!(
-                        "{}: {}/",
-                        s.id.short(),
-                        if path.is_empty() { "." } else { &path }
-                    )],
-                });
+                unreadable(tree_id, &path, e);
                 continue;
             }
         };
@@ -271,17 +266,7 @@ fn walk_snapshot(
             } else {
                 format!("{path}/{}", n.name.to_string_lossy())
             };
-            for id in &n.content {
-                if !repo.index().contains(id) && !bad.contains_key(id) {
-                    report.damage.push(Damage {
-                        what: format!("blob {}", id.short()),
-                        message: "in no index: its data is lost or its index file is damaged"
-                            .into(),
-                        affects: Vec::new(),
-                    });
-                    bad.insert(*id, report.damage.len() - 1);
-                }
-            }
+            visit(&child, &n);
             if let (NodeKind::Dir, Some(sub)) = (n.kind, n.subtree) {
                 stack.push((sub, child));
             }
@@ -289,35 +274,70 @@ fn walk_snapshot(
     }
 }
 
+/// Every tree of `s` readable, every blob indexed (trees seen in earlier snapshots skipped).
+fn walk_snapshot(
+    repo: &Repository,
+    s: &Snapshot,
+    seen: &mut HashSet<Id>,
+    bad: &mut HashMap<Id, usize>,
+    report: &mut CheckReport,
+) {
+    let mut unreadable = Vec::new();
+    let mut missing: Vec<Id> = Vec::new();
+    walk_entries(
+        repo,
+        s.tree,
+        seen,
+        &mut |tree_id, path, e| {
+            unreadable.push(Damage {
+                what: format!("tree {}", tree_id.short()),
+                message: e.to_string(),
+                affects: vec![format!(
+                    "{}: {}/",
+                    s.id.short(),
+                    if path.is_empty() { "." } else { path }
+                )],
+            });
+        },
+        &mut |_, n| {
+            for id in &n.content {
+                if !repo.index().contains(id) && !bad.contains_key(id) && !missing.contains(id) {
+                    missing.push(*id);
+                }
+            }
+        },
+    );
+    report.damage.extend(unreadable);
+    for id in missing {
+        report.damage.push(Damage {
+            what: format!("blob {}", id.short()),
+            message: "in no index: its data is lost or its index file is damaged".into(),
+            affects: Vec::new(),
+        });
+        bad.insert(id, report.damage.len() - 1);
+    }
+}
+
+/// The paths (`snapshot: path`) of the files of `s` whose content uses a blob of `bad`.
 fn affected_paths(
     repo: &Repository,
     s: &Snapshot,
     bad: &HashMap<Id, usize>,
     out: &mut HashMap<Id, Vec<String>>,
 ) {
-    let mut stack = vec![(s.tree, String::new())];
-    while let Some((tree_id, path)) = stack.pop() {
-        let Ok(tree) = repo.read_tree(&tree_id) else {
-            continue;
-        };
-        for n in tree.nodes {
-            let child = if path.is_empty() {
-                n.name.to_string_lossy()
-            } else {
-                format!("{path}/{}", n.name.to_string_lossy())
-            };
-            for id in &n.content {
-                if bad.contains_key(id) {
-                    out.entry(*id)
-                        .or_default()
-                        .push(format!("{}: {child}", s.id.short()));
-                }
+    walk_entries(
+        repo,
+        s.tree,
+        &mut HashSet::new(),
+        &mut |_, _, _| {},
+        &mut |path, n| {
+            for id in n.content.iter().filter(|id| bad.contains_key(id)) {
+                out.entry(*id)
+                    .or_default()
+                    .push(format!("{}: {path}", s.id.short()));
             }
-            if let (NodeKind::Dir, Some(sub)) = (n.kind, n.subtree) {
-                stack.push((sub, child));
-            }
-        }
-    }
+        },
+    );
 }
 
 /// What `repair index` did.

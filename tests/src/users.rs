@@ -68,6 +68,19 @@ impl Accounts {
         real
     }
 
+    /// The sales department of the example policy: groups `commercial` and `dsi`, the
+    /// assistant `adjoint` and members `alice` and `bob` (in `commercial`), outsider `eve`.
+    pub fn department() -> Accounts {
+        let mut a = Accounts::new();
+        a.group("commercial");
+        a.group("dsi");
+        a.user("adjoint", &["commercial"]);
+        a.user("alice", &["commercial"]);
+        a.user("bob", &["commercial"]);
+        a.user("eve", &[]);
+        a
+    }
+
     /// The uid of a user of this set.
     pub fn uid(&self, name: &str) -> u32 {
         nix::unistd::User::from_name(&self.name(name))

@@ -42,13 +42,7 @@ struct Commercial {
 
 /// The example policy with its names prefixed (real test accounts) and its paths redirected.
 fn commercial() -> Commercial {
-    let mut a = Accounts::new();
-    a.group("commercial");
-    a.group("dsi");
-    a.user("adjoint", &["commercial"]);
-    a.user("alice", &["commercial"]);
-    a.user("bob", &["commercial"]);
-    a.user("eve", &[]);
+    let a = Accounts::department();
     let dir = open_scratch();
     let share = dir.path().join("commercial");
     for d in ["Tarifs", "Propositions", "Divers/Archives"] {

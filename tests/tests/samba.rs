@@ -85,13 +85,7 @@ impl Report {
 
 #[test]
 fn department_scenario_over_real_smb() {
-    let mut a = Accounts::new();
-    a.group("commercial");
-    a.group("dsi");
-    a.user("adjoint", &["commercial"]);
-    a.user("alice", &["commercial"]);
-    a.user("bob", &["commercial"]);
-    a.user("eve", &[]);
+    let a = Accounts::department();
     let dir = open_scratch();
     let d = dir.path();
     let share = d.join("commercial");
