@@ -244,28 +244,29 @@ fn prune_repacks_packs_that_are_mostly_unused() {
 }
 
 /// A repository with two snapshots of two files each in its own pack-sized chunk of data.
-fn two_snapshots(tmp: &Path) -> (PathBuf, PathBuf, String, String) {
+fn two_snapshots(tmp: &Path) -> (PathBuf, PathBuf, String, String, Vec<PathBuf>) {
     let (src, repo) = (tmp.join("src"), tmp.join("repo"));
     ctl(&repo, &["init"]).ok();
     let s = src.to_str().unwrap();
     write(&src.join("a/premier.bin"), &random(18_000_000));
     let first = id_of(&ctl(&repo, &["backup", "--json", s]).ok());
+    let first_packs = packs(&repo);
     write(&src.join("b/second.bin"), &random(18_000_000));
     let second = id_of(&ctl(&repo, &["backup", "--json", s]).ok());
-    (src, repo, first, second)
+    (src, repo, first, second, first_packs)
 }
 
 #[test]
 fn flipped_byte_in_a_pack_is_named_with_the_files_it_affects_and_the_rest_restores() {
     let tmp = scratch();
-    let (src, repo, _first, second) = two_snapshots(tmp.path());
+    let (src, repo, _first, second, first_packs) = two_snapshots(tmp.path());
     ctl(&repo, &["check"]).ok();
-    // Damage the pack holding the start of premier.bin (the first pack written).
-    let first_pack = {
-        let mut ps = packs(&repo);
-        ps.sort_by_key(|p| fs::metadata(p).unwrap().modified().unwrap());
-        ps[0].clone()
-    };
+    // Damage a pack holding only premier.bin's data: the largest the first backup wrote
+    // (16 MiB; its tree blobs went to the smaller last pack).
+    let first_pack = first_packs
+        .into_iter()
+        .max_by_key(|p| fs::metadata(p).unwrap().len())
+        .unwrap();
     let mut bytes = fs::read(&first_pack).unwrap();
     bytes[1000] ^= 0x55;
     fs::write(&first_pack, bytes).unwrap();
@@ -308,7 +309,7 @@ fn flipped_byte_in_a_pack_is_named_with_the_files_it_affects_and_the_rest_restor
 #[test]
 fn truncated_index_is_reported_and_repair_index_rebuilds_it() {
     let tmp = scratch();
-    let (src, repo, _first, second) = two_snapshots(tmp.path());
+    let (src, repo, _first, second, _) = two_snapshots(tmp.path());
     let index: Vec<PathBuf> = fs::read_dir(repo.join("index"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -397,7 +398,7 @@ fn deleted_pack_is_reported_and_other_files_restore() {
 #[test]
 fn garbage_snapshot_file_is_reported_and_the_other_snapshots_restore() {
     let tmp = scratch();
-    let (src, repo, first, second) = two_snapshots(tmp.path());
+    let (src, repo, first, second, _) = two_snapshots(tmp.path());
     fs::write(repo.join("snapshots").join(&second), b"{ not a snapshot").unwrap();
     let run = ctl(&repo, &["check"]).expect_code(1);
     assert!(
