@@ -197,6 +197,9 @@ pub struct SnapshotsArgs {
 
 #[derive(Debug, Args)]
 pub struct LsArgs {
+    /// Through sharekeepd, for this share (without --repo).
+    #[arg(long, value_name = "NAME")]
+    pub share: Option<String>,
     /// Snapshot (id prefix, latest, @TIME).
     pub snapshot: String,
     /// Path inside the snapshot.
@@ -225,6 +228,9 @@ pub struct DiffArgs {
 
 #[derive(Debug, Args)]
 pub struct CatArgs {
+    /// Through sharekeepd, for this share (without --repo).
+    #[arg(long, value_name = "NAME")]
+    pub share: Option<String>,
     /// Snapshot (id prefix, latest, @TIME).
     pub snapshot: String,
     /// File inside the snapshot.

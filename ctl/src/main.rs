@@ -60,17 +60,19 @@ fn main() -> ExitCode {
     let result = match cli.command {
         args::Command::Policy(cmd) => policy::run(cmd, cli.quiet),
         args::Command::Samba(cmd) => policy::samba(cmd),
-        args::Command::Status { .. } | args::Command::Reload => remote::run(cli),
+        args::Command::Status { .. } | args::Command::Reload => remote::run(cli, &cancel),
         args::Command::Backup(_)
         | args::Command::Snapshots(_)
         | args::Command::Versions(_)
+        | args::Command::Ls(_)
+        | args::Command::Cat(_)
         | args::Command::Diff(_)
         | args::Command::Restore(_)
         | args::Command::Forget(_)
         | args::Command::Check(_)
             if cli.repo.is_none() =>
         {
-            remote::run(cli)
+            remote::run(cli, &cancel)
         }
         _ => offline::run(cli, &cancel),
     };

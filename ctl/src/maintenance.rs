@@ -21,7 +21,7 @@ fn rules(a: &ForgetArgs) -> Result<KeepRules> {
                 file.display()
             )
         })?;
-        return Ok(sharekeep::service::keep_rules(&keep, backup.keep_min_days));
+        return Ok(KeepRules::from_policy(&keep, backup.keep_min_days));
     }
     let within = match &a.keep_within {
         Some(w) => Some(sharekeep_policies::parse_duration(w).ok_or_else(|| {

@@ -3,12 +3,10 @@
 
 use crate::args::{self, Cli, Command, OverwriteArg};
 use crate::maintenance;
-use crate::output;
 use crate::progress::Bar;
 use crate::render;
 use crate::Outcome;
 use anyhow::{bail, Context, Result};
-use serde_json::json;
 use sharekeep::protocol::{RestoreResult, SnapshotEntry, VersionEntry};
 use sharekeep::{
     BackupOptions, CancelToken, NodeKind, Overwrite, ParentChoice, Repository, RestoreOptions,
@@ -138,38 +136,7 @@ fn ls(repo: &Repository, a: args::LsArgs, out: &mut dyn Write) -> Result<Outcome
         if failure.is_some() {
             return;
         }
-        let full = root.join(&e.path);
-        let n = &e.node;
-        let r = if a.json {
-            let v = json!({
-                "path": full.to_string_lossy(),
-                "type": n.kind,
-                "mode": n.mode,
-                "uid": n.uid, "gid": n.gid, "user": n.user, "group": n.group,
-                "size": n.size,
-                "mtime": output::rfc3339_ns(n.mtime_ns),
-            });
-            writeln!(out, "{v}")
-        } else if a.long {
-            let link = n
-                .target
-                .as_ref()
-                .map(|t| format!(" -> {}", t.to_string_lossy()))
-                .unwrap_or_default();
-            writeln!(
-                out,
-                "{} {:>8} {:>8} {:>10} {} {}{}",
-                output::mode(n.kind.letter(), n.mode),
-                n.user.clone().unwrap_or_else(|| n.uid.to_string()),
-                n.group.clone().unwrap_or_else(|| n.gid.to_string()),
-                n.size,
-                output::time_ns(n.mtime_ns),
-                full.display(),
-                link
-            )
-        } else {
-            writeln!(out, "{}", full.display())
-        };
+        let r = render::ls_entry(out, &root, &e.path, &e.node, a.json, a.long);
         if let Err(e) = r {
             failure = Some(e);
         }

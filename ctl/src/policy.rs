@@ -271,7 +271,7 @@ pub fn samba(cmd: crate::args::SambaCommand) -> Result<Outcome> {
             let text = policies::samba_export(&list);
             match output {
                 None => print!("{text}"),
-                Some(file) => sharekeep::service::state::write_atomic(&file, text.as_bytes())
+                Some(file) => sharekeep::write_atomic(&file, text.as_bytes(), 0o644)
                     .map_err(|e| anyhow!("{}: {e}", file.display()))?,
             }
             Ok(Outcome::Ok)

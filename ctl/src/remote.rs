@@ -1,11 +1,14 @@
 //! Commands sent to sharekeepd over its control socket (JSON lines, see
-//! `sharekeep::protocol`): status, reload, and backup/snapshots of a share by name.
+//! `sharekeep::protocol`): status, reload, and a share's backup, history and restores by
+//! name. A copy (`restore --to DIR`) by anyone but root arrives as a stream that this process,
+//! running as the caller, writes with `sharekeep::CopyWriter`: the kernel checks every write
+//! against the caller's own rights.
 
 use crate::args::{Cli, Command};
 use crate::render;
 use crate::Outcome;
 use anyhow::{anyhow, bail, Context, Result};
-use sharekeep::protocol::{Request, Response, PROTOCOL_VERSION};
+use sharekeep::protocol::{frame, Request, Response, PROTOCOL_VERSION};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -67,6 +70,43 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Reads the frames following a `stream` response, handing each to `on` until the end
+    /// frame; an error frame becomes the error.
+    fn frames(
+        &mut self,
+        cancel: &sharekeep::CancelToken,
+        on: &mut dyn FnMut(u8, &[u8]) -> Result<()>,
+    ) -> Result<frame::End> {
+        let mut buf = Vec::new();
+        loop {
+            if cancel.is_cancelled() {
+                return Err(sharekeep::Error::Interrupted.into());
+            }
+            let tag = frame::read(&mut self.reader, &mut buf)
+                .context("the stream from sharekeepd broke off")?;
+            match tag {
+                frame::END => return Ok(serde_json::from_slice(&buf)?),
+                frame::ERROR => {
+                    let r: Response = serde_json::from_slice(&buf)?;
+                    return Err(match r {
+                        Response::Error {
+                            kind,
+                            message,
+                            path,
+                        } => {
+                            let at = path.map(|p| format!("{p}: ")).unwrap_or_default();
+                            anyhow!("{at}{message} ({kind})")
+                        }
+                        other => unexpected(other),
+                    });
+                }
+                tag => on(tag, &buf)?,
+            }
+        }
+    }
+}
+
 fn unexpected(r: Response) -> anyhow::Error {
     anyhow!("unexpected answer from sharekeepd: {r:?}")
 }
@@ -78,7 +118,7 @@ fn need_share(share: Option<String>) -> Result<String> {
 }
 
 /// Runs a command through the service.
-pub fn run(cli: Cli) -> Result<Outcome> {
+pub fn run(cli: Cli, cancel: &sharekeep::CancelToken) -> Result<Outcome> {
     let mut client = Client::connect(&cli.socket)?;
     let mut out = std::io::stdout().lock();
     let quiet = cli.quiet;
@@ -200,22 +240,88 @@ pub fn run(cli: Cli) -> Result<Outcome> {
                 crate::args::OverwriteArg::IfChanged => "if-changed",
                 crate::args::OverwriteArg::Always => "always",
             };
-            let to = match a.to {
-                Some(d) => Some(std::path::absolute(&d)?.display().to_string()),
+            let to = match &a.to {
+                Some(d) => Some(std::path::absolute(d)?),
                 None => None,
             };
+            // A copy by anyone but root is written here, as the caller.
+            let stream = to.is_some() && !nix::unistd::geteuid().is_root();
             let req = Request::Restore {
                 share,
                 snapshot: a.snapshot,
                 paths: a.paths,
-                to,
+                to: to.as_ref().map(|d| d.display().to_string()),
                 overwrite: overwrite.into(),
                 dry_run: a.dry_run,
+                stream,
             };
-            let Response::Restore(r) = client.call(&req, &mut progress)? else {
-                bail!("unexpected answer to restore");
+            match client.call(&req, &mut progress)? {
+                Response::Restore(r) => render::restore(&mut out, &r, a.json, quiet),
+                Response::Stream { snapshot, .. } => {
+                    let target = to.expect("streams are copies");
+                    let overwrite = match a.overwrite {
+                        crate::args::OverwriteArg::Never => sharekeep::Overwrite::Never,
+                        crate::args::OverwriteArg::IfChanged => sharekeep::Overwrite::IfChanged,
+                        crate::args::OverwriteArg::Always => sharekeep::Overwrite::Always,
+                    };
+                    let mut writer =
+                        sharekeep::CopyWriter::new(&target, &snapshot, overwrite, a.dry_run)?;
+                    let bar = crate::progress::Bar::new("restore", quiet);
+                    use sharekeep::Progress;
+                    client.frames(cancel, &mut |tag, payload| {
+                        match tag {
+                            frame::ENTRY => writer.entry(serde_json::from_slice(payload)?),
+                            frame::DATA => {
+                                writer.data(payload);
+                                bar.add_bytes(payload.len() as u64);
+                            }
+                            frame::FILE_END => writer.file_end(),
+                            frame::WARNING => writer.warning(serde_json::from_slice(payload)?),
+                            other => bail!("unexpected frame {other:?} from sharekeepd"),
+                        }
+                        Ok(())
+                    })?;
+                    bar.finish();
+                    let r = writer.finish();
+                    render::restore(&mut out, &r, a.json, quiet)
+                }
+                other => Err(unexpected(other)),
+            }
+        }
+        Command::Ls(a) => {
+            let share = need_share(a.share)?;
+            let req = Request::Ls {
+                share,
+                snapshot: a.snapshot,
+                path: a.path.unwrap_or_default(),
             };
-            render::restore(&mut out, &r, a.json, quiet)
+            let Response::Ls { root, entries, .. } = client.call(&req, &mut progress)? else {
+                bail!("unexpected answer to ls");
+            };
+            let root = std::path::PathBuf::from(root);
+            for e in &entries {
+                render::ls_entry(&mut out, &root, &e.path, &e.node, a.json, a.long)?;
+            }
+            Ok(Outcome::Ok)
+        }
+        Command::Cat(a) => {
+            let share = need_share(a.share)?;
+            let req = Request::Cat {
+                share,
+                snapshot: a.snapshot,
+                path: a.path,
+            };
+            let Response::Stream { .. } = client.call(&req, &mut progress)? else {
+                bail!("unexpected answer to cat");
+            };
+            client.frames(cancel, &mut |tag, payload| {
+                if tag == frame::DATA {
+                    out.write_all(payload)?;
+                }
+                Ok(())
+            })?;
+            out.flush()?;
+            Ok(Outcome::Ok)
         }
         Command::Forget(a) => {
             let share = need_share(a.share.clone())?;

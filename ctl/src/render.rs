@@ -161,6 +161,9 @@ pub fn restore(out: &mut dyn Write, r: &RestoreResult, json: bool, quiet: bool) 
             r.left,
             output::size(r.bytes_written)
         )?;
+        for (path, kept) in &r.kept_aside {
+            writeln!(out, "kept the previous {path} as {kept}")?;
+        }
         if let Some(pre) = &r.pre_restore {
             writeln!(out, "what was replaced is saved in snapshot {} (tag pre-restore); `sharekeepctl versions` lists it", short(pre))?;
         }
@@ -311,6 +314,48 @@ pub fn backup(
     })
 }
 
+/// One entry of `ls` (plain, `-l`, or a JSON line), at `root`/`path`.
+pub fn ls_entry(
+    out: &mut dyn Write,
+    root: &std::path::Path,
+    path: &str,
+    n: &sharekeep::Node,
+    json: bool,
+    long: bool,
+) -> std::io::Result<()> {
+    let full = root.join(path);
+    if json {
+        let v = serde_json::json!({
+            "path": full.to_string_lossy(),
+            "type": n.kind,
+            "mode": n.mode,
+            "uid": n.uid, "gid": n.gid, "user": n.user, "group": n.group,
+            "size": n.size,
+            "mtime": output::rfc3339_ns(n.mtime_ns),
+        });
+        writeln!(out, "{v}")
+    } else if long {
+        let link = n
+            .target
+            .as_ref()
+            .map(|t| format!(" -> {}", t.to_string_lossy()))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "{} {:>8} {:>8} {:>10} {} {}{}",
+            output::mode(n.kind.letter(), n.mode),
+            n.user.clone().unwrap_or_else(|| n.uid.to_string()),
+            n.group.clone().unwrap_or_else(|| n.gid.to_string()),
+            n.size,
+            output::time_ns(n.mtime_ns),
+            full.display(),
+            link
+        )
+    } else {
+        writeln!(out, "{}", full.display())
+    }
+}
+
 /// The `snapshots` table.
 pub fn snapshots_table(out: &mut dyn Write, list: &[SnapshotEntry]) -> Result<()> {
     let rows: Vec<Vec<String>> = list
@@ -321,7 +366,7 @@ pub fn snapshots_table(out: &mut dyn Write, list: &[SnapshotEntry]) -> Result<()
                 local_time(&s.time),
                 s.host.clone(),
                 s.tags.join(","),
-                output::size(s.total_bytes),
+                s.total_bytes.map_or("-".to_string(), output::size),
                 s.paths.join(" "),
             ]
         })

@@ -6,6 +6,7 @@
 //! The repository format is described in `pack.rs`, `index.rs`, `tree.rs`, `snapshot.rs` and
 //! `backend/local.rs`; the algorithms in `backup.rs` and `restore.rs`.
 
+mod atomic;
 pub mod backend;
 mod backup;
 mod check;
@@ -21,13 +22,15 @@ mod platform;
 mod progress;
 pub mod protocol;
 mod prune;
+mod receive;
 mod repo;
 mod restore;
 mod retention;
-pub mod service;
 mod snapshot;
+mod stream;
 mod tree;
 
+pub use atomic::write_atomic;
 pub use backup::{backup, BackupOptions, BackupOutcome, ParentChoice, Warning};
 pub use check::{check, repair_index, CheckOptions, CheckReport, Damage, RepairReport};
 /// Re-exported: snapshot times are `chrono` types.
@@ -40,6 +43,7 @@ pub use id::Id;
 pub use index::{Index, IndexedPack};
 pub use lock::{list_locks, remove_stale_locks, LockInfo, LockKind, RepoLock};
 pub use progress::{CancelToken, LiveProgress, NoProgress, Progress};
+pub use receive::CopyWriter;
 pub use prune::{forget, prune, PruneOptions, PruneReport};
 pub use repo::{DamagedFile, Repository};
 pub use restore::{
@@ -47,5 +51,6 @@ pub use restore::{
     RestoreReport, Target,
 };
 pub use retention::{apply_rules, Decision, KeepRules};
+pub use stream::{send_selection, FrameSink, StreamOptions, Visibility};
 pub use snapshot::{Selector, Snapshot, Summary};
 pub use tree::{Bytes, Node, NodeKind, Tree, Xattr};

@@ -3,10 +3,9 @@
 //! error (bad configuration, socket in use).
 
 use clap::Parser;
-use sharekeep::service::{
-    self,
-    config::{RawConfig, Settings},
-};
+mod service;
+
+use service::config::{RawConfig, Settings};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tokio::signal::unix::{signal, SignalKind};

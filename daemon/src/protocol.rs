@@ -2,11 +2,17 @@
 //! socket, one typed [`Request`] per line, answered by zero or more [`Response::Progress`]
 //! lines and one final response. The client opens with a hello carrying the protocol version;
 //! lines longer than [`MAX_LINE`] are refused; errors are `{kind, message, path}`.
+//!
+//! Content (a restore copy written by the caller, `cat`) follows a [`Response::Stream`] line
+//! as length-prefixed binary frames (see [`frame`]), not base64 in JSON: a member's copy of a
+//! folder goes at socket speed with bounded memory on both sides.
+//!
+//! This module has no async code: `sharekeepctl` uses it without compiling the service.
 
 use serde::{Deserialize, Serialize};
 
 /// The protocol version both sides must speak.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 /// The longest line accepted, in bytes (newline included).
 pub const MAX_LINE: usize = 64 * 1024;
 /// The default socket path.
@@ -65,6 +71,29 @@ pub enum Request {
         overwrite: String,
         /// Plan only.
         dry_run: bool,
+        /// Stream the entries back so that the caller writes them (a copy `--to DIR` by anyone
+        /// but root must be written by the caller: the kernel checks their rights).
+        #[serde(default)]
+        stream: bool,
+    },
+    /// The entries of a snapshot of a share below a path.
+    Ls {
+        /// Share name.
+        share: String,
+        /// Snapshot (id prefix, latest, @TIME).
+        snapshot: String,
+        /// Path inside the snapshot (empty: everything).
+        #[serde(default)]
+        path: String,
+    },
+    /// A file's content from a snapshot of a share (streamed).
+    Cat {
+        /// Share name.
+        share: String,
+        /// Snapshot (id prefix, latest, @TIME).
+        snapshot: String,
+        /// Path inside the snapshot.
+        path: String,
     },
     /// Apply the share's retention rules (its policy's `keep`).
     Forget {
@@ -83,6 +112,24 @@ pub enum Request {
 }
 
 impl Request {
+    /// The request's name (`op`), for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::Hello { .. } => "hello",
+            Request::Status => "status",
+            Request::Reload => "reload",
+            Request::Backup { .. } => "backup",
+            Request::Snapshots { .. } => "snapshots",
+            Request::Versions { .. } => "versions",
+            Request::Diff { .. } => "diff",
+            Request::Restore { .. } => "restore",
+            Request::Ls { .. } => "ls",
+            Request::Cat { .. } => "cat",
+            Request::Forget { .. } => "forget",
+            Request::Check { .. } => "check",
+        }
+    }
+
     /// The share a request is about, if any (for authorisation).
     pub fn share(&self) -> Option<&str> {
         match self {
@@ -91,6 +138,8 @@ impl Request {
             | Request::Versions { share, .. }
             | Request::Diff { share, .. }
             | Request::Restore { share, .. }
+            | Request::Ls { share, .. }
+            | Request::Cat { share, .. }
             | Request::Forget { share, .. }
             | Request::Check { share, .. } => Some(share),
             _ => None,
@@ -143,8 +192,18 @@ pub struct SnapshotEntry {
     pub tags: Vec<String>,
     /// Backed-up folder.
     pub paths: Vec<String>,
-    /// Total size of its files.
-    pub total_bytes: u64,
+    /// Total size of its files (not shown to members: it counts files they may not read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_bytes: Option<u64>,
+}
+
+/// An entry of a snapshot, as `ls` through the daemon lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LsEntry {
+    /// Path relative to the snapshot's root.
+    pub path: String,
+    /// The entry (content and subtree ids left out).
+    pub node: crate::Node,
 }
 
 /// One version of a file.
@@ -203,6 +262,9 @@ pub struct RestoreResult {
     pub pre_restore: Option<String>,
     /// (path, message) of what could not be restored.
     pub warnings: Vec<(String, String)>,
+    /// (path, kept as) of entries a copy replaced: the previous entry is kept beside it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kept_aside: Vec<(String, String)>,
 }
 
 /// Retention's decision on one snapshot.
@@ -227,7 +289,7 @@ impl SnapshotEntry {
             host: s.host.clone(),
             tags: s.tags.clone(),
             paths: s.paths.clone(),
-            total_bytes: s.summary.total_bytes,
+            total_bytes: Some(s.summary.total_bytes),
         }
     }
 }
@@ -282,6 +344,7 @@ impl RestoreResult {
             bytes_written: 0,
             pre_restore: None,
             warnings: Vec::new(),
+            kept_aside: Vec::new(),
         }
     }
 
@@ -344,6 +407,22 @@ pub enum Response {
     },
     /// A restore plan or result.
     Restore(Box<RestoreResult>),
+    /// Entries of a snapshot.
+    Ls {
+        /// The snapshot (full id).
+        snapshot: String,
+        /// Its root (the backed-up folder).
+        root: String,
+        /// Entries in path order.
+        entries: Vec<LsEntry>,
+    },
+    /// Binary frames follow (see [`frame`]) until an end or error frame.
+    Stream {
+        /// The snapshot (full id).
+        snapshot: String,
+        /// Its root (the backed-up folder).
+        root: String,
+    },
     /// Retention decisions.
     Forget {
         /// Every snapshot.
@@ -388,9 +467,132 @@ impl Response {
     }
 }
 
+/// The binary frames that follow a [`Response::Stream`] line: one tag byte, a little-endian
+/// `u32` payload length, the payload. Lengths are claims: a reader refuses anything longer than
+/// [`frame::MAX_PAYLOAD`] before allocating.
+///
+/// ```text
+/// E {path, node, leading}   an entry (JSON); a file's content follows as D frames, then F
+/// D bytes                   the next bytes of the current file
+/// F                         the current file is complete
+/// W {path, message}         the current entry failed (damaged data…): drop what was written
+/// Z {entries, bytes}        the end (JSON)
+/// X {kind, message, path}   the request failed midway (JSON error); nothing more follows
+/// ```
+pub mod frame {
+    use serde::{Deserialize, Serialize};
+    use std::io::{Read, Write};
+
+    /// The largest payload a frame may claim (a blob is at most 16 MiB, see `config.rs`).
+    pub const MAX_PAYLOAD: usize = 16 * 1024 * 1024;
+    /// An entry.
+    pub const ENTRY: u8 = b'E';
+    /// File content.
+    pub const DATA: u8 = b'D';
+    /// End of a file's content.
+    pub const FILE_END: u8 = b'F';
+    /// The current entry failed.
+    pub const WARNING: u8 = b'W';
+    /// End of the stream.
+    pub const END: u8 = b'Z';
+    /// The request failed.
+    pub const ERROR: u8 = b'X';
+
+    /// An entry of a streamed selection.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct Entry {
+        /// Path relative to the target, `/`-separated components (bytes).
+        pub path: crate::Bytes,
+        /// The entry's metadata (content and subtree ids left out).
+        pub node: crate::Node,
+        /// A leading directory of a selected path: created if missing, left as is otherwise.
+        #[serde(default)]
+        pub leading: bool,
+    }
+
+    /// A failed entry.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct Warning {
+        /// Its path relative to the target.
+        pub path: String,
+        /// Why.
+        pub message: String,
+    }
+
+    /// The end of a stream.
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    pub struct End {
+        /// Entries sent.
+        pub entries: u64,
+        /// Content bytes sent.
+        pub bytes: u64,
+    }
+
+    /// The 5-byte header of a frame.
+    pub fn header(tag: u8, len: usize) -> [u8; 5] {
+        let n = u32::try_from(len).expect("frames are smaller than 4 GiB");
+        let b = n.to_le_bytes();
+        [tag, b[0], b[1], b[2], b[3]]
+    }
+
+    /// A whole frame (header and payload) in one buffer.
+    pub fn encode(tag: u8, payload: &[u8]) -> Vec<u8> {
+        let mut v = Vec::with_capacity(5 + payload.len());
+        v.extend_from_slice(&header(tag, payload.len()));
+        v.extend_from_slice(payload);
+        v
+    }
+
+    /// A frame whose payload is `value` as JSON.
+    pub fn encode_json<T: Serialize>(tag: u8, value: &T) -> Vec<u8> {
+        encode(tag, &serde_json::to_vec(value).expect("frames serialize"))
+    }
+
+    /// Writes one frame.
+    pub fn write(w: &mut dyn Write, tag: u8, payload: &[u8]) -> std::io::Result<()> {
+        w.write_all(&header(tag, payload.len()))?;
+        w.write_all(payload)
+    }
+
+    /// Reads one frame into `buf` (reused); returns its tag. A claimed length over
+    /// [`MAX_PAYLOAD`] is an error before anything is allocated.
+    pub fn read(r: &mut dyn Read, buf: &mut Vec<u8>) -> std::io::Result<u8> {
+        let mut h = [0u8; 5];
+        r.read_exact(&mut h)?;
+        let len = u32::from_le_bytes([h[1], h[2], h[3], h[4]]) as usize;
+        if len > MAX_PAYLOAD {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("a frame claims {len} bytes (at most {MAX_PAYLOAD}): refused"),
+            ));
+        }
+        buf.clear();
+        buf.resize(len, 0);
+        r.read_exact(buf)?;
+        Ok(h[0])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frames_round_trip_and_oversized_claims_are_refused() {
+        let mut wire = Vec::new();
+        frame::write(&mut wire, frame::DATA, b"hello").unwrap();
+        wire.extend(frame::encode_json(frame::END, &frame::End { entries: 1, bytes: 5 }));
+        let mut r = &wire[..];
+        let mut buf = Vec::new();
+        assert_eq!(frame::read(&mut r, &mut buf).unwrap(), frame::DATA);
+        assert_eq!(buf, b"hello");
+        assert_eq!(frame::read(&mut r, &mut buf).unwrap(), frame::END);
+        let end: frame::End = serde_json::from_slice(&buf).unwrap();
+        assert_eq!(end.bytes, 5);
+        let huge = frame::header(frame::DATA, frame::MAX_PAYLOAD + 1);
+        let err = frame::read(&mut &huge[..], &mut buf).unwrap_err();
+        assert!(err.to_string().contains("refused"), "{err}");
+    }
 
     #[test]
     fn requests_are_json_lines_with_an_op() {

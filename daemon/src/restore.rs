@@ -158,6 +158,50 @@ impl RestorePlan {
         self.entries.iter().filter(|e| e.action == action).count()
     }
 
+    /// Keeps only the entries `keep(path, kind)` accepts (path relative to the target root),
+    /// with everything below a dropped directory: a member's restore never touches, nor names,
+    /// what they may not read.
+    pub fn retain(&mut self, keep: impl Fn(&str, NodeKind) -> bool) {
+        let mut dropped: Vec<PathBuf> = Vec::new();
+        self.entries.retain(|e| {
+            if dropped.iter().any(|d| e.rel.starts_with(d)) {
+                return false;
+            }
+            let k = keep(&e.path, e.kind);
+            if !k && e.kind == NodeKind::Dir {
+                dropped.push(e.rel.clone());
+            }
+            k
+        });
+    }
+
+    /// The first entry the restore would write or change (create, replace, metadata, or a
+    /// merged directory's metadata) that `may_write(path, kind)` refuses.
+    pub fn first_unwritable(&self, may_write: impl Fn(&str, NodeKind) -> bool) -> Option<&str> {
+        self.entries
+            .iter()
+            .filter(|e| e.action.writes() || e.action == Action::Merge)
+            .find(|e| !may_write(&e.path, e.kind))
+            .map(|e| e.path.as_str())
+    }
+
+    /// For a restore into a managed share: entries are written owned by the share's owner and
+    /// group, without setuid/setgid bits on files and without the snapshot's ACLs (the policy's
+    /// rights of today are applied right after). No restored file is ever, even for a moment,
+    /// owned by someone the policy does not name, or privileged.
+    pub fn for_share(&mut self, uid: u32, gid: u32) {
+        for e in &mut self.entries {
+            e.node.uid = uid;
+            e.node.gid = gid;
+            if e.node.kind != NodeKind::Dir {
+                e.node.mode &= !0o6000;
+            }
+            e.node
+                .xattrs
+                .retain(|x| !x.name.0.starts_with(b"system.posix_acl_"));
+        }
+    }
+
     /// Bytes of file content to write.
     pub fn bytes_to_write(&self) -> u64 {
         self.entries
@@ -581,7 +625,7 @@ fn open_beneath(root: &OwnedFd, rel: &Path) -> Result<OwnedFd> {
     Ok(fd)
 }
 
-fn temp_name(name: &OsStr) -> OsString {
+pub(crate) fn temp_name(name: &OsStr) -> OsString {
     let mut raw = [0u8; 6];
     getrandom::getrandom(&mut raw).expect("random");
     let mut t = OsString::from(".sk-restore-");
@@ -753,7 +797,7 @@ fn restore_file(
 
 /// Writes `data` at `offset`, leaving holes for 4 KiB blocks of zeros (the file's length is
 /// set at the end). Returns whether anything was written.
-fn write_sparse(file: &std::fs::File, data: &[u8], offset: u64) -> std::io::Result<bool> {
+pub(crate) fn write_sparse(file: &std::fs::File, data: &[u8], offset: u64) -> std::io::Result<bool> {
     const BLOCK: usize = 4096;
     let mut wrote = false;
     let mut run_start: Option<usize> = None;

@@ -42,6 +42,23 @@ pub struct KeepRules {
 }
 
 impl KeepRules {
+    /// A share policy's `keep` and `keep_min_days` as retention rules.
+    pub fn from_policy(keep: &sharekeep_policies::Keep, min_days: u32) -> KeepRules {
+        KeepRules {
+            last: keep.last,
+            hourly: keep.hourly,
+            daily: keep.daily,
+            weekly: keep.weekly,
+            monthly: keep.monthly,
+            yearly: keep.yearly,
+            within: keep
+                .within_secs
+                .map(|x| chrono::Duration::seconds(x as i64)),
+            tags: keep.tags.clone(),
+            min_days: Some(min_days).filter(|d| *d > 0),
+        }
+    }
+
     /// Whether any rule that keeps snapshots is set (the floor alone does not count).
     pub fn has_rule(&self) -> bool {
         self.last.is_some()

@@ -26,6 +26,8 @@ pub struct RawConfig {
     pub prune_every_days: Option<u64>,
     /// Maximum simultaneous connections on the socket.
     pub max_connections: Option<usize>,
+    /// Connections one non-root user may hold at once.
+    pub max_connections_per_user: Option<usize>,
     /// Write the Samba include for the exported shares and reload smbd when it changes.
     pub samba_manage: Option<bool>,
     /// Where the include goes (default /etc/samba/sharekeep.conf; smb.conf must include it).
@@ -51,6 +53,8 @@ pub struct Settings {
     pub prune_every: Duration,
     /// Connection cap.
     pub max_connections: usize,
+    /// Connections one non-root user may hold at once (root has slots kept for it).
+    pub max_connections_per_user: usize,
     /// Samba management: the include file to keep, and the smb.conf of the smbd to reload.
     pub samba: Option<(PathBuf, Option<PathBuf>)>,
 }
@@ -86,7 +90,7 @@ impl Settings {
             socket: flags
                 .socket
                 .or(file.socket)
-                .unwrap_or_else(|| crate::protocol::DEFAULT_SOCKET.into()),
+                .unwrap_or_else(|| sharekeep::protocol::DEFAULT_SOCKET.into()),
             log_level: flags
                 .log_level
                 .or(file.log_level)
@@ -109,6 +113,11 @@ impl Settings {
                 .max_connections
                 .or(file.max_connections)
                 .unwrap_or(32)
+                .max(2),
+            max_connections_per_user: flags
+                .max_connections_per_user
+                .or(file.max_connections_per_user)
+                .unwrap_or(4)
                 .max(1),
             samba: flags
                 .samba_manage

@@ -2,8 +2,8 @@
 //! run (backup, retention, prune on its cadence, report), on the blocking pool.
 
 use super::{schedule, state, Counters, Inner, RunOutcome};
-use crate::progress::CancelToken;
-use crate::{BackupOptions, Error, KeepRules, PruneOptions, Repository};
+use sharekeep::CancelToken;
+use sharekeep::{BackupOptions, Error, KeepRules, PruneOptions, Repository};
 use chrono::{DateTime, Local};
 use sharekeep_policies::Policy;
 use std::sync::{Arc, Mutex};
@@ -91,7 +91,7 @@ fn run_once(
     trigger: &str,
     cancel: &CancelToken,
     prune_every: std::time::Duration,
-    progress: &crate::LiveProgress,
+    progress: &sharekeep::LiveProgress,
     (rights_fixed, rights_checked): (u64, u64),
 ) -> Result<(serde_json::Value, Vec<String>), String> {
     let plan = policy.backup.as_ref().expect("plan");
@@ -172,7 +172,7 @@ fn backup_and_retain(
     st: &mut state::ShareState,
     report: &mut state::RunReport,
     prune_every: std::time::Duration,
-    progress: &crate::LiveProgress,
+    progress: &sharekeep::LiveProgress,
 ) -> Result<(serde_json::Value, Vec<String>), String> {
     let repo = open_or_init(&plan.repository).map_err(|e| e.to_string())?;
     let opts = BackupOptions {
@@ -181,7 +181,7 @@ fn backup_and_retain(
         ..BackupOptions::default()
     };
     let out =
-        crate::backup(&repo, &policy.path, &opts, progress, cancel).map_err(|e| e.to_string())?;
+        sharekeep::backup(&repo, &policy.path, &opts, progress, cancel).map_err(|e| e.to_string())?;
     let s = &out.snapshot;
     report.snapshot = Some(s.id.to_hex());
     report.summary = Some(s.summary.clone());
@@ -195,8 +195,8 @@ fn backup_and_retain(
         tracing::warn!(share = %policy.name, "{w}");
     }
     if let Some(keep) = &plan.keep {
-        let rules = keep_rules(keep, plan.keep_min_days);
-        match crate::forget(&repo, &rules, false) {
+        let rules = KeepRules::from_policy(keep, plan.keep_min_days);
+        match sharekeep::forget(&repo, &rules, false) {
             Ok(d) => {
                 report.kept = d.iter().filter(|x| x.keep).count();
                 report.removed = d.len() - report.kept;
@@ -208,7 +208,7 @@ fn backup_and_retain(
         });
         if due && report.removed > 0 {
             let repo = Repository::open(repo.backend().clone()).map_err(|e| e.to_string())?;
-            match crate::prune(&repo, &PruneOptions::default()) {
+            match sharekeep::prune(&repo, &PruneOptions::default()) {
                 Ok(_) => {
                     report.pruned = true;
                     st.last_prune = Some(Local::now());
@@ -220,19 +220,3 @@ fn backup_and_retain(
     Ok((s.to_json(), report.warnings.clone()))
 }
 
-/// A policy's `keep` and `keep_min_days` as retention rules.
-pub fn keep_rules(keep: &sharekeep_policies::Keep, min_days: u32) -> KeepRules {
-    KeepRules {
-        last: keep.last,
-        hourly: keep.hourly,
-        daily: keep.daily,
-        weekly: keep.weekly,
-        monthly: keep.monthly,
-        yearly: keep.yearly,
-        within: keep
-            .within_secs
-            .map(|x| chrono::Duration::seconds(x as i64)),
-        tags: keep.tags.clone(),
-        min_days: Some(min_days).filter(|d| *d > 0),
-    }
-}

@@ -19,13 +19,12 @@
 pub mod config;
 mod enforce;
 mod jobs;
-pub use jobs::keep_rules;
 pub mod schedule;
 mod server;
 pub mod state;
 
-use crate::progress::CancelToken;
-use crate::protocol::ShareStatus;
+use sharekeep::CancelToken;
+use sharekeep::protocol::ShareStatus;
 use config::Settings;
 use sharekeep_policies::Policy;
 use std::collections::BTreeMap;
@@ -53,7 +52,7 @@ pub(crate) struct Counters {
     pub(crate) next_backup: Option<chrono::DateTime<chrono::Local>>,
     pub(crate) running: bool,
     /// Progress of the running backup.
-    pub(crate) progress: Arc<crate::LiveProgress>,
+    pub(crate) progress: Arc<sharekeep::LiveProgress>,
 }
 
 /// A share the service manages (or knows about but cannot manage).
@@ -92,12 +91,23 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    pub(crate) fn status(&self, visible: &dyn Fn(&Policy) -> bool) -> Vec<ShareStatus> {
+    /// The managed shares' policies by name.
+    pub(crate) fn policies(&self) -> BTreeMap<String, Arc<Policy>> {
         let shares = self.shares.lock().expect("lock");
         shares
             .iter()
-            .filter(|(_, s)| s.policy.as_deref().is_none_or(visible))
-            .map(|(name, s)| {
+            .filter_map(|(n, s)| s.policy.clone().map(|p| (n.clone(), p)))
+            .collect()
+    }
+
+    /// The status of the shares `shown` accepts: `None` hides a share, `Some(details)` shows
+    /// it, with its policy file and problems only when `details`.
+    pub(crate) fn status(&self, shown: &dyn Fn(Option<&Policy>) -> Option<bool>) -> Vec<ShareStatus> {
+        let shares = self.shares.lock().expect("lock");
+        shares
+            .iter()
+            .filter_map(|(name, s)| shown(s.policy.as_deref()).map(|d| (name, s, d)))
+            .map(|(name, s, details)| {
                 let c = s.counters.lock().expect("lock");
                 let st = state::load(&self.settings.state, name);
                 ShareStatus {
@@ -107,14 +117,22 @@ impl Inner {
                         .as_ref()
                         .map(|p| p.path.display().to_string())
                         .unwrap_or_default(),
-                    file: s.file.display().to_string(),
-                    policy: match (&s.policy, s.problems.is_empty()) {
+                    file: if details {
+                        s.file.display().to_string()
+                    } else {
+                        String::new()
+                    },
+                    policy: match (&s.policy, s.problems.is_empty() || !details) {
                         (Some(_), true) => "ok",
                         (Some(_), false) => "stale",
                         (None, _) => "unmanaged",
                     }
                     .into(),
-                    problems: s.problems.clone(),
+                    problems: if details {
+                        s.problems.clone()
+                    } else {
+                        Vec::new()
+                    },
                     drift_fixed: c.fixed,
                     checked: c.checked,
                     last_reconcile: c.last_reconcile.map(|t| t.to_rfc3339()),
@@ -133,7 +151,7 @@ fn policy_fingerprint(p: &Policy) -> String {
     // Reloading restarts a share's tasks only when its policy file's content changed (the
     // hash is taken when the file is loaded and kept with the share).
     std::fs::read(&p.file)
-        .map(|b| crate::Id::hash(&b).to_hex())
+        .map(|b| sharekeep::Id::hash(&b).to_hex())
         .unwrap_or_default()
 }
 
@@ -247,7 +265,7 @@ fn manage_samba(policies: &[Policy], include: &std::path::Path, conf: Option<&st
     if std::fs::read_to_string(include).ok().as_deref() == Some(text.as_str()) {
         return;
     }
-    if let Err(e) = state::write_atomic(include, text.as_bytes()) {
+    if let Err(e) = sharekeep::write_atomic(include, text.as_bytes(), 0o644) {
         tracing::error!("cannot write the Samba include {}: {e}", include.display());
         return;
     }

@@ -32,17 +32,9 @@ pub fn load(dir: &Path, share: &str) -> ShareState {
         .unwrap_or_default()
 }
 
-/// Writes a file atomically (temporary name, fsync, rename).
+/// Writes a state file or report: private to root (`0600`), atomically.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    sharekeep::write_atomic(path, bytes, 0o600)
 }
 
 /// Saves a share's state.
@@ -67,7 +59,7 @@ pub struct RunReport {
     /// The snapshot written, if any.
     pub snapshot: Option<String>,
     /// The backup's summary.
-    pub summary: Option<crate::Summary>,
+    pub summary: Option<sharekeep::Summary>,
     /// Repository growth in bytes (packs, index, snapshot).
     pub repository_growth: u64,
     /// Entries that could not be read, with why.

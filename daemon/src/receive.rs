@@ -1,0 +1,616 @@
+//! The receiving side of a streamed selection (`stream.rs`): writes the entries under a target
+//! directory with the rights of whoever runs it. `sharekeepctl` runs this as the caller for a
+//! copy (`restore --share S … --to DIR`): the files are theirs, and the kernel decides where
+//! they may write. Same target walk as the offline restore:
+//!
+//! ```text
+//! every directory is reached from the target root by openat(O_DIRECTORY|O_NOFOLLOW), one
+//! name at a time, kept open on an explicit stack while its entries arrive (heap, not stack);
+//! names are checked (`..`, `/`, NUL, empty refused) and are bytes end to end
+//! what is there (fstatat, no follow)     -> Create, Merge/Leading (directories), Unchanged,
+//!                                           Metadata, Replace, or SkipExisting (never)
+//! files: created O_CREAT|O_EXCL|O_NOFOLLOW (a replacement under a temporary name), content
+//!        written as it arrives (holes for zero blocks), metadata on the descriptor
+//! Replace never destroys: the entry that was there is renamed aside to
+//!        `NAME.before-restore-YYYYMMDD-HHMMSS` (renameat2 NOREPLACE), then the new one moves in
+//! a directory's metadata is applied when its last entry has arrived (deepest first)
+//! ```
+//! A copy made by someone other than root never carries the snapshot's ACLs (`system.posix_acl_*`
+//! would give others rights on the caller's copy) nor setuid/setgid bits on files.
+
+use crate::error::{Error, IoContext, Result};
+use crate::platform;
+use crate::protocol::{frame, PlanEntry, RestoreResult};
+use crate::restore::{Action, Overwrite};
+use crate::tree::{Node, NodeKind};
+use rustix::fd::OwnedFd;
+use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags};
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// One open directory of the target.
+struct Level {
+    /// Its name in its parent (empty for the target root).
+    name: Vec<u8>,
+    /// Its descriptor (`None` in a dry run for a directory that would be created).
+    fd: Option<OwnedFd>,
+    /// Metadata to apply once its entries are written.
+    meta: Option<(String, Node)>,
+}
+
+/// The file whose content is arriving.
+enum Current {
+    /// No file, or content to skip (unchanged, skipped, refused, dry run).
+    Discard,
+    /// Content to write.
+    Write(Box<Incoming>),
+}
+
+struct Incoming {
+    rel: String,
+    dir: OwnedFd,
+    /// The name written (the final name for a new file, a temporary one for a replacement).
+    written: OsString,
+    name: OsString,
+    file: std::fs::File,
+    offset: u64,
+    node: Node,
+    replace: bool,
+}
+
+/// Writes a streamed selection under a target directory.
+pub struct CopyWriter {
+    target: PathBuf,
+    stack: Vec<Level>,
+    overwrite: Overwrite,
+    dry_run: bool,
+    chown: bool,
+    stamp: String,
+    current: Current,
+    result: RestoreResult,
+}
+
+impl std::fmt::Debug for CopyWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CopyWriter")
+            .field("target", &self.target)
+            .field("dry_run", &self.dry_run)
+            .finish()
+    }
+}
+
+/// The checked components of a streamed path.
+fn components(path: &[u8]) -> Option<Vec<&[u8]>> {
+    let comps: Vec<&[u8]> = path.split(|&b| b == b'/').collect();
+    let bad = comps
+        .iter()
+        .any(|c| c.is_empty() || *c == b"." || *c == b".." || c.contains(&0));
+    (!bad).then_some(comps)
+}
+
+fn os(b: &[u8]) -> &OsStr {
+    OsStr::from_bytes(b)
+}
+
+impl CopyWriter {
+    /// A writer into `target` (created if missing, unless `dry_run`), for `snapshot`.
+    pub fn new(
+        target: &Path,
+        snapshot: &str,
+        overwrite: Overwrite,
+        dry_run: bool,
+    ) -> Result<CopyWriter> {
+        let target = std::path::absolute(target).at(target)?;
+        let root = match platform::open_dir(&target) {
+            Ok(fd) => Some(fd),
+            Err(Error::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound && dry_run =>
+            {
+                None
+            }
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(&target).at(&target)?;
+                Some(platform::open_dir(&target)?)
+            }
+            Err(e) => return Err(e),
+        };
+        let result = RestoreResult {
+            snapshot: snapshot.to_string(),
+            target: target.display().to_string(),
+            entries: Vec::new(),
+            dry_run,
+            created: 0,
+            replaced: 0,
+            metadata: 0,
+            left: 0,
+            bytes_written: 0,
+            pre_restore: None,
+            warnings: Vec::new(),
+            kept_aside: Vec::new(),
+        };
+        Ok(CopyWriter {
+            target,
+            stack: vec![Level {
+                name: Vec::new(),
+                fd: root,
+                meta: None,
+            }],
+            overwrite,
+            dry_run,
+            chown: platform::can_chown(),
+            stamp: chrono::Local::now().format("%Y%m%d-%H%M%S").to_string(),
+            current: Current::Discard,
+            result,
+        })
+    }
+
+    fn warn(&mut self, rel: &str, message: impl Into<String>) {
+        self.result.warnings.push((rel.to_string(), message.into()));
+    }
+
+    /// What a copy keeps of the snapshot's metadata (see the module documentation).
+    fn meta_for_copy(&self, node: &Node) -> Node {
+        let mut n = node.clone();
+        if !self.chown {
+            n.xattrs
+                .retain(|x| !x.name.0.starts_with(b"system.posix_acl_"));
+            if n.kind == NodeKind::File {
+                n.mode &= !0o6000;
+            }
+        }
+        n
+    }
+
+    /// Closes the levels deeper than `depth` (applying their metadata).
+    fn pop_to(&mut self, depth: usize) {
+        while self.stack.len() > depth + 1 {
+            let level = self.stack.pop().expect("len > 1");
+            if let (Some(fd), Some((rel, node))) = (level.fd, level.meta) {
+                if !self.dry_run {
+                    let node = self.meta_for_copy(&node);
+                    if let Err(e) = platform::apply_meta_fd(&fd, &node, self.chown) {
+                        self.warn(&rel, e.to_string());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Makes the top of the stack the directory holding `comps`' last component; `false` when
+    /// it cannot be reached (its own entry was refused or failed).
+    fn reach_parent(&mut self, comps: &[&[u8]]) -> bool {
+        let parents = &comps[..comps.len() - 1];
+        let mut common = 0;
+        while common < parents.len()
+            && common + 1 < self.stack.len()
+            && self.stack[common + 1].name == parents[common]
+        {
+            common += 1;
+        }
+        self.pop_to(common);
+        for name in &parents[common..] {
+            let fd = match &self.stack.last().expect("root").fd {
+                Some(dir) => match platform::open_dir_at(dir, os(name)) {
+                    Ok(fd) => Some(fd),
+                    Err(_) if self.dry_run => None,
+                    Err(_) => return false,
+                },
+                None => None,
+            };
+            self.stack.push(Level {
+                name: name.to_vec(),
+                fd,
+                meta: None,
+            });
+        }
+        true
+    }
+
+    fn plan(&mut self, rel: &str, node: &Node, action: Action) {
+        if self.dry_run {
+            self.result.entries.push(PlanEntry {
+                path: rel.to_string(),
+                kind: node.kind,
+                action,
+                size: node.size,
+            });
+        }
+        match action {
+            Action::Unchanged | Action::SkipExisting | Action::Leading => self.result.left += 1,
+            _ => {}
+        }
+    }
+
+    /// The next entry of the stream.
+    pub fn entry(&mut self, e: frame::Entry) {
+        self.abandon_current("its content was not complete");
+        let rel = e.path.to_string_lossy();
+        let Some(comps) = components(&e.path.0) else {
+            self.plan(&rel, &e.node, Action::Refuse);
+            self.warn(&rel, "unsafe name in the snapshot; refused");
+            return;
+        };
+        if !self.reach_parent(&comps) {
+            self.warn(&rel, "its folder could not be restored; skipped");
+            return;
+        }
+        let name = os(comps[comps.len() - 1]).to_os_string();
+        let depth = comps.len();
+        let parent = self
+            .stack
+            .last()
+            .and_then(|l| l.fd.as_ref())
+            .map(rustix::io::dup)
+            .transpose();
+        let parent = match parent {
+            Ok(p) => p,
+            Err(err) => {
+                self.warn(&rel, err.to_string());
+                return;
+            }
+        };
+        let existing = match &parent {
+            Some(dir) => match platform::stat_at(dir, &name) {
+                Ok(st) => st,
+                Err(err) => {
+                    self.warn(&rel, err.to_string());
+                    return;
+                }
+            },
+            None => None,
+        };
+        let node = e.node;
+        let action = self.decide(parent.as_ref(), &name, &node, existing.as_ref(), e.leading);
+        self.plan(&rel, &node, action);
+        if action == Action::Unsupported {
+            self.warn(&rel, format!("a {} cannot be restored", node.kind.word()));
+            return;
+        }
+        if node.kind == NodeKind::Dir {
+            self.directory(&rel, parent, &name, node, action, depth);
+            return;
+        }
+        if self.dry_run || !matches!(action, Action::Create | Action::Replace | Action::Metadata)
+        {
+            return;
+        }
+        let parent = parent.expect("not a dry run: the parent is open");
+        let kind = node.kind;
+        let r = match (node.kind, action) {
+            (NodeKind::File, Action::Metadata) => self.metadata(&parent, &name, &node, &existing),
+            (NodeKind::File, _) => self.start_file(&rel, parent, &name, node, action),
+            (_, Action::Metadata) => {
+                let n = self.meta_for_copy(&node);
+                platform::apply_meta_special(&parent, &name, &n, self.chown).at(&rel)
+            }
+            _ => self.special(&rel, &parent, &name, &node, action),
+        };
+        match r {
+            Ok(()) => match action {
+                Action::Create if kind != NodeKind::File => self.result.created += 1,
+                Action::Replace if kind != NodeKind::File => self.result.replaced += 1,
+                Action::Metadata => self.result.metadata += 1,
+                _ => {}
+            },
+            Err(err) => self.warn(&rel, err.to_string()),
+        }
+    }
+
+    fn decide(
+        &self,
+        dir: Option<&OwnedFd>,
+        name: &OsStr,
+        node: &Node,
+        existing: Option<&rustix::fs::Stat>,
+        leading: bool,
+    ) -> Action {
+        let Some(st) = existing else {
+            return if node.kind == NodeKind::Socket {
+                Action::Unsupported
+            } else {
+                Action::Create
+            };
+        };
+        let ekind = platform::kind_of_stat(st);
+        if node.kind == NodeKind::Dir && ekind == NodeKind::Dir {
+            return if leading {
+                Action::Leading
+            } else {
+                Action::Merge
+            };
+        }
+        if node.kind == NodeKind::Socket {
+            return Action::Unsupported;
+        }
+        if self.overwrite == Overwrite::Never {
+            return Action::SkipExisting;
+        }
+        let link_differs = node.kind == NodeKind::Symlink
+            && dir.is_none_or(|d| {
+                rustix::fs::readlinkat(d, name, Vec::new()).ok().map(|t| t.into_bytes())
+                    != node.target.as_ref().map(|t| t.0.clone())
+            });
+        let differs = ekind != node.kind
+            || self.overwrite == Overwrite::Always
+            || (node.kind == NodeKind::File
+                && (st.st_size as u64 != node.size
+                    || platform::mtime_of_stat(st) != node.mtime_ns))
+            || link_differs;
+        let wanted = self.meta_for_copy(node).mode;
+        if differs {
+            Action::Replace
+        } else if node.kind != NodeKind::Symlink && (st.st_mode & 0o7777) != wanted {
+            Action::Metadata
+        } else {
+            Action::Unchanged
+        }
+    }
+
+    fn directory(
+        &mut self,
+        rel: &str,
+        parent: Option<OwnedFd>,
+        name: &OsStr,
+        node: Node,
+        action: Action,
+        depth: usize,
+    ) {
+        // The directory becomes the top of the stack at `depth` (whatever happens, so that its
+        // entries find the right parent, or none).
+        self.pop_to(depth - 1);
+        let opened = match (&parent, action) {
+            (None, _) => Ok(None),
+            (Some(_), _) if self.dry_run && action != Action::Merge && action != Action::Leading => {
+                Ok(None)
+            }
+            (Some(dir), Action::Merge | Action::Leading) => {
+                platform::open_dir_at(dir, name).map(Some).map_err(Into::into)
+            }
+            (Some(dir), Action::Create) => rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o700))
+                .and_then(|()| platform::open_dir_at(dir, name))
+                .map(Some)
+                .map_err(Into::into),
+            (Some(dir), Action::Replace) => self
+                .aside(dir, name, rel)
+                .and_then(|()| {
+                    rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o700))
+                        .and_then(|()| platform::open_dir_at(dir, name))
+                        .map_err(Into::into)
+                })
+                .map(Some),
+            (Some(_), _) => Ok(None),
+        };
+        let fd = match opened {
+            Ok(fd) => fd,
+            Err(err) => {
+                self.warn(rel, err.to_string());
+                None
+            }
+        };
+        if !self.dry_run {
+            match action {
+                Action::Create => self.result.created += 1,
+                Action::Replace => self.result.replaced += 1,
+                _ => {}
+            }
+        }
+        let meta = matches!(action, Action::Create | Action::Replace | Action::Merge)
+            || (action == Action::Leading && parent.is_none());
+        self.stack.push(Level {
+            name: name.as_bytes().to_vec(),
+            fd,
+            meta: meta.then(|| (rel.to_string(), node)),
+        });
+    }
+
+    /// Renames what is at `name` aside, keeping it: `NAME.before-restore-STAMP[-N]`.
+    fn aside(&mut self, dir: &OwnedFd, name: &OsStr, rel: &str) -> std::io::Result<()> {
+        for n in 1..1000 {
+            let mut kept = name.to_os_string();
+            kept.push(format!(".before-restore-{}", self.stamp));
+            if n > 1 {
+                kept.push(format!("-{n}"));
+            }
+            match rustix::fs::renameat_with(dir, name, dir, &kept, RenameFlags::NOREPLACE) {
+                Ok(()) => {
+                    let shown = match rel.rsplit_once('/') {
+                        Some((p, _)) => format!("{p}/{}", kept.to_string_lossy()),
+                        None => kept.to_string_lossy().into_owned(),
+                    };
+                    self.result.kept_aside.push((rel.to_string(), shown));
+                    return Ok(());
+                }
+                Err(rustix::io::Errno::EXIST) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(std::io::Error::other("no free name to keep the existing entry"))
+    }
+
+    fn metadata(
+        &mut self,
+        dir: &OwnedFd,
+        name: &OsStr,
+        node: &Node,
+        planned: &Option<rustix::fs::Stat>,
+    ) -> Result<()> {
+        let fd = rustix::fs::openat(
+            dir,
+            name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .at(name)?;
+        // Only the entry that was planned, never another one swapped in since.
+        let st = rustix::fs::fstat(&fd).at(name)?;
+        let same = planned
+            .as_ref()
+            .is_some_and(|p| p.st_dev == st.st_dev && p.st_ino == st.st_ino);
+        if !same || platform::kind_of_stat(&st) != NodeKind::File {
+            return Err(Error::io(
+                name,
+                std::io::Error::other("changed while restoring; left as is"),
+            ));
+        }
+        let n = self.meta_for_copy(node);
+        platform::apply_meta_fd(&fd, &n, self.chown).at(name)
+    }
+
+    fn start_file(
+        &mut self,
+        rel: &str,
+        dir: OwnedFd,
+        name: &OsStr,
+        node: Node,
+        action: Action,
+    ) -> Result<()> {
+        let replace = action == Action::Replace;
+        let written = if replace {
+            crate::restore::temp_name(name)
+        } else {
+            name.to_os_string()
+        };
+        let fd = rustix::fs::openat(
+            &dir,
+            &written,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .at(rel)?;
+        self.current = Current::Write(Box::new(Incoming {
+            rel: rel.to_string(),
+            dir,
+            written,
+            name: name.to_os_string(),
+            file: std::fs::File::from(fd),
+            offset: 0,
+            node,
+            replace,
+        }));
+        Ok(())
+    }
+
+    fn special(
+        &mut self,
+        rel: &str,
+        dir: &OwnedFd,
+        name: &OsStr,
+        node: &Node,
+        action: Action,
+    ) -> Result<()> {
+        let tmp = crate::restore::temp_name(name);
+        let n = self.meta_for_copy(node);
+        match node.kind {
+            NodeKind::Symlink => {
+                let target = node.target.clone().unwrap_or_default();
+                rustix::fs::symlinkat(target.as_os_str(), dir, &tmp).at(rel)?;
+                platform::apply_meta_symlink(dir, &tmp, &n, self.chown).at(rel)
+            }
+            _ => {
+                let ft = match node.kind {
+                    NodeKind::Fifo => rustix::fs::FileType::Fifo,
+                    NodeKind::CharDevice => rustix::fs::FileType::CharacterDevice,
+                    _ => rustix::fs::FileType::BlockDevice,
+                };
+                rustix::fs::mknodat(dir, &tmp, ft, Mode::from_raw_mode(0o600), node.rdev)
+                    .at(rel)?;
+                platform::apply_meta_special(dir, &tmp, &n, self.chown).at(rel)
+            }
+        }
+        .and_then(|()| self.move_in(dir, &tmp, name, rel, action == Action::Replace))
+        .inspect_err(|_| {
+            let _ = rustix::fs::unlinkat(dir, &tmp, AtFlags::empty());
+        })
+    }
+
+    /// Moves the new entry `tmp` to `name`, keeping what was there aside when replacing.
+    fn move_in(
+        &mut self,
+        dir: &OwnedFd,
+        tmp: &OsStr,
+        name: &OsStr,
+        rel: &str,
+        replace: bool,
+    ) -> Result<()> {
+        if replace {
+            self.aside(dir, name, rel).at(rel)?;
+        }
+        rustix::fs::renameat_with(dir, tmp, dir, name, RenameFlags::NOREPLACE).at(rel)
+    }
+
+    /// The next bytes of the current file.
+    pub fn data(&mut self, bytes: &[u8]) {
+        let Current::Write(f) = &mut self.current else {
+            return;
+        };
+        match crate::restore::write_sparse(&f.file, bytes, f.offset) {
+            Ok(_) => f.offset += bytes.len() as u64,
+            Err(err) => self.abandon_current(&err.to_string()),
+        }
+    }
+
+    /// The current file is complete.
+    pub fn file_end(&mut self) {
+        let Current::Write(f) = std::mem::replace(&mut self.current, Current::Discard) else {
+            return;
+        };
+        let f = *f;
+        let node = self.meta_for_copy(&f.node);
+        let done = f
+            .file
+            .set_len(f.offset)
+            .and_then(|()| platform::apply_meta_fd(&f.file, &node, self.chown))
+            .at(&f.rel);
+        drop(f.file);
+        let done = done.and_then(|()| {
+            if f.replace {
+                self.move_in(&f.dir, &f.written, &f.name, &f.rel, true)
+            } else {
+                Ok(())
+            }
+        });
+        match done {
+            Ok(()) => {
+                self.result.bytes_written += f.offset;
+                if f.replace {
+                    self.result.replaced += 1;
+                } else {
+                    self.result.created += 1;
+                }
+            }
+            Err(err) => {
+                let _ = rustix::fs::unlinkat(&f.dir, &f.written, AtFlags::empty());
+                self.warn(&f.rel, err.to_string());
+            }
+        }
+    }
+
+    /// The current entry failed on the sending side.
+    pub fn warning(&mut self, w: frame::Warning) {
+        if let Current::Write(f) = std::mem::replace(&mut self.current, Current::Discard) {
+            let _ = rustix::fs::unlinkat(&f.dir, &f.written, AtFlags::empty());
+        }
+        self.warn(&w.path, w.message);
+    }
+
+    /// Drops a file being written (what was written of it is removed).
+    fn abandon_current(&mut self, why: &str) {
+        if let Current::Write(f) = std::mem::replace(&mut self.current, Current::Discard) {
+            let _ = rustix::fs::unlinkat(&f.dir, &f.written, AtFlags::empty());
+            self.warn(&f.rel, why.to_string());
+        }
+    }
+
+    /// The end of the stream: the remaining directories get their metadata; what was done.
+    pub fn finish(mut self) -> RestoreResult {
+        self.abandon_current("its content was not complete");
+        self.pop_to(0);
+        self.result
+    }
+
+    /// The target directory.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+}

@@ -1,0 +1,46 @@
+//! `forget` (the share's own retention rules) and `check`, for root and the share's admins.
+
+use super::{in_repo, Ctx};
+use sharekeep::protocol::{DecisionEntry, Response};
+use tokio::net::unix::OwnedWriteHalf;
+
+pub(super) async fn forget(ctx: &Ctx<'_>, dry_run: bool, w: &mut OwnedWriteHalf) -> Response {
+    tracing::info!(uid = ctx.who.uid, share = %ctx.policy().name, dry_run, "forget requested");
+    in_repo(ctx, w, "forget", move |repo, policy, _| {
+        let keep = policy
+            .backup
+            .as_ref()
+            .and_then(|b| b.keep.clone())
+            .ok_or_else(|| {
+                sharekeep::Error::Invalid(format!(
+                    "share `{}` has no `keep` rules in {}: nothing to forget",
+                    policy.name,
+                    policy.file.display()
+                ))
+            })?;
+        let rules = sharekeep::KeepRules::from_policy(
+            &keep,
+            policy.backup.as_ref().map_or(0, |b| b.keep_min_days),
+        );
+        let decisions = sharekeep::forget(&repo, &rules, dry_run)?;
+        Ok(Response::Forget {
+            decisions: decisions.iter().map(DecisionEntry::from_decision).collect(),
+            dry_run,
+        })
+    })
+    .await
+}
+
+pub(super) async fn check(
+    ctx: &Ctx<'_>,
+    read_data: Option<f64>,
+    w: &mut OwnedWriteHalf,
+) -> Response {
+    in_repo(ctx, w, "check", move |repo, _, _| {
+        Ok(Response::Check(Box::new(sharekeep::check(
+            &repo,
+            &sharekeep::CheckOptions { read_data },
+        )?)))
+    })
+    .await
+}
