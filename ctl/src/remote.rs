@@ -136,6 +136,12 @@ pub fn run(cli: Cli, cancel: &sharekeep::CancelToken) -> Result<Outcome> {
                 writeln!(out, "{}", serde_json::to_string_pretty(&shares)?)?;
                 return Ok(Outcome::Ok);
             }
+            if shares.is_empty() {
+                writeln!(
+                    out,
+                    "no share: sharekeepd shows each user the shares whose policy names them"
+                )?;
+            }
             for s in &shares {
                 writeln!(
                     out,

@@ -161,6 +161,12 @@ pub fn restore(out: &mut dyn Write, r: &RestoreResult, json: bool, quiet: bool) 
             r.left,
             output::size(r.bytes_written)
         )?;
+        if let Some(n) = r.rights_applied {
+            writeln!(
+                out,
+                "today's rights of the share's policy applied to {n} entries"
+            )?;
+        }
         for (path, kept) in &r.kept_aside {
             writeln!(out, "kept the previous {path} as {kept}")?;
         }

@@ -43,14 +43,14 @@ pub use id::Id;
 pub use index::{Index, IndexedPack};
 pub use lock::{list_locks, remove_stale_locks, LockInfo, LockKind, RepoLock};
 pub use progress::{CancelToken, LiveProgress, NoProgress, Progress};
-pub use receive::CopyWriter;
 pub use prune::{forget, prune, PruneOptions, PruneReport};
+pub use receive::CopyWriter;
 pub use repo::{DamagedFile, Repository};
 pub use restore::{
     plan_restore, restore, Action, Overwrite, PlannedEntry, RestoreOptions, RestorePlan,
     RestoreReport, Target,
 };
 pub use retention::{apply_rules, Decision, KeepRules};
-pub use stream::{send_selection, FrameSink, StreamOptions, Visibility};
 pub use snapshot::{Selector, Snapshot, Summary};
+pub use stream::{send_selection, FrameSink, StreamOptions, Visibility};
 pub use tree::{Bytes, Node, NodeKind, Tree, Xattr};

@@ -262,6 +262,9 @@ pub struct RestoreResult {
     pub pre_restore: Option<String>,
     /// (path, message) of what could not be restored.
     pub warnings: Vec<(String, String)>,
+    /// Entries of a managed share given today's policy rights after an in-place restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rights_applied: Option<u64>,
     /// (path, kept as) of entries a copy replaced: the previous entry is kept beside it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kept_aside: Vec<(String, String)>,
@@ -344,6 +347,7 @@ impl RestoreResult {
             bytes_written: 0,
             pre_restore: None,
             warnings: Vec::new(),
+            rights_applied: None,
             kept_aside: Vec::new(),
         }
     }
@@ -581,7 +585,13 @@ mod tests {
     fn frames_round_trip_and_oversized_claims_are_refused() {
         let mut wire = Vec::new();
         frame::write(&mut wire, frame::DATA, b"hello").unwrap();
-        wire.extend(frame::encode_json(frame::END, &frame::End { entries: 1, bytes: 5 }));
+        wire.extend(frame::encode_json(
+            frame::END,
+            &frame::End {
+                entries: 1,
+                bytes: 5,
+            },
+        ));
         let mut r = &wire[..];
         let mut buf = Vec::new();
         assert_eq!(frame::read(&mut r, &mut buf).unwrap(), frame::DATA);

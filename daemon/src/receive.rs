@@ -127,6 +127,7 @@ impl CopyWriter {
             bytes_written: 0,
             pre_restore: None,
             warnings: Vec::new(),
+            rights_applied: None,
             kept_aside: Vec::new(),
         };
         Ok(CopyWriter {
@@ -271,8 +272,7 @@ impl CopyWriter {
             self.directory(&rel, parent, &name, node, action, depth);
             return;
         }
-        if self.dry_run || !matches!(action, Action::Create | Action::Replace | Action::Metadata)
-        {
+        if self.dry_run || !matches!(action, Action::Create | Action::Replace | Action::Metadata) {
             return;
         }
         let parent = parent.expect("not a dry run: the parent is open");
@@ -328,7 +328,9 @@ impl CopyWriter {
         }
         let link_differs = node.kind == NodeKind::Symlink
             && dir.is_none_or(|d| {
-                rustix::fs::readlinkat(d, name, Vec::new()).ok().map(|t| t.into_bytes())
+                rustix::fs::readlinkat(d, name, Vec::new())
+                    .ok()
+                    .map(|t| t.into_bytes())
                     != node.target.as_ref().map(|t| t.0.clone())
             });
         let differs = ekind != node.kind
@@ -361,16 +363,20 @@ impl CopyWriter {
         self.pop_to(depth - 1);
         let opened = match (&parent, action) {
             (None, _) => Ok(None),
-            (Some(_), _) if self.dry_run && action != Action::Merge && action != Action::Leading => {
+            (Some(_), _)
+                if self.dry_run && action != Action::Merge && action != Action::Leading =>
+            {
                 Ok(None)
             }
-            (Some(dir), Action::Merge | Action::Leading) => {
-                platform::open_dir_at(dir, name).map(Some).map_err(Into::into)
-            }
-            (Some(dir), Action::Create) => rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o700))
-                .and_then(|()| platform::open_dir_at(dir, name))
+            (Some(dir), Action::Merge | Action::Leading) => platform::open_dir_at(dir, name)
                 .map(Some)
                 .map_err(Into::into),
+            (Some(dir), Action::Create) => {
+                rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o700))
+                    .and_then(|()| platform::open_dir_at(dir, name))
+                    .map(Some)
+                    .map_err(Into::into)
+            }
             (Some(dir), Action::Replace) => self
                 .aside(dir, name, rel)
                 .and_then(|()| {
@@ -425,7 +431,9 @@ impl CopyWriter {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(std::io::Error::other("no free name to keep the existing entry"))
+        Err(std::io::Error::other(
+            "no free name to keep the existing entry",
+        ))
     }
 
     fn metadata(

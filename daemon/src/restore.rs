@@ -797,7 +797,11 @@ fn restore_file(
 
 /// Writes `data` at `offset`, leaving holes for 4 KiB blocks of zeros (the file's length is
 /// set at the end). Returns whether anything was written.
-pub(crate) fn write_sparse(file: &std::fs::File, data: &[u8], offset: u64) -> std::io::Result<bool> {
+pub(crate) fn write_sparse(
+    file: &std::fs::File,
+    data: &[u8],
+    offset: u64,
+) -> std::io::Result<bool> {
     const BLOCK: usize = 4096;
     let mut wrote = false;
     let mut run_start: Option<usize> = None;

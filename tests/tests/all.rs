@@ -10,6 +10,7 @@ mod policies;
 mod properties;
 mod safety;
 mod samba;
+mod self_service;
 
 /// A scratch folder under the target directory (same filesystem as the checkout).
 pub fn scratch() -> tempfile::TempDir {

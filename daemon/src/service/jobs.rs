@@ -2,9 +2,9 @@
 //! run (backup, retention, prune on its cadence, report), on the blocking pool.
 
 use super::{schedule, state, Counters, Inner, RunOutcome};
+use chrono::{DateTime, Local};
 use sharekeep::CancelToken;
 use sharekeep::{BackupOptions, Error, KeepRules, PruneOptions, Repository};
-use chrono::{DateTime, Local};
 use sharekeep_policies::Policy;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{watch, Notify};
@@ -180,8 +180,8 @@ fn backup_and_retain(
         tags: vec![format!("share:{}", policy.name)],
         ..BackupOptions::default()
     };
-    let out =
-        sharekeep::backup(&repo, &policy.path, &opts, progress, cancel).map_err(|e| e.to_string())?;
+    let out = sharekeep::backup(&repo, &policy.path, &opts, progress, cancel)
+        .map_err(|e| e.to_string())?;
     let s = &out.snapshot;
     report.snapshot = Some(s.id.to_hex());
     report.summary = Some(s.summary.clone());
@@ -219,4 +219,3 @@ fn backup_and_retain(
     }
     Ok((s.to_json(), report.warnings.clone()))
 }
-

@@ -23,9 +23,9 @@ pub mod schedule;
 mod server;
 pub mod state;
 
-use sharekeep::CancelToken;
-use sharekeep::protocol::ShareStatus;
 use config::Settings;
+use sharekeep::protocol::ShareStatus;
+use sharekeep::CancelToken;
 use sharekeep_policies::Policy;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -102,7 +102,10 @@ impl Inner {
 
     /// The status of the shares `shown` accepts: `None` hides a share, `Some(details)` shows
     /// it, with its policy file and problems only when `details`.
-    pub(crate) fn status(&self, shown: &dyn Fn(Option<&Policy>) -> Option<bool>) -> Vec<ShareStatus> {
+    pub(crate) fn status(
+        &self,
+        shown: &dyn Fn(Option<&Policy>) -> Option<bool>,
+    ) -> Vec<ShareStatus> {
         let shares = self.shares.lock().expect("lock");
         shares
             .iter()

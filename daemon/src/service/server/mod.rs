@@ -168,18 +168,17 @@ pub(crate) async fn serve(inner: Arc<Inner>, listener: UnixListener) {
 
 /// The caller's groups, looked up off the runtime (NSS may block).
 async fn caller(uid: u32, gid: u32) -> Caller {
-    let groups = tokio::task::spawn_blocking(move || {
-        match nix::unistd::User::from_uid(uid.into()) {
+    let groups =
+        tokio::task::spawn_blocking(move || match nix::unistd::User::from_uid(uid.into()) {
             Ok(Some(u)) => sharekeep_policies::groups_of(&sharekeep_policies::User {
                 name: u.name,
                 uid,
                 gid: u.gid.as_raw(),
             }),
             _ => vec![gid],
-        }
-    })
-    .await
-    .unwrap_or_else(|_| vec![gid]);
+        })
+        .await
+        .unwrap_or_else(|_| vec![gid]);
     Caller { uid, groups }
 }
 
@@ -262,7 +261,9 @@ async fn connection(
                         &mut w,
                         &Response::error(
                             "bad_request",
-                            format!("say hello first: {{\"op\":\"hello\",\"version\":{PROTOCOL_VERSION}}}"),
+                            format!(
+                            "say hello first: {{\"op\":\"hello\",\"version\":{PROTOCOL_VERSION}}}"
+                        ),
                         ),
                     )
                     .await?
@@ -277,7 +278,12 @@ async fn connection(
         let policies = inner.policies();
         match authz::authorize(caller, &req, &policies) {
             authz::Decision::Refused { kind, message } => {
-                tracing::info!(uid = caller.uid, request = req.name(), share = req.share().unwrap_or(""), "refused: {message}");
+                tracing::info!(
+                    uid = caller.uid,
+                    request = req.name(),
+                    share = req.share().unwrap_or(""),
+                    "refused: {message}"
+                );
                 send(&mut w, &Response::error(kind, message)).await?;
             }
             authz::Decision::Allowed(grant) => {

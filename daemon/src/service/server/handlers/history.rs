@@ -15,22 +15,23 @@ pub(super) async fn snapshots(ctx: &Ctx<'_>) -> Response {
     };
     let view = ctx.view();
     let everything = view.everything;
-    let listed = tokio::task::spawn_blocking(move || -> Result<Vec<SnapshotEntry>, sharekeep::Error> {
-        let repo = sharekeep::Repository::open_local(&plan.repository)?;
-        Ok(view
-            .snapshots(&repo)?
-            .iter()
-            .map(|s| {
-                let mut e = SnapshotEntry::from_snapshot(s);
-                if !everything {
-                    // Totals count files the member may not read.
-                    e.total_bytes = None;
-                }
-                e
-            })
-            .collect())
-    })
-    .await;
+    let listed =
+        tokio::task::spawn_blocking(move || -> Result<Vec<SnapshotEntry>, sharekeep::Error> {
+            let repo = sharekeep::Repository::open_local(&plan.repository)?;
+            Ok(view
+                .snapshots(&repo)?
+                .iter()
+                .map(|s| {
+                    let mut e = SnapshotEntry::from_snapshot(s);
+                    if !everything {
+                        // Totals count files the member may not read.
+                        e.total_bytes = None;
+                    }
+                    e
+                })
+                .collect())
+        })
+        .await;
     match listed {
         Ok(Ok(snapshots)) => Response::Snapshots { snapshots },
         Ok(Err(e)) => error_response(&e),
@@ -158,10 +159,13 @@ pub(super) async fn cat(
     let _ = stream_frames(w, move |sink| {
         let mut end = frame::End::default();
         for id in &node.content {
-            let r = repo.read_blob(id).map_err(|e| error_response(&e)).and_then(|data| {
-                end.bytes += data.len() as u64;
-                sink(frame::DATA, &data).map_err(|e| Response::error("io", e.to_string()))
-            });
+            let r = repo
+                .read_blob(id)
+                .map_err(|e| error_response(&e))
+                .and_then(|data| {
+                    end.bytes += data.len() as u64;
+                    sink(frame::DATA, &data).map_err(|e| Response::error("io", e.to_string()))
+                });
             if let Err(resp) = r {
                 let _ = sink(frame::ERROR, &serde_json::to_vec(&resp).expect("json"));
                 return;

@@ -30,7 +30,9 @@ pub(crate) struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn policy(&self) -> Arc<Policy> {
-        self.policy.clone().expect("authorized share requests have a policy")
+        self.policy
+            .clone()
+            .expect("authorized share requests have a policy")
     }
 
     /// What the caller may see, owned (for the blocking pool).
@@ -137,7 +139,11 @@ async fn in_repo(
     ctx: &Ctx<'_>,
     w: &mut OwnedWriteHalf,
     what: &str,
-    work: impl FnOnce(Repository, Arc<Policy>, &sharekeep::LiveProgress) -> Result<Response, sharekeep::Error>
+    work: impl FnOnce(
+            Repository,
+            Arc<Policy>,
+            &sharekeep::LiveProgress,
+        ) -> Result<Response, sharekeep::Error>
         + Send
         + 'static,
 ) -> Response {

@@ -42,7 +42,11 @@ pub(super) async fn restore(
         }
     };
     ctx.audit(
-        if dry_run { "restore (dry run)" } else { "restore" },
+        if dry_run {
+            "restore (dry run)"
+        } else {
+            "restore"
+        },
         &snapshot,
         &paths,
     );
@@ -117,8 +121,12 @@ async fn streamed(
             bytes = end.bytes,
             "restore stream sent"
         ),
-        Ok(Err(e)) => tracing::warn!(uid = ctx.who.uid, share = %policy.name, "restore stream failed: {e}"),
-        Err(e) => tracing::info!(uid = ctx.who.uid, share = %policy.name, "restore stream: client gone ({e})"),
+        Ok(Err(e)) => {
+            tracing::warn!(uid = ctx.who.uid, share = %policy.name, "restore stream failed: {e}")
+        }
+        Err(e) => {
+            tracing::info!(uid = ctx.who.uid, share = %policy.name, "restore stream: client gone ({e})")
+        }
     }
     None
 }
@@ -170,9 +178,8 @@ async fn by_daemon(
         let into_share = rplan.target_root.starts_with(&policy.path);
         if !view.everything {
             let rights = sharekeep_policies::Rights::new(&policy);
-            let access = |rel: &str, kind: NodeKind| {
-                view.caller.access(&rights, rel, kind == NodeKind::Dir)
-            };
+            let access =
+                |rel: &str, kind: NodeKind| view.caller.access(&rights, rel, kind == NodeKind::Dir);
             rplan.retain(|rel, kind| {
                 crate::service::server::authz::visibility(access(rel, kind), kind == NodeKind::Dir)
                     != Visibility::Hidden
@@ -189,7 +196,9 @@ async fn by_daemon(
             rplan.for_share(policy.owner.uid, policy.group.gid);
         }
         if dry_run {
-            return Ok(Response::Restore(Box::new(RestoreResult::from_plan(&rplan))));
+            return Ok(Response::Restore(Box::new(RestoreResult::from_plan(
+                &rplan,
+            ))));
         }
         let report = sharekeep::restore(&repo, &rplan, 0, &*progress, &c)?;
         let mut result = RestoreResult::from_report(&rplan, &report);
@@ -203,24 +212,31 @@ async fn by_daemon(
                     .unwrap_or_default();
                 vec![below]
             } else {
-                let base = rplan.target_root.strip_prefix(&policy.path).unwrap_or(std::path::Path::new(""));
+                let base = rplan
+                    .target_root
+                    .strip_prefix(&policy.path)
+                    .unwrap_or(std::path::Path::new(""));
                 paths
                     .iter()
                     .filter_map(|p| repo.relative_components(&snap, p).ok())
                     .map(|c| base.join(c.join("/")).to_string_lossy().into_owned())
                     .collect()
             };
+            let mut applied = 0;
             for rel in rels {
-                if let Err(e) = sharekeep_policies::run_below(
+                match sharekeep_policies::run_below(
                     &policy,
                     sharekeep_policies::WalkMode::Apply,
                     &rel,
                 ) {
-                    result
-                        .warnings
-                        .push((rel.clone(), format!("today's rights could not be applied: {e}")));
+                    Ok(r) => applied += r.checked,
+                    Err(e) => result.warnings.push((
+                        rel.clone(),
+                        format!("today's rights could not be applied: {e}"),
+                    )),
                 }
             }
+            result.rights_applied = Some(applied);
         }
         Ok(Response::Restore(Box::new(result)))
     });
