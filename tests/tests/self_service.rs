@@ -43,6 +43,11 @@ read = ["@{team}"{extra}]
 write = ["@{team}"]
 
 [[rule]]
+path = "Propositions/Archives"
+read = ["@{team}"]
+write = ["{adjoint}"]
+
+[[rule]]
 path = "Paie"
 read = ["{paie}"]
 write = ["{adjoint}"]
@@ -75,7 +80,7 @@ impl Dept {
         a.user("stranger", &[]);
         let dir = open_scratch();
         let share = dir.path().join("share");
-        for d in ["Propositions", "Tarifs", "Paie"] {
+        for d in ["Propositions/Archives", "Tarifs", "Paie"] {
             fs::create_dir_all(share.join(d)).unwrap();
         }
         fs::create_dir_all(dir.path().join("policies")).unwrap();
@@ -523,4 +528,61 @@ fn one_users_idle_connections_never_lock_out_root_or_another_member() {
     assert_eq!(words.len(), 32, "{words:?}");
     assert!(busy >= 28, "{words:?}");
     assert_eq!(busy + timeout, 32, "{words:?}");
+}
+
+#[test]
+fn an_in_place_restore_touching_a_read_only_folder_below_is_refused_whole() {
+    let t = Dept::new();
+    t.put("Propositions/offre.docx", "offre v1");
+    t.put("Propositions/Archives/2025.docx", "archive v1");
+    let first = t.backup();
+    t.put("Propositions/offre.docx", "offre v2, longer");
+    t.put("Propositions/Archives/2025.docx", "archive v2, longer");
+    t.backup();
+    // Propositions is writable for the member, its Archives folder is not.
+    let (ok, out) = t.ctl_as("member", &format!("restore --share dept {first} Propositions"));
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("you may read but not write `Propositions/Archives"),
+        "{out}"
+    );
+    let read = |rel: &str| fs::read_to_string(t.share.join(rel)).unwrap();
+    assert_eq!(read("Propositions/offre.docx"), "offre v2, longer");
+    assert_eq!(read("Propositions/Archives/2025.docx"), "archive v2, longer");
+    // Positive control: the file they may write is restored.
+    let (ok, out) = t.ctl_as(
+        "member",
+        &format!("restore --share dept {first} Propositions/offre.docx"),
+    );
+    assert!(ok, "{out}");
+    assert_eq!(read("Propositions/offre.docx"), "offre v1");
+}
+
+#[test]
+fn status_shows_each_caller_their_shares_and_problems_only_to_admins() {
+    let t = Dept::new();
+    // A broken file that never loaded names no one: root only.
+    fs::write(
+        t.dir.path().join("policies/zz-secret-project.toml"),
+        "[share]\nname = \"projet-fusion\"\npath = \"/nonexistent\"\n",
+    )
+    .unwrap();
+    // The department's file breaks: it keeps its last good version, with problems.
+    let file = t.dir.path().join("policies/dept.toml");
+    let good = fs::read_to_string(&file).unwrap();
+    fs::write(&file, format!("{good}\n[oops]\nbad = 1\n")).unwrap();
+    assert_eq!(t.d.ctl(&["reload"]).code, 0);
+    let r = t.d.ctl(&["status"]);
+    assert!(r.stdout.contains("projet-fusion"), "root sees every file: {}", r.stdout);
+    assert!(r.stdout.contains("oops"), "{}", r.stdout);
+    let (_, admin) = t.ctl_as("admin", "status");
+    assert!(admin.contains("share dept") && admin.contains("oops"), "{admin}");
+    assert!(!admin.contains("projet-fusion"), "{admin}");
+    let (_, member) = t.ctl_as("member", "status");
+    assert!(member.contains("share dept"), "{member}");
+    for hidden in ["oops", "projet-fusion", "dept.toml"] {
+        assert!(!member.contains(hidden), "{hidden} shown to a member:\n{member}");
+    }
+    let (_, stranger) = t.ctl_as("stranger", "status");
+    assert!(!stranger.contains("dept") && !stranger.contains("projet"), "{stranger}");
 }
