@@ -78,33 +78,58 @@ impl Client {
         cancel: &sharekeep::CancelToken,
         on: &mut dyn FnMut(u8, &[u8]) -> Result<()>,
     ) -> Result<frame::End> {
-        let mut buf = Vec::new();
-        loop {
-            if cancel.is_cancelled() {
-                return Err(sharekeep::Error::Interrupted.into());
-            }
-            let tag = frame::read(&mut self.reader, &mut buf)
-                .context("the stream from sharekeepd broke off")?;
-            match tag {
-                frame::END => return Ok(serde_json::from_slice(&buf)?),
-                frame::ERROR => {
-                    let r: Response = serde_json::from_slice(&buf)?;
-                    return Err(match r {
-                        Response::Error {
-                            kind,
-                            message,
-                            path,
-                        } => {
-                            let at = path.map(|p| format!("{p}: ")).unwrap_or_default();
-                            anyhow!("{at}{message} ({kind})")
-                        }
-                        other => unexpected(other),
-                    });
+        // One thread reads the socket while this one writes: reading and writing overlap.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<(u8, Vec<u8>)>>(8);
+        let reader = &mut self.reader;
+        std::thread::scope(|s| {
+            s.spawn(move || loop {
+                let mut buf = Vec::new();
+                let r = frame::read(reader, &mut buf).map(|tag| (tag, buf));
+                let last =
+                    !matches!(&r, Ok((tag, _)) if *tag != frame::END && *tag != frame::ERROR);
+                if tx.send(r).is_err() || last {
+                    return;
                 }
-                tag => on(tag, &buf)?,
+            });
+            let result = (|| loop {
+                if cancel.is_cancelled() {
+                    return Err(sharekeep::Error::Interrupted.into());
+                }
+                let (tag, buf) = rx
+                    .recv()
+                    .context("the stream from sharekeepd broke off")?
+                    .context("the stream from sharekeepd broke off")?;
+                match tag {
+                    frame::END => return Ok(serde_json::from_slice(&buf)?),
+                    frame::ERROR => {
+                        let r: Response = serde_json::from_slice(&buf)?;
+                        return Err(match r {
+                            Response::Error {
+                                kind,
+                                message,
+                                path,
+                            } => {
+                                let at = path.map(|p| format!("{p}: ")).unwrap_or_default();
+                                anyhow!("{at}{message} ({kind})")
+                            }
+                            other => unexpected(other),
+                        });
+                    }
+                    tag => on(tag, &buf)?,
+                }
+            })();
+            if result.is_err() {
+                // Unblock the reader: it stops when the socket closes.
+                let _ = self_shutdown(&self.writer);
             }
-        }
+            drop(rx);
+            result
+        })
     }
+}
+
+fn self_shutdown(w: &UnixStream) -> std::io::Result<()> {
+    w.shutdown(std::net::Shutdown::Both)
 }
 
 fn unexpected(r: Response) -> anyhow::Error {

@@ -34,8 +34,8 @@ pub enum Visibility {
     Visible,
 }
 
-/// A sink for frames: `(tag, payload)`.
-pub type FrameSink<'a> = dyn FnMut(u8, &[u8]) -> std::io::Result<()> + 'a;
+/// A sink for frames: `(tag, payload)` (owned: content goes to the socket without a copy).
+pub type FrameSink<'a> = dyn FnMut(u8, Vec<u8>) -> std::io::Result<()> + 'a;
 
 /// What is sent of a selection.
 #[derive(Clone, Copy)]
@@ -95,7 +95,7 @@ impl Sender<'_, '_> {
             leading,
         };
         let payload = serde_json::to_vec(&e).expect("entries serialize");
-        (self.sink)(frame::ENTRY, &payload).map_err(gone)?;
+        (self.sink)(frame::ENTRY, payload).map_err(gone)?;
         self.end.entries += 1;
         Ok(())
     }
@@ -106,7 +106,7 @@ impl Sender<'_, '_> {
             message,
         };
         let payload = serde_json::to_vec(&w).expect("warnings serialize");
-        (self.sink)(frame::WARNING, &payload).map_err(gone)
+        (self.sink)(frame::WARNING, payload).map_err(gone)
     }
 
     fn content(&mut self, rel: &str, node: &Node) -> Result<()> {
@@ -116,13 +116,13 @@ impl Sender<'_, '_> {
             }
             match self.repo.read_blob(id) {
                 Ok(data) => {
-                    (self.sink)(frame::DATA, &data).map_err(gone)?;
                     self.end.bytes += data.len() as u64;
+                    (self.sink)(frame::DATA, data).map_err(gone)?;
                 }
                 Err(e) => return self.warning(rel, e.to_string()),
             }
         }
-        (self.sink)(frame::FILE_END, &[]).map_err(gone)
+        (self.sink)(frame::FILE_END, Vec::new()).map_err(gone)
     }
 
     /// One node and everything below it, depth-first, without recursion.
@@ -235,6 +235,6 @@ pub fn send_selection(
     }
     let end = s.end.clone();
     let payload = serde_json::to_vec(&end).expect("end serializes");
-    (s.sink)(frame::END, &payload).map_err(gone)?;
+    (s.sink)(frame::END, payload).map_err(gone)?;
     Ok(end)
 }

@@ -540,7 +540,10 @@ fn an_in_place_restore_touching_a_read_only_folder_below_is_refused_whole() {
     t.put("Propositions/Archives/2025.docx", "archive v2, longer");
     t.backup();
     // Propositions is writable for the member, its Archives folder is not.
-    let (ok, out) = t.ctl_as("member", &format!("restore --share dept {first} Propositions"));
+    let (ok, out) = t.ctl_as(
+        "member",
+        &format!("restore --share dept {first} Propositions"),
+    );
     assert!(!ok, "{out}");
     assert!(
         out.contains("you may read but not write `Propositions/Archives"),
@@ -548,7 +551,10 @@ fn an_in_place_restore_touching_a_read_only_folder_below_is_refused_whole() {
     );
     let read = |rel: &str| fs::read_to_string(t.share.join(rel)).unwrap();
     assert_eq!(read("Propositions/offre.docx"), "offre v2, longer");
-    assert_eq!(read("Propositions/Archives/2025.docx"), "archive v2, longer");
+    assert_eq!(
+        read("Propositions/Archives/2025.docx"),
+        "archive v2, longer"
+    );
     // Positive control: the file they may write is restored.
     let (ok, out) = t.ctl_as(
         "member",
@@ -573,16 +579,29 @@ fn status_shows_each_caller_their_shares_and_problems_only_to_admins() {
     fs::write(&file, format!("{good}\n[oops]\nbad = 1\n")).unwrap();
     assert_eq!(t.d.ctl(&["reload"]).code, 0);
     let r = t.d.ctl(&["status"]);
-    assert!(r.stdout.contains("projet-fusion"), "root sees every file: {}", r.stdout);
+    assert!(
+        r.stdout.contains("projet-fusion"),
+        "root sees every file: {}",
+        r.stdout
+    );
     assert!(r.stdout.contains("oops"), "{}", r.stdout);
     let (_, admin) = t.ctl_as("admin", "status");
-    assert!(admin.contains("share dept") && admin.contains("oops"), "{admin}");
+    assert!(
+        admin.contains("share dept") && admin.contains("oops"),
+        "{admin}"
+    );
     assert!(!admin.contains("projet-fusion"), "{admin}");
     let (_, member) = t.ctl_as("member", "status");
     assert!(member.contains("share dept"), "{member}");
     for hidden in ["oops", "projet-fusion", "dept.toml"] {
-        assert!(!member.contains(hidden), "{hidden} shown to a member:\n{member}");
+        assert!(
+            !member.contains(hidden),
+            "{hidden} shown to a member:\n{member}"
+        );
     }
     let (_, stranger) = t.ctl_as("stranger", "status");
-    assert!(!stranger.contains("dept") && !stranger.contains("projet"), "{stranger}");
+    assert!(
+        !stranger.contains("dept") && !stranger.contains("projet"),
+        "{stranger}"
+    );
 }

@@ -85,17 +85,23 @@ pub(crate) async fn stream_frames<T: Send + 'static>(
     w: &mut OwnedWriteHalf,
     produce: impl FnOnce(&mut sharekeep::FrameSink<'_>) -> T + Send + 'static,
 ) -> std::io::Result<T> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(8);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(u8, Vec<u8>)>(8);
     let task = tokio::task::spawn_blocking(move || {
-        let mut sink = |tag: u8, payload: &[u8]| -> std::io::Result<()> {
-            tx.blocking_send(sharekeep::protocol::frame::encode(tag, payload))
+        let mut sink = |tag: u8, payload: Vec<u8>| -> std::io::Result<()> {
+            tx.blocking_send((tag, payload))
                 .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client gone"))
         };
         produce(&mut sink)
     });
     let mut failed = None;
-    while let Some(frame) = rx.recv().await {
-        if let Err(e) = w.write_all(&frame).await {
+    while let Some((tag, payload)) = rx.recv().await {
+        let header = sharekeep::protocol::frame::header(tag, payload.len());
+        let r = async {
+            w.write_all(&header).await?;
+            w.write_all(&payload).await
+        }
+        .await;
+        if let Err(e) = r {
             failed = Some(e);
             break;
         }

@@ -164,15 +164,15 @@ pub(super) async fn cat(
                 .map_err(|e| error_response(&e))
                 .and_then(|data| {
                     end.bytes += data.len() as u64;
-                    sink(frame::DATA, &data).map_err(|e| Response::error("io", e.to_string()))
+                    sink(frame::DATA, data).map_err(|e| Response::error("io", e.to_string()))
                 });
             if let Err(resp) = r {
-                let _ = sink(frame::ERROR, &serde_json::to_vec(&resp).expect("json"));
+                let _ = sink(frame::ERROR, serde_json::to_vec(&resp).expect("json"));
                 return;
             }
         }
         end.entries = 1;
-        let _ = sink(frame::END, &serde_json::to_vec(&end).expect("json"));
+        let _ = sink(frame::END, serde_json::to_vec(&end).expect("json"));
     })
     .await;
     None

@@ -102,7 +102,7 @@ async fn streamed(
         if let Err(e) = &r {
             let _ = sink(
                 frame::ERROR,
-                &serde_json::to_vec(&error_response(e)).expect("json"),
+                serde_json::to_vec(&error_response(e)).expect("json"),
             );
         }
         r
