@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Runs the shipped systemd unit (daemon/sharekeepd.service) for real: boots systemd as PID 1
+# in a throw-away container (systemd-nspawn over a read-only view of this machine's root,
+# every write going to a tmpfs overlay), installs the release binaries there, starts
+# sharekeepd with the unit's hardening, and checks that the service can do its work under it:
+#   - a share in /srv and one under /home get their rights (ACLs, setgid directories)
+#   - a file created with umask 077 is fixed by the watcher
+#   - a backup runs into /var/backups; the state folder is private
+#   - a member restores in place (written by the service) and copies into /tmp (written by
+#     sharekeepctl as the member)
+#   - the Samba include in /etc/samba is written (ProtectSystem=full with /etc/samba writable)
+# Prints each check and exits non-zero if any fails. Needs root and systemd-container
+# (apt-get install systemd-container); nothing on this machine is changed.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+[ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
+command -v systemd-nspawn >/dev/null || { echo "systemd-nspawn is needed: apt-get install systemd-container" >&2; exit 1; }
+(cd "$top" && cargo build --release -q -p sharekeep -p sharekeepctl)
+
+work=$(mktemp -d /tmp/sk-unit-XXXXXX)
+root="$work/root"
+mkdir -p "$root" "$work/system/multi-user.target.wants" "$work/check" "$work/out"
+cleanup() {
+  umount "$root" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+mount --bind -o ro / "$root"
+
+cp "$top/daemon/sharekeepd.service" "$work/system/sharekeepd.service"
+cp "$top/target/release/sharekeepd" "$top/target/release/sharekeepctl" "$work/check/"
+cat > "$work/system/sk-check.service" <<'EOF'
+[Unit]
+Description=sharekeep unit check
+After=multi-user.target
+
+[Service]
+Type=oneshot
+ExecStart=/bin/bash /sk-check/inside.sh
+ExecStopPost=/bin/systemctl poweroff --no-block
+StandardOutput=append:/sk-out/log
+StandardError=append:/sk-out/log
+EOF
+ln -s ../sk-check.service "$work/system/multi-user.target.wants/sk-check.service"
+
+cat > "$work/check/inside.sh" <<'EOF'
+#!/bin/bash
+# Runs inside the container, as root, under systemd.
+set -u
+out=/sk-out/result
+fail=0
+check() { local what=$1; shift; if "$@" >/dev/null 2>&1; then echo "ok   $what" >> $out; else echo "FAIL $what" >> $out; fail=1; fi; }
+install -m 755 /sk-check/sharekeepd /sk-check/sharekeepctl /usr/local/bin/
+groupadd commercial; groupadd dsi
+useradd -m -U -s /bin/bash -G commercial adjoint
+useradd -M -U -s /bin/bash -G commercial alice
+mkdir -p /srv/partages/commercial/Tarifs /srv/partages/commercial/Propositions
+mkdir -p /home/adjoint/dossier
+(umask 077; mkdir /home/adjoint/dossier/Notes; echo note > /home/adjoint/dossier/Notes/n.txt)
+mkdir -p /etc/sharekeep/policies /var/backups/sharekeep /etc/samba
+for share in commercial dossier; do
+  case $share in
+    commercial) path=/srv/partages/commercial; extra='[[rule]]
+path = "Propositions"
+write = ["@commercial"]' ;;
+    dossier) path=/home/adjoint/dossier; extra='' ;;
+  esac
+  cat > /etc/sharekeep/policies/$share.toml <<POL
+[share]
+name = "$share"
+path = "$path"
+owner = "adjoint"
+group = "commercial"
+admins = ["@dsi"]
+
+[access]
+read = ["@commercial"]
+write = ["adjoint"]
+
+$extra
+
+[backup]
+schedule = "0 0 0 1 1 *"
+repository = "/var/backups/sharekeep/$share"
+
+[samba]
+export = true
+POL
+done
+cat > /etc/sharekeep/sharekeepd.toml <<CONF
+samba_manage = true
+samba_include = "/etc/samba/sharekeep.conf"
+CONF
+echo "v1" > /srv/partages/commercial/Propositions/offre.docx
+systemctl daemon-reload
+systemctl start sharekeepd
+for i in $(seq 1 100); do [ -S /run/sharekeep/ctl.sock ] && break; sleep 0.1; done
+check "sharekeepd runs under the unit" systemctl is-active sharekeepd
+check "the socket is there" test -S /run/sharekeep/ctl.sock
+# Rights, in /srv and under /home.
+for i in $(seq 1 50); do setpriv --reuid=alice --regid=alice --init-groups ls /srv/partages/commercial/Tarifs >/dev/null 2>&1 && break; sleep 0.1; done
+check "a member lists a folder of the share in /srv" setpriv --reuid=alice --regid=alice --init-groups ls /srv/partages/commercial/Tarifs
+check "directories get setgid" bash -c '[ "$(stat -c %A /srv/partages/commercial/Tarifs | cut -c7)" = s ]'
+check "a share under /home gets its rights" bash -c 'for i in $(seq 1 50); do setpriv --reuid=alice --regid=alice --init-groups cat /home/adjoint/dossier/Notes/n.txt && exit 0; sleep 0.1; done; exit 1'
+(umask 077; echo secret > /srv/partages/commercial/Tarifs/new.csv)
+check "a file made with umask 077 is fixed" bash -c 'for i in $(seq 1 50); do setpriv --reuid=alice --regid=alice --init-groups cat /srv/partages/commercial/Tarifs/new.csv && exit 0; sleep 0.1; done; exit 1'
+# Backups and state.
+check "a backup runs" sharekeepctl backup --share commercial
+check "the state folder is private" bash -c '[ "$(stat -c %a /var/lib/sharekeep)" = 700 ]'
+check "the Samba include is written in /etc/samba" grep -q '\[commercial\]' /etc/samba/sharekeep.conf
+# A member's restores: in place (by the service), and a copy into /tmp (by sharekeepctl).
+setpriv --reuid=alice --regid=alice --init-groups bash -c 'echo oops > /srv/partages/commercial/Propositions/offre.docx'
+check "a member restores in place" setpriv --reuid=alice --regid=alice --init-groups sharekeepctl restore --share commercial latest Propositions/offre.docx
+check "the file is back" grep -qx v1 /srv/partages/commercial/Propositions/offre.docx
+check "a member copies into /tmp" setpriv --reuid=alice --regid=alice --init-groups sharekeepctl restore --share commercial latest Tarifs --to /tmp/alice-copy
+check "the copy is the member's" bash -c '[ "$(stat -c %U /tmp/alice-copy/Tarifs/new.csv)" = alice ]'
+check "sharekeepd reloads (SIGHUP through the unit)" systemctl reload sharekeepd
+check "sharekeepd stops cleanly" systemctl stop sharekeepd
+journalctl -u sharekeepd --no-pager > /sk-out/sharekeepd.log 2>&1 || true
+echo "done $fail" >> $out
+EOF
+
+echo "== booting systemd in a container (up to 3 minutes)"
+timeout 180 systemd-nspawn -D "$root" --volatile=overlay --register=no --keep-unit \
+  --link-journal=no -q --console=pipe \
+  --bind-ro="$work/system:/etc/systemd/system" --bind-ro="$work/check:/sk-check" \
+  --bind="$work/out:/sk-out" -b > "$work/boot.log" 2>&1 || true
+if [ ! -f "$work/out/result" ]; then
+  echo "the container did not run the checks; its console:" >&2
+  tail -30 "$work/boot.log" >&2
+  exit 1
+fi
+cat "$work/out/result"
+if ! grep -q '^done 0$' "$work/out/result"; then
+  echo "--- sharekeepd's journal in the container:"; cat "$work/out/sharekeepd.log" 2>/dev/null || true
+  [ -f "$work/out/log" ] && { echo "--- check log:"; tail -30 "$work/out/log"; }
+  exit 1
+fi
