@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the shipped systemd unit (daemon/sharekeepd.service) for real: boots systemd as PID 1
 # in a throw-away container (systemd-nspawn over a read-only view of this machine's root,
-# every write going to a tmpfs overlay), installs the release binaries there, starts
+# every write going to a tmpfs overlay; /srv, /home and /var/backups are real folders of this
+# machine's disk, as they would be), installs the release binaries there, starts
 # sharekeepd with the unit's hardening, and checks that the service can do its work under it:
 #   - a share in /srv and one under /home get their rights (ACLs, setgid directories)
 #   - a file created with umask 077 is fixed by the watcher
@@ -20,7 +21,8 @@ command -v systemd-nspawn >/dev/null || { echo "systemd-nspawn is needed: apt-ge
 
 work=$(mktemp -d /tmp/sk-unit-XXXXXX)
 root="$work/root"
-mkdir -p "$root" "$work/system/multi-user.target.wants" "$work/check" "$work/out"
+mkdir -p "$root" "$work/system/multi-user.target.wants" "$work/check" "$work/out" \
+  "$work/srv" "$work/home" "$work/backups"
 cleanup() {
   umount "$root" 2>/dev/null || true
   rm -rf "$work"
@@ -50,13 +52,17 @@ cat > "$work/check/inside.sh" <<'EOF'
 set -u
 out=/sk-out/result
 fail=0
-check() { local what=$1; shift; if "$@" >/dev/null 2>&1; then echo "ok   $what" >> $out; else echo "FAIL $what" >> $out; fail=1; fi; }
+check() {
+  local what=$1; shift
+  if "$@" > /sk-out/last 2>&1; then echo "ok   $what" >> $out
+  else echo "FAIL $what" >> $out; sed 's/^/     /' /sk-out/last >> $out; fail=1; fi
+}
 install -m 755 /sk-check/sharekeepd /sk-check/sharekeepctl /usr/local/bin/
 groupadd commercial; groupadd dsi
 useradd -m -U -s /bin/bash -G commercial adjoint
 useradd -M -U -s /bin/bash -G commercial alice
 mkdir -p /srv/partages/commercial/Tarifs /srv/partages/commercial/Propositions
-mkdir -p /home/adjoint/dossier
+mkdir -p /home/adjoint/dossier; chmod 711 /home/adjoint   # members pass through the home to reach the share
 (umask 077; mkdir /home/adjoint/dossier/Notes; echo note > /home/adjoint/dossier/Notes/n.txt)
 mkdir -p /etc/sharekeep/policies /var/backups/sharekeep /etc/samba
 for share in commercial dossier; do
@@ -125,7 +131,8 @@ echo "== booting systemd in a container (up to 3 minutes)"
 timeout 180 systemd-nspawn -D "$root" --volatile=overlay --register=no --keep-unit \
   --link-journal=no -q --console=pipe \
   --bind-ro="$work/system:/etc/systemd/system" --bind-ro="$work/check:/sk-check" \
-  --bind="$work/out:/sk-out" -b > "$work/boot.log" 2>&1 || true
+  --bind="$work/out:/sk-out" --bind="$work/srv:/srv" --bind="$work/home:/home" \
+  --bind="$work/backups:/var/backups" -b > "$work/boot.log" 2>&1 || true
 if [ ! -f "$work/out/result" ]; then
   echo "the container did not run the checks; its console:" >&2
   tail -30 "$work/boot.log" >&2

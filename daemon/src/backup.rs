@@ -636,7 +636,7 @@ fn choose_parent(repo: &Repository, root: &str, choice: &ParentChoice) -> Result
         ParentChoice::Auto => repo
             .snapshots()?
             .into_iter()
-            .filter(|s| s.root() == root && !s.has_tag("pre-restore"))
+            .filter(|s| s.root() == root && !s.has_tag(crate::snapshot::PRE_RESTORE_TAG))
             .max_by_key(|s| s.time),
     })
 }

@@ -448,7 +448,7 @@ pub fn restore(
         .collect();
     if !changed.is_empty() {
         let opts = BackupOptions {
-            tags: vec!["pre-restore".into()],
+            tags: vec![crate::snapshot::PRE_RESTORE_TAG.into()],
             parent: ParentChoice::Auto,
             only: Some(changed),
             ..BackupOptions::default()

@@ -115,6 +115,9 @@ pub enum Selector {
     Prefix(String),
 }
 
+/// The tag of the snapshots a restore writes of what it replaces.
+pub const PRE_RESTORE_TAG: &str = "pre-restore";
+
 impl Selector {
     /// Parses `latest`, `@TIME` or a hex prefix of at least 4 digits.
     ///
@@ -139,18 +142,17 @@ impl Selector {
         Err(bad())
     }
 
-    /// Picks the snapshot this selector names among `snapshots`.
+    /// Picks the snapshot this selector names among `snapshots`. `latest` and `@TIME` name
+    /// backups of the whole folder: a `pre-restore` snapshot (only what a restore replaced)
+    /// is never picked by them, only by its id.
     pub fn select<'a>(&self, snapshots: &'a [Snapshot], text: &str) -> Result<&'a Snapshot> {
         let not_found = || Error::SnapshotNotFound {
             selector: text.to_string(),
         };
+        let whole = || snapshots.iter().filter(|s| !s.has_tag(PRE_RESTORE_TAG));
         match self {
-            Selector::Latest => snapshots
-                .iter()
-                .max_by_key(|s| s.time)
-                .ok_or_else(not_found),
-            Selector::AtOrBefore(t) => snapshots
-                .iter()
+            Selector::Latest => whole().max_by_key(|s| s.time).ok_or_else(not_found),
+            Selector::AtOrBefore(t) => whole()
                 .filter(|s| s.time <= *t)
                 .max_by_key(|s| s.time)
                 .ok_or_else(not_found),
@@ -211,13 +213,19 @@ mod tests {
 
     #[test]
     fn selectors_pick_the_right_snapshot() {
+        let mut pre = snap(0xc4, "2026-11-29T10:00");
+        pre.tags = vec![PRE_RESTORE_TAG.into()];
         let list = vec![
             snap(0xa1, "2026-11-27T18:30"),
             snap(0xa2, "2026-11-28T18:30"),
             snap(0xb3, "2026-11-29T09:00"),
+            // What a restore replaced: never `latest`, only by its id.
+            pre,
         ];
         let cases: &[(&str, Option<u8>)] = &[
             ("latest", Some(0xb3)),
+            ("@2026-11-29T11:00", Some(0xb3)),
+            ("c400", Some(0xc4)),
             ("@2026-11-28", Some(0xa2)),
             ("@2026-11-28T18:00", Some(0xa1)),
             ("@2026-11-28T18:30", Some(0xa2)),
