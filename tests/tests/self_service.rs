@@ -407,6 +407,38 @@ fn a_non_root_admins_copy_is_written_with_their_own_rights() {
             target.display()
         );
     }
+    // A decoy over a root-only file: a snapshot holding a `shadow` of the same name restored
+    // over the real one would, as root, first back the victim up. Written as the admin, it
+    // cannot even look.
+    let etc = t.dir.path().join("etc");
+    fs::create_dir_all(&etc).unwrap();
+    fs::set_permissions(&etc, fs::Permissions::from_mode(0o700)).unwrap();
+    fs::write(etc.join("shadow"), "root:$6$victim").unwrap();
+    fs::set_permissions(etc.join("shadow"), fs::Permissions::from_mode(0o600)).unwrap();
+    t.put("Paie/shadow", "decoy:$6$xxxxx");
+    let decoy = t.backup();
+    let before = sharekeep_tests::ctl(&t.dir.path().join("repo"), &["snapshots", "--json"])
+        .ok()
+        .json();
+    let (ok, out) = t.ctl_as(
+        "admin",
+        &format!(
+            "restore --share dept {decoy} Paie/shadow --to '{}' --overwrite always",
+            etc.display()
+        ),
+    );
+    assert!(!ok && out.contains("Permission denied"), "{out}");
+    assert_eq!(
+        fs::read_to_string(etc.join("shadow")).unwrap(),
+        "root:$6$victim"
+    );
+    let after = sharekeep_tests::ctl(&t.dir.path().join("repo"), &["snapshots", "--json"])
+        .ok()
+        .json();
+    assert_eq!(
+        before, after,
+        "no snapshot may have been written of the victim"
+    );
     // Positive control: root's own copy there succeeds.
     let r = t.d.ctl(&[
         "restore",
