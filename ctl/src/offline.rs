@@ -33,6 +33,9 @@ pub fn run(cli: Cli, cancel: &CancelToken) -> Result<Outcome> {
         return Ok(Outcome::Ok);
     }
     let repo = Repository::open_local(&repo_path)?;
+    if let Some(why) = repo.exposure() {
+        tracing::warn!("repository not private: {why}");
+    }
     for d in repo.damaged_index_files() {
         tracing::warn!("{}; run `sharekeepctl check`", d.error);
     }

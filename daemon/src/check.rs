@@ -151,6 +151,9 @@ pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
             }
         }
     }
+    if let Some(why) = repo.exposure() {
+        report.notes.push(format!("not private: {why}"));
+    }
     let indexed: HashSet<String> = pack_names.iter().map(|p| p.to_hex()).collect();
     let orphans = on_disk.keys().filter(|n| !indexed.contains(*n)).count();
     if orphans > 0 {

@@ -54,10 +54,15 @@ impl Repository {
 
     /// Opens the repository in a local directory.
     pub fn open_local(path: &Path) -> Result<Repository> {
-        if !path.join("config").exists() {
-            return Err(Error::NotARepository {
-                path: path.to_path_buf(),
-            });
+        match std::fs::metadata(path.join("config")) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotARepository {
+                    path: path.to_path_buf(),
+                })
+            }
+            // Private to someone else: say so, not "no repository".
+            Err(e) => return Err(Error::io(path, e)),
         }
         Repository::open(Arc::new(LocalBackend::new(path)))
     }
@@ -82,6 +87,12 @@ impl Repository {
             index: RwLock::new(idx),
             damaged_index: damaged,
         })
+    }
+
+    /// Why others than its owner could read or change this repository (`None`: private).
+    /// Every backed-up file is in it, whatever its rights were in the share.
+    pub fn exposure(&self) -> Option<String> {
+        self.backend.exposure()
     }
 
     /// The storage backend.

@@ -117,6 +117,8 @@ pub struct BackupPlan {
     pub keep_min_days: u32,
     /// Exclude patterns.
     pub exclude: Vec<String>,
+    /// Refuse to back up into a repository that others than root may read (default true).
+    pub repository_private: bool,
 }
 
 /// The Samba export.

@@ -69,6 +69,7 @@ pub struct RawBackup {
     pub keep_min_days: Option<Spanned<u32>>,
     #[serde(default)]
     pub exclude: Vec<Spanned<String>>,
+    pub repository_private: Option<bool>,
 }
 
 /// `[samba]`.
@@ -78,7 +79,7 @@ pub struct RawSamba {
     #[serde(default)]
     pub export: bool,
     pub name: Option<Spanned<String>>,
-    pub comment: Option<String>,
+    pub comment: Option<Spanned<String>>,
     pub browseable: Option<bool>,
 }
 
@@ -99,7 +100,14 @@ const TOP: &[&str] = &["share", "access", "rule", "backup", "samba"];
 const SHARE: &[&str] = &["name", "path", "owner", "group", "admins", "description"];
 const ACCESS: &[&str] = &["read", "write"];
 const RULE: &[&str] = &["path", "read", "write", "comment"];
-const BACKUP: &[&str] = &["schedule", "repository", "keep", "keep_min_days", "exclude"];
+const BACKUP: &[&str] = &[
+    "schedule",
+    "repository",
+    "keep",
+    "keep_min_days",
+    "exclude",
+    "repository_private",
+];
 const KEEP: &[&str] = &[
     "last", "hourly", "daily", "weekly", "monthly", "yearly", "within", "tags",
 ];

@@ -19,6 +19,38 @@ pub struct SambaShare {
     pub settings: BTreeMap<String, String>,
 }
 
+/// Why `text` cannot go into smb.conf as a value (`None`: it can): a control character
+/// (a newline would start a new line, hence any setting or section), or more than 256
+/// characters.
+pub(crate) fn unsafe_text(text: &str) -> Option<String> {
+    if let Some(c) = text.chars().find(|c| c.is_control()) {
+        return Some(format!("a control character ({:?})", c));
+    }
+    (text.chars().count() > 256).then(|| "more than 256 characters".to_string())
+}
+
+/// Why `name` cannot be a Samba share (section) name.
+pub(crate) fn unsafe_share_name(name: &str) -> Option<String> {
+    if let Some(bad) = unsafe_text(name) {
+        return Some(bad);
+    }
+    if name.is_empty() || name.chars().count() > 80 {
+        return Some("no name, or more than 80 characters".into());
+    }
+    name.chars()
+        .find(|c| !(c.is_alphanumeric() || " -_.$".contains(*c)))
+        .map(|c| format!("the character {c:?}"))
+}
+
+/// Whether every value of a share section is safe to write (validation guarantees it; the
+/// export checks again, since a name from NSS or a folder could hold anything).
+fn section_is_safe(s: &SambaShare) -> bool {
+    unsafe_share_name(&s.name).is_none()
+        && s.settings
+            .iter()
+            .all(|(k, v)| unsafe_text(k).is_none() && unsafe_text(v).is_none())
+}
+
 fn principal(p: &Principal) -> String {
     match p {
         Principal::User(u) => u.name.clone(),
@@ -78,6 +110,16 @@ pub fn export(policies: &[Policy]) -> String {
     let mut out = String::from("# Written by sharekeep from its share policies; do not edit (changes are overwritten).\n# Include it from smb.conf with: include = <this file>\n");
     for p in policies {
         if let Some(s) = share_of(p) {
+            if !section_is_safe(&s) {
+                out.push_str(&format!(
+                    "\n# from {}: not exported (a value holds a control character)\n",
+                    p.file
+                        .display()
+                        .to_string()
+                        .replace(|c: char| c.is_control(), "?")
+                ));
+                continue;
+            }
             out.push_str(&format!("\n# from {}\n[{}]\n", p.file.display(), s.name));
             for (k, v) in &s.settings {
                 out.push_str(&format!("   {k} = {v}\n"));

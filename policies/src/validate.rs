@@ -88,6 +88,13 @@ pub fn validate(raw: RawPolicy, loc: &Locator) -> Result<Policy, Vec<Problem>> {
         );
     }
     let path = PathBuf::from(share.path.get_ref().trim());
+    if let Some(bad) = crate::samba::unsafe_text(share.path.get_ref()) {
+        cx.at(
+            &share.path,
+            format!("share path holds {bad}"),
+            "rename the folder: its path goes into smb.conf, where it could start a new line",
+        );
+    }
     if !path.is_absolute() {
         cx.at(
             &share.path,
@@ -228,6 +235,24 @@ pub fn validate(raw: RawPolicy, loc: &Locator) -> Result<Policy, Vec<Problem>> {
     let samba = match &raw.samba {
         Some(s) => {
             let s = s.get_ref();
+            if let Some(n) = &s.name {
+                if let Some(bad) = crate::samba::unsafe_share_name(n.get_ref().trim()) {
+                    cx.at(
+                        n,
+                        format!("Samba share name holds {bad}"),
+                        "use at most 80 letters, digits, spaces, `-`, `_`, `.` or `$`",
+                    );
+                }
+            }
+            if let Some(c) = &s.comment {
+                if let Some(bad) = crate::samba::unsafe_text(c.get_ref()) {
+                    cx.at(
+                        c,
+                        format!("Samba comment holds {bad}"),
+                        "one line of at most 256 characters, without control characters",
+                    );
+                }
+            }
             Samba {
                 export: s.export,
                 name: s
@@ -235,7 +260,7 @@ pub fn validate(raw: RawPolicy, loc: &Locator) -> Result<Policy, Vec<Problem>> {
                     .as_ref()
                     .map(|n| n.get_ref().trim().to_string())
                     .unwrap_or_else(|| name.clone()),
-                comment: s.comment.clone(),
+                comment: s.comment.as_ref().map(|c| c.get_ref().clone()),
                 browseable: s.browseable.unwrap_or(true),
             }
         }
@@ -355,6 +380,7 @@ fn validate_backup(cx: &mut Ctx, b: &Spanned<raw::RawBackup>, share: &Path) -> O
             .iter()
             .map(|e| e.get_ref().trim().to_string())
             .collect(),
+        repository_private: rb.repository_private.unwrap_or(true),
     })
     .filter(|_| ok)
 }

@@ -5,6 +5,7 @@ mod backup_restore;
 mod crash;
 mod daemon;
 mod history;
+mod hostile;
 mod maintenance;
 mod policies;
 mod properties;

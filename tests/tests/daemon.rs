@@ -600,3 +600,30 @@ fn a_change_in_the_policies_directory_reloads_without_a_signal() {
         "{policies:?}"
     );
 }
+
+#[test]
+fn a_file_at_the_socket_path_is_never_removed_and_start_refuses() {
+    let mut a = Accounts::new();
+    let (dir, _share) = setup(&mut a, YEARLY);
+    let socket = dir.path().join("ctl.sock");
+    fs::write(&socket, "an admin's notes").unwrap();
+    let out = Command::new(bin("sharekeepd"))
+        .arg("--policies")
+        .arg(dir.path().join("policies"))
+        .arg("--state")
+        .arg(dir.path().join("state"))
+        .arg("--socket")
+        .arg(&socket)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("is not a socket"), "{err}");
+    assert_eq!(fs::read_to_string(&socket).unwrap(), "an admin's notes");
+    // Positive control: a stale socket left by a killed service is replaced.
+    fs::remove_file(&socket).unwrap();
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    let d = Daemon::start(dir.path());
+    assert_eq!(d.ctl(&["status"]).code, 0);
+}

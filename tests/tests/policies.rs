@@ -519,3 +519,63 @@ fn overlapping_shares_and_duplicate_names_are_reported_across_files() {
         run.stderr
     );
 }
+
+#[test]
+fn samba_values_that_would_inject_smb_conf_settings_are_refused_with_their_line() {
+    let c = commercial();
+    let good = fs::read_to_string(&c.policy).unwrap();
+    // Positive control: a plain name and comment are exported, and testparm reads them.
+    let clean = good.replace(
+        "[samba]\nexport = true",
+        "[samba]\nexport = true\nname = \"Ventes 2026\"\ncomment = \"Dossiers du service commercial (100%)\"",
+    );
+    assert_ne!(clean, good, "the example has a [samba] table");
+    fs::write(&c.policy, &clean).unwrap();
+    policy(&["check", &c.policy.display().to_string()]).expect_code(0);
+    for (key, value) in [
+        ("name", r#""x]\nroot preexec = /tmp/own.sh\n[y""#),
+        ("comment", r#""ok\n   force user = root""#),
+        ("name", r#""a[b""#),
+    ] {
+        let bad = good.replace(
+            "[samba]\nexport = true",
+            &format!("[samba]\nexport = true\n{key} = {value}"),
+        );
+        fs::write(&c.policy, &bad).unwrap();
+        let r = policy(&["check", &c.policy.display().to_string()]);
+        let samba = bad.lines().position(|l| l == "[samba]").unwrap();
+        let line = bad
+            .lines()
+            .skip(samba)
+            .position(|l| l.starts_with(&format!("{key} =")))
+            .unwrap()
+            + samba
+            + 1;
+        assert_eq!(r.code, 1, "{key} = {value}: {}{}", r.stdout, r.stderr);
+        let all = format!("{}{}", r.stdout, r.stderr);
+        assert!(
+            all.contains(&format!("commercial.toml:{line}:"))
+                && all.contains(&format!(
+                    "Samba {}",
+                    if key == "name" {
+                        "share name"
+                    } else {
+                        "comment"
+                    }
+                )),
+            "{key} = {value}: {all}"
+        );
+        // The export refuses to write it too.
+        let e = Command::new(bin("sharekeepctl"))
+            .args(["samba", "export"])
+            .arg(&c.policy)
+            .output()
+            .unwrap();
+        assert!(
+            !String::from_utf8_lossy(&e.stdout).contains("root preexec")
+                && !String::from_utf8_lossy(&e.stdout).contains("force user"),
+            "{}",
+            String::from_utf8_lossy(&e.stdout)
+        );
+    }
+}

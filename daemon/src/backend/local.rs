@@ -10,7 +10,7 @@ use crate::error::{Error, IoContext, Result};
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -62,7 +62,7 @@ impl LocalBackend {
         match fs::rename(from, to) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::NotFound && !parent.exists() => {
-                fs::create_dir_all(parent).at(parent)?;
+                private_dirs(parent).at(parent)?;
                 self.dirty
                     .lock()
                     .expect("lock")
@@ -86,6 +86,14 @@ fn nanos_now() -> u128 {
         .unwrap_or(0)
 }
 
+/// Creates `dir` and its missing parents with mode 0700.
+fn private_dirs(dir: &Path) -> std::io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
 fn fsync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).at(dir)
 }
@@ -93,6 +101,26 @@ fn fsync_dir(dir: &Path) -> Result<()> {
 impl Backend for LocalBackend {
     fn location(&self) -> String {
         self.root.display().to_string()
+    }
+
+    fn exposure(&self) -> Option<String> {
+        let m = fs::metadata(&self.root).ok()?;
+        let me = rustix::process::geteuid().as_raw();
+        if m.uid() != me {
+            return Some(format!(
+                "{} belongs to uid {}, not to this user (uid {me}): its owner can read and change every backup",
+                self.root.display(),
+                m.uid()
+            ));
+        }
+        let mode = m.permissions().mode() & 0o777;
+        (mode & 0o077 != 0).then(|| {
+            format!(
+                "{} is open to others (mode {mode:04o}): anyone on this machine may read every backed-up file, whatever its rights in the share; make it private with `chmod -R go-rwx {}`",
+                self.root.display(),
+                self.root.display()
+            )
+        })
     }
 
     fn file_location(&self, kind: FileKind, name: &str) -> PathBuf {
@@ -114,12 +142,16 @@ impl Backend for LocalBackend {
                 });
             }
         }
+        // A repository holds every backed-up file, whatever its rights were: private to its
+        // owner whatever the umask.
+        private_dirs(&self.root).at(&self.root)?;
+        fs::set_permissions(&self.root, fs::Permissions::from_mode(0o700)).at(&self.root)?;
         for dir in ["data", "index", "snapshots", "locks", "tmp"] {
-            fs::create_dir_all(self.root.join(dir)).at(self.root.join(dir))?;
+            private_dirs(&self.root.join(dir)).at(self.root.join(dir))?;
         }
         for i in 0..=255u8 {
             let d = self.root.join("data").join(format!("{i:02x}"));
-            fs::create_dir(&d).at(&d)?;
+            fs::DirBuilder::new().mode(0o700).create(&d).at(&d)?;
         }
         fsync_dir(&self.root.join("data"))?;
         fsync_dir(&self.root)?;
@@ -199,15 +231,18 @@ impl Backend for LocalBackend {
 
     fn create_temp(&self) -> Result<TempFile> {
         let path = self.temp_path();
-        let file = match OpenOptions::new().write(true).create_new(true).open(&path) {
+        let open = || {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+        };
+        let file = match open() {
             Ok(f) => f,
             Err(e) if e.kind() == ErrorKind::NotFound => {
-                fs::create_dir_all(self.root.join("tmp")).at(self.root.join("tmp"))?;
-                OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&path)
-                    .at(&path)?
+                private_dirs(&self.root.join("tmp")).at(self.root.join("tmp"))?;
+                open().at(&path)?
             }
             Err(e) => return Err(Error::io(&path, e)),
         };

@@ -67,6 +67,10 @@ pub struct TempFile {
 pub trait Backend: Send + Sync + Debug {
     /// A human-readable location, used in messages (a path or URL).
     fn location(&self) -> String;
+    /// Why others than its owner could read or change what is stored (`None`: private).
+    fn exposure(&self) -> Option<String> {
+        None
+    }
     /// The location of one file, for messages.
     fn file_location(&self, kind: FileKind, name: &str) -> PathBuf;
     /// Creates the empty structure; fails if a repository is already there.

@@ -157,12 +157,26 @@ fn run_once(
     outcome
 }
 
-fn open_or_init(path: &std::path::Path) -> Result<Repository, Error> {
-    if path.join("config").exists() {
-        return Repository::open_local(path);
+/// The share's repository, created (private) if missing. One that others may read is refused
+/// unless the policy says `repository_private = false`: it would hand every member's files,
+/// whatever their rights, to anyone on the machine.
+fn open_or_init(plan: &sharekeep_policies::BackupPlan) -> Result<Repository, Error> {
+    let path = &plan.repository;
+    let repo = if path.join("config").exists() {
+        Repository::open_local(path)?
+    } else {
+        tracing::info!("creating repository {}", path.display());
+        Repository::init_local(path)?
+    };
+    if let Some(why) = repo.exposure() {
+        if plan.repository_private {
+            return Err(Error::Invalid(format!(
+                "refusing to back up: {why}; or, if that is wanted, set `repository_private = false` in the policy's [backup]"
+            )));
+        }
+        tracing::warn!("repository not private (allowed by the policy): {why}");
     }
-    tracing::info!("creating repository {}", path.display());
-    Repository::init_local(path)
+    Ok(repo)
 }
 
 fn backup_and_retain(
@@ -174,7 +188,7 @@ fn backup_and_retain(
     prune_every: std::time::Duration,
     progress: &sharekeep::LiveProgress,
 ) -> Result<(serde_json::Value, Vec<String>), String> {
-    let repo = open_or_init(&plan.repository).map_err(|e| e.to_string())?;
+    let repo = open_or_init(plan).map_err(|e| e.to_string())?;
     let opts = BackupOptions {
         excludes: plan.exclude.clone(),
         tags: vec![format!("share:{}", policy.name)],

@@ -396,8 +396,17 @@ pub async fn run(
     shutdown: CancellationToken,
     mut reload_requests: mpsc::Receiver<()>,
 ) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&settings.state)
-        .map_err(|e| anyhow::anyhow!("state directory {}: {e}", settings.state.display()))?;
+    // The state (last runs, reports) is root's alone, whatever the umask.
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        let state = &settings.state;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(state)
+            .and_then(|()| std::fs::set_permissions(state, std::fs::Permissions::from_mode(0o700)))
+            .map_err(|e| anyhow::anyhow!("state directory {}: {e}", state.display()))?;
+    }
     let (reload_tx, mut reload_rx) = mpsc::channel::<()>(4);
     let inner = Arc::new(Inner {
         settings: settings.clone(),
@@ -405,8 +414,9 @@ pub async fn run(
         running: Mutex::new(Vec::new()),
         shutdown: shutdown.clone(),
     });
-    reload(&inner).await;
+    // The socket first: a start that cannot serve changes nothing.
     let listener = server::bind(&settings.socket)?;
+    reload(&inner).await;
     tracing::info!(socket = %settings.socket.display(), policies = %settings.policies.display(), "sharekeepd ready");
     let server = tokio::spawn(server::serve(inner.clone(), listener));
     let _watch = watch_policies(&settings.policies, reload_tx.clone());
