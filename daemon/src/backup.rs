@@ -535,6 +535,13 @@ impl Scan<'_> {
                 .collect();
             let mut tree = Tree { nodes };
             let bytes = tree.encode();
+            if bytes.len() > crate::pack::MAX_TREE_BLOB as usize {
+                return Err(Error::Invalid(format!(
+                    "a folder holds {} entries, more than a snapshot can list ({} MiB of listing at most): split it into subfolders",
+                    tree.nodes.len(),
+                    crate::pack::MAX_TREE_BLOB >> 20
+                )));
+            }
             let id = Id::hash(&bytes);
             if packer.claim(&id) {
                 packer.add(BlobType::Tree, id, &bytes)?;

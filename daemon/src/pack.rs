@@ -32,6 +32,13 @@ pub enum BlobType {
 }
 
 impl BlobType {
+    /// A word for messages.
+    pub fn word(self) -> &'static str {
+        match self {
+            BlobType::Data => "data",
+            BlobType::Tree => "tree",
+        }
+    }
     fn code(self) -> u8 {
         match self {
             BlobType::Data => 0,
@@ -57,6 +64,13 @@ pub enum Compression {
 }
 
 impl Compression {
+    /// A word for messages.
+    pub fn word(self) -> &'static str {
+        match self {
+            Compression::Raw => "raw",
+            Compression::Zstd => "zstd",
+        }
+    }
     pub(crate) fn code(self) -> u8 {
         match self {
             Compression::Raw => 0,
@@ -87,6 +101,47 @@ pub struct PackEntry {
     pub length: u32,
     /// Raw length.
     pub raw_length: u32,
+}
+
+/// The most a data blob may hold: a chunk is at most the chunker's maximum, which a
+/// repository's config may set up to 16 MiB (`config.rs`).
+pub const MAX_DATA_BLOB: u32 = 16 << 20;
+/// The most a tree blob may hold: a directory of roughly 200,000 entries. A backup refuses to
+/// write a larger one.
+pub const MAX_TREE_BLOB: u32 = 64 << 20;
+
+impl PackEntry {
+    /// What is wrong with the lengths this entry claims, if anything. Lengths read from a pack
+    /// header or an index are claims: they are checked before anything is allocated.
+    pub fn claim_problem(&self) -> Option<String> {
+        let cap = match self.blob_type {
+            BlobType::Data => MAX_DATA_BLOB,
+            BlobType::Tree => MAX_TREE_BLOB,
+        };
+        let stored_cap = match self.compression {
+            Compression::Raw => self.raw_length,
+            // zstd's worst case for incompressible input stays far below this.
+            Compression::Zstd => cap + cap / 64 + 4096,
+        };
+        if self.raw_length > cap {
+            Some(format!(
+                "blob {} claims {} bytes; a {} blob holds at most {cap}: damaged or forged",
+                self.id.short(),
+                self.raw_length,
+                self.blob_type.word()
+            ))
+        } else if self.length > stored_cap {
+            Some(format!(
+                "blob {} claims {} stored bytes for {} raw ({}): damaged or forged",
+                self.id.short(),
+                self.length,
+                self.raw_length,
+                self.compression.word()
+            ))
+        } else {
+            None
+        }
+    }
 }
 
 thread_local! {
@@ -131,6 +186,9 @@ pub fn decode_blob(entry: &PackEntry, stored: Vec<u8>, pack: &Path) -> Result<Ve
         pack: pack.to_path_buf(),
         files: Vec::new(),
     };
+    if let Some(why) = entry.claim_problem() {
+        return Err(corrupt(pack, &why));
+    }
     let raw = match entry.compression {
         Compression::Raw => stored,
         Compression::Zstd => decompress(&stored, entry.raw_length as usize).ok_or_else(mismatch)?,
@@ -184,14 +242,18 @@ pub fn parse_header(header: &[u8], header_start: u64, pack: &Path) -> Result<Vec
         let id = Id(raw[2..34].try_into().expect("32 bytes"));
         let length = u32::from_le_bytes(raw[34..38].try_into().expect("4 bytes"));
         let raw_length = u32::from_le_bytes(raw[38..42].try_into().expect("4 bytes"));
-        entries.push(PackEntry {
+        let entry = PackEntry {
             blob_type,
             compression,
             id,
             offset: offset as u32,
             length,
             raw_length,
-        });
+        };
+        if let Some(why) = entry.claim_problem() {
+            return Err(corrupt(pack, &why));
+        }
+        entries.push(entry);
         offset += length as u64;
     }
     if offset != header_start {

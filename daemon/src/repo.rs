@@ -137,6 +137,13 @@ impl Repository {
     pub fn read_blob(&self, id: &Id) -> Result<Vec<u8>> {
         let (pack_id, entry) = self.index().get(id).ok_or(Error::BlobMissing { id: *id })?;
         let name = pack_id.to_hex();
+        // The index's lengths are claims: checked before allocating.
+        if let Some(why) = entry.claim_problem() {
+            return Err(Error::Corrupt {
+                path: self.backend.file_location(FileKind::Pack, &name),
+                reason: why,
+            });
+        }
         let read = self.backend.read_at(
             FileKind::Pack,
             &name,

@@ -101,3 +101,51 @@ fn sharekeepd_refuses_to_back_up_into_a_repository_others_may_read() {
     let r = d.ctl(&["backup", "--share", "s"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
 }
+
+#[test]
+fn a_zstd_bomb_within_a_declared_length_is_damage_not_a_gigabyte() {
+    use sharekeep::pack::BlobType;
+    use sharekeep::{Repository, Snapshot, Tree};
+    let tmp = crate::scratch();
+    let path = tmp.path().join("repo");
+    let repo = Repository::init_local(&path).unwrap();
+    // 1 GiB of zeros: a few dozen KiB once compressed, and a valid blob by its hash.
+    let bomb = vec![0u8; 1 << 30];
+    let ids = repo.store_blobs(&[(BlobType::Data, &bomb)]).unwrap();
+    drop(bomb);
+    let honest = repo.store_blobs(&[(BlobType::Data, b"ok")]).unwrap();
+    let mut tree = Tree {
+        nodes: vec![
+            crate::safety::file_node(b"bomb.bin", ids, 1 << 30),
+            crate::safety::file_node(b"ok.txt", honest, 2),
+        ],
+    };
+    let bytes = tree.encode();
+    let root = repo.store_blobs(&[(BlobType::Tree, &bytes)]).unwrap()[0];
+    let mut snap = Snapshot {
+        id: Default::default(),
+        time: sharekeep::chrono::Local::now(),
+        host: "attacker".into(),
+        username: "x".into(),
+        paths: vec!["/nonexistent/share".into()],
+        tags: vec![],
+        tree: root,
+        parent: None,
+        summary: Default::default(),
+        program_version: "crafted".into(),
+    };
+    let id = repo.save_snapshot(&mut snap).unwrap().to_hex();
+    let r = ctl(&path, &["cat", &id[..8], "bomb.bin"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+    assert!(r.stderr.contains("claims 1073741824 bytes"), "{}", r.stderr);
+    // Positive control: the honest file of the same snapshot reads.
+    assert_eq!(ctl(&path, &["cat", &id[..8], "ok.txt"]).ok().stdout, "ok");
+    let c = ctl(&path, &["check", "--read-data"]);
+    assert_eq!(c.code, 1, "{}{}", c.stdout, c.stderr);
+    assert!(
+        c.stdout.contains("damaged") && c.stdout.contains("claims"),
+        "{}",
+        c.stdout
+    );
+}

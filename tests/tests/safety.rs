@@ -9,7 +9,7 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-fn file_node(name: &[u8], content: Vec<sharekeep::Id>, size: u64) -> Node {
+pub(crate) fn file_node(name: &[u8], content: Vec<sharekeep::Id>, size: u64) -> Node {
     Node {
         name: Bytes(name.to_vec()),
         kind: NodeKind::File,
