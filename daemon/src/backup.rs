@@ -2,12 +2,18 @@
 //! does not already have.
 //!
 //! ```text
-//! scan (this thread, depth first, entries sorted by name):
-//!     for each entry: lstat, xattrs, symlink target; skip excluded names
+//! scan (this thread, depth first with an explicit stack, entries sorted by name), by
+//! descriptor from the root down (sharekeepd is root in folders members write to):
+//!     each directory is opened by name in its parent's descriptor (O_DIRECTORY|O_NOFOLLOW)
+//!     and must still be the (device, inode) its parent listed; it never leaves the root's
+//!     filesystem; names are bytes end to end
+//!     for each entry: fstatat (no follow), symlink target (readlinkat); skip excluded names;
+//!     FIFOs, sockets and devices are recorded, never opened
 //!     a file whose size, mtime, ctime and inode match the parent snapshot's entry keeps
 //!     that entry's content list and is not read again; every other file becomes a job
 //! workers (one per core), for each job:
-//!     open without following symlinks, check it is still the scanned inode
+//!     openat(dir, name, O_NOFOLLOW|O_NONBLOCK), check it is still the scanned regular file
+//!     (device, inode), read its xattrs from the descriptor
 //!     chunk (FastCDC), sha256 each chunk; a chunk the index lacks and no other worker has
 //!     claimed is compressed (zstd, raw when it does not pay) and appended to the open pack
 //! packer: a pack reaching the target size is sealed and handed to the finisher thread,
@@ -35,13 +41,17 @@ use crate::snapshot::{Snapshot, Summary};
 use crate::tree::{Bytes, Node, NodeKind, Tree};
 use crossbeam_channel::{Receiver, Sender};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use rustix::fd::OwnedFd;
+use rustix::fs::{AtFlags, Mode, OFlags};
 use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::BufWriter;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -168,8 +178,12 @@ struct Dir {
 struct Job {
     dir: usize,
     node: usize,
+    /// For messages only: files are opened by `name` in `parent`, never by path.
     path: PathBuf,
+    parent: Arc<OwnedFd>,
+    name: OsString,
     inode: u64,
+    device: u64,
 }
 
 enum JobResult {
@@ -178,6 +192,8 @@ enum JobResult {
         node: usize,
         content: Vec<Id>,
         size: u64,
+        /// Read from the open file (or why they could not be).
+        xattrs: std::result::Result<Vec<crate::tree::Xattr>, String>,
     },
     Skipped {
         dir: usize,
@@ -358,6 +374,20 @@ impl Scan<'_> {
         });
     }
 
+    /// The path of directory `di`, for messages.
+    fn dir_path(&self, mut di: usize) -> PathBuf {
+        let mut names = Vec::new();
+        while let Some((pd, pn)) = self.dirs[di].up {
+            names.push(self.dirs[pd].nodes[pn].name.as_os_str().to_os_string());
+            di = pd;
+        }
+        let mut p = self.root.to_path_buf();
+        for n in names.iter().rev() {
+            p.push(n);
+        }
+        p
+    }
+
     fn parent_tree(&mut self, id: Option<Id>, path: &Path) -> Option<Tree> {
         let id = id?;
         match self.repo.read_tree(&id) {
@@ -370,29 +400,94 @@ impl Scan<'_> {
         }
     }
 
-    fn run(&mut self, cancel: &CancelToken, parent_root: Option<Id>) -> Result<()> {
-        let meta = std::fs::symlink_metadata(self.root).at(self.root)?;
-        if !meta.is_dir() {
-            return Err(Error::Invalid(format!(
-                "{}: not a directory; give the folder to back up",
-                self.root.display()
-            )));
+    /// Opens a directory to list: the root by path (the admin's own setting), every other
+    /// one by name in its parent's descriptor, never through a symlink, and only if it is still
+    /// the directory its parent listed (a member swapping it for a link or another folder gets
+    /// a warning, never the other folder's content).
+    fn open_dir(&mut self, item: &Pending) -> Option<Arc<OwnedFd>> {
+        let Some(parent) = &item.parent else {
+            return None;
+        };
+        let fd = match platform::open_dir_at(parent.as_ref(), &item.name) {
+            Ok(fd) => fd,
+            Err(e) => {
+                self.warn(
+                    &item.abs,
+                    format!("cannot enter directory without following a link: {e}"),
+                );
+                return None;
+            }
+        };
+        match rustix::fs::fstat(&fd) {
+            Ok(st) if Some((st.st_dev, st.st_ino)) == item.expect => Some(Arc::new(fd)),
+            Ok(_) => {
+                self.warn(
+                    &item.abs,
+                    "replaced during the backup; its content is left out",
+                );
+                None
+            }
+            Err(e) => {
+                self.warn(&item.abs, format!("cannot stat: {e}"));
+                None
+            }
         }
+    }
+
+    fn run(&mut self, cancel: &CancelToken, parent_root: Option<Id>) -> Result<()> {
+        let root_fd = platform::open_dir(self.root).map_err(|e| match e {
+            Error::Io { source, .. }
+                if source.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error())
+                    || source.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) =>
+            {
+                Error::Invalid(format!(
+                    "{}: not a directory; give the folder to back up",
+                    self.root.display()
+                ))
+            }
+            other => other,
+        })?;
+        let root_dev = rustix::fs::fstat(&root_fd).at(self.root)?.st_dev;
         self.dirs.push(Dir {
             nodes: Vec::new(),
             up: None,
             parent_subtree: parent_root,
             removed: HashSet::new(),
         });
-        let mut stack: Vec<(usize, PathBuf, PathBuf)> =
-            vec![(0, self.root.to_path_buf(), PathBuf::new())];
-        while let Some((di, abs, rel)) = stack.pop() {
+        // Depth costs heap here, never stack: pending directories wait on this explicit stack,
+        // each holding its parent's descriptor (siblings share it).
+        let mut stack: Vec<Pending> = vec![Pending {
+            di: 0,
+            parent: None,
+            name: OsString::new(),
+            abs: self.root.to_path_buf(),
+            rel: PathBuf::new(),
+            expect: None,
+        }];
+        let mut root_fd = Some(Arc::new(root_fd));
+        while let Some(item) = stack.pop() {
             if cancel.is_cancelled() {
                 return Err(Error::Interrupted);
             }
+            let di = item.di;
+            let fd = match root_fd.take() {
+                Some(fd) => fd,
+                None => match self.open_dir(&item) {
+                    Some(fd) => fd,
+                    None => continue,
+                },
+            };
+            if let Some((pd, pn)) = self.dirs[di].up {
+                match platform::read_xattrs_fd(fd.as_ref()) {
+                    Ok(x) => self.dirs[pd].nodes[pn].xattrs = x,
+                    Err(e) => self.warn(&item.abs, format!("cannot read extended attributes: {e}")),
+                }
+            }
+            let abs = item.abs;
+            let rel = item.rel;
             let ptree = self.parent_tree(self.dirs[di].parent_subtree, &abs);
-            let mut entries: Vec<std::ffi::OsString> = match std::fs::read_dir(&abs) {
-                Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.file_name())).collect(),
+            let mut entries: Vec<OsString> = match list_dir(fd.as_ref()) {
+                Ok(names) => names,
                 Err(e) if di == 0 => return Err(Error::io(&abs, e)),
                 Err(e) => {
                     self.warn(&abs, format!("cannot list directory: {e}"));
@@ -410,20 +505,16 @@ impl Scan<'_> {
                 if inc == Include::No {
                     continue;
                 }
-                let meta = match std::fs::symlink_metadata(&path) {
-                    Ok(m) => m,
+                let st = match rustix::fs::statat(fd.as_ref(), &name, AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(st) => st,
                     Err(e) => {
                         self.warn(&path, format!("vanished or unreadable: {e}"));
                         continue;
                     }
                 };
-                let mut node = platform::node_from_meta(&name, &meta, &self.names);
+                let mut node = platform::node_from_stat(&name, &st, &self.names);
                 if inc == Include::Leading && node.kind != NodeKind::Dir {
                     continue;
-                }
-                match platform::read_xattrs(&path) {
-                    Ok(x) => node.xattrs = x,
-                    Err(e) => self.warn(&path, format!("cannot read extended attributes: {e}")),
                 }
                 let previous = ptree.as_ref().and_then(|t| t.find(name.as_bytes()));
                 let ni = self.dirs[di].nodes.len();
@@ -440,7 +531,9 @@ impl Scan<'_> {
                                 && p.content.iter().all(|id| self.repo.index().contains(id))
                         });
                         if let Some(p) = unchanged {
+                            // Same ctime: the extended attributes did not change either.
                             node.content = p.content.clone();
+                            node.xattrs = p.xattrs.clone();
                             self.summary.files_unchanged += 1;
                         } else {
                             if previous.is_some() {
@@ -454,7 +547,10 @@ impl Scan<'_> {
                                 dir: di,
                                 node: ni,
                                 path: path.clone(),
+                                parent: fd.clone(),
+                                name: name.clone(),
                                 inode: node.inode,
+                                device: node.device,
                             };
                             let sent = self.jobs.as_ref().map(|j| j.send(job));
                             if !matches!(sent, Some(Ok(()))) {
@@ -476,18 +572,33 @@ impl Scan<'_> {
                             parent_subtree,
                             removed: HashSet::new(),
                         });
-                        stack.push((child, path.clone(), rel_child));
+                        if st.st_dev != root_dev {
+                            self.warn(
+                                &path,
+                                "another filesystem is mounted here; its content is left out (a backup stays on the share's filesystem)",
+                            );
+                        } else {
+                            stack.push(Pending {
+                                di: child,
+                                parent: Some(fd.clone()),
+                                name: name.clone(),
+                                abs: path.clone(),
+                                rel: rel_child,
+                                expect: Some((st.st_dev, st.st_ino)),
+                            });
+                        }
                     }
                     NodeKind::Symlink => {
                         self.summary.others += 1;
-                        match std::fs::read_link(&path) {
-                            Ok(t) => node.target = Some(Bytes::from(t.into_os_string())),
+                        match rustix::fs::readlinkat(fd.as_ref(), &name, Vec::new()) {
+                            Ok(t) => node.target = Some(Bytes(t.into_bytes())),
                             Err(e) => {
                                 self.warn(&path, format!("cannot read symlink: {e}"));
                                 continue;
                             }
                         }
                     }
+                    // FIFOs, sockets and devices are recorded, never opened.
                     _ => self.summary.others += 1,
                 }
                 self.dirs[di].nodes.push(node);
@@ -503,12 +614,21 @@ impl Scan<'_> {
                 node,
                 content,
                 size,
+                xattrs,
             } => {
                 let n = &mut self.dirs[dir].nodes[node];
                 self.summary.total_bytes = self.summary.total_bytes - n.size + size;
                 self.summary.bytes_read += size;
                 n.content = content;
                 n.size = size;
+                let name = n.name.as_os_str().to_os_string();
+                match xattrs {
+                    Ok(x) => n.xattrs = x,
+                    Err(e) => {
+                        let path = self.dir_path(dir).join(name);
+                        self.warn(&path, format!("cannot read extended attributes: {e}"));
+                    }
+                }
             }
             JobResult::Skipped { dir, node, warning } => {
                 progress.add_file(&warning.path);
@@ -562,20 +682,40 @@ impl Scan<'_> {
     }
 }
 
-fn open_for_backup(path: &Path) -> std::io::Result<File> {
-    let open = |flags| {
-        std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc_flags::O_NOFOLLOW | flags)
-            .open(path)
-    };
+/// Opens a file to read it: by name in its directory's descriptor, never through a symlink,
+/// never blocking (a FIFO swapped in opens at once and is then refused by the type check).
+fn open_for_backup(dir: &OwnedFd, name: &OsStr) -> std::io::Result<File> {
+    let flags =
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
     // O_NOATIME is refused for files we do not own unless we are root.
-    open(libc_flags::O_NOATIME).or_else(|_| open(0))
+    let fd = rustix::fs::openat(dir, name, flags | OFlags::NOATIME, Mode::empty())
+        .or_else(|_| rustix::fs::openat(dir, name, flags, Mode::empty()))?;
+    Ok(File::from(fd))
 }
 
-mod libc_flags {
-    pub(super) const O_NOFOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
-    pub(super) const O_NOATIME: i32 = rustix::fs::OFlags::NOATIME.bits() as i32;
+/// The names in a directory (without `.` and `..`), read from its descriptor.
+fn list_dir(dir: &OwnedFd) -> std::io::Result<Vec<OsString>> {
+    let mut names = Vec::new();
+    for entry in rustix::fs::Dir::read_from(dir)? {
+        let entry = entry?;
+        let n = entry.file_name().to_bytes();
+        if n != b"." && n != b".." {
+            names.push(OsStr::from_bytes(n).to_os_string());
+        }
+    }
+    Ok(names)
+}
+
+/// A directory waiting to be listed.
+struct Pending {
+    di: usize,
+    /// The directory holding it (`None`: the root, opened by path).
+    parent: Option<Arc<OwnedFd>>,
+    name: OsString,
+    abs: PathBuf,
+    rel: PathBuf,
+    /// (device, inode) its parent listed.
+    expect: Option<(u64, u64)>,
 }
 
 fn read_job(
@@ -594,15 +734,16 @@ fn read_job(
             message,
         },
     };
-    let file = match open_for_backup(&job.path) {
+    let file = match open_for_backup(&job.parent, &job.name) {
         Ok(f) => f,
         Err(e) => return Ok(skipped(format!("cannot open: {e}"))),
     };
     match file.metadata() {
-        Ok(m) if m.is_file() && m.ino() == job.inode => {}
+        Ok(m) if m.is_file() && m.ino() == job.inode && m.dev() == job.device => {}
         Ok(_) => return Ok(skipped("replaced during the backup; left out".into())),
         Err(e) => return Ok(skipped(format!("cannot stat: {e}"))),
     }
+    let xattrs = platform::read_xattrs_fd(&file).map_err(|e| e.to_string());
     let mut chunker = Chunker::with_buffer(file, repo.config().chunker, std::mem::take(buf));
     let mut content = Vec::new();
     let mut size = 0u64;
@@ -633,6 +774,7 @@ fn read_job(
         node: job.node,
         content,
         size,
+        xattrs,
     })
 }
 
@@ -676,7 +818,8 @@ pub fn backup(
         n => n,
     };
 
-    let (job_tx, job_rx) = crossbeam_channel::unbounded::<Job>();
+    // Bounded: each waiting job holds its directory's descriptor.
+    let (job_tx, job_rx) = crossbeam_channel::bounded::<Job>(256);
     let (res_tx, res_rx) = crossbeam_channel::unbounded::<Result<JobResult>>();
     let (sealed_tx, sealed_rx) = crossbeam_channel::bounded::<Sealed>(4);
     let packer = Packer {

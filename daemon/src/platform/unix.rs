@@ -11,9 +11,7 @@ use rustix::fd::{AsFd, AsRawFd, OwnedFd};
 use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps};
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::fs::Metadata;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -53,48 +51,29 @@ impl NameCache {
     }
 }
 
-pub(crate) fn kind_of(meta: &Metadata) -> NodeKind {
-    use std::os::unix::fs::FileTypeExt;
-    let t = meta.file_type();
-    if t.is_dir() {
-        NodeKind::Dir
-    } else if t.is_symlink() {
-        NodeKind::Symlink
-    } else if t.is_fifo() {
-        NodeKind::Fifo
-    } else if t.is_socket() {
-        NodeKind::Socket
-    } else if t.is_char_device() {
-        NodeKind::CharDevice
-    } else if t.is_block_device() {
-        NodeKind::BlockDevice
-    } else {
-        NodeKind::File
-    }
-}
-
 fn ns(secs: i64, nsecs: i64) -> i64 {
     secs.saturating_mul(1_000_000_000).saturating_add(nsecs)
 }
 
-/// A node for `path` from its `lstat` metadata (no content, subtree or target yet).
-pub(crate) fn node_from_meta(name: &OsStr, meta: &Metadata, names: &NameCache) -> Node {
-    let kind = kind_of(meta);
+/// A node for `name` from its `fstatat(AT_SYMLINK_NOFOLLOW)` result (no content, subtree,
+/// target or xattrs yet).
+pub(crate) fn node_from_stat(name: &OsStr, st: &rustix::fs::Stat, names: &NameCache) -> Node {
+    let kind = kind_of_stat(st);
     Node {
         name: Bytes::from(name),
         kind,
-        mode: meta.mode() & 0o7777,
-        uid: meta.uid(),
-        gid: meta.gid(),
-        user: names.user(meta.uid()),
-        group: names.group(meta.gid()),
-        mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
-        ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
-        inode: meta.ino(),
-        device: meta.dev(),
-        links: meta.nlink(),
+        mode: st.st_mode & 0o7777,
+        uid: st.st_uid,
+        gid: st.st_gid,
+        user: names.user(st.st_uid),
+        group: names.group(st.st_gid),
+        mtime_ns: mtime_of_stat(st),
+        ctime_ns: ns(st.st_ctime as i64, st.st_ctime_nsec as i64),
+        inode: st.st_ino,
+        device: st.st_dev,
+        links: st.st_nlink as u64,
         size: if kind == NodeKind::File {
-            meta.len()
+            st.st_size as u64
         } else {
             0
         },
@@ -102,7 +81,7 @@ pub(crate) fn node_from_meta(name: &OsStr, meta: &Metadata, names: &NameCache) -
         subtree: None,
         target: None,
         rdev: if matches!(kind, NodeKind::CharDevice | NodeKind::BlockDevice) {
-            meta.rdev()
+            st.st_rdev
         } else {
             0
         },
@@ -110,15 +89,16 @@ pub(crate) fn node_from_meta(name: &OsStr, meta: &Metadata, names: &NameCache) -
     }
 }
 
-/// The extended attributes of `path` (not following symlinks), sorted by name. Filesystems
-/// without xattr support give none.
-pub(crate) fn read_xattrs(path: &Path) -> std::io::Result<Vec<Xattr>> {
+/// The extended attributes of an open file or directory, sorted by name. Filesystems without
+/// xattr support give none.
+pub(crate) fn read_xattrs_fd(fd: impl AsFd) -> std::io::Result<Vec<Xattr>> {
+    let fd = fd.as_fd();
     let mut list = vec![0u8; 1024];
     let len = loop {
-        match rustix::fs::llistxattr(path, &mut list) {
+        match rustix::fs::flistxattr(fd, &mut list) {
             Ok(n) => break n,
             Err(rustix::io::Errno::RANGE) => {
-                let need = rustix::fs::llistxattr(path, &mut [])?;
+                let need = rustix::fs::flistxattr(fd, &mut [])?;
                 list.resize(need.max(list.len() * 2), 0);
             }
             Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),
@@ -130,10 +110,10 @@ pub(crate) fn read_xattrs(path: &Path) -> std::io::Result<Vec<Xattr>> {
         let name_os = OsStr::from_bytes(name);
         let mut value = vec![0u8; 256];
         let n = loop {
-            match rustix::fs::lgetxattr(path, name_os, &mut value) {
+            match rustix::fs::fgetxattr(fd, name_os, &mut value) {
                 Ok(n) => break Some(n),
                 Err(rustix::io::Errno::RANGE) => {
-                    let need = rustix::fs::lgetxattr(path, name_os, &mut [])?;
+                    let need = rustix::fs::fgetxattr(fd, name_os, &mut [])?;
                     value.resize(need.max(value.len() * 2), 0);
                 }
                 // Removed between list and get.
