@@ -71,7 +71,7 @@ pub(crate) fn node_from_stat(name: &OsStr, st: &rustix::fs::Stat, names: &NameCa
         ctime_ns: ns(st.st_ctime as i64, st.st_ctime_nsec as i64),
         inode: st.st_ino,
         device: st.st_dev,
-        links: st.st_nlink as u64,
+        links: st.st_nlink,
         size: if kind == NodeKind::File {
             st.st_size as u64
         } else {
