@@ -40,6 +40,7 @@ fn render(err: &anyhow::Error) -> String {
 
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
+    sharekeep::raise_open_file_limit();
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => "error",
         (false, 0) => "warn",

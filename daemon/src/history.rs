@@ -55,14 +55,21 @@ pub fn list(
     Ok(())
 }
 
+/// Visits everything below `tree`, depth first in name order, with an explicit stack (a
+/// 10,000-level tree costs heap, never stack).
 fn walk(
     repo: &Repository,
     tree: &Id,
     prefix: &str,
     visit: &mut dyn FnMut(ListedEntry),
 ) -> Result<()> {
-    let tree = repo.read_tree(tree)?;
-    for node in tree.nodes {
+    let mut stack: Vec<(String, std::vec::IntoIter<Node>)> =
+        vec![(prefix.to_string(), repo.read_tree(tree)?.nodes.into_iter())];
+    while let Some((prefix, nodes)) = stack.last_mut() {
+        let Some(node) = nodes.next() else {
+            stack.pop();
+            continue;
+        };
         let path = join(prefix, &node.name.to_string_lossy());
         let sub = node.subtree.filter(|_| node.kind == NodeKind::Dir);
         visit(ListedEntry {
@@ -70,7 +77,8 @@ fn walk(
             node,
         });
         if let Some(sub) = sub {
-            walk(repo, &sub, &path, visit)?;
+            let nodes = repo.read_tree(&sub)?.nodes.into_iter();
+            stack.push((path, nodes));
         }
     }
     Ok(())
@@ -131,6 +139,16 @@ fn load(repo: &Repository, id: Option<Id>) -> Result<Tree> {
     }
 }
 
+/// Work of a diff, done from an explicit stack (no recursion per directory level).
+enum Work {
+    /// A change to output.
+    Emit(Change),
+    /// Compare two subtrees below `prefix`.
+    Trees(Option<Id>, Option<Id>, String),
+    /// An added or removed entry, with everything below it.
+    All(Node, String, ChangeKind),
+}
+
 fn diff_trees(
     repo: &Repository,
     a: Option<Id>,
@@ -138,88 +156,84 @@ fn diff_trees(
     prefix: &str,
     out: &mut Vec<Change>,
 ) -> Result<()> {
-    if a == b {
-        return Ok(());
-    }
-    let (ta, tb) = (load(repo, a)?, load(repo, b)?);
-    let (mut i, mut j) = (0, 0);
-    while i < ta.nodes.len() || j < tb.nodes.len() {
-        let order = match (ta.nodes.get(i), tb.nodes.get(j)) {
-            (Some(x), Some(y)) => x.name.cmp(&y.name),
-            (Some(_), None) => std::cmp::Ordering::Less,
-            _ => std::cmp::Ordering::Greater,
-        };
-        match order {
-            std::cmp::Ordering::Less => {
-                let n = &ta.nodes[i];
-                let path = join(prefix, &n.name.to_string_lossy());
-                push_all(repo, n, &path, ChangeKind::Removed, out)?;
-                i += 1;
+    // Each step expands one item into the items it stands for, in path order; they are
+    // pushed reversed so that they come off the stack in that order.
+    let mut stack = vec![Work::Trees(a, b, prefix.to_string())];
+    while let Some(work) = stack.pop() {
+        let mut items = Vec::new();
+        match work {
+            Work::Emit(c) => {
+                out.push(c);
+                continue;
             }
-            std::cmp::Ordering::Greater => {
-                let n = &tb.nodes[j];
-                let path = join(prefix, &n.name.to_string_lossy());
-                push_all(repo, n, &path, ChangeKind::Added, out)?;
-                j += 1;
-            }
-            std::cmp::Ordering::Equal => {
-                let (x, y) = (&ta.nodes[i], &tb.nodes[j]);
-                let path = join(prefix, &y.name.to_string_lossy());
-                let dir = y.kind == NodeKind::Dir;
-                if x.kind != y.kind {
-                    out.push(Change {
-                        path: path.clone(),
-                        kind: ChangeKind::TypeChanged,
-                        dir,
-                    });
-                } else if dir {
-                    if !x.same_metadata(y) {
-                        out.push(Change {
-                            path: path.clone(),
-                            kind: ChangeKind::Metadata,
-                            dir,
-                        });
+            Work::All(n, path, kind) => {
+                let dir = n.kind == NodeKind::Dir;
+                items.push(Work::Emit(Change {
+                    path: path.clone(),
+                    kind,
+                    dir,
+                }));
+                if let (true, Some(sub)) = (dir, n.subtree) {
+                    for child in repo.read_tree(&sub)?.nodes {
+                        let p = join(&path, &child.name.to_string_lossy());
+                        items.push(Work::All(child, p, kind));
                     }
-                    diff_trees(repo, x.subtree, y.subtree, &path, out)?;
-                } else if !x.same_content(y) {
-                    out.push(Change {
-                        path,
-                        kind: ChangeKind::Modified,
-                        dir,
-                    });
-                } else if !x.same_metadata(y) {
-                    out.push(Change {
-                        path,
-                        kind: ChangeKind::Metadata,
-                        dir,
-                    });
                 }
-                i += 1;
-                j += 1;
+            }
+            Work::Trees(a, b, prefix) => {
+                if a == b {
+                    continue;
+                }
+                let (ta, tb) = (load(repo, a)?, load(repo, b)?);
+                let mut ia = ta.nodes.into_iter().peekable();
+                let mut ib = tb.nodes.into_iter().peekable();
+                loop {
+                    let order = match (ia.peek(), ib.peek()) {
+                        (Some(x), Some(y)) => x.name.cmp(&y.name),
+                        (Some(_), None) => std::cmp::Ordering::Less,
+                        (None, Some(_)) => std::cmp::Ordering::Greater,
+                        (None, None) => break,
+                    };
+                    match order {
+                        std::cmp::Ordering::Less => {
+                            let n = ia.next().expect("peeked");
+                            let path = join(&prefix, &n.name.to_string_lossy());
+                            items.push(Work::All(n, path, ChangeKind::Removed));
+                        }
+                        std::cmp::Ordering::Greater => {
+                            let n = ib.next().expect("peeked");
+                            let path = join(&prefix, &n.name.to_string_lossy());
+                            items.push(Work::All(n, path, ChangeKind::Added));
+                        }
+                        std::cmp::Ordering::Equal => {
+                            let (x, y) = (ia.next().expect("peeked"), ib.next().expect("peeked"));
+                            let path = join(&prefix, &y.name.to_string_lossy());
+                            let dir = y.kind == NodeKind::Dir;
+                            let change = |kind| {
+                                Work::Emit(Change {
+                                    path: path.clone(),
+                                    kind,
+                                    dir,
+                                })
+                            };
+                            if x.kind != y.kind {
+                                items.push(change(ChangeKind::TypeChanged));
+                            } else if dir {
+                                if !x.same_metadata(&y) {
+                                    items.push(change(ChangeKind::Metadata));
+                                }
+                                items.push(Work::Trees(x.subtree, y.subtree, path.clone()));
+                            } else if !x.same_content(&y) {
+                                items.push(change(ChangeKind::Modified));
+                            } else if !x.same_metadata(&y) {
+                                items.push(change(ChangeKind::Metadata));
+                            }
+                        }
+                    }
+                }
             }
         }
-    }
-    Ok(())
-}
-
-fn push_all(
-    repo: &Repository,
-    n: &Node,
-    path: &str,
-    kind: ChangeKind,
-    out: &mut Vec<Change>,
-) -> Result<()> {
-    let dir = n.kind == NodeKind::Dir;
-    out.push(Change {
-        path: path.to_string(),
-        kind,
-        dir,
-    });
-    if let (true, Some(sub)) = (dir, n.subtree) {
-        for child in repo.read_tree(&sub)?.nodes {
-            let p = join(path, &child.name.to_string_lossy());
-            push_all(repo, &child, &p, kind, out)?;
-        }
+        stack.extend(items.into_iter().rev());
     }
     Ok(())
 }

@@ -42,6 +42,7 @@ pub use history::{diff, list, versions, Change, ChangeKind, ListedEntry, Version
 pub use id::Id;
 pub use index::{Index, IndexedPack};
 pub use lock::{list_locks, remove_stale_locks, LockInfo, LockKind, RepoLock};
+pub use platform::raise_open_file_limit;
 pub use progress::{CancelToken, LiveProgress, NoProgress, Progress};
 pub use prune::{forget, prune, PruneOptions, PruneReport};
 pub use receive::CopyWriter;

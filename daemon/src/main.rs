@@ -34,6 +34,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    sharekeep::raise_open_file_limit();
     let file = match Settings::load(args.config.as_deref()) {
         Ok(f) => f,
         Err(e) => {

@@ -302,7 +302,7 @@ pub fn plan_restore(
                 },
                 None => None,
             };
-            if planner.seen.insert(rel.clone()) {
+            if planner.seen.insert(rel.as_os_str().as_bytes().to_vec()) {
                 planner.push(
                     &rel,
                     node.clone(),
@@ -333,11 +333,20 @@ pub fn plan_restore(
     })
 }
 
+/// A directory being planned: its target descriptor (when it exists), its path, and the
+/// snapshot's entries still to plan in it.
+struct PlanLevel {
+    fd: Option<OwnedFd>,
+    rel: PathBuf,
+    nodes: std::vec::IntoIter<Node>,
+}
+
 struct Planner<'r> {
     repo: &'r Repository,
     overwrite: Overwrite,
     entries: Vec<PlannedEntry>,
-    seen: HashSet<PathBuf>,
+    /// Paths planned, as bytes (hashing a `PathBuf` walks its components: slow when deep).
+    seen: HashSet<Vec<u8>>,
 }
 
 impl Planner<'_> {
@@ -353,21 +362,53 @@ impl Planner<'_> {
     }
 
     fn plan_children(&mut self, dir: Option<&OwnedFd>, rel: &Path, tree: &Id) -> Result<()> {
-        for node in self.repo.read_tree(tree)?.nodes {
-            self.plan_node(dir, rel, node)?;
+        let fd = dir.map(rustix::io::dup).transpose().at(rel)?;
+        let level = PlanLevel {
+            fd,
+            rel: rel.to_path_buf(),
+            nodes: self.repo.read_tree(tree)?.nodes.into_iter(),
+        };
+        self.drain(vec![level])
+    }
+
+    fn plan_node(&mut self, dir: Option<&OwnedFd>, parent_rel: &Path, node: Node) -> Result<()> {
+        match self.plan_one(dir, parent_rel, node)? {
+            Some(level) => self.drain(vec![level]),
+            None => Ok(()),
+        }
+    }
+
+    /// Plans every level on `stack` and below, depth first, without recursion (a 10,000-level
+    /// tree costs heap and one descriptor per merged level, never stack).
+    fn drain(&mut self, mut stack: Vec<PlanLevel>) -> Result<()> {
+        while let Some(top) = stack.last_mut() {
+            let Some(node) = top.nodes.next() else {
+                stack.pop();
+                continue;
+            };
+            let rel = top.rel.clone();
+            if let Some(level) = self.plan_one(top.fd.as_ref(), &rel, node)? {
+                stack.push(level);
+            }
         }
         Ok(())
     }
 
-    fn plan_node(&mut self, dir: Option<&OwnedFd>, parent_rel: &Path, node: Node) -> Result<()> {
+    /// Plans one node; returns the level to plan below it, if any.
+    fn plan_one(
+        &mut self,
+        dir: Option<&OwnedFd>,
+        parent_rel: &Path,
+        node: Node,
+    ) -> Result<Option<PlanLevel>> {
         let Some(name) = node.checked_name().map(OsStr::to_os_string) else {
             let shown = parent_rel.join(node.name.to_string_lossy().replace('/', "\u{2215}"));
             self.push(&shown, node, Action::Refuse);
-            return Ok(());
+            return Ok(None);
         };
         let rel = parent_rel.join(&name);
-        if !self.seen.insert(rel.clone()) {
-            return Ok(());
+        if !self.seen.insert(rel.as_os_str().as_bytes().to_vec()) {
+            return Ok(None);
         }
         let existing = match dir {
             Some(fd) => platform::stat_at(fd, &name).at(&rel)?,
@@ -404,20 +445,22 @@ impl Planner<'_> {
         };
         let subtree = node.subtree.filter(|_| node.kind == NodeKind::Dir);
         self.push(&rel, node, action);
-        if let Some(sub) = subtree {
-            match action {
-                Action::Merge => {
-                    let child = dir
-                        .map(|fd| platform::open_dir_at(fd, &name))
-                        .transpose()
-                        .at(&rel)?;
-                    self.plan_children(child.as_ref(), &rel, &sub)?;
-                }
-                Action::Create | Action::Replace => self.plan_children(None, &rel, &sub)?,
-                _ => {}
-            }
-        }
-        Ok(())
+        let Some(sub) = subtree else {
+            return Ok(None);
+        };
+        let fd = match action {
+            Action::Merge => dir
+                .map(|fd| platform::open_dir_at(fd, &name))
+                .transpose()
+                .at(&rel)?,
+            Action::Create | Action::Replace => None,
+            _ => return Ok(None),
+        };
+        Ok(Some(PlanLevel {
+            fd,
+            nodes: self.repo.read_tree(&sub)?.nodes.into_iter(),
+            rel,
+        }))
     }
 }
 
@@ -476,6 +519,7 @@ pub fn restore(
     let mut links: Vec<(&PlannedEntry, &PlannedEntry)> = Vec::new();
     let mut first_of_inode: HashMap<(u64, u64), &PlannedEntry> = HashMap::new();
     let mut dirs_meta: Vec<&PlannedEntry> = Vec::new();
+    let mut walk = DirWalk::new(&root);
     let total_bytes = plan.bytes_to_write();
     progress.set_total(plan.entries.len() as u64, total_bytes);
     for e in &plan.entries {
@@ -518,7 +562,9 @@ pub fn restore(
             files.entry(parent_of(&e.rel)).or_default().push(e);
             continue;
         }
-        let result = restore_non_file(&root, e, chown);
+        let result = walk
+            .dir(&parent_of(&e.rel))
+            .and_then(|dir| restore_non_file(dir, e, chown));
         if let Err(err) = result {
             report.warnings.push((e.path.clone(), err.to_string()));
         } else if e.kind == NodeKind::Dir {
@@ -589,15 +635,77 @@ pub fn restore(
         }
     }
     // 5. Directory metadata, deepest first (creating entries changed their mtime).
+    drop(walk);
+    let mut walk = DirWalk::new(&root);
     for e in dirs_meta.iter().rev() {
-        let r = open_beneath(&root, &e.rel)
-            .and_then(|fd| platform::apply_meta_fd(&fd, &e.node, chown).at(&e.rel));
+        let r = walk
+            .dir(&e.rel)
+            .and_then(|fd| platform::apply_meta_fd(fd, &e.node, chown).at(&e.rel));
         if let Err(err) = r {
             report.warnings.push((e.path.clone(), err.to_string()));
         }
     }
     progress.finish();
     Ok(report)
+}
+
+/// The directories of the target along the current path, kept open: entries visited in plan
+/// order (or its reverse) reach their directory in amortised O(1) openat calls, whatever the
+/// depth, each directory entered by name from its parent with `O_NOFOLLOW`.
+struct DirWalk<'a> {
+    root: &'a OwnedFd,
+    /// (path as bytes, descriptor), each entry a child of the one before.
+    stack: Vec<(Vec<u8>, OwnedFd)>,
+}
+
+/// Whether `dir` (bytes of a relative path) is `rel` or one of its ancestors.
+fn is_ancestor(dir: &[u8], rel: &[u8]) -> bool {
+    dir.is_empty() || (rel.starts_with(dir) && (rel.len() == dir.len() || rel[dir.len()] == b'/'))
+}
+
+impl<'a> DirWalk<'a> {
+    fn new(root: &'a OwnedFd) -> DirWalk<'a> {
+        DirWalk {
+            root,
+            stack: Vec::new(),
+        }
+    }
+
+    /// The directory `rel` (relative to the root; empty for the root itself).
+    fn dir(&mut self, rel: &Path) -> Result<&OwnedFd> {
+        let bytes = rel.as_os_str().as_bytes();
+        while let Some((p, _)) = self.stack.last() {
+            if is_ancestor(p, bytes) {
+                break;
+            }
+            self.stack.pop();
+        }
+        let done = self.stack.last().map_or(0, |(p, _)| p.len());
+        let rest = bytes[done..].to_vec();
+        for c in rest.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
+            let name = OsStr::from_bytes(c);
+            let parent = self.stack.last().map(|(_, fd)| fd).unwrap_or(self.root);
+            let fd = platform::open_dir_at(parent, name).map_err(|e| {
+                Error::io(
+                    rel,
+                    std::io::Error::other(format!(
+                        "cannot enter {name:?} without following a link ({e})"
+                    )),
+                )
+            })?;
+            let mut p = self
+                .stack
+                .last()
+                .map(|(p, _)| p.clone())
+                .unwrap_or_default();
+            if !p.is_empty() {
+                p.push(b'/');
+            }
+            p.extend_from_slice(c);
+            self.stack.push((p, fd));
+        }
+        Ok(self.stack.last().map(|(_, fd)| fd).unwrap_or(self.root))
+    }
 }
 
 fn parent_of(rel: &Path) -> PathBuf {
@@ -637,32 +745,55 @@ pub(crate) fn temp_name(name: &OsStr) -> OsString {
     t
 }
 
-/// Removes whatever is at `name` in `dir` (a directory recursively), never following links.
-fn remove_at(dir: &OwnedFd, name: &OsStr) -> rustix::io::Result<()> {
-    match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
-        Ok(()) => Ok(()),
-        Err(rustix::io::Errno::ISDIR) | Err(rustix::io::Errno::PERM) => {
-            let sub = platform::open_dir_at(dir, name)?;
-            let mut names = Vec::new();
-            for entry in rustix::fs::Dir::read_from(&sub)? {
-                let entry = entry?;
-                let n = entry.file_name().to_bytes();
-                if n != b"." && n != b".." {
-                    names.push(OsStr::from_bytes(n).to_os_string());
-                }
-            }
-            for n in names {
-                remove_at(&sub, &n)?;
-            }
-            rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR)
+/// The names in a directory, without `.` and `..`.
+fn names_in(dir: &OwnedFd) -> rustix::io::Result<Vec<OsString>> {
+    let mut names = Vec::new();
+    for entry in rustix::fs::Dir::read_from(dir)? {
+        let entry = entry?;
+        let n = entry.file_name().to_bytes();
+        if n != b"." && n != b".." {
+            names.push(OsStr::from_bytes(n).to_os_string());
         }
-        Err(rustix::io::Errno::NOENT) => Ok(()),
-        Err(e) => Err(e),
     }
+    Ok(names)
 }
 
-fn restore_non_file(root: &OwnedFd, e: &PlannedEntry, chown: bool) -> Result<()> {
-    let dir = open_beneath(root, &parent_of(&e.rel))?;
+/// Removes whatever is at `name` in `dir` (a directory with everything in it), never following
+/// links, with an explicit stack (no recursion per level).
+fn remove_at(dir: &OwnedFd, name: &OsStr) -> rustix::io::Result<()> {
+    match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
+        Ok(()) | Err(rustix::io::Errno::NOENT) => return Ok(()),
+        Err(rustix::io::Errno::ISDIR) | Err(rustix::io::Errno::PERM) => {}
+        Err(e) => return Err(e),
+    }
+    let top = platform::open_dir_at(dir, name)?;
+    let names = names_in(&top)?;
+    // (directory, names left in it, its own name in its parent)
+    let mut stack: Vec<(OwnedFd, Vec<OsString>, OsString)> =
+        vec![(top, names, name.to_os_string())];
+    while let Some((fd, names, _)) = stack.last_mut() {
+        match names.pop() {
+            Some(n) => match rustix::fs::unlinkat(&*fd, &n, AtFlags::empty()) {
+                Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+                Err(rustix::io::Errno::ISDIR) | Err(rustix::io::Errno::PERM) => {
+                    let sub = platform::open_dir_at(&*fd, &n)?;
+                    let inner = names_in(&sub)?;
+                    stack.push((sub, inner, n));
+                }
+                Err(e) => return Err(e),
+            },
+            None => {
+                let (_, _, own) = stack.pop().expect("non-empty");
+                let parent = stack.last().map(|(fd, _, _)| fd).unwrap_or(dir);
+                rustix::fs::unlinkat(parent, &own, AtFlags::REMOVEDIR)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Restores a directory, symlink, FIFO or device entry into `dir`, its parent.
+fn restore_non_file(dir: &OwnedFd, e: &PlannedEntry, chown: bool) -> Result<()> {
     let name = file_name(&e.rel);
     let node = &e.node;
     if e.action == Action::Metadata {

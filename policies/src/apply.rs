@@ -29,7 +29,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 /// Plan only, or change what differs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,8 +180,19 @@ struct Shared<'a> {
     mode: WalkMode,
     dev: u64,
     root: OwnedFd,
-    work: Mutex<(Vec<String>, usize)>,
+    work: Mutex<(Vec<Pending>, usize)>,
     wake: Condvar,
+}
+
+/// A directory waiting to be walked: opened by its name (bytes, as on disk) in its parent's
+/// descriptor, so a folder costs one `openat` whatever its depth, and a name that is not UTF-8
+/// (a Latin-1 `é` from an old Windows copy) is opened as it is. `rel` is its path as text, for
+/// the rights lookup and messages.
+struct Pending {
+    /// `None`: open `rel` from the share root, one component at a time (the walk's start).
+    parent: Option<Arc<OwnedFd>>,
+    name: OsString,
+    rel: String,
 }
 
 struct Worker<'s, 'a> {
@@ -311,11 +322,40 @@ impl Worker<'_, '_> {
         }
     }
 
+    /// Opens a pending directory by name in its parent, never following a link.
+    fn open_pending(&mut self, item: &Pending) -> Option<OwnedFd> {
+        let Some(parent) = &item.parent else {
+            return self.open_dir(&item.rel);
+        };
+        match rustix::fs::openat(
+            parent.as_ref(),
+            &item.name,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => Some(fd),
+            Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR) => {
+                self.refuse(
+                    &item.rel,
+                    "replaced by a link or a file during the walk; left alone",
+                );
+                None
+            }
+            Err(rustix::io::Errno::NOENT) => None,
+            Err(e) => {
+                self.error(&item.rel, e);
+                None
+            }
+        }
+    }
+
     /// Checks one directory and its files; returns its subdirectories.
-    fn directory(&mut self, rel: &str) -> Vec<String> {
-        let Some(dir) = self.open_dir(rel) else {
+    fn directory(&mut self, item: Pending) -> Vec<Pending> {
+        let rel = item.rel.as_str();
+        let Some(dir) = self.open_pending(&item) else {
             return Vec::new();
         };
+        let dir = Arc::new(dir);
         match rustix::fs::fstat(&dir) {
             Ok(s) if s.st_dev != self.shared.dev => {
                 self.refuse(rel, "another filesystem is mounted here; left alone");
@@ -367,7 +407,11 @@ impl Worker<'_, '_> {
                 };
             }
             match ft {
-                FileType::Directory => subdirs.push(child),
+                FileType::Directory => subdirs.push(Pending {
+                    parent: Some(dir.clone()),
+                    name,
+                    rel: child,
+                }),
                 FileType::RegularFile => self.file(&dir, &name, &child),
                 _ => self.report.skipped += 1,
             }
@@ -392,7 +436,7 @@ impl Worker<'_, '_> {
                     work = shared.wake.wait(work).expect("lock");
                 }
             };
-            let subdirs = self.directory(&rel);
+            let subdirs = self.directory(rel);
             let mut work = shared.work.lock().expect("lock");
             work.0.extend(subdirs);
             work.1 -= 1;
@@ -446,7 +490,11 @@ pub fn run_below(policy: &Policy, mode: WalkMode, rel: &str) -> std::io::Result<
         };
         match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
-                shared.work.lock().expect("lock").0.push(rel.to_string());
+                shared.work.lock().expect("lock").0.push(Pending {
+                    parent: None,
+                    name: OsString::new(),
+                    rel: rel.to_string(),
+                });
             }
             Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile => {
                 w.file(&dir, std::ffi::OsStr::new(name), rel);
@@ -459,7 +507,11 @@ pub fn run_below(policy: &Policy, mode: WalkMode, rel: &str) -> std::io::Result<
             Err(_) => return Ok(w.report), // gone meanwhile
         }
     } else {
-        shared.work.lock().expect("lock").0.push(String::new());
+        shared.work.lock().expect("lock").0.push(Pending {
+            parent: None,
+            name: OsString::new(),
+            rel: String::new(),
+        });
     }
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let reports: Vec<Report> = std::thread::scope(|s| {

@@ -11,8 +11,13 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-/// The directory holding the workspace's built binaries (`target/debug`).
+/// The directory holding the workspace's built binaries (`target/debug`), or
+/// `$SHAREKEEP_BIN_DIR` (to run the scenarios against other binaries, e.g. an older build, to
+/// check that a test fails without the behaviour it names).
 pub fn bin_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("SHAREKEEP_BIN_DIR") {
+        return PathBuf::from(d);
+    }
     let exe = std::env::current_exe().expect("test executable path");
     exe.parent()
         .and_then(Path::parent)

@@ -149,3 +149,296 @@ fn a_zstd_bomb_within_a_declared_length_is_damage_not_a_gigabyte() {
         c.stdout
     );
 }
+
+/// The member's inotify swapper (`sk-swap-on-open`), running as `uid`.
+struct Swapper {
+    child: std::process::Child,
+    out: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Swapper {
+    fn start(uid: u32, dir: &std::path::Path, trigger: &str, from: &str, with: &str) -> Swapper {
+        let mut child = Command::new("setpriv")
+            .arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={uid}"))
+            .arg("--clear-groups")
+            .arg(sharekeep_tests::bin("sk-swap-on-open"))
+            .arg(dir)
+            .args([trigger, from, with])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut s = Swapper { child, out };
+        assert_eq!(s.line(), "armed");
+        s
+    }
+
+    fn line(&mut self) -> String {
+        let mut l = String::new();
+        std::io::BufRead::read_line(&mut self.out, &mut l).unwrap();
+        l.trim().to_string()
+    }
+
+    /// Puts things back after a backup that triggered the swap; re-arms.
+    fn restore(&mut self) {
+        assert_eq!(self.line(), "swapped", "the backup opened the trigger file");
+        std::io::Write::write_all(self.child.stdin.as_mut().unwrap(), b"\n").unwrap();
+        assert_eq!(self.line(), "restored");
+        assert_eq!(self.line(), "armed");
+    }
+}
+
+impl Drop for Swapper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A forced backup (every file read) of `src` into `repo` that must finish within a minute:
+/// (exit code, stderr).
+fn bounded_backup(repo: &std::path::Path, src: &std::path::Path) -> (i32, String) {
+    let out = Command::new("timeout")
+        .arg("60")
+        .arg(sharekeep_tests::bin("sharekeepctl"))
+        .arg("--repo")
+        .arg(repo)
+        .arg("backup")
+        .arg("--force")
+        .arg(src)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The member's folder `m` in a fresh share: `b-trigger.txt` (opened first by the backup),
+/// then `files` more files so that the scan still has work when the swap happens.
+fn member_folder(uid: u32, files: usize, big: usize) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = open_scratch();
+    let share = dir.path().join("share");
+    write(&share.join("ok.txt"), b"shared");
+    let m = share.join("m");
+    write(&m.join("b-trigger.txt"), &vec![b'b'; big]);
+    for i in 0..files {
+        write(&m.join(format!("c{i:05}.txt")), b"c");
+    }
+    Command::new("chown")
+        .args(["-R", &format!("{uid}:{uid}")])
+        .arg(&m)
+        .status()
+        .unwrap();
+    (dir, share)
+}
+
+#[test]
+fn a_members_symlink_swap_never_gets_an_outside_file_into_a_snapshot() {
+    let mut a = Accounts::new();
+    a.user("member", &[]);
+    let uid = a.uid("member");
+    let (dir, share) = member_folder(uid, 3000, 1);
+    let m = share.join("m");
+    let secret = dir.path().join("secret");
+    write(
+        &secret.join("id_rsa"),
+        b"-----BEGIN OPENSSH PRIVATE KEY-----",
+    );
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o700)).unwrap();
+    // `a` is the member's folder; `link` points at a root-only folder.
+    write(&m.join("a/mine.txt"), b"mine");
+    std::os::unix::fs::symlink(&secret, m.join("link")).unwrap();
+    Command::new("chown")
+        .args(["-R", "-h", &format!("{uid}:{uid}")])
+        .arg(&m)
+        .status()
+        .unwrap();
+    let repo = dir.path().join("repo");
+    ctl(&repo, &["init"]).ok();
+    // When the backup opens b-trigger.txt, `a` has been listed as a folder: the member swaps
+    // it for the link before the scan enters it.
+    let mut swapper = Swapper::start(uid, &m, "b-trigger.txt", "a", "link");
+    for round in 0..5 {
+        let (code, err) = bounded_backup(&repo, &share);
+        swapper.restore();
+        assert!(code == 0 || code == 3, "backup failed ({code}): {err}");
+        let ls = ctl(&repo, &["ls", "latest", "-l"]).ok().stdout;
+        assert!(
+            !ls.contains("id_rsa"),
+            "round {round}: a root-only file got into a snapshot:\n{}",
+            ls.lines()
+                .filter(|l| l.contains("/a"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        // Positive control: the rest of the share is there.
+        assert!(ls.contains("ok.txt") && ls.contains("c02999.txt"), "{ls}");
+    }
+    // And once the member stops, their folder is backed up as it is.
+    drop(swapper);
+    bounded_backup(&repo, &share);
+    let ls = ctl(&repo, &["ls", "latest"]).ok().stdout;
+    assert!(ls.contains("m/a/mine.txt"), "{ls}");
+}
+
+#[test]
+fn a_file_swapped_for_a_fifo_during_a_backup_never_blocks_it() {
+    let mut a = Accounts::new();
+    a.user("member", &[]);
+    let uid = a.uid("member");
+    // A big first file keeps the workers busy while the swap happens.
+    let (dir, share) = member_folder(uid, 0, 64 << 20);
+    let m = share.join("m");
+    write(&m.join("f.txt"), b"a plain file");
+    let fifo = m.join("p");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    Command::new("chown")
+        .args(["-R", &format!("{uid}:{uid}")])
+        .arg(&m)
+        .status()
+        .unwrap();
+    let repo = dir.path().join("repo");
+    ctl(&repo, &["init"]).ok();
+    let mut swapper = Swapper::start(uid, &m, "b-trigger.txt", "f.txt", "p");
+    for _ in 0..3 {
+        let (code, err) = bounded_backup(&repo, &share);
+        swapper.restore();
+        assert_ne!(code, 124, "the backup blocked on the FIFO: {err}");
+        assert_eq!(code, 3, "the backup warns: {err}");
+        assert!(
+            err.contains("f.txt") && err.contains("replaced during the backup"),
+            "the warning names the entry: {err}"
+        );
+        let ls = ctl(&repo, &["ls", "latest"]).ok().stdout;
+        assert!(
+            ls.contains("b-trigger.txt") && ls.contains("ok.txt"),
+            "{ls}"
+        );
+    }
+}
+
+/// Makes a chain of `depth` folders named `d` under `top` (deeper than PATH_MAX: by
+/// descriptor), with `deep.txt` at the bottom; returns the chain's relative path.
+fn deep_chain(top: &std::path::Path, depth: usize, content: &[u8]) -> String {
+    use rustix::fs::{mkdirat, openat, Mode, OFlags};
+    let mut fd = rustix::fs::open(top, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+    for _ in 0..depth {
+        match mkdirat(&fd, "d", Mode::from_raw_mode(0o755)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => panic!("mkdirat: {e}"),
+        }
+        fd = openat(&fd, "d", OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+    }
+    let f = openat(
+        &fd,
+        "deep.txt",
+        OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC,
+        Mode::from_raw_mode(0o644),
+    )
+    .unwrap();
+    rustix::io::write(&f, content).unwrap();
+    let mut rel = "d/".repeat(depth);
+    rel.push_str("deep.txt");
+    rel
+}
+
+/// Reads `rel` below `top` by descriptor (the path is longer than PATH_MAX).
+fn read_deep(top: &std::path::Path, rel: &str) -> Option<Vec<u8>> {
+    use rustix::fs::{openat, Mode, OFlags};
+    let mut fd = rustix::fs::open(top, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).ok()?;
+    let parts: Vec<&str> = rel.split('/').collect();
+    for p in &parts[..parts.len() - 1] {
+        fd = openat(
+            &fd,
+            *p,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW,
+            Mode::empty(),
+        )
+        .ok()?;
+    }
+    let f = openat(&fd, parts[parts.len() - 1], OFlags::RDONLY, Mode::empty()).ok()?;
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut std::fs::File::from(f), &mut out).ok()?;
+    Some(out)
+}
+
+fn rm_rf(p: &std::path::Path) {
+    let _ = Command::new("rm").arg("-rf").arg(p).status();
+}
+
+#[test]
+fn a_ten_thousand_level_tree_is_backed_up_listed_compared_and_restored() {
+    let dir = open_scratch();
+    let share = dir.path().join("share");
+    fs::create_dir_all(&share).unwrap();
+    let rel = deep_chain(&share, 10_000, b"tout au fond v1");
+    assert!(rel.len() > 4096, "deeper than PATH_MAX");
+    let repo = dir.path().join("repo");
+    ctl(&repo, &["init"]).ok();
+    let first = ctl(&repo, &["backup", &share.display().to_string(), "--json"])
+        .ok()
+        .json()["id"]
+        .as_str()
+        .unwrap()[..8]
+        .to_string();
+    deep_chain(&share, 10_000, b"tout au fond, v2");
+    let second = ctl(&repo, &["backup", &share.display().to_string(), "--json"])
+        .ok()
+        .json()["id"]
+        .as_str()
+        .unwrap()[..8]
+        .to_string();
+    let ls = ctl(&repo, &["ls", &second]).ok().stdout;
+    assert!(ls.contains("/deep.txt"), "ls lists the bottom");
+    let diff = ctl(&repo, &["diff", &first, &second]).ok().stdout;
+    assert!(
+        diff.contains("M    ") && diff.contains("/deep.txt"),
+        "{}",
+        &diff[..diff.len().min(300)]
+    );
+    let versions = ctl(&repo, &["versions", &rel]).ok().stdout;
+    assert!(
+        versions.contains(&first) && versions.contains(&second),
+        "{versions}"
+    );
+    // Restore into an empty folder, then in place over the changed file.
+    let target = dir.path().join("target");
+    ctl(
+        &repo,
+        &["restore", &first, "--to", &target.display().to_string()],
+    )
+    .ok();
+    assert_eq!(read_deep(&target, &rel).unwrap(), b"tout au fond v1");
+    let r = ctl(&repo, &["restore", &first, &rel]).ok();
+    assert!(r.stdout.contains("1 replaced"), "{}", r.stdout);
+    assert_eq!(read_deep(&share, &rel).unwrap(), b"tout au fond v1");
+    // The service on that share: its rights walk, a backup and a dry-run restore (which
+    // overflowed a 2 MiB thread stack when planning recursed per level).
+    fs::create_dir_all(dir.path().join("policies")).unwrap();
+    fs::write(
+        dir.path().join("policies/deep.toml"),
+        format!(
+            "[share]\nname = \"deep\"\npath = {:?}\nowner = \"root\"\ngroup = \"root\"\n\n[access]\nread = [\"root\"]\n\n[backup]\nschedule = \"0 0 0 1 1 *\"\nrepository = {:?}\n",
+            share.display().to_string(),
+            repo.display().to_string()
+        ),
+    )
+    .unwrap();
+    let d = Daemon::start(dir.path());
+    let b = d.ctl(&["backup", "--share", "deep"]);
+    assert_eq!(b.code, 0, "{}{}", b.stdout, b.stderr);
+    let r = d.ctl(&["restore", "--share", "deep", &first, "--dry-run"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("deep.txt"));
+    assert_eq!(d.ctl(&["status"]).code, 0, "the service is still there");
+    drop(d);
+    rm_rf(&target);
+    rm_rf(&share);
+}

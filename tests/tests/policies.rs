@@ -5,6 +5,7 @@
 use sharekeep_tests::users::Accounts;
 use sharekeep_tests::{bin, open_scratch, sh, Run};
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -578,4 +579,34 @@ fn samba_values_that_would_inject_smb_conf_settings_are_refused_with_their_line(
             String::from_utf8_lossy(&e.stdout)
         );
     }
+}
+
+#[test]
+fn folders_with_latin1_names_get_their_rights() {
+    let c = commercial();
+    // An old Windows copy: `café` in Latin-1 (not UTF-8), holding a private file.
+    let name = std::ffi::OsStr::from_bytes(b"Divers/caf\xe9");
+    let folder = c.share.join(name);
+    fs::create_dir_all(&folder).unwrap();
+    fs::write(folder.join("menu.txt"), "plat du jour").unwrap();
+    fs::set_permissions(folder.join("menu.txt"), fs::Permissions::from_mode(0o600)).unwrap();
+    fs::set_permissions(&folder, fs::Permissions::from_mode(0o700)).unwrap();
+    let share = c.share.display().to_string();
+    let read = |who: &str| {
+        c.accounts.sh_as(
+            who,
+            &format!("cat \"{share}/Divers/$(printf 'caf\\351')/menu.txt\""),
+        )
+    };
+    assert!(!read("alice").0, "readable before the policy is applied");
+    let plan = policy(&["plan", &c.policy.display().to_string()]);
+    assert_eq!(
+        plan.code, 2,
+        "plan shows the drift: {}{}",
+        plan.stdout, plan.stderr
+    );
+    policy(&["apply", &c.policy.display().to_string()]).expect_code(0);
+    let (ok, out) = read("alice");
+    assert!(ok && out.contains("plat du jour"), "{out}");
+    assert!(!read("eve").0, "the outsider still cannot");
 }

@@ -4,4 +4,6 @@
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]
+pub use unix::raise_open_file_limit;
+#[cfg(unix)]
 pub(crate) use unix::*;

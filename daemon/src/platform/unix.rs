@@ -281,3 +281,15 @@ pub(crate) fn apply_meta_special(
     )?;
     Ok(())
 }
+
+/// Raises this process's soft limit of open files to its hard limit. The descriptor-based
+/// walks keep one descriptor per directory level of the current path (a 10,000-level tree
+/// needs 10,000), and the default soft limit (often 1024) is far below the hard one.
+pub fn raise_open_file_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut l = getrlimit(Resource::Nofile);
+    if l.current < l.maximum {
+        l.current = l.maximum;
+        let _ = setrlimit(Resource::Nofile, l);
+    }
+}
