@@ -799,26 +799,26 @@ fn restore_non_file(dir: &OwnedFd, e: &PlannedEntry, chown: bool) -> Result<()> 
     if e.action == Action::Metadata {
         return match node.kind {
             NodeKind::Dir => {
-                let fd = platform::open_dir_at(&dir, name).at(&e.rel)?;
+                let fd = platform::open_dir_at(dir, name).at(&e.rel)?;
                 platform::apply_meta_fd(&fd, node, chown).at(&e.rel)
             }
-            _ => platform::apply_meta_special(&dir, name, node, chown).at(&e.rel),
+            _ => platform::apply_meta_special(dir, name, node, chown).at(&e.rel),
         };
     }
     match node.kind {
         NodeKind::Dir => {
             if e.action == Action::Replace {
-                remove_at(&dir, name).at(&e.rel)?;
+                remove_at(dir, name).at(&e.rel)?;
             }
-            rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(0o700)).at(&e.rel)?;
+            rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o700)).at(&e.rel)?;
             Ok(())
         }
         NodeKind::Symlink => {
             let tmp = temp_name(name);
             let target = node.target.clone().unwrap_or_default();
-            rustix::fs::symlinkat(target.as_os_str(), &dir, &tmp).at(&e.rel)?;
-            platform::apply_meta_symlink(&dir, &tmp, node, chown).at(&e.rel)?;
-            replace_with(&dir, &tmp, name, e)
+            rustix::fs::symlinkat(target.as_os_str(), dir, &tmp).at(&e.rel)?;
+            platform::apply_meta_symlink(dir, &tmp, node, chown).at(&e.rel)?;
+            replace_with(dir, &tmp, name, e)
         }
         NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
             let tmp = temp_name(name);
@@ -827,9 +827,9 @@ fn restore_non_file(dir: &OwnedFd, e: &PlannedEntry, chown: bool) -> Result<()> 
                 NodeKind::CharDevice => rustix::fs::FileType::CharacterDevice,
                 _ => rustix::fs::FileType::BlockDevice,
             };
-            rustix::fs::mknodat(&dir, &tmp, ft, Mode::from_raw_mode(0o600), node.rdev).at(&e.rel)?;
-            platform::apply_meta_special(&dir, &tmp, node, chown).at(&e.rel)?;
-            replace_with(&dir, &tmp, name, e)
+            rustix::fs::mknodat(dir, &tmp, ft, Mode::from_raw_mode(0o600), node.rdev).at(&e.rel)?;
+            platform::apply_meta_special(dir, &tmp, node, chown).at(&e.rel)?;
+            replace_with(dir, &tmp, name, e)
         }
         NodeKind::File | NodeKind::Socket => Ok(()),
     }
