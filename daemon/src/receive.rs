@@ -282,7 +282,8 @@ impl CopyWriter {
             (NodeKind::File, _) => self.start_file(&rel, parent, &name, node, action),
             (_, Action::Metadata) => {
                 let n = self.meta_for_copy(&node);
-                platform::apply_meta_special(&parent, &name, &n, self.chown).at(&rel)
+                let expect = existing.as_ref().map(|st| (st.st_dev, st.st_ino));
+                platform::apply_meta_special(&parent, &name, &n, self.chown, expect).at(&rel)
             }
             _ => self.special(&rel, &parent, &name, &node, action),
         };
@@ -523,7 +524,7 @@ impl CopyWriter {
                 };
                 rustix::fs::mknodat(dir, &tmp, ft, Mode::from_raw_mode(0o600), node.rdev)
                     .at(rel)?;
-                platform::apply_meta_special(dir, &tmp, &n, self.chown).at(rel)
+                platform::apply_meta_special(dir, &tmp, &n, self.chown, None).at(rel)
             }
         }
         .and_then(|()| self.move_in(dir, &tmp, name, rel, action == Action::Replace))

@@ -139,6 +139,10 @@ pub struct PlannedEntry {
     rel: PathBuf,
     #[serde(skip)]
     node: Node,
+    /// (device, inode) of what was at the target when planning: metadata is only ever changed
+    /// through a descriptor on that very entry.
+    #[serde(skip)]
+    existing: Option<(u64, u64)>,
 }
 
 /// What a restore will do.
@@ -311,6 +315,7 @@ pub fn plan_restore(
                     } else {
                         Action::Create
                     },
+                    None,
                 );
             }
             tree_id = match (node.kind, node.subtree) {
@@ -350,7 +355,7 @@ struct Planner<'r> {
 }
 
 impl Planner<'_> {
-    fn push(&mut self, rel: &Path, node: Node, action: Action) {
+    fn push(&mut self, rel: &Path, node: Node, action: Action, existing: Option<(u64, u64)>) {
         self.entries.push(PlannedEntry {
             path: rel.to_string_lossy().into_owned(),
             kind: node.kind,
@@ -358,6 +363,7 @@ impl Planner<'_> {
             size: node.size,
             rel: rel.to_path_buf(),
             node,
+            existing,
         });
     }
 
@@ -403,7 +409,7 @@ impl Planner<'_> {
     ) -> Result<Option<PlanLevel>> {
         let Some(name) = node.checked_name().map(OsStr::to_os_string) else {
             let shown = parent_rel.join(node.name.to_string_lossy().replace('/', "\u{2215}"));
-            self.push(&shown, node, Action::Refuse);
+            self.push(&shown, node, Action::Refuse, None);
             return Ok(None);
         };
         let rel = parent_rel.join(&name);
@@ -444,7 +450,8 @@ impl Planner<'_> {
             }
         };
         let subtree = node.subtree.filter(|_| node.kind == NodeKind::Dir);
-        self.push(&rel, node, action);
+        let id = existing.as_ref().map(|st| (st.st_dev, st.st_ino));
+        self.push(&rel, node, action, id);
         let Some(sub) = subtree else {
             return Ok(None);
         };
@@ -520,6 +527,7 @@ pub fn restore(
     let mut first_of_inode: HashMap<(u64, u64), &PlannedEntry> = HashMap::new();
     let mut dirs_meta: Vec<&PlannedEntry> = Vec::new();
     let mut walk = DirWalk::new(&root);
+    let mut created: HashMap<Vec<u8>, (u64, u64)> = HashMap::new();
     let total_bytes = plan.bytes_to_write();
     progress.set_total(plan.entries.len() as u64, total_bytes);
     for e in &plan.entries {
@@ -568,6 +576,15 @@ pub fn restore(
         if let Err(err) = result {
             report.warnings.push((e.path.clone(), err.to_string()));
         } else if e.kind == NodeKind::Dir {
+            // The directory just made: its metadata goes to it, not to one swapped in later.
+            if let Ok(st) = walk.dir(&parent_of(&e.rel)).and_then(|d| {
+                rustix::fs::statat(d, file_name(&e.rel), AtFlags::SYMLINK_NOFOLLOW).at(&e.rel)
+            }) {
+                created.insert(
+                    e.rel.as_os_str().as_bytes().to_vec(),
+                    (st.st_dev, st.st_ino),
+                );
+            }
             dirs_meta.push(e);
         }
     }
@@ -638,9 +655,15 @@ pub fn restore(
     drop(walk);
     let mut walk = DirWalk::new(&root);
     for e in dirs_meta.iter().rev() {
-        let r = walk
-            .dir(&e.rel)
-            .and_then(|fd| platform::apply_meta_fd(fd, &e.node, chown).at(&e.rel));
+        let expect = if e.action == Action::Merge {
+            e.existing
+        } else {
+            created.get(e.rel.as_os_str().as_bytes()).copied()
+        };
+        let r = walk.dir(&e.rel).and_then(|fd| {
+            same_entry(fd, expect, &e.rel)?;
+            platform::apply_meta_fd(fd, &e.node, chown).at(&e.rel)
+        });
         if let Err(err) = r {
             report.warnings.push((e.path.clone(), err.to_string()));
         }
@@ -792,6 +815,22 @@ fn remove_at(dir: &OwnedFd, name: &OsStr) -> rustix::io::Result<()> {
     Ok(())
 }
 
+/// Refuses to change `fd` unless it is the entry planned (`expect`: its device and inode then).
+fn same_entry(fd: &impl rustix::fd::AsFd, expect: Option<(u64, u64)>, rel: &Path) -> Result<()> {
+    let Some(expect) = expect else {
+        return Ok(());
+    };
+    let st = rustix::fs::fstat(fd).at(rel)?;
+    if (st.st_dev, st.st_ino) == expect {
+        Ok(())
+    } else {
+        Err(Error::io(
+            rel,
+            std::io::Error::other("replaced since the restore was planned; left as is"),
+        ))
+    }
+}
+
 /// Restores a directory, symlink, FIFO or device entry into `dir`, its parent.
 fn restore_non_file(dir: &OwnedFd, e: &PlannedEntry, chown: bool) -> Result<()> {
     let name = file_name(&e.rel);
@@ -800,9 +839,10 @@ fn restore_non_file(dir: &OwnedFd, e: &PlannedEntry, chown: bool) -> Result<()> 
         return match node.kind {
             NodeKind::Dir => {
                 let fd = platform::open_dir_at(dir, name).at(&e.rel)?;
+                same_entry(&fd, e.existing, &e.rel)?;
                 platform::apply_meta_fd(&fd, node, chown).at(&e.rel)
             }
-            _ => platform::apply_meta_special(dir, name, node, chown).at(&e.rel),
+            _ => platform::apply_meta_special(dir, name, node, chown, e.existing).at(&e.rel),
         };
     }
     match node.kind {
@@ -828,7 +868,7 @@ fn restore_non_file(dir: &OwnedFd, e: &PlannedEntry, chown: bool) -> Result<()> 
                 _ => rustix::fs::FileType::BlockDevice,
             };
             rustix::fs::mknodat(dir, &tmp, ft, Mode::from_raw_mode(0o600), node.rdev).at(&e.rel)?;
-            platform::apply_meta_special(dir, &tmp, node, chown).at(&e.rel)?;
+            platform::apply_meta_special(dir, &tmp, node, chown, None).at(&e.rel)?;
             replace_with(dir, &tmp, name, e)
         }
         NodeKind::File | NodeKind::Socket => Ok(()),
@@ -871,6 +911,7 @@ fn restore_file(
             Mode::empty(),
         )
         .at(&e.rel)?;
+        same_entry(&fd, e.existing, &e.rel)?;
         platform::apply_meta_fd(&fd, node, chown).at(&e.rel)?;
         return Ok(0);
     }

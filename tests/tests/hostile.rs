@@ -442,3 +442,63 @@ fn a_ten_thousand_level_tree_is_backed_up_listed_compared_and_restored() {
     rm_rf(&target);
     rm_rf(&share);
 }
+
+#[test]
+fn a_hard_link_swapped_in_during_a_restore_never_gets_the_snapshots_metadata() {
+    let mut a = Accounts::new();
+    a.user("member", &[]);
+    let uid = a.uid("member");
+    let dir = open_scratch();
+    let share = dir.path().join("share");
+    let m = share.join("m");
+    write(&m.join("doc.txt"), b"shared document");
+    write(&m.join("other.txt"), b"the member's private notes");
+    Command::new("chown")
+        .args(["-R", &format!("{uid}:{uid}")])
+        .arg(&m)
+        .status()
+        .unwrap();
+    fs::set_permissions(m.join("doc.txt"), fs::Permissions::from_mode(0o644)).unwrap();
+    fs::set_permissions(m.join("other.txt"), fs::Permissions::from_mode(0o600)).unwrap();
+    let repo = dir.path().join("repo");
+    ctl(&repo, &["init"]).ok();
+    let snap = ctl(&repo, &["backup", &share.display().to_string(), "--json"])
+        .ok()
+        .json()["id"]
+        .as_str()
+        .unwrap()[..8]
+        .to_string();
+    // The document's mode changes: a restore will put 0644 back on it.
+    fs::set_permissions(m.join("doc.txt"), fs::Permissions::from_mode(0o600)).unwrap();
+    let (ok, out) = a.sh_as(
+        "member",
+        &format!(
+            "ln '{}' '{}'",
+            m.join("other.txt").display(),
+            m.join("hl").display()
+        ),
+    );
+    assert!(ok, "{out}");
+    // When the restore saves doc.txt (pre-restore), the member swaps in a hard link to
+    // other.txt under its name.
+    let mut swapper = Swapper::start(uid, &m, "doc.txt", "doc.txt", "hl");
+    let r = ctl(&repo, &["restore", &snap, "m/doc.txt"]);
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("replaced since the restore was planned"),
+        "{}",
+        r.stderr
+    );
+    let mode = |n: &str| fs::metadata(m.join(n)).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(
+        mode("other.txt"),
+        0o600,
+        "the other file got the snapshot's metadata"
+    );
+    swapper.restore();
+    drop(swapper);
+    // Positive control: with nobody swapping, the document gets its mode back.
+    ctl(&repo, &["restore", &snap, "m/doc.txt"]).ok();
+    assert_eq!(mode("doc.txt"), 0o644);
+    assert_eq!(mode("other.txt"), 0o600);
+}

@@ -261,6 +261,7 @@ pub(crate) fn apply_meta_special(
     name: &OsStr,
     node: &Node,
     chown: bool,
+    expect: Option<(u64, u64)>,
 ) -> std::io::Result<()> {
     let fd = rustix::fs::openat(
         dir,
@@ -268,6 +269,15 @@ pub(crate) fn apply_meta_special(
         OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
+    // Only the entry that was planned (device, inode), never one swapped in since.
+    if let Some(expect) = expect {
+        let st = rustix::fs::fstat(&fd)?;
+        if (st.st_dev, st.st_ino) != expect {
+            return Err(std::io::Error::other(
+                "replaced since the restore was planned; left as is",
+            ));
+        }
+    }
     let proc_path = format!("/proc/self/fd/{}", rustix::fd::AsRawFd::as_raw_fd(&fd));
     if chown {
         nix::unistd::chown(proc_path.as_str(), Some(uid(node)), Some(gid(node)))?;
