@@ -180,9 +180,10 @@ pub fn run(cli: Cli, cancel: &sharekeep::CancelToken) -> Result<Outcome> {
                 }
                 writeln!(
                     out,
-                    "    rights: {} entries checked, {} fixed; last full reconcile {}",
+                    "    rights: {} entries checked, {} fixed; {} folders watched; last full reconcile {}",
                     s.checked,
                     s.drift_fixed,
+                    s.watches,
                     s.last_reconcile.as_deref().unwrap_or("never")
                 )?;
                 writeln!(

@@ -165,6 +165,9 @@ pub struct ShareStatus {
     pub drift_fixed: u64,
     /// Entries checked since the service started.
     pub checked: u64,
+    /// Folders of the share watched for changes.
+    #[serde(default)]
+    pub watches: u64,
     /// The last full reconcile (RFC 3339).
     pub last_reconcile: Option<String>,
     /// The last successful backup (RFC 3339) and its snapshot.

@@ -447,12 +447,22 @@ impl Worker<'_, '_> {
 
 /// Walks `policy`'s share, comparing (and with [`WalkMode::Apply`] fixing) every entry.
 pub fn run(policy: &Policy, mode: WalkMode) -> std::io::Result<Report> {
-    run_below(policy, mode, "")
+    walk(policy, mode, "", true)
+}
+
+/// Like [`run_below`], for the entry at `rel` alone (a directory's entries are not walked):
+/// what the service does when a folder is renamed within rights that do not change.
+pub fn run_one(policy: &Policy, mode: WalkMode, rel: &str) -> std::io::Result<Report> {
+    walk(policy, mode, rel, false)
 }
 
 /// Like [`run`], for the entry at `rel` (relative to the share root) and, if it is a
 /// directory, everything below it: what the service does when entries appear or change.
 pub fn run_below(policy: &Policy, mode: WalkMode, rel: &str) -> std::io::Result<Report> {
+    walk(policy, mode, rel, true)
+}
+
+fn walk(policy: &Policy, mode: WalkMode, rel: &str, below: bool) -> std::io::Result<Report> {
     let root = rustix::fs::open(
         &policy.path,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
@@ -489,6 +499,20 @@ pub fn run_below(policy: &Policy, mode: WalkMode, rel: &str) -> std::io::Result<
             return Ok(w.report);
         };
         match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory && !below => {
+                if let Some(d) = w.open_pending(&Pending {
+                    parent: Some(Arc::new(dir)),
+                    name: OsString::from(name),
+                    rel: rel.to_string(),
+                }) {
+                    match rustix::fs::fstat(&d) {
+                        Ok(s) if s.st_dev == shared.dev => w.check(&d, &s, rel, true),
+                        Ok(_) => w.refuse(rel, "another filesystem is mounted here; left alone"),
+                        Err(e) => w.error(rel, e),
+                    }
+                }
+                return Ok(w.report);
+            }
             Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
                 shared.work.lock().expect("lock").0.push(Pending {
                     parent: None,

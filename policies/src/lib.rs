@@ -16,7 +16,9 @@ mod rights;
 mod samba;
 mod validate;
 
-pub use apply::{apply, plan, run, run_below, Drift, Refusal, Report, StateView, WalkMode};
+pub use apply::{
+    apply, plan, run, run_below, run_one, Drift, Refusal, Report, StateView, WalkMode,
+};
 pub use explain::{explain, matrix, Explanation, Matrix, MatrixRow};
 pub use policy::{parse_duration, BackupPlan, Keep, Origin, Policy, PrincipalSet, Rule, Samba};
 pub use principal::{

@@ -169,6 +169,21 @@ impl Policy {
             .expect("the root rule covers everything")
     }
 
+    /// Whether everything below `a` has the same rights as it would have below `b` (and the
+    /// reverse): the same rule covers both and no rule lies inside either. A folder renamed from
+    /// `a` to `b` then needs no walk: only the folder itself is checked.
+    pub fn same_rights_below(&self, a: &str, b: &str) -> bool {
+        let inside = |top: &str, p: &str| {
+            top.is_empty()
+                || (p.len() > top.len() && p.starts_with(top) && p.as_bytes()[top.len()] == b'/')
+        };
+        std::ptr::eq(self.rule_for(a), self.rule_for(b))
+            && !self.rules.iter().any(|r| {
+                !r.path.is_empty()
+                    && (inside(a, &r.path) || inside(b, &r.path) || r.path == a || r.path == b)
+            })
+    }
+
     /// The path of `abs` relative to the share root, if it is inside the share.
     pub fn relative(&self, abs: &Path) -> Option<String> {
         let rel = abs.strip_prefix(&self.path).ok()?;

@@ -393,6 +393,27 @@ mod tests {
     }
 
     #[test]
+    fn renames_that_keep_every_right_below() {
+        let p = policy();
+        let cases: &[(&str, &str, bool)] = &[
+            ("Propositions/a", "Propositions/b", true),
+            ("Propositions/x/a", "Propositions/b", true),
+            ("Divers/a", "Autres/b", true),
+            ("Propositions/a", "Tarifs/a", false),
+            ("Propositions/a", "Divers/a", false),
+            // A rule lies inside: its folder moves away from it.
+            ("Direction", "Direction2", false),
+            ("Autres", "Direction", false),
+            ("a", "Direction/Confidentiel/x", false),
+            ("Tarifs", "Tarifs2", false),
+        ];
+        for (a, b, want) in cases {
+            assert_eq!(p.same_rights_below(a, b), *want, "{a} -> {b}");
+            assert_eq!(p.same_rights_below(b, a), *want, "{b} -> {a}");
+        }
+    }
+
+    #[test]
     fn directories_get_setgid_and_a_default_acl_files_do_not() {
         let p = policy();
         let r = Rights::new(&p);

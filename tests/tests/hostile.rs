@@ -502,3 +502,133 @@ fn a_hard_link_swapped_in_during_a_restore_never_gets_the_snapshots_metadata() {
     assert_eq!(mode("doc.txt"), 0o644);
     assert_eq!(mode("other.txt"), 0o600);
 }
+
+/// A share of `team` read by the member, run by the real service.
+fn watched_share(a: &mut Accounts) -> (tempfile::TempDir, std::path::PathBuf, Daemon) {
+    a.group("team");
+    a.user("member", &["team"]);
+    let dir = open_scratch();
+    let share = dir.path().join("share");
+    fs::create_dir_all(share.join("Docs")).unwrap();
+    fs::create_dir_all(dir.path().join("policies")).unwrap();
+    fs::write(
+        dir.path().join("policies/team.toml"),
+        format!(
+            "[share]\nname = \"team\"\npath = {:?}\nowner = \"root\"\ngroup = \"root\"\n\n[access]\nread = [\"@{}\"]\nwrite = [\"root\"]\n\n[[rule]]\npath = \"Docs\"\nwrite = [\"@{}\"]\n",
+            share.display().to_string(),
+            a.name("team"),
+            a.name("team"),
+        ),
+    )
+    .unwrap();
+    let d = Daemon::start(dir.path());
+    (dir, share, d)
+}
+
+fn watches(d: &Daemon) -> u64 {
+    let r = d.ctl(&["status", "--json"]);
+    r.json()[0]["watches"].as_u64().unwrap()
+}
+
+#[test]
+fn a_link_to_the_root_moved_into_the_share_costs_one_watch_not_the_system() {
+    let mut a = Accounts::new();
+    let (dir, share, d) = watched_share(&mut a);
+    let s = share.display().to_string();
+    crate::daemon::eventually(
+        "the first watches",
+        std::time::Duration::from_secs(5),
+        || watches(&d) == 2,
+    );
+    // A folder holding links to / and /usr/share, and one real subfolder, moved in.
+    let outside = dir.path().join("outside");
+    fs::create_dir_all(outside.join("sub")).unwrap();
+    std::os::unix::fs::symlink("/", outside.join("root")).unwrap();
+    std::os::unix::fs::symlink("/usr/share", outside.join("usr-share")).unwrap();
+    write(&outside.join("sub/note.txt"), b"note");
+    fs::set_permissions(
+        outside.join("sub/note.txt"),
+        fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    fs::rename(&outside, share.join("Docs/moved")).unwrap();
+    crate::daemon::eventually(
+        "rights below the moved folder",
+        std::time::Duration::from_secs(3),
+        || {
+            a.sh_as("member", &format!("cat '{s}/Docs/moved/sub/note.txt'"))
+                .0
+        },
+    );
+    assert_eq!(
+        watches(&d),
+        4,
+        "the moved folder and its subfolder, nothing through the links"
+    );
+    // A folder made inside the moved one is watched too: a file in it gets its rights.
+    fs::create_dir(share.join("Docs/moved/sub/new")).unwrap();
+    write(&share.join("Docs/moved/sub/new/late.txt"), b"late");
+    fs::set_permissions(
+        share.join("Docs/moved/sub/new/late.txt"),
+        fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    crate::daemon::eventually(
+        "rights in a folder made later",
+        std::time::Duration::from_secs(3),
+        || {
+            a.sh_as("member", &format!("cat '{s}/Docs/moved/sub/new/late.txt'"))
+                .0
+        },
+    );
+    assert_eq!(watches(&d), 5);
+}
+
+#[test]
+fn a_members_rename_storm_costs_the_service_little() {
+    let mut a = Accounts::new();
+    let (_dir, share, d) = watched_share(&mut a);
+    let big = share.join("Docs/a");
+    fs::create_dir_all(&big).unwrap();
+    for i in 0..2200 {
+        fs::write(big.join(format!("f{i:04}.txt")), "x").unwrap();
+    }
+    let s = share.display().to_string();
+    crate::daemon::eventually(
+        "rights on the big folder",
+        std::time::Duration::from_secs(10),
+        || a.sh_as("member", &format!("cat '{s}/Docs/a/f2199.txt'")).0,
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // The member renames it back and forth for 5 seconds.
+    let before = d.cpu_seconds();
+    let start = std::time::Instant::now();
+    let (ok, out) = a.sh_as(
+        "member",
+        &format!(
+            "cd '{s}/Docs' && end=$(( $(date +%s) + 5 )); n=0; while [ $(date +%s) -lt $end ]; do mv -T a b && mv -T b a; n=$((n+2)); done; echo $n"
+        ),
+    );
+    assert!(ok, "{out}");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let used = d.cpu_seconds() - before;
+    let share_of_core = used / start.elapsed().as_secs_f64();
+    eprintln!(
+        "{} renames: the service used {used:.2} CPU-s ({:.1}% of a core)",
+        out.trim(),
+        share_of_core * 100.0
+    );
+    assert!(
+        share_of_core < 0.3,
+        "{:.0}% of a core for a rename storm",
+        share_of_core * 100.0
+    );
+    // Positive control: the folder still gets its rights after the storm.
+    write(&big.join("after.txt"), b"after");
+    fs::set_permissions(big.join("after.txt"), fs::Permissions::from_mode(0o600)).unwrap();
+    crate::daemon::eventually(
+        "rights after the storm",
+        std::time::Duration::from_secs(3),
+        || a.sh_as("member", &format!("cat '{s}/Docs/a/after.txt'")).0,
+    );
+}

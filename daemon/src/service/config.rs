@@ -28,6 +28,8 @@ pub struct RawConfig {
     pub max_connections: Option<usize>,
     /// Connections one non-root user may hold at once.
     pub max_connections_per_user: Option<usize>,
+    /// Folders watched per share at most.
+    pub max_watches: Option<usize>,
     /// Write the Samba include for the exported shares and reload smbd when it changes.
     pub samba_manage: Option<bool>,
     /// Where the include goes (default /etc/samba/sharekeep.conf; smb.conf must include it).
@@ -55,6 +57,8 @@ pub struct Settings {
     pub max_connections: usize,
     /// Connections one non-root user may hold at once (root has slots kept for it).
     pub max_connections_per_user: usize,
+    /// Folders watched per share at most (beyond: periodic reconciles every 5 minutes).
+    pub max_watches: usize,
     /// Samba management: the include file to keep, and the smb.conf of the smbd to reload.
     pub samba: Option<(PathBuf, Option<PathBuf>)>,
 }
@@ -118,6 +122,11 @@ impl Settings {
                 .max_connections_per_user
                 .or(file.max_connections_per_user)
                 .unwrap_or(4)
+                .max(1),
+            max_watches: flags
+                .max_watches
+                .or(file.max_watches)
+                .unwrap_or(65_536)
                 .max(1),
             samba: flags
                 .samba_manage

@@ -1,46 +1,63 @@
-//! Keeping a share's rights applied: an inotify watch (notify) on the share, new directories
-//! followed, and a full reconcile at start, periodically and when the kernel's event queue
-//! overflowed.
+//! Keeping a share's rights applied: the share's watches (`watch.rs`, a thread of their own)
+//! report what changed; a full reconcile runs at start, periodically (every 5 minutes while
+//! the watch budget is exceeded) and when the kernel's event queue overflowed.
 //!
 //! ```text
 //! loop:
-//!   wait for an event, the reconcile timer, or stop
-//!   event: collect the paths of created, moved-in and attribute-changed entries for a short
-//!          window (25 ms after the last event, 250 ms at most), then, on the blocking pool,
-//!          apply the policy below each of them (a directory is walked whole, so entries
-//!          created in it before its watch existed are not missed); a path inside another
-//!          collected directory is skipped
-//!   overflow (rescan) or timer: apply the policy to the whole share
+//!   wait for a signal, the reconcile timer, or stop
+//!   signals are gathered for a short window (25 ms after the last, 250 ms at most), then,
+//!   on the blocking pool, coalesced so the work is proportional to what changed:
+//!     Walk(p)       the policy applied to p and everything below it (new folders, moved in)
+//!     Moved(a, b)   a folder renamed within rights that do not change below it: b alone is
+//!                   checked; otherwise b is walked
+//!     One(p)        p alone is checked (a chmod, a new or changed file)
+//!   a path inside a walked one is skipped
+//!   Rescan: the whole share
 //! ```
 //! The service's own changes raise attribute events too; the next check finds nothing to
 //! change and raises none, so there is no loop.
 
+use super::watches::{self, Signal, Watches};
 use super::{Counters, Inner};
-use notify::event::{EventKind, ModifyKind, RenameMode};
-use notify::Watcher;
 use sharekeep_policies::{Policy, Report, WalkMode};
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-enum Signal {
-    Paths(Vec<PathBuf>),
-    Rescan,
-}
-
-fn relevant(kind: &EventKind) -> bool {
-    matches!(
-        kind,
-        EventKind::Create(_)
-            | EventKind::Modify(ModifyKind::Metadata(_))
-            | EventKind::Modify(ModifyKind::Name(
-                RenameMode::To | RenameMode::Both | RenameMode::Any
-            ))
-            | EventKind::Any
-    )
+/// Coalesces what the watcher reported: entries to walk (with everything below), and entries
+/// to check alone that no walked one covers.
+fn coalesce(policy: &Policy, signals: Vec<Signal>) -> (Vec<String>, Vec<String>) {
+    let mut walk: BTreeSet<String> = BTreeSet::new();
+    let mut one: BTreeSet<String> = BTreeSet::new();
+    for s in signals {
+        match s {
+            Signal::Walk(p) => walk.extend(p),
+            Signal::One(p) => one.extend(p),
+            Signal::Moved { from, to } => {
+                if policy.same_rights_below(&from, &to) {
+                    one.insert(to);
+                } else {
+                    walk.insert(to);
+                }
+            }
+            Signal::Rescan | Signal::Budget => {}
+        }
+    }
+    let covers = |k: &String, r: &String| k.is_empty() || r == k || r.starts_with(&format!("{k}/"));
+    let mut kept: Vec<String> = Vec::new();
+    for r in walk {
+        if !kept.iter().any(|k| covers(k, &r)) {
+            kept.push(r);
+        }
+    }
+    let one = one
+        .into_iter()
+        .filter(|r| !kept.iter().any(|k| covers(k, r)))
+        .collect();
+    (kept, one)
 }
 
 fn record(counters: &Mutex<Counters>, report: &Report, full: bool) {
@@ -75,36 +92,46 @@ pub(crate) async fn enforce(
     stop: CancellationToken,
 ) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Signal>();
-    let watcher = {
-        let tx = tx.clone();
-        notify::recommended_watcher(move |ev: notify::Result<notify::Event>| match ev {
-            Ok(ev) if ev.need_rescan() => {
-                let _ = tx.send(Signal::Rescan);
+    let watching = Arc::new(AtomicBool::new(false));
+    let stop_watch = Arc::new(AtomicBool::new(false));
+    let count = counters.lock().expect("lock").watches.clone();
+    match Watches::new(
+        &policy.path,
+        inner.settings.max_watches,
+        &policy.name,
+        count,
+    ) {
+        Ok(w) => {
+            let (tx, stop_watch) = (tx.clone(), stop_watch.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("watch-{}", policy.name))
+                .spawn(move || watches::run(w, tx, stop_watch));
+            match spawned {
+                Ok(_) => watching.store(true, std::sync::atomic::Ordering::Relaxed),
+                Err(e) => {
+                    tracing::error!(share = %policy.name, "cannot watch the share ({e}); relying on periodic reconciles")
+                }
             }
-            Ok(ev) if relevant(&ev.kind) => {
-                let _ = tx.send(Signal::Paths(ev.paths));
-            }
-            Ok(_) => {}
-            Err(_) => {
-                // Queue overflow or watch limit: only a full walk is safe.
-                let _ = tx.send(Signal::Rescan);
-            }
-        })
-    };
-    let mut watcher = match watcher {
-        Ok(w) => Some(w),
-        Err(e) => {
-            tracing::error!(share = %policy.name, "cannot watch the share ({e}); relying on periodic reconciles");
-            None
         }
-    };
-    if let Some(w) = watcher.as_mut() {
-        if let Err(e) = w.watch(&policy.path, notify::RecursiveMode::Recursive) {
-            tracing::error!(share = %policy.name, "cannot watch {} ({e}); relying on periodic reconciles", policy.path.display());
+        Err(e) => {
+            tracing::error!(share = %policy.name, "cannot watch the share ({e}); relying on periodic reconciles")
         }
     }
+    // The watcher thread stops when this task ends (stop, reload, or the share removed).
+    struct StopOnDrop(Arc<AtomicBool>);
+    impl Drop for StopOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    let _stop_watch = StopOnDrop(stop_watch);
+    drop(tx);
     reconcile(&policy, &counters).await;
-    let mut timer = tokio::time::interval(inner.settings.reconcile_every);
+    let mut every = inner.settings.reconcile_every;
+    if !watching.load(std::sync::atomic::Ordering::Relaxed) {
+        every = every.min(Duration::from_secs(300));
+    }
+    let mut timer = tokio::time::interval(every);
     timer.tick().await;
     loop {
         let first = tokio::select! {
@@ -115,15 +142,15 @@ pub(crate) async fn enforce(
             }
             s = rx.recv() => match s {
                 Some(s) => s,
-                None => return,
+                None => {
+                    // The watcher ended: periodic reconciles only.
+                    std::future::pending::<()>().await;
+                    return;
+                }
             },
         };
         // Debounce: gather what arrives in the next moments.
-        let mut rescan = matches!(first, Signal::Rescan);
-        let mut paths: BTreeSet<PathBuf> = BTreeSet::new();
-        if let Signal::Paths(p) = first {
-            paths.extend(p);
-        }
+        let mut signals = vec![first];
         let deadline = tokio::time::Instant::now() + Duration::from_millis(250);
         loop {
             let quiet = tokio::time::sleep(Duration::from_millis(25));
@@ -131,28 +158,24 @@ pub(crate) async fn enforce(
                 _ = quiet => break,
                 _ = tokio::time::sleep_until(deadline) => break,
                 s = rx.recv() => match s {
-                    Some(Signal::Paths(p)) => paths.extend(p),
-                    Some(Signal::Rescan) => rescan = true,
-                    None => return,
+                    Some(s) => signals.push(s),
+                    None => break,
                 },
             }
         }
-        if rescan {
+        if signals.iter().any(|s| matches!(s, Signal::Budget)) && every > Duration::from_secs(300) {
+            every = Duration::from_secs(300);
+            timer = tokio::time::interval(every);
+            timer.tick().await;
+        }
+        if signals.iter().any(|s| matches!(s, Signal::Rescan)) {
             tracing::warn!(share = %policy.name, "event queue overflowed: full reconcile");
             reconcile(&policy, &counters).await;
             continue;
         }
-        // Relative paths; drop those below another collected path (its walk covers them).
-        let mut rels: Vec<String> = paths.iter().filter_map(|p| policy.relative(p)).collect();
-        rels.sort();
-        let mut kept: Vec<String> = Vec::new();
-        for r in rels {
-            if !kept
-                .iter()
-                .any(|k| k.is_empty() || r == *k || r.starts_with(&format!("{k}/")))
-            {
-                kept.push(r);
-            }
+        let (walk, one) = coalesce(&policy, signals);
+        if walk.is_empty() && one.is_empty() {
+            continue;
         }
         let p = policy.clone();
         let result = tokio::task::spawn_blocking(move || {
@@ -160,8 +183,17 @@ pub(crate) async fn enforce(
                 share: p.name.clone(),
                 ..Report::default()
             };
-            for rel in kept {
-                match sharekeep_policies::run_below(&p, WalkMode::Apply, &rel) {
+            let runs = walk
+                .iter()
+                .map(|r| (r, true))
+                .chain(one.iter().map(|r| (r, false)));
+            for (rel, below) in runs {
+                let r = if below {
+                    sharekeep_policies::run_below(&p, WalkMode::Apply, rel)
+                } else {
+                    sharekeep_policies::run_one(&p, WalkMode::Apply, rel)
+                };
+                match r {
                     Ok(r) => {
                         total.checked += r.checked;
                         total.changed += r.changed;

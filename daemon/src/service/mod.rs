@@ -4,9 +4,11 @@
 //! run(settings, shutdown):
 //!   load every policy (a broken file keeps its last good version, or stays unmanaged)
 //!   per managed share, two tasks:
-//!     enforce: an inotify watch on the share (new directories followed); created, moved-in
-//!              and chmod-ed entries get their rights within a debounce window, a directory
-//!              is walked whole; a full reconcile at start, hourly, and on queue overflow
+//!     enforce: one inotify watch per folder, kept by a thread (watches.rs) that adds them by
+//!              descriptor walk, never across a link or a mount, within a budget; created,
+//!              moved-in and chmod-ed entries get their rights within a debounce window, work
+//!              proportional to what changed (enforce.rs); a full reconcile at start, hourly
+//!              (every 5 minutes beyond the watch budget), and on queue overflow
 //!     schedule: sleeps until the next cron occurrence (or runs at once when one was missed),
 //!               or until a request; runs backup, retention, prune (every few days); triggers
 //!               during a run merge into one next run
@@ -22,6 +24,7 @@ mod jobs;
 pub mod schedule;
 mod server;
 pub mod state;
+mod watches;
 
 use config::Settings;
 use sharekeep::protocol::ShareStatus;
@@ -53,6 +56,8 @@ pub(crate) struct Counters {
     pub(crate) running: bool,
     /// Progress of the running backup.
     pub(crate) progress: Arc<sharekeep::LiveProgress>,
+    /// Folders watched (set by the share's watcher thread).
+    pub(crate) watches: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// A share the service manages (or knows about but cannot manage).
@@ -137,6 +142,7 @@ impl Inner {
                         Vec::new()
                     },
                     drift_fixed: c.fixed,
+                    watches: c.watches.load(std::sync::atomic::Ordering::Relaxed),
                     checked: c.checked,
                     last_reconcile: c.last_reconcile.map(|t| t.to_rfc3339()),
                     last_backup: st.last_success.map(|t| t.to_rfc3339()),
