@@ -63,11 +63,13 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Vec<IndexedPack>> {
     }
     let truncated = || corrupt("truncated index file");
     let count = r.u32().ok_or_else(truncated)?;
-    let mut packs = Vec::with_capacity(count.min(1 << 20) as usize);
+    // Counts are claims: capacity never exceeds what the remaining bytes can hold.
+    let left = |r: &Reader<'_>| r.bytes.len() - r.pos;
+    let mut packs = Vec::with_capacity((count as usize).min(left(&r) / 36));
     for _ in 0..count {
         let id = Id(r.take(32).ok_or_else(truncated)?.try_into().expect("32"));
         let n = r.u32().ok_or_else(truncated)?;
-        let mut blobs = Vec::with_capacity(n.min(1 << 20) as usize);
+        let mut blobs = Vec::with_capacity((n as usize).min(left(&r) / ENTRY));
         for _ in 0..n {
             let e = r.take(ENTRY).ok_or_else(truncated)?;
             let blob_type = match e[0] {
@@ -78,14 +80,18 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Vec<IndexedPack>> {
             let compression =
                 Compression::from_code(e[1]).ok_or_else(|| corrupt("unknown compression"))?;
             let u = |at: usize| u32::from_le_bytes(e[at..at + 4].try_into().expect("4"));
-            blobs.push(PackEntry {
+            let entry = PackEntry {
                 blob_type,
                 compression,
                 id: Id(e[2..34].try_into().expect("32")),
                 offset: u(34),
                 length: u(38),
                 raw_length: u(42),
-            });
+            };
+            if let Some(why) = entry.claim_problem() {
+                return Err(corrupt(&why));
+            }
+            blobs.push(entry);
         }
         packs.push(IndexedPack { id, blobs });
     }

@@ -632,3 +632,19 @@ fn a_members_rename_storm_costs_the_service_little() {
         || a.sh_as("member", &format!("cat '{s}/Docs/a/after.txt'")).0,
     );
 }
+
+#[test]
+fn mutated_repository_files_give_errors_never_panics_or_huge_allocations() {
+    // A short run of the fuzzer (bench/fuzz.sh runs it longer).
+    let out = Command::new(sharekeep_tests::bin("sk-fuzz-repo"))
+        .args(["5", "42"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains(" 0 panics"), "{text}");
+}
