@@ -42,7 +42,7 @@ use crate::tree::{Bytes, Node, NodeKind, Tree};
 use crossbeam_channel::{Receiver, Sender};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use rustix::fd::OwnedFd;
-use rustix::fs::{AtFlags, Mode, OFlags};
+use rustix::fs::AtFlags;
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
@@ -685,25 +685,15 @@ impl Scan<'_> {
 /// Opens a file to read it: by name in its directory's descriptor, never through a symlink,
 /// never blocking (a FIFO swapped in opens at once and is then refused by the type check).
 fn open_for_backup(dir: &OwnedFd, name: &OsStr) -> std::io::Result<File> {
-    let flags =
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
-    // O_NOATIME is refused for files we do not own unless we are root.
-    let fd = rustix::fs::openat(dir, name, flags | OFlags::NOATIME, Mode::empty())
-        .or_else(|_| rustix::fs::openat(dir, name, flags, Mode::empty()))?;
-    Ok(File::from(fd))
+    Ok(File::from(sharekeep_policies::walk::open_file(dir, name)?))
 }
 
 /// The names in a directory (without `.` and `..`), read from its descriptor.
 fn list_dir(dir: &OwnedFd) -> std::io::Result<Vec<OsString>> {
-    let mut names = Vec::new();
-    for entry in rustix::fs::Dir::read_from(dir)? {
-        let entry = entry?;
-        let n = entry.file_name().to_bytes();
-        if n != b"." && n != b".." {
-            names.push(OsStr::from_bytes(n).to_os_string());
-        }
-    }
-    Ok(names)
+    Ok(sharekeep_policies::walk::list(dir)?
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect())
 }
 
 /// A directory waiting to be listed.

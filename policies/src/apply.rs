@@ -28,7 +28,6 @@ use rustix::fd::OwnedFd;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::os::unix::ffi::OsStrExt;
 use std::sync::{Arc, Condvar, Mutex};
 
 /// Plan only, or change what differs.
@@ -264,38 +263,25 @@ impl Worker<'_, '_> {
 
     /// Opens `rel` from the share root, one component at a time, never following a link.
     fn open_dir(&mut self, rel: &str) -> Option<OwnedFd> {
-        let mut fd = rustix::io::dup(&self.shared.root).ok()?;
-        for part in rel.split('/').filter(|p| !p.is_empty()) {
-            fd = match rustix::fs::openat(
-                &fd,
-                part,
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            ) {
-                Ok(fd) => fd,
-                Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR) => {
-                    self.refuse(
-                        rel,
-                        "replaced by a link or a file during the walk; left alone",
-                    );
-                    return None;
-                }
-                Err(rustix::io::Errno::NOENT) => return None,
-                Err(e) => {
-                    self.error(rel, e);
-                    return None;
-                }
-            };
+        match crate::walk::open_dir_beneath(&self.shared.root, rel) {
+            Ok(fd) => Some(fd),
+            Err(crate::walk::Refused::Missing) => None,
+            Err(crate::walk::Refused::Replaced) => {
+                self.refuse(
+                    rel,
+                    "replaced by a link or a file during the walk; left alone",
+                );
+                None
+            }
+            Err(crate::walk::Refused::Other(e)) => {
+                self.error(rel, e);
+                None
+            }
         }
-        Some(fd)
     }
 
     fn file(&mut self, dir: &OwnedFd, name: &std::ffi::OsStr, rel: &str) {
-        let flags =
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
-        let fd = match rustix::fs::openat(dir, name, flags | OFlags::NOATIME, Mode::empty())
-            .or_else(|_| rustix::fs::openat(dir, name, flags, Mode::empty()))
-        {
+        let fd = match crate::walk::open_file(dir, name) {
             Ok(fd) => fd,
             Err(rustix::io::Errno::NOENT) => return,
             Err(rustix::io::Errno::LOOP) => {
@@ -327,22 +313,17 @@ impl Worker<'_, '_> {
         let Some(parent) = &item.parent else {
             return self.open_dir(&item.rel);
         };
-        match rustix::fs::openat(
-            parent.as_ref(),
-            &item.name,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) {
+        match crate::walk::open_dir(parent.as_ref(), &item.name, None) {
             Ok(fd) => Some(fd),
-            Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR) => {
+            Err(crate::walk::Refused::Missing) => None,
+            Err(crate::walk::Refused::Replaced) => {
                 self.refuse(
                     &item.rel,
                     "replaced by a link or a file during the walk; left alone",
                 );
                 None
             }
-            Err(rustix::io::Errno::NOENT) => None,
-            Err(e) => {
+            Err(crate::walk::Refused::Other(e)) => {
                 self.error(&item.rel, e);
                 None
             }
@@ -367,32 +348,13 @@ impl Worker<'_, '_> {
                 return Vec::new();
             }
         }
-        let mut entries: Vec<(OsString, FileType)> = Vec::new();
-        match rustix::fs::Dir::read_from(&dir) {
-            Ok(list) => {
-                for e in list {
-                    match e {
-                        Ok(e) => {
-                            let n = e.file_name().to_bytes();
-                            if n != b"." && n != b".." {
-                                entries.push((
-                                    std::ffi::OsStr::from_bytes(n).to_os_string(),
-                                    e.file_type(),
-                                ));
-                            }
-                        }
-                        Err(err) => {
-                            self.error(rel, err);
-                            break;
-                        }
-                    }
-                }
-            }
+        let entries = match crate::walk::list(dir.as_ref()) {
+            Ok(e) => e,
             Err(e) => {
                 self.error(rel, e);
                 return Vec::new();
             }
-        }
+        };
         let mut subdirs = Vec::new();
         for (name, mut ft) in entries {
             let child = join(rel, &name.to_string_lossy());

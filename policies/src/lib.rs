@@ -15,6 +15,7 @@ mod raw;
 mod rights;
 mod samba;
 mod validate;
+pub mod walk;
 
 pub use apply::{
     apply, plan, run, run_below, run_one, Drift, Refusal, Report, StateView, WalkMode,

@@ -21,9 +21,8 @@
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 use rustix::fd::{AsFd, AsRawFd, OwnedFd};
 use rustix::fs::{FileType, Mode, OFlags};
+use sharekeep_policies::walk;
 use std::collections::HashMap;
-use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -100,11 +99,8 @@ impl Watches {
     /// Opens the folder `rel` from the share root, one name at a time, never following a link.
     fn open(&self, rel: &str) -> Option<OwnedFd> {
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let mut fd = rustix::fs::open(&self.root, flags, Mode::empty()).ok()?;
-        for part in rel.split('/').filter(|p| !p.is_empty()) {
-            fd = rustix::fs::openat(&fd, part, flags, Mode::empty()).ok()?;
-        }
-        Some(fd)
+        let root = rustix::fs::open(&self.root, flags, Mode::empty()).ok()?;
+        walk::open_dir_beneath(&root, rel).ok()
     }
 
     /// Adds a watch on `rel` and every folder below it; `false` once the budget is reached.
@@ -113,7 +109,6 @@ impl Watches {
             return true;
         };
         let dev = self.dev;
-        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         // (folder, its path): depth costs heap, never stack.
         let mut stack: Vec<(OwnedFd, String)> = vec![(top, rel.to_string())];
         while let Some((fd, rel)) = stack.pop() {
@@ -124,19 +119,14 @@ impl Watches {
             if !self.add(&fd, &rel) {
                 return false;
             }
-            let Ok(list) = rustix::fs::Dir::read_from(&fd) else {
+            let Ok(list) = walk::list(&fd) else {
                 continue;
             };
-            for entry in list.flatten() {
-                let n = entry.file_name().to_bytes();
-                if n == b"." || n == b".." {
-                    continue;
-                }
-                let name = OsStr::from_bytes(n);
-                let is_dir = match entry.file_type() {
+            for (name, ft) in list {
+                let is_dir = match ft {
                     FileType::Directory => true,
                     FileType::Unknown => {
-                        rustix::fs::statat(&fd, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+                        rustix::fs::statat(&fd, &name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
                             .is_ok_and(|s| {
                                 FileType::from_raw_mode(s.st_mode) == FileType::Directory
                             })
@@ -146,16 +136,15 @@ impl Watches {
                 if !is_dir {
                     continue;
                 }
-                // A name that is not UTF-8: its events are reported on its parent.
-                let Some(text) = name.to_str() else {
-                    if let Ok(sub) = rustix::fs::openat(&fd, name, flags, Mode::empty()) {
-                        stack.push((sub, rel.clone()));
-                    }
+                let Ok(sub) = walk::open_dir(&fd, &name, None) else {
                     continue;
                 };
-                if let Ok(sub) = rustix::fs::openat(&fd, name, flags, Mode::empty()) {
-                    stack.push((sub, join(&rel, text)));
-                }
+                // A name that is not UTF-8: its events are reported on its parent.
+                let rel = match name.to_str() {
+                    Some(text) => join(&rel, text),
+                    None => rel.clone(),
+                };
+                stack.push((sub, rel));
             }
         }
         true
