@@ -422,10 +422,11 @@ pub async fn run(
     });
     // The socket first: a start that cannot serve changes nothing.
     let listener = server::bind(&settings.socket)?;
+    // Watch the policies before the first load: a change made while it runs is not missed.
+    let _watch = watch_policies(&settings.policies, reload_tx.clone());
     reload(&inner).await;
     tracing::info!(socket = %settings.socket.display(), policies = %settings.policies.display(), "sharekeepd ready");
     let server = tokio::spawn(server::serve(inner.clone(), listener));
-    let _watch = watch_policies(&settings.policies, reload_tx.clone());
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
