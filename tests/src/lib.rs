@@ -25,7 +25,41 @@ pub fn bin_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// The path of a workspace binary; fails with a hint when it was not built.
+/// The newest modification time of the sources `sharekeepd` and `sharekeepctl` are built
+/// from (the three crates' `src/` and manifests).
+fn newest_source() -> std::time::SystemTime {
+    static NEWEST: std::sync::OnceLock<std::time::SystemTime> = std::sync::OnceLock::new();
+    *NEWEST.get_or_init(|| {
+        let top = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut newest = std::time::SystemTime::UNIX_EPOCH;
+        let mut stack: Vec<PathBuf> = ["daemon", "ctl", "policies"]
+            .iter()
+            .flat_map(|c| [top.join(c).join("src"), top.join(c).join("Cargo.toml")])
+            .collect();
+        stack.push(top.join("Cargo.toml"));
+        while let Some(p) = stack.pop() {
+            let Ok(m) = std::fs::metadata(&p) else {
+                continue;
+            };
+            if m.is_dir() {
+                stack.extend(
+                    std::fs::read_dir(&p)
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                        .map(|e| e.path()),
+                );
+            } else if let Ok(t) = m.modified() {
+                newest = newest.max(t);
+            }
+        }
+        newest
+    })
+}
+
+/// The path of a workspace binary; fails with a hint when it was not built, or was built
+/// before its sources last changed (`cargo test -p sharekeep-tests` does not rebuild the
+/// other crates' binaries: a stale one would be tested).
 pub fn bin(name: &str) -> PathBuf {
     let p = bin_dir().join(name);
     assert!(
@@ -33,6 +67,17 @@ pub fn bin(name: &str) -> PathBuf {
         "{} is not built: run `cargo build --workspace --bins` before `cargo test` (the README's test command does)",
         p.display()
     );
+    let ours = matches!(name, "sharekeepd" | "sharekeepctl");
+    if ours && std::env::var_os("SHAREKEEP_BIN_DIR").is_none() {
+        let built = std::fs::metadata(&p)
+            .and_then(|m| m.modified())
+            .expect("mtime");
+        assert!(
+            built >= newest_source(),
+            "{} is older than its sources: run `cargo build --workspace --bins` first (the README's test command does)",
+            p.display()
+        );
+    }
     p
 }
 

@@ -20,9 +20,20 @@ pub(crate) struct Daemon {
 
 impl Daemon {
     pub(crate) fn start(dir: &Path) -> Daemon {
+        Daemon::start_with(dir, None)
+    }
+
+    /// Starts the service with `config` as its sharekeepd.toml, if given.
+    pub(crate) fn start_with(dir: &Path, config: Option<&str>) -> Daemon {
         let socket = dir.join("ctl.sock");
         let log = dir.join("sharekeepd.log");
-        let child = Command::new(bin("sharekeepd"))
+        let mut cmd = Command::new(bin("sharekeepd"));
+        if let Some(text) = config {
+            let file = dir.join("sharekeepd.toml");
+            fs::write(&file, text).unwrap();
+            cmd.arg("--config").arg(file);
+        }
+        let child = cmd
             .arg("--policies")
             .arg(dir.join("policies"))
             .arg("--state")

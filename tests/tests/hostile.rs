@@ -505,6 +505,13 @@ fn a_hard_link_swapped_in_during_a_restore_never_gets_the_snapshots_metadata() {
 
 /// A share of `team` read by the member, run by the real service.
 fn watched_share(a: &mut Accounts) -> (tempfile::TempDir, std::path::PathBuf, Daemon) {
+    watched_share_with(a, None)
+}
+
+fn watched_share_with(
+    a: &mut Accounts,
+    config: Option<&str>,
+) -> (tempfile::TempDir, std::path::PathBuf, Daemon) {
     a.group("team");
     a.user("member", &["team"]);
     let dir = open_scratch();
@@ -521,7 +528,7 @@ fn watched_share(a: &mut Accounts) -> (tempfile::TempDir, std::path::PathBuf, Da
         ),
     )
     .unwrap();
-    let d = Daemon::start(dir.path());
+    let d = Daemon::start_with(dir.path(), config);
     (dir, share, d)
 }
 
@@ -647,4 +654,34 @@ fn mutated_repository_files_give_errors_never_panics_or_huge_allocations() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains(" 0 panics"), "{text}");
+}
+
+#[test]
+fn beyond_its_watch_budget_the_service_says_so_and_watches_no_more() {
+    let mut a = Accounts::new();
+    // Root and Docs, plus three more folders: a budget of 3.
+    let (_dir, share, d) = {
+        let (dir, share, d) = watched_share_with(&mut a, Some("max_watches = 3\n"));
+        drop(d);
+        for f in ["Docs/x", "Docs/y", "Docs/z"] {
+            fs::create_dir_all(share.join(f)).unwrap();
+        }
+        let d = Daemon::start_with(dir.path(), Some("max_watches = 3\n"));
+        (dir, share, d)
+    };
+    crate::daemon::eventually(
+        "the budget reached",
+        std::time::Duration::from_secs(5),
+        || d.log().contains("watch budget reached (3 folders)"),
+    );
+    assert_eq!(watches(&d), 3);
+    // Positive control: what is watched still gets its rights at once.
+    let s = share.display().to_string();
+    write(&share.join("Docs/n.txt"), b"n");
+    fs::set_permissions(share.join("Docs/n.txt"), fs::Permissions::from_mode(0o600)).unwrap();
+    crate::daemon::eventually(
+        "rights in a watched folder",
+        std::time::Duration::from_secs(3),
+        || a.sh_as("member", &format!("cat '{s}/Docs/n.txt'")).0,
+    );
 }

@@ -533,6 +533,41 @@ fn samba_values_that_would_inject_smb_conf_settings_are_refused_with_their_line(
     assert_ne!(clean, good, "the example has a [samba] table");
     fs::write(&c.policy, &clean).unwrap();
     policy(&["check", &c.policy.display().to_string()]).expect_code(0);
+    // testparm reads the export as the one share it is, with its comment.
+    let include = c.policy.with_file_name("export.conf");
+    let e = Command::new(bin("sharekeepctl"))
+        .args(["samba", "export"])
+        .arg(&c.policy)
+        .arg("-o")
+        .arg(&include)
+        .output()
+        .unwrap();
+    assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
+    let conf = c.policy.with_file_name("smb.conf");
+    fs::write(
+        &conf,
+        format!(
+            "[global]\n   server role = standalone server\ninclude = {}\n",
+            include.display()
+        ),
+    )
+    .unwrap();
+    let t = Command::new("testparm")
+        .arg("-s")
+        .arg(&conf)
+        .output()
+        .unwrap();
+    let parsed = String::from_utf8_lossy(&t.stdout);
+    assert!(
+        t.status.success(),
+        "{parsed}{}",
+        String::from_utf8_lossy(&t.stderr)
+    );
+    assert!(
+        parsed.contains("[Ventes 2026]")
+            && parsed.contains("comment = Dossiers du service commercial (100%)"),
+        "{parsed}"
+    );
     for (key, value) in [
         ("name", r#""x]\nroot preexec = /tmp/own.sh\n[y""#),
         ("comment", r#""ok\n   force user = root""#),
