@@ -56,14 +56,7 @@ impl Client {
                 .with_context(|| format!("unreadable answer from sharekeepd: {buf:?}"))?;
             match r {
                 Response::Progress { message } => progress(&message),
-                Response::Error {
-                    kind,
-                    message,
-                    path,
-                } => {
-                    let at = path.map(|p| format!("{p}: ")).unwrap_or_default();
-                    bail!("{at}{message} ({kind})")
-                }
+                e @ Response::Error { .. } => return Err(unexpected(e)),
                 other => return Ok(other),
             }
         }
@@ -102,18 +95,7 @@ impl Client {
                 match tag {
                     frame::END => return Ok(serde_json::from_slice(&buf)?),
                     frame::ERROR => {
-                        let r: Response = serde_json::from_slice(&buf)?;
-                        return Err(match r {
-                            Response::Error {
-                                kind,
-                                message,
-                                path,
-                            } => {
-                                let at = path.map(|p| format!("{p}: ")).unwrap_or_default();
-                                anyhow!("{at}{message} ({kind})")
-                            }
-                            other => unexpected(other),
-                        });
+                        return Err(unexpected(serde_json::from_slice(&buf)?));
                     }
                     tag => on(tag, &buf)?,
                 }
@@ -132,8 +114,20 @@ fn self_shutdown(w: &UnixStream) -> std::io::Result<()> {
     w.shutdown(std::net::Shutdown::Both)
 }
 
+/// An error answer as the error it reports (`path: message (kind)`); anything else as an
+/// unexpected answer.
 fn unexpected(r: Response) -> anyhow::Error {
-    anyhow!("unexpected answer from sharekeepd: {r:?}")
+    match r {
+        Response::Error {
+            kind,
+            message,
+            path,
+        } => {
+            let at = path.map(|p| format!("{p}: ")).unwrap_or_default();
+            anyhow!("{at}{message} ({kind})")
+        }
+        other => anyhow!("unexpected answer from sharekeepd: {other:?}"),
+    }
 }
 
 fn need_share(share: Option<String>) -> Result<String> {

@@ -327,11 +327,28 @@ impl DecisionEntry {
 }
 
 impl RestoreResult {
+    /// Nothing done yet.
+    pub fn empty(snapshot: &str, target: &str, dry_run: bool) -> RestoreResult {
+        RestoreResult {
+            snapshot: snapshot.to_string(),
+            target: target.to_string(),
+            entries: Vec::new(),
+            dry_run,
+            created: 0,
+            replaced: 0,
+            metadata: 0,
+            left: 0,
+            bytes_written: 0,
+            pre_restore: None,
+            warnings: Vec::new(),
+            rights_applied: None,
+            kept_aside: Vec::new(),
+        }
+    }
+
     /// A plan (before anything is done).
     pub fn from_plan(plan: &crate::RestorePlan) -> RestoreResult {
         RestoreResult {
-            snapshot: plan.snapshot.id.to_hex(),
-            target: plan.target_root.display().to_string(),
             entries: plan
                 .entries
                 .iter()
@@ -342,16 +359,11 @@ impl RestoreResult {
                     size: e.size,
                 })
                 .collect(),
-            dry_run: true,
-            created: 0,
-            replaced: 0,
-            metadata: 0,
-            left: 0,
-            bytes_written: 0,
-            pre_restore: None,
-            warnings: Vec::new(),
-            rights_applied: None,
-            kept_aside: Vec::new(),
+            ..RestoreResult::empty(
+                &plan.snapshot.id.to_hex(),
+                &plan.target_root.display().to_string(),
+                true,
+            )
         }
     }
 

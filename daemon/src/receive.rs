@@ -115,21 +115,7 @@ impl CopyWriter {
             }
             Err(e) => return Err(e),
         };
-        let result = RestoreResult {
-            snapshot: snapshot.to_string(),
-            target: target.display().to_string(),
-            entries: Vec::new(),
-            dry_run,
-            created: 0,
-            replaced: 0,
-            metadata: 0,
-            left: 0,
-            bytes_written: 0,
-            pre_restore: None,
-            warnings: Vec::new(),
-            rights_applied: None,
-            kept_aside: Vec::new(),
-        };
+        let result = RestoreResult::empty(snapshot, &target.display().to_string(), dry_run);
         Ok(CopyWriter {
             target,
             stack: vec![Level {

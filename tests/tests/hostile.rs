@@ -105,7 +105,7 @@ fn sharekeepd_refuses_to_back_up_into_a_repository_others_may_read() {
 #[test]
 fn a_zstd_bomb_within_a_declared_length_is_damage_not_a_gigabyte() {
     use sharekeep::pack::BlobType;
-    use sharekeep::{Repository, Snapshot, Tree};
+    use sharekeep::{Repository, Tree};
     let tmp = crate::scratch();
     let path = tmp.path().join("repo");
     let repo = Repository::init_local(&path).unwrap();
@@ -116,25 +116,11 @@ fn a_zstd_bomb_within_a_declared_length_is_damage_not_a_gigabyte() {
     let honest = repo.store_blobs(&[(BlobType::Data, b"ok")]).unwrap();
     let mut tree = Tree {
         nodes: vec![
-            crate::safety::file_node(b"bomb.bin", ids, 1 << 30),
-            crate::safety::file_node(b"ok.txt", honest, 2),
+            sharekeep_tests::file_node(b"bomb.bin", ids, 1 << 30),
+            sharekeep_tests::file_node(b"ok.txt", honest, 2),
         ],
     };
-    let bytes = tree.encode();
-    let root = repo.store_blobs(&[(BlobType::Tree, &bytes)]).unwrap()[0];
-    let mut snap = Snapshot {
-        id: Default::default(),
-        time: sharekeep::chrono::Local::now(),
-        host: "attacker".into(),
-        username: "x".into(),
-        paths: vec!["/nonexistent/share".into()],
-        tags: vec![],
-        tree: root,
-        parent: None,
-        summary: Default::default(),
-        program_version: "crafted".into(),
-    };
-    let id = repo.save_snapshot(&mut snap).unwrap().to_hex();
+    let id = sharekeep_tests::crafted_snapshot(&repo, &mut tree);
     let r = ctl(&path, &["cat", &id[..8], "bomb.bin"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stdout.is_empty());

@@ -3,34 +3,11 @@
 //! file it affects.
 
 use crate::scratch;
-use sharekeep::{Bytes, Node, NodeKind, Repository, Snapshot, Tree};
-use sharekeep_tests::{ctl, write};
+use sharekeep::{NodeKind, Repository, Tree};
+use sharekeep_tests::{ctl, file_node, write};
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::Path;
-
-pub(crate) fn file_node(name: &[u8], content: Vec<sharekeep::Id>, size: u64) -> Node {
-    Node {
-        name: Bytes(name.to_vec()),
-        kind: NodeKind::File,
-        mode: 0o644,
-        uid: 0,
-        gid: 0,
-        user: None,
-        group: None,
-        mtime_ns: 1_700_000_000_000_000_000,
-        ctime_ns: 0,
-        inode: 0,
-        device: 0,
-        links: 1,
-        size,
-        content,
-        subtree: None,
-        target: None,
-        rdev: 0,
-        xattrs: Vec::new(),
-    }
-}
 
 /// Writes a snapshot whose tree holds hostile names next to an honest file.
 fn crafted_repo(repo_path: &Path) -> String {
@@ -62,23 +39,7 @@ fn crafted_repo(repo_path: &Path) -> String {
             dir,
         ],
     };
-    let root_bytes = root.encode();
-    let root_id = repo
-        .store_blobs(&[(sharekeep::pack::BlobType::Tree, &root_bytes)])
-        .unwrap()[0];
-    let mut snap = Snapshot {
-        id: Default::default(),
-        time: sharekeep::chrono::Local::now(),
-        host: "attacker".into(),
-        username: "x".into(),
-        paths: vec!["/nonexistent/share".into()],
-        tags: vec![],
-        tree: root_id,
-        parent: None,
-        summary: Default::default(),
-        program_version: "crafted".into(),
-    };
-    repo.save_snapshot(&mut snap).unwrap().to_hex()
+    sharekeep_tests::crafted_snapshot(&repo, &mut root)
 }
 
 #[test]

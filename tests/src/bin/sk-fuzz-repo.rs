@@ -10,7 +10,7 @@
 //! Usage: sk-fuzz-repo SECONDS [SEED]
 
 use sharekeep::pack::BlobType;
-use sharekeep::{Bytes, Node, NodeKind, Repository, Snapshot, Tree};
+use sharekeep::{Node, NodeKind, Repository, Tree};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -65,26 +65,9 @@ impl Rng {
 }
 
 fn node(name: &str, kind: NodeKind, content: Vec<sharekeep::Id>, size: u64) -> Node {
-    Node {
-        name: Bytes(name.as_bytes().to_vec()),
-        kind,
-        mode: 0o644,
-        uid: 0,
-        gid: 0,
-        user: None,
-        group: None,
-        mtime_ns: 1_700_000_000_000_000_000,
-        ctime_ns: 0,
-        inode: 0,
-        device: 0,
-        links: 1,
-        size,
-        content,
-        subtree: None,
-        target: None,
-        rdev: 0,
-        xattrs: Vec::new(),
-    }
+    let mut n = sharekeep_tests::file_node(name.as_bytes(), content, size);
+    n.kind = kind;
+    n
 }
 
 /// A small valid repository: two snapshots, a nested folder, compressible and random files.
@@ -128,22 +111,7 @@ fn build(path: &Path) {
                 dir,
             ],
         };
-        let root_id = repo
-            .store_blobs(&[(BlobType::Tree, &root.encode())])
-            .expect("tree")[0];
-        let mut snap = Snapshot {
-            id: Default::default(),
-            time: sharekeep::chrono::Local::now(),
-            host: "fuzz".into(),
-            username: "fuzz".into(),
-            paths: vec!["/srv/fuzz".into()],
-            tags: vec![],
-            tree: root_id,
-            parent: None,
-            summary: Default::default(),
-            program_version: "fuzz".into(),
-        };
-        repo.save_snapshot(&mut snap).expect("snapshot");
+        sharekeep_tests::crafted_snapshot(&repo, &mut root);
     }
 }
 

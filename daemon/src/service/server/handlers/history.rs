@@ -113,14 +113,12 @@ pub(super) async fn cat(
     w: &mut OwnedWriteHalf,
 ) -> Option<Response> {
     ctx.audit("cat", &snapshot, std::slice::from_ref(&path));
-    let policy = ctx.policy();
-    let Some(plan) = policy.backup.clone() else {
-        return Some(super::no_plan(&policy));
+    let (repo, snap) = match super::open_snapshot(ctx, snapshot).await {
+        Ok(x) => x,
+        Err(r) => return Some(r),
     };
     let view = ctx.view();
     let found = tokio::task::spawn_blocking(move || {
-        let repo = sharekeep::Repository::open_local(&plan.repository)?;
-        let snap = view.find(&repo, &snapshot)?;
         let rel = repo.relative_components(&snap, &path)?.join("/");
         let node = repo.find_node(&snap, &path)?;
         let node = match node {

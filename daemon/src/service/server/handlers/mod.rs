@@ -134,6 +134,30 @@ fn no_plan(policy: &Policy) -> Response {
     )
 }
 
+/// The share's repository and the snapshot `selector` names among those the caller may use,
+/// opened on the blocking pool; an error response otherwise.
+async fn open_snapshot(
+    ctx: &Ctx<'_>,
+    selector: String,
+) -> Result<(Repository, Snapshot), Response> {
+    let policy = ctx.policy();
+    let Some(plan) = policy.backup.clone() else {
+        return Err(no_plan(&policy));
+    };
+    let view = ctx.view();
+    let found = tokio::task::spawn_blocking(move || {
+        let repo = Repository::open_local(&plan.repository)?;
+        let snap = view.find(&repo, &selector)?;
+        Ok::<_, sharekeep::Error>((repo, snap))
+    })
+    .await;
+    match found {
+        Ok(Ok(x)) => Ok(x),
+        Ok(Err(e)) => Err(error_response(&e)),
+        Err(e) => Err(Response::error("io", e.to_string())),
+    }
+}
+
 /// Runs `work` on the blocking pool with the share's repository, sending progress lines.
 async fn in_repo(
     ctx: &Ctx<'_>,

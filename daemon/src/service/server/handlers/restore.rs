@@ -65,21 +65,10 @@ async fn streamed(
     w: &mut OwnedWriteHalf,
 ) -> Option<Response> {
     let policy = ctx.policy();
-    let Some(plan) = policy.backup.clone() else {
-        return Some(super::no_plan(&policy));
-    };
     let view = ctx.view();
-    let v = view.clone();
-    let found = tokio::task::spawn_blocking(move || {
-        let repo = sharekeep::Repository::open_local(&plan.repository)?;
-        let snap = v.find(&repo, &snapshot)?;
-        Ok::<_, sharekeep::Error>((repo, snap))
-    })
-    .await;
-    let (repo, snap) = match found {
-        Ok(Ok(x)) => x,
-        Ok(Err(e)) => return Some(error_response(&e)),
-        Err(e) => return Some(Response::error("io", e.to_string())),
+    let (repo, snap) = match super::open_snapshot(ctx, snapshot).await {
+        Ok(x) => x,
+        Err(r) => return Some(r),
     };
     let header = Response::Stream {
         snapshot: snap.id.to_hex(),
