@@ -25,36 +25,45 @@ pub fn bin_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// The newest modification time of the sources `sharekeepd` and `sharekeepctl` are built
-/// from (the three crates' `src/` and manifests).
-fn newest_source() -> std::time::SystemTime {
-    static NEWEST: std::sync::OnceLock<std::time::SystemTime> = std::sync::OnceLock::new();
-    *NEWEST.get_or_init(|| {
-        let top = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let mut newest = std::time::SystemTime::UNIX_EPOCH;
-        let mut stack: Vec<PathBuf> = ["daemon", "ctl", "policies"]
-            .iter()
-            .flat_map(|c| [top.join(c).join("src"), top.join(c).join("Cargo.toml")])
-            .collect();
-        stack.push(top.join("Cargo.toml"));
-        while let Some(p) = stack.pop() {
-            let Ok(m) = std::fs::metadata(&p) else {
-                continue;
-            };
-            if m.is_dir() {
-                stack.extend(
-                    std::fs::read_dir(&p)
-                        .into_iter()
-                        .flatten()
-                        .flatten()
-                        .map(|e| e.path()),
-                );
-            } else if let Ok(t) = m.modified() {
-                newest = newest.max(t);
-            }
+/// The newest modification time of the sources binary `name` is built from: `sharekeepd`
+/// from the engine (with its service) and the policies crate, `sharekeepctl` from its own
+/// crate, the engine's library (not the service) and the policies crate, and their manifests.
+fn newest_source(name: &str) -> std::time::SystemTime {
+    let top = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let daemon = top.join("daemon/src");
+    let service_only = [daemon.join("service"), daemon.join("main.rs")];
+    let mut stack: Vec<PathBuf> = vec![
+        top.join("Cargo.toml"),
+        top.join("daemon/Cargo.toml"),
+        top.join("policies/Cargo.toml"),
+        top.join("policies/src"),
+        daemon.clone(),
+    ];
+    if name == "sharekeepctl" {
+        stack.push(top.join("ctl/Cargo.toml"));
+        stack.push(top.join("ctl/src"));
+    }
+    let mut newest = std::time::SystemTime::UNIX_EPOCH;
+    while let Some(p) = stack.pop() {
+        if name == "sharekeepctl" && service_only.contains(&p) {
+            continue;
         }
-        newest
-    })
+        let Ok(m) = std::fs::metadata(&p) else {
+            continue;
+        };
+        if m.is_dir() {
+            stack.extend(
+                std::fs::read_dir(&p)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .map(|e| e.path()),
+            );
+        } else if let Ok(t) = m.modified() {
+            newest = newest.max(t);
+        }
+    }
+    newest
 }
 
 /// The path of a workspace binary; fails with a hint when it was not built, or was built
@@ -73,7 +82,7 @@ pub fn bin(name: &str) -> PathBuf {
             .and_then(|m| m.modified())
             .expect("mtime");
         assert!(
-            built >= newest_source(),
+            built >= newest_source(name),
             "{} is older than its sources: run `cargo build --workspace --bins` first (the README's test command does)",
             p.display()
         );

@@ -275,8 +275,8 @@ fn a_file_swapped_for_a_fifo_during_a_backup_never_blocks_it() {
     let mut a = Accounts::new();
     a.user("member", &[]);
     let uid = a.uid("member");
-    // A big first file keeps the workers busy while the swap happens.
-    let (dir, share) = member_folder(uid, 0, 64 << 20);
+    // A big first file and a thousand small ones keep the workers busy while the swap happens.
+    let (dir, share) = member_folder(uid, 1000, 64 << 20);
     let m = share.join("m");
     write(&m.join("f.txt"), b"a plain file");
     let fifo = m.join("p");
