@@ -275,9 +275,13 @@ fn a_file_swapped_for_a_fifo_during_a_backup_never_blocks_it() {
     let mut a = Accounts::new();
     a.user("member", &[]);
     let uid = a.uid("member");
-    // A big first file and a thousand small ones keep the workers busy while the swap happens.
-    let (dir, share) = member_folder(uid, 1000, 64 << 20);
+    // Big files before it keep both workers reading while the swap happens; the scan (which
+    // reads nothing) has long recorded f.txt as a file by then.
+    let (dir, share) = member_folder(uid, 0, 64 << 20);
     let m = share.join("m");
+    for i in 0..4 {
+        write(&m.join(format!("c{i}.bin")), &vec![b'c'; 16 << 20]);
+    }
     write(&m.join("f.txt"), b"a plain file");
     let fifo = m.join("p");
     assert!(Command::new("mkfifo")
