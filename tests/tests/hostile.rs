@@ -186,8 +186,9 @@ impl Drop for Swapper {
 /// A forced backup (every file read) of `src` into `repo` that must finish within a minute:
 /// (exit code, stderr).
 fn bounded_backup(repo: &std::path::Path, src: &std::path::Path) -> (i32, String) {
+    // Killed 5 s after the TERM if it does not stop (a worker stuck in open() never would).
     let out = Command::new("timeout")
-        .arg("60")
+        .args(["-k", "5", "60"])
         .arg(sharekeep_tests::bin("sharekeepctl"))
         .arg("--repo")
         .arg(repo)
@@ -300,7 +301,10 @@ fn a_file_swapped_for_a_fifo_during_a_backup_never_blocks_it() {
     for _ in 0..3 {
         let (code, err) = bounded_backup(&repo, &share);
         swapper.restore();
-        assert_ne!(code, 124, "the backup blocked on the FIFO: {err}");
+        assert!(
+            code != 124 && code != 137,
+            "the backup blocked on the FIFO: {err}"
+        );
         assert_eq!(code, 3, "the backup warns: {err}");
         assert!(
             err.contains("f.txt") && err.contains("replaced during the backup"),
