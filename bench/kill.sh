@@ -10,8 +10,14 @@ n=${1:-100}
 cd "$top"
 cargo build --release -q --workspace --bins
 start=$(date +%s)
-SHAREKEEP_KILLS=$n cargo test --release -q -p sharekeep-tests --test all crash -- --nocapture 2>&1 \
-  | tee /dev/stderr | grep -E "^(backup|prune) kill" > "${TMPDIR:-/tmp}/sharekeep-kills.txt" || true
-interrupted=$(grep -c -E "killed" "${TMPDIR:-/tmp}/sharekeep-kills.txt" || true)
-indexed=$(grep -c "after writing an index" "${TMPDIR:-/tmp}/sharekeep-kills.txt" || true)
+log="${TMPDIR:-/tmp}/sharekeep-kills.log"
+# The test's own verdict decides: a failed check or restore after any kill fails this script.
+if ! SHAREKEEP_KILLS=$n cargo test --release -q -p sharekeep-tests --test all crash -- --nocapture > "$log" 2>&1; then
+  cat "$log" >&2
+  echo "== the crash scenario FAILED (log above)" >&2
+  exit 1
+fi
+interrupted=$(grep -E "^(backup|prune) kill" "$log" | grep -c "killed" || true)
+indexed=$(grep -c "after writing an index" "$log" || true)
+[ "$interrupted" -gt 0 ] || { echo "== no operation was interrupted: nothing was measured" >&2; exit 1; }
 echo "== $interrupted operations interrupted by SIGKILL ($indexed backups after writing an index), in $(( $(date +%s) - start )) s; after each, check passed and snapshots restored byte for byte"

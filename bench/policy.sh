@@ -51,7 +51,13 @@ read = ["@nogroup"]
 write = ["nobody"]
 TOML
 
-t() { sync; local s e; s=$(date +%s.%N); "$@" >/dev/null; e=$(date +%s.%N); echo "$s $e" | awk '{printf "%.3f", $2 - $1}'; }
+# The timed command's failure fails the script (an assignment from a failing substitution
+# stops it under set -e), never a figure for a step that did not happen.
+t() {
+  sync; local s e; s=$(date +%s.%N)
+  "$@" >/dev/null || { echo "failed: $*" >&2; exit 1; }
+  e=$(date +%s.%N); echo "$s $e" | awk '{printf "%.3f", $2 - $1}'
+}
 sk_apply=$(t "$sk" -q policy apply "$out/bench.toml")
 sf_apply=$(t sh -c "setfacl -R -m u:nobody:rwX,g:nogroup:rX,g::---,o::--- '$out/setfacl' && setfacl -R -d -m u:nobody:rwx,g:nogroup:rx,g::---,o::--- '$out/setfacl'")
 sk_plan=$(t "$sk" -q policy plan "$out/bench.toml")

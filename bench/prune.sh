@@ -43,8 +43,11 @@ measure() {
   e=$(date +%s.%N)
   echo "$(echo "$s $e" | awk '{printf "%.2f", $2 - $1}') $(awk -F': ' '/Maximum resident/ {print $2}' "$out/time.txt")"
 }
-read -r sk_t sk_rss < <(measure "$sk" -q -r "$skrepo" forget --keep-daily 7 --prune)
-read -r r_t r_rss < <(measure restic -q -r "$rrepo" forget --keep-daily 7 --prune)
+# Not in a process substitution: a failing step must stop the script, not print a blank figure.
+measure "$sk" -q -r "$skrepo" forget --keep-daily 7 --prune > "$out/m-sk"
+measure restic -q -r "$rrepo" forget --keep-daily 7 --prune > "$out/m-restic"
+read -r sk_t sk_rss < "$out/m-sk"
+read -r r_t r_rss < "$out/m-restic"
 "$sk" -q -r "$skrepo" check --read-data >/dev/null
 sk_after=$(size "$skrepo"); r_after=$(size "$rrepo")
 mib() { awk -v b="$1" 'BEGIN {printf "%.0f MiB", b / 1048576}'; }
