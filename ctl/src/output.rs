@@ -23,6 +23,30 @@ pub fn time(t: &DateTime<Local>) -> String {
     t.format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
+/// A time as people say it, relative to `now` (both local): `today 18:30`, `yesterday 18:30`,
+/// `tomorrow 06:00`, `Mon 24 Nov 18:30` this year, `28 Nov 2025 18:30` otherwise.
+pub fn spoken(t: &DateTime<Local>, now: &DateTime<Local>) -> String {
+    let days = (t.date_naive() - now.date_naive()).num_days();
+    let hm = t.format("%H:%M");
+    match days {
+        0 => format!("today {hm}"),
+        -1 => format!("yesterday {hm}"),
+        1 => format!("tomorrow {hm}"),
+        _ if t.format("%Y").to_string() == now.format("%Y").to_string() => {
+            t.format("%a %-d %b %H:%M").to_string()
+        }
+        _ => t.format("%-d %b %Y %H:%M").to_string(),
+    }
+}
+
+/// An RFC 3339 time (as the protocol carries it) as [`spoken`] says it now; unparsable text
+/// is shown as it is.
+pub fn spoken_rfc3339(text: &str) -> String {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| spoken(&t.with_timezone(&Local), &Local::now()))
+        .unwrap_or_else(|_| text.to_string())
+}
+
 /// A ns timestamp as local time.
 pub fn time_ns(ns: i64) -> String {
     let t = Local.timestamp_nanos(ns);
@@ -110,5 +134,30 @@ mod tests {
         assert_eq!(mode('-', 0o644), "-rw-r--r--");
         assert_eq!(mode('d', 0o2770), "drwxrws---");
         assert_eq!(mode('d', 0o1777), "drwxrwxrwt");
+    }
+
+    #[test]
+    fn times_are_said_as_people_say_them() {
+        let at = |s: &str| {
+            Local
+                .from_local_datetime(
+                    &chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap(),
+                )
+                .unwrap()
+        };
+        let now = at("2026-11-30 10:15");
+        let cases = [
+            ("2026-11-30 18:30", "today 18:30"),
+            ("2026-11-30 00:05", "today 00:05"),
+            ("2026-11-29 18:30", "yesterday 18:30"),
+            ("2026-12-01 18:30", "tomorrow 18:30"),
+            ("2026-11-24 18:30", "Tue 24 Nov 18:30"),
+            ("2026-12-07 18:30", "Mon 7 Dec 18:30"),
+            ("2025-11-28 18:30", "28 Nov 2025 18:30"),
+        ];
+        for (t, want) in cases {
+            assert_eq!(spoken(&at(t), &now), want, "{t}");
+        }
+        assert_eq!(spoken_rfc3339("not a time"), "not a time");
     }
 }

@@ -178,14 +178,20 @@ pub fn run(cli: Cli, cancel: &sharekeep::CancelToken) -> Result<Outcome> {
                     s.checked,
                     s.drift_fixed,
                     s.watches,
-                    s.last_reconcile.as_deref().unwrap_or("never")
+                    s.last_reconcile
+                        .as_deref()
+                        .map_or("never".to_string(), crate::output::spoken_rfc3339)
                 )?;
+                let spoken = |t: &Option<String>, none: &str| {
+                    t.as_deref()
+                        .map_or(none.to_string(), crate::output::spoken_rfc3339)
+                };
                 writeln!(
                     out,
                     "    backup: last {} ({}), next {}{}",
-                    s.last_backup.as_deref().unwrap_or("never"),
+                    spoken(&s.last_backup, "never"),
                     s.last_result.as_deref().unwrap_or("-"),
-                    s.next_backup.as_deref().unwrap_or("-"),
+                    spoken(&s.next_backup, "-"),
                     if s.running { "; running now" } else { "" }
                 )?;
             }
