@@ -245,12 +245,16 @@ pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
     }
     backend.sync()?;
 
-    // 3. Packs nothing refers to any more.
+    // 3. Packs nothing refers to any more. Never one the new index lists: a repacked pack can
+    //    have the very name of a pack seen here as an orphan (the same one written by an
+    //    earlier prune killed before it removed the old index files).
+    let referenced: HashSet<String> = keep.iter().map(|p| p.id.to_hex()).collect();
     for name in remove
         .iter()
         .map(|p| p.to_hex())
         .chain(repack.iter().map(|(p, _)| p.to_hex()))
         .chain(orphans)
+        .filter(|n| !referenced.contains(n))
     {
         backend.remove(FileKind::Pack, &name)?;
     }
