@@ -3,10 +3,11 @@
 #
 #   bench/compare.sh [--scale S] [--rounds N] [--out DIR]
 #
-# Builds ../shared/bench/gen_dataset.py's folder (scale 1.0: 1.2 GiB, 16k files), then for each
+# Builds the department folder of the repository's own generator (`sk-dataset create`, scale
+# 1.0: 1.2 GiB, 16k files), then for each
 # step runs sharekeep, then restic (--compression auto), on the same data, after `sync` so both
 # start with the page cache as warm and no write-back pending:
-#   initial backup, no-change backup, backup after one day of edits (mutate --round 1),
+#   initial backup, no-change backup, backup after one day of edits (sk-dataset edit --round 1),
 #   full restore into an empty folder, and (after more days, to reach N snapshots) the restore
 #   of one file.
 # Prints wall time, peak RSS (/usr/bin/time -v) and repository size for each, and the ratio
@@ -15,7 +16,6 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
-gen="$top/../shared/bench/gen_dataset.py"
 scale=1.0
 rounds=10
 out="$here/out"
@@ -30,14 +30,15 @@ done
 command -v restic >/dev/null || { echo "restic is needed: apt-get install restic" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "/usr/bin/time is needed: apt-get install time" >&2; exit 1; }
 
-(cd "$top" && cargo build --release -q -p sharekeepctl)
+(cd "$top" && cargo build --release -q -p sharekeepctl -p sharekeep-tests --bin sharekeepctl --bin sk-dataset)
+gen="$top/target/release/sk-dataset"
 sk="$top/target/release/sharekeepctl"
 export RESTIC_PASSWORD=bench RESTIC_CACHE_DIR="$out/restic-cache"
 
 rm -rf "$out"; mkdir -p "$out"
 data="$out/data"
-echo "== dataset: gen_dataset.py create --scale $scale"
-python3 "$gen" create "$data" --scale "$scale" >/dev/null
+echo "== dataset: sk-dataset create --scale $scale"
+"$gen" create "$data" --scale "$scale" >/dev/null
 du -sh "$data" | sed 's/^/   /'
 
 results="$out/results.tsv"
@@ -72,7 +73,7 @@ for i in $(seq "$repeat"); do
   measure "no-change backup" restic restic -q -r "$rrepo" backup --compression auto "$data"
 done
 sk_before=$(reposize "$skrepo"); r_before=$(reposize "$rrepo")
-python3 "$gen" mutate "$data" --round 1 >/dev/null
+"$gen" edit "$data" --round 1 >/dev/null
 measure "day-1 backup" sharekeep "$sk" -q -r "$skrepo" backup "$data"
 measure "day-1 backup" restic restic -q -r "$rrepo" backup --compression auto "$data"
 sk_growth=$(( $(reposize "$skrepo") - sk_before )); r_growth=$(( $(reposize "$rrepo") - r_before ))
@@ -90,7 +91,7 @@ diff -r "$data" "$out/restore-sk" >/dev/null || { echo "sharekeep's restore diff
 # plus $repeat no-change ones and day 1.
 have=$((repeat + 2))
 for r in $(seq 2 $((rounds - have + 1))); do
-  python3 "$gen" mutate "$data" --round "$r" >/dev/null
+  "$gen" edit "$data" --round "$r" >/dev/null
   "$sk" -q -r "$skrepo" backup "$data"
   restic -q -r "$rrepo" backup --compression auto "$data" >/dev/null
 done

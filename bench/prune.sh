@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Retention and prune against restic on the same history: 30 working days of
-# `gen_dataset.py mutate` backed up by both tools (one snapshot a day, dated), then
+# `sk-dataset edit` backed up by both tools (one snapshot a day, dated), then
 # `forget --keep-daily 7 --prune` by each, same run. Prints wall time, peak RSS and repository
 # sizes. Needs restic and /usr/bin/time.
 #
@@ -8,7 +8,6 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
-gen="$top/../shared/bench/gen_dataset.py"
 scale=1.0; days=30; out="$here/out/prune"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -18,17 +17,18 @@ while [ $# -gt 0 ]; do
     *) echo "usage: $0 [--scale S] [--days N] [--out DIR]" >&2; exit 2 ;;
   esac
 done
-(cd "$top" && cargo build --release -q -p sharekeepctl)
+(cd "$top" && cargo build --release -q -p sharekeepctl -p sharekeep-tests --bin sharekeepctl --bin sk-dataset)
+gen="$top/target/release/sk-dataset"
 sk="$top/target/release/sharekeepctl"
 export RESTIC_PASSWORD=bench RESTIC_CACHE_DIR="$out/restic-cache"
 rm -rf "$out"; mkdir -p "$out"
 data="$out/data"; skrepo="$out/sk-repo"; rrepo="$out/restic-repo"
-python3 "$gen" create "$data" --scale "$scale" >/dev/null
+"$gen" create "$data" --scale "$scale" >/dev/null
 "$sk" -q -r "$skrepo" init
 restic -q -r "$rrepo" init >/dev/null
 echo "== $days days of history"
 for d in $(seq 1 "$days"); do
-  [ "$d" -gt 1 ] && python3 "$gen" mutate "$data" --round "$d" >/dev/null
+  [ "$d" -gt 1 ] && "$gen" edit "$data" --round "$d" >/dev/null
   when="$(date -d "2026-10-01 + $((d - 1)) days" +%Y-%m-%d) 18:30:00"
   "$sk" -q -r "$skrepo" backup "$data" --time "$when"
   restic -q -r "$rrepo" backup --compression auto --time "$when" "$data" >/dev/null

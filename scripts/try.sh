@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # The main job, on this machine, with nothing else to set up: builds sharekeep, creates an
-# example department folder (../shared/bench/gen_dataset.py, small scale) under ./try/, a
-# policy from policies/examples/commercial.toml pointing at it with a local repository, and
-# runs sharekeepd on it: rights applied, a backup, a file overwritten by mistake found with
-# `versions` and restored. Then sharekeepd keeps running (Ctrl-C stops it) unless --no-wait.
+# example department folder (the repository's own generator, `sk-dataset`, small scale) under
+# ./try/, a policy from policies/examples/commercial.toml pointing at it with a local
+# repository, and runs sharekeepd on it: rights applied, a backup, a file overwritten by mistake
+# found with `versions` and restored. Then sharekeepd keeps running (Ctrl-C stops it) unless
+# --no-wait.
 #
 #   scripts/try.sh [--scale S] [--no-wait]      (default scale 0.05: ~60 MiB, ~800 files)
+#
+# Needs: root (sharekeepd sets owners and ACLs), Rust's cargo, a filesystem with POSIX ACLs
+# under ./try (ext4, xfs, btrfs…). Optional: getfacl (package acl) to show the ACLs it set.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 scale=0.05; wait=1
@@ -16,14 +20,27 @@ while [ $# -gt 0 ]; do
     *) echo "usage: $0 [--scale S] [--no-wait]" >&2; exit 2 ;;
   esac
 done
+# Everything this script needs, checked before anything is built or written.
+missing=()
+[ "$(id -u)" = 0 ] || missing+=("root: sharekeepd sets owners and ACLs; run it as root (sudo $0)")
+command -v cargo >/dev/null || missing+=("cargo: install Rust (https://rustup.rs), then run this again")
+getent group users >/dev/null || missing+=("the group 'users' (the example department): groupadd users")
+for tool in sed find tail getent; do
+  command -v "$tool" >/dev/null || missing+=("$tool: apt-get install coreutils findutils sed")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "scripts/try.sh cannot run yet; it needs:" >&2
+  printf '  - %s\n' "${missing[@]}" >&2
+  exit 1
+fi
 work="$top/try"
 share="$work/partages/commercial"
 cd "$top"
-cargo build --release -q -p sharekeep -p sharekeepctl
+cargo build --release -q -p sharekeep -p sharekeepctl -p sharekeep-tests --bin sharekeepd --bin sharekeepctl --bin sk-dataset
 sk="$top/target/release/sharekeepctl"; skd="$top/target/release/sharekeepd"
 if [ -S "$work/ctl.sock" ]; then "$sk" --socket "$work/ctl.sock" status >/dev/null 2>&1 && { echo "a sharekeepd from an earlier run is still running on $work/ctl.sock; stop it first" >&2; exit 1; }; fi
 rm -rf "$work"; mkdir -p "$work/partages" "$work/policies"
-python3 "$top/../shared/bench/gen_dataset.py" create "$share" --scale "$scale" >/dev/null
+"$top/target/release/sk-dataset" create "$share" --scale "$scale" >/dev/null
 mkdir -p "$share/Tarifs" "$share/Propositions"
 # The example policy, with names that exist on any Debian machine: root owns the files, the
 # `users` group is the department.
@@ -37,6 +54,12 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "sharekeepctl policy check"
 "$sk" policy check "$work/policies"
+step "sharekeepctl policy apply (the rights, as ACLs)"
+"$sk" policy apply "$work/policies" > "$work/apply.log" || {
+  echo "the rights could not be applied: is $work on a filesystem with POSIX ACLs (ext4, xfs, btrfs; not tmpfs)?" >&2
+  exit 1
+}
+tail -n 1 "$work/apply.log"; echo "(each entry fixed: $work/apply.log)"
 step "sharekeepd --policies $work/policies (log: $work/sharekeepd.log)"
 "$skd" --policies "$work/policies" --state "$work/state" --socket "$work/ctl.sock" > "$work/sharekeepd.log" 2>&1 &
 pid=$!
@@ -47,7 +70,8 @@ sleep 1
 step "a file created with umask 077 gets the share's rights"
 (umask 077; echo "nouveau tarif" > "$share/Tarifs/nouveau.csv")
 sleep 0.5
-getfacl -cp "$share/Tarifs/nouveau.csv" 2>/dev/null || ls -l "$share/Tarifs/nouveau.csv"
+if command -v getfacl >/dev/null; then getfacl -cp "$share/Tarifs/nouveau.csv"
+else ls -l "$share/Tarifs/nouveau.csv"; echo "(apt-get install acl to see the ACL with getfacl)"; fi
 step "sharekeepctl backup --share commercial"
 "$sk" backup --share commercial
 doc=$(cd "$share" && find clients -name '*.docx' | sort | sed -n 1p)

@@ -2,6 +2,7 @@
 //! repository's filesystem (ext4, so ACLs and xattrs are real), and a fingerprint of a folder
 //! (content, kind, mode, owner, ns mtime, xattrs, hard-link structure) to compare trees.
 
+pub mod dataset;
 pub mod users;
 
 use std::collections::{BTreeMap, HashMap};
