@@ -46,14 +46,13 @@ impl Access {
     }
 
     fn perm(self, is_dir: bool, exec: bool) -> Perm {
-        let x = u8::from(exec);
-        match (self, is_dir) {
-            (Access::None, _) | (Access::Traverse, false) => 0,
-            (Access::Traverse, true) => 1,
-            (Access::Read, true) => 5,
-            (Access::Write, true) => 7,
-            (Access::Read, false) => 4 | x,
-            (Access::Write, false) => 6 | x,
+        match (self, is_dir, exec) {
+            (Access::None, _, _) | (Access::Traverse, false, _) => 0,
+            (Access::Traverse, true, _) => 1,
+            (Access::Read, true, _) | (Access::Read, false, true) => 5,
+            (Access::Write, true, _) | (Access::Write, false, true) => 7,
+            (Access::Read, false, false) => 4,
+            (Access::Write, false, false) => 6,
         }
     }
 
@@ -411,6 +410,75 @@ mod tests {
             assert_eq!(p.same_rights_below(a, b), *want, "{a} -> {b}");
             assert_eq!(p.same_rights_below(b, a), *want, "{b} -> {a}");
         }
+    }
+
+    #[test]
+    fn words_name_each_access() {
+        let words: Vec<&str> = [Access::None, Access::Traverse, Access::Read, Access::Write]
+            .iter()
+            .map(|a| a.word())
+            .collect();
+        assert_eq!(words, ["none", "traverse", "read", "write"]);
+    }
+
+    /// Named groups and users besides the share's group: their own ACL entries, and a mask
+    /// that lets each through.
+    #[test]
+    fn named_groups_and_users_get_their_entries_and_the_mask_covers_them() {
+        let mut p = policy();
+        // The IT group (7000) reads Tarifs; an auditor (5004) reads Propositions.
+        p.rules[1].read.principals.push(group("dsi", 7000));
+        p.rules[2]
+            .read
+            .principals
+            .push(Principal::User(user("audit", 5004, 5004)));
+        let r = Rights::new(&p);
+        let tarifs = r.desired("Tarifs", true, false);
+        assert_eq!(
+            tarifs.access.to_string(),
+            "u::rwx,g::r-x,g:7000:r-x,m::r-x,o::---",
+            "{}",
+            tarifs.access
+        );
+        let file = r.desired("Tarifs/grille.csv", false, false);
+        assert_eq!(
+            file.access.to_string(),
+            "u::rw-,g::r--,g:7000:r--,m::r--,o::---"
+        );
+        // Executables: x for every reader, named ones included.
+        let tool = r.desired("Tarifs/outil.sh", false, true);
+        assert_eq!(
+            tool.access.to_string(),
+            "u::rwx,g::r-x,g:7000:r-x,m::r-x,o::---"
+        );
+        // A named user's write widens the mask beyond the share group's read.
+        p.rules[1]
+            .write
+            .principals
+            .push(Principal::User(user("stagiaire", 5005, 5005)));
+        let r = Rights::new(&p);
+        let t = r.desired("Tarifs/grille.csv", false, false);
+        assert_eq!(
+            t.access.to_string(),
+            "u::rw-,u:5005:rw-,g::r--,g:7000:r--,m::rw-,o::---"
+        );
+        assert_eq!(
+            r.user_access("Tarifs/grille.csv", false, 5005, &[5005]),
+            Access::Write
+        );
+        assert_eq!(
+            r.user_access("Tarifs/grille.csv", false, 5006, &[7000]),
+            Access::Read
+        );
+        assert_eq!(
+            r.user_access("Tarifs/grille.csv", false, 5006, &[5006]),
+            Access::None
+        );
+        let auditor = r.desired("Propositions/p.docx", false, false);
+        assert_eq!(
+            auditor.access.to_string(),
+            "u::rw-,u:5004:r--,g::rw-,m::rw-,o::---"
+        );
     }
 
     #[test]

@@ -457,3 +457,38 @@ pub fn crafted_snapshot(repo: &sharekeep::Repository, tree: &mut sharekeep::Tree
     };
     repo.save_snapshot(&mut snap).expect("save").to_hex()
 }
+
+/// Where a file's data lives, as the repository's own index says: for each content blob of
+/// `path` in `snapshot`, the pack file (under `data/`), and the blob's offset and stored length
+/// in it. Tests damage exactly these bytes instead of guessing a pack by size or position.
+pub fn blobs_of(repo: &Path, snapshot: &str, path: &str) -> Vec<(PathBuf, u64, u64)> {
+    let r = sharekeep::Repository::open_local(repo).expect("open the repository");
+    let snap = r.find_snapshot(snapshot).expect("the snapshot");
+    let node = r
+        .find_node(&snap, path)
+        .expect("read the snapshot's trees")
+        .unwrap_or_else(|| panic!("{path} is not in snapshot {snapshot}"));
+    let index = r.index();
+    node.content
+        .iter()
+        .map(|id| {
+            let (pack, entry) = index
+                .get(id)
+                .unwrap_or_else(|| panic!("blob {} of {path} is not indexed", id.short()));
+            let name = pack.to_hex();
+            (
+                repo.join("data").join(&name[..2]).join(&name),
+                u64::from(entry.offset),
+                u64::from(entry.length),
+            )
+        })
+        .collect()
+}
+
+/// Flips one byte in the middle of a blob located by [`blobs_of`].
+pub fn flip_byte_in(blob: &(PathBuf, u64, u64)) {
+    let (pack, offset, length) = blob;
+    let mut bytes = fs::read(pack).unwrap();
+    bytes[(offset + length / 2) as usize] ^= 0x55;
+    fs::write(pack, bytes).unwrap();
+}

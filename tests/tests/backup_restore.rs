@@ -107,9 +107,20 @@ fn backup_then_restore_reproduces_content_and_metadata() {
     rich_folder(&src);
     ctl(&repo, &["init"]).ok();
     ctl(&repo, &["backup", src.to_str().unwrap()]).ok();
-    let run = ctl(&repo, &["restore", "latest", "--to", out.to_str().unwrap()]).ok();
-    assert!(run.stdout.contains("created"), "{}", run.stdout);
+    let run = ctl(
+        &repo,
+        &["restore", "latest", "--to", out.to_str().unwrap(), "--json"],
+    )
+    .ok();
     let expected = fingerprint(&src);
+    // Every entry below the root was created (the target did not exist), nothing replaced.
+    let report = run.json();
+    assert_eq!(
+        report["created"].as_u64(),
+        Some(expected.len() as u64),
+        "{report}"
+    );
+    assert_eq!(report["replaced"], 0, "{report}");
     let got = fingerprint(&out);
     assert_same_tree(&expected, &got, "restored tree");
     // POSIX ACLs came back as ACLs, not just as bytes.
@@ -316,12 +327,38 @@ fn cat_streams_a_file_and_selectors_pick_by_time() {
     let (src, repo) = (tmp.path().join("src"), tmp.path().join("repo"));
     write(&src.join("rapport.txt"), b"version 1");
     ctl(&repo, &["init"]).ok();
-    ctl(&repo, &["backup", src.to_str().unwrap()]).ok();
-    std::thread::sleep(std::time::Duration::from_millis(1100));
-    let between = chrono_like_now();
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    // Snapshots dated an hour apart (as a user types times: local, to the second).
+    ctl(
+        &repo,
+        &[
+            "backup",
+            src.to_str().unwrap(),
+            "--time",
+            "2026-03-02 09:00:00",
+        ],
+    )
+    .ok();
+    let between = "2026-03-02T09:30:00";
     write(&src.join("rapport.txt"), b"version 2");
-    ctl(&repo, &["backup", src.to_str().unwrap()]).ok();
+    ctl(
+        &repo,
+        &[
+            "backup",
+            src.to_str().unwrap(),
+            "--time",
+            "2026-03-02 10:00:00",
+        ],
+    )
+    .ok();
+    // Just before the first: nothing.
+    let err = ctl(&repo, &["cat", "@2026-03-02T08:59:59", "rapport.txt"]).expect_code(1);
+    assert!(err.stderr.contains("no snapshot matches"), "{}", err.stderr);
+    assert_eq!(
+        ctl(&repo, &["cat", "@2026-03-02T10:00:00", "rapport.txt"])
+            .ok()
+            .raw,
+        b"version 2"
+    );
     assert_eq!(
         ctl(&repo, &["cat", "latest", "rapport.txt"]).ok().raw,
         b"version 2"
@@ -340,12 +377,4 @@ fn cat_streams_a_file_and_selectors_pick_by_time() {
     assert!(err.stderr.contains("no snapshot matches"), "{}", err.stderr);
     let err = ctl(&repo, &["cat", "yesterday", "rapport.txt"]).expect_code(1);
     assert!(err.stderr.contains("@TIME"), "{}", err.stderr);
-}
-
-/// The local time now as `YYYY-MM-DDTHH:MM:SS` (from `date`, as a user would type it).
-fn chrono_like_now() -> String {
-    sh("date", &["+%Y-%m-%dT%H:%M:%S"])
-        .stdout
-        .trim()
-        .to_string()
 }

@@ -1,7 +1,10 @@
 //! SIGKILL at random instants during backups and prunes (12 kills here; `SHAREKEEP_KILLS=100`
-//! for the benchmark record, see bench/kill.sh). After each kill: `check` passes, every snapshot
-//! finished before the kill restores byte for byte, and the next backup succeeds, reusing what
-//! the killed one had indexed.
+//! for the benchmark record, see bench/kill.sh). A run counts as killed only when it died of
+//! SIGKILL (one that failed any other way fails the test). After each kill: `check` passes, a
+//! sample of the finished snapshots restores byte for byte — the newest ones (the one or two
+//! the interrupted operation could have touched) plus two others drawn by the test's seeded
+//! PRNG (the seed is printed, so a failure can be replayed) — and the next backup succeeds,
+//! reusing what the killed one had indexed. At the end every snapshot is restored.
 
 use crate::scratch;
 use sha2::{Digest, Sha256};
@@ -56,7 +59,8 @@ fn fingerprint(root: &Path) -> BTreeMap<String, [u8; 32]> {
     out
 }
 
-/// Runs sharekeepctl and kills it with SIGKILL after `after`; returns the run if it ended first.
+/// Runs sharekeepctl and kills it with SIGKILL after `after`; returns the run if it ended
+/// first, `None` if it died of the SIGKILL. Any other failure fails the test.
 fn run_and_kill(repo: &Path, args: &[&str], after: Duration) -> Option<Run> {
     let child = Command::new(bin("sharekeepctl"))
         .arg("--repo")
@@ -71,7 +75,16 @@ fn run_and_kill(repo: &Path, args: &[&str], after: Duration) -> Option<Run> {
     std::thread::sleep(after);
     let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
     let out = child.wait_with_output().unwrap();
-    out.status.success().then(|| Run {
+    if std::os::unix::process::ExitStatusExt::signal(&out.status) == Some(libc_sigkill()) {
+        return None;
+    }
+    assert!(
+        out.status.success(),
+        "sharekeepctl {args:?} failed on its own ({:?}) before the kill:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(Run {
         code: 0,
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -79,17 +92,22 @@ fn run_and_kill(repo: &Path, args: &[&str], after: Duration) -> Option<Run> {
     })
 }
 
+fn libc_sigkill() -> i32 {
+    nix::sys::signal::Signal::SIGKILL as i32
+}
+
 fn index_files(repo: &Path) -> usize {
     fs::read_dir(repo.join("index")).unwrap().count()
 }
 
-/// `check` passes and the newest `last` snapshots (all with `usize::MAX`) restore byte for byte.
+/// `check` passes and the newest `last` snapshots plus `others` drawn by `rng` among the older
+/// ones (all with `usize::MAX`) restore byte for byte.
 fn verify(
     repo: &Path,
     expected: &BTreeMap<String, BTreeMap<String, [u8; 32]>>,
     scratch: &Path,
     what: &str,
-    last: usize,
+    (last, others, rng): (usize, usize, &mut Rng),
 ) {
     let c = ctl(repo, &["check"]);
     assert_eq!(c.code, 0, "{what}: check failed:\n{}{}", c.stdout, c.stderr);
@@ -101,7 +119,15 @@ fn verify(
         .iter()
         .map(|s| s["id"].as_str().unwrap().to_string())
         .collect();
-    for id in present.iter().rev().take(last) {
+    let mut chosen: Vec<&String> = present.iter().rev().take(last).collect();
+    let older: Vec<&String> = present.iter().rev().skip(last).collect();
+    for _ in 0..others.min(older.len()) {
+        let pick = older[(rng.next() % older.len() as u64) as usize];
+        if !chosen.contains(&pick) {
+            chosen.push(pick);
+        }
+    }
+    for id in chosen {
         let want = expected
             .get(id)
             .unwrap_or_else(|| panic!("{what}: unknown snapshot {id} appeared"));
@@ -149,7 +175,7 @@ fn sigkill_during_backup_and_prune_never_damages_the_repository() {
     // Half the kills interrupt backups, half prunes. An operation that ends before its kill
     // does not count: the window shrinks and another try is made.
     let (backups, prunes) = (n / 2, n - n / 2);
-    let mut reused = 0;
+    let (mut reused, mut killed_after_index) = (0, 0);
     let mut window = full;
     let (mut i, mut killed) = (0, 0);
     while killed < backups {
@@ -182,12 +208,13 @@ fn sigkill_during_backup_and_prune_never_damages_the_repository() {
             }
             None => killed += 1,
         }
+        killed_after_index += usize::from(killed_indexed);
         verify(
             &repo,
             &expected,
             tmp.path(),
             &format!("after backup kill {i} at {at:?}"),
-            1,
+            (1, 2, &mut rng),
         );
         let next = ctl(&repo, &["backup", "--force", "--json", s]).ok().json();
         let added = next["summary"]["bytes_added"].as_u64().unwrap();
@@ -197,7 +224,11 @@ fn sigkill_during_backup_and_prune_never_damages_the_repository() {
         expected.insert(next["id"].as_str().unwrap().to_string(), fp);
         i += 1;
     }
-    eprintln!("{reused} backup(s) reused the indexed data of a killed one");
+    eprintln!("{reused} of {killed_after_index} backup(s) after a kill that followed an index reused its data");
+    assert_eq!(
+        reused, killed_after_index,
+        "every backup after a kill that followed an index reuses the indexed data"
+    );
     // And one kill placed right after a killed backup wrote its first index: the next backup
     // must reuse that data instead of storing it again.
     for f in 0..CHANGED {
@@ -227,7 +258,7 @@ fn sigkill_during_backup_and_prune_never_damages_the_repository() {
         &expected,
         tmp.path(),
         "after the kill following an index",
-        1,
+        (1, 2, &mut rng),
     );
     let next = ctl(&repo, &["backup", "--force", "--json", s]).ok().json();
     let added = next["summary"]["bytes_added"].as_u64().unwrap();
@@ -279,7 +310,7 @@ fn sigkill_during_backup_and_prune_never_damages_the_repository() {
             &expected,
             tmp.path(),
             &format!("after prune kill {j} at {at:?}"),
-            2,
+            (2, 2, &mut rng),
         );
         ctl(&repo, &["backup", s]).ok();
         let last = ctl(&repo, &["snapshots", "--json"]).ok().json();
@@ -293,5 +324,11 @@ fn sigkill_during_backup_and_prune_never_damages_the_repository() {
     ctl(&repo, &["prune"]).ok();
     let c = ctl(&repo, &["check", "--read-data"]).ok();
     assert!(c.stdout.contains("no damage found"), "{}", c.stdout);
-    verify(&repo, &expected, tmp.path(), "at the end", usize::MAX);
+    verify(
+        &repo,
+        &expected,
+        tmp.path(),
+        "at the end",
+        (usize::MAX, 0, &mut rng),
+    );
 }

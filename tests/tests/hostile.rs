@@ -536,11 +536,9 @@ fn a_link_to_the_root_moved_into_the_share_costs_one_watch_not_the_system() {
     let mut a = Accounts::new();
     let (dir, share, d) = watched_share(&mut a);
     let s = share.display().to_string();
-    crate::daemon::eventually(
-        "the first watches",
-        std::time::Duration::from_secs(5),
-        || watches(&d) == 2,
-    );
+    crate::daemon::eventually("the first watches", crate::daemon::PATIENCE, || {
+        watches(&d) == 2
+    });
     // A folder holding links to / and /usr/share, and one real subfolder, moved in.
     let outside = dir.path().join("outside");
     fs::create_dir_all(outside.join("sub")).unwrap();
@@ -555,7 +553,7 @@ fn a_link_to_the_root_moved_into_the_share_costs_one_watch_not_the_system() {
     fs::rename(&outside, share.join("Docs/moved")).unwrap();
     crate::daemon::eventually(
         "rights below the moved folder",
-        std::time::Duration::from_secs(3),
+        crate::daemon::PATIENCE,
         || {
             a.sh_as("member", &format!("cat '{s}/Docs/moved/sub/note.txt'"))
                 .0
@@ -576,7 +574,7 @@ fn a_link_to_the_root_moved_into_the_share_costs_one_watch_not_the_system() {
     .unwrap();
     crate::daemon::eventually(
         "rights in a folder made later",
-        std::time::Duration::from_secs(3),
+        crate::daemon::PATIENCE,
         || {
             a.sh_as("member", &format!("cat '{s}/Docs/moved/sub/new/late.txt'"))
                 .0
@@ -595,11 +593,9 @@ fn a_members_rename_storm_costs_the_service_little() {
         fs::write(big.join(format!("f{i:04}.txt")), "x").unwrap();
     }
     let s = share.display().to_string();
-    crate::daemon::eventually(
-        "rights on the big folder",
-        std::time::Duration::from_secs(10),
-        || a.sh_as("member", &format!("cat '{s}/Docs/a/f2199.txt'")).0,
-    );
+    crate::daemon::eventually("rights on the big folder", crate::daemon::PATIENCE, || {
+        a.sh_as("member", &format!("cat '{s}/Docs/a/f2199.txt'")).0
+    });
     std::thread::sleep(std::time::Duration::from_millis(500));
     // The member renames it back and forth for 5 seconds.
     let before = d.cpu_seconds();
@@ -627,11 +623,9 @@ fn a_members_rename_storm_costs_the_service_little() {
     // Positive control: the folder still gets its rights after the storm.
     write(&big.join("after.txt"), b"after");
     fs::set_permissions(big.join("after.txt"), fs::Permissions::from_mode(0o600)).unwrap();
-    crate::daemon::eventually(
-        "rights after the storm",
-        std::time::Duration::from_secs(3),
-        || a.sh_as("member", &format!("cat '{s}/Docs/a/after.txt'")).0,
-    );
+    crate::daemon::eventually("rights after the storm", crate::daemon::PATIENCE, || {
+        a.sh_as("member", &format!("cat '{s}/Docs/a/after.txt'")).0
+    });
 }
 
 #[test]
@@ -663,11 +657,9 @@ fn beyond_its_watch_budget_the_service_says_so_and_watches_no_more() {
         let d = Daemon::start_with(dir.path(), Some("max_watches = 3\n"));
         (dir, share, d)
     };
-    crate::daemon::eventually(
-        "the budget reached",
-        std::time::Duration::from_secs(5),
-        || d.log().contains("watch budget reached (3 folders)"),
-    );
+    crate::daemon::eventually("the budget reached", crate::daemon::PATIENCE, || {
+        d.log().contains("watch budget reached (3 folders)")
+    });
     assert_eq!(watches(&d), 3);
     // Positive control: what is watched still gets its rights at once.
     let s = share.display().to_string();
@@ -675,7 +667,7 @@ fn beyond_its_watch_budget_the_service_says_so_and_watches_no_more() {
     fs::set_permissions(share.join("Docs/n.txt"), fs::Permissions::from_mode(0o600)).unwrap();
     crate::daemon::eventually(
         "rights in a watched folder",
-        std::time::Duration::from_secs(3),
+        crate::daemon::PATIENCE,
         || a.sh_as("member", &format!("cat '{s}/Docs/n.txt'")).0,
     );
 }

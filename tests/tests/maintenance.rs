@@ -259,17 +259,12 @@ fn two_snapshots(tmp: &Path) -> (PathBuf, PathBuf, String, String, Vec<PathBuf>)
 #[test]
 fn flipped_byte_in_a_pack_is_named_with_the_files_it_affects_and_the_rest_restores() {
     let tmp = scratch();
-    let (src, repo, _first, second, first_packs) = two_snapshots(tmp.path());
+    let (src, repo, first, second, _) = two_snapshots(tmp.path());
     ctl(&repo, &["check"]).ok();
-    // Damage a pack holding only premier.bin's data: the largest the first backup wrote
-    // (16 MiB; its tree blobs went to the smaller last pack).
-    let first_pack = first_packs
-        .into_iter()
-        .max_by_key(|p| fs::metadata(p).unwrap().len())
-        .unwrap();
-    let mut bytes = fs::read(&first_pack).unwrap();
-    bytes[1000] ^= 0x55;
-    fs::write(&first_pack, bytes).unwrap();
+    // Damage premier.bin's first blob, where the repository's index says it is.
+    let blob = sharekeep_tests::blobs_of(&repo, &first, "a/premier.bin")[0].clone();
+    sharekeep_tests::flip_byte_in(&blob);
+    let first_pack = blob.0;
     // Structure alone cannot see it; reading the data does.
     let run = ctl(&repo, &["check", "--read-data"]).expect_code(1);
     let name = first_pack
@@ -344,15 +339,21 @@ fn deleted_pack_is_reported_and_other_files_restore() {
     let s = src.to_str().unwrap();
     write(&src.join("a/premier.bin"), &random(18_000_000));
     let first = id_of(&ctl(&repo, &["backup", "--json", s]).ok());
-    let before = packs(&repo);
     write(&src.join("b/second.bin"), &random(18_000_000));
     let second = id_of(&ctl(&repo, &["backup", "--json", s]).ok());
-    // The largest pack the second backup wrote holds only second.bin's data.
-    let victim = packs(&repo)
+    // The pack of second.bin's first blob, as the index says; the first snapshot's data is in
+    // packs of its own backup.
+    let victim = sharekeep_tests::blobs_of(&repo, &second, "b/second.bin")[0]
+        .0
+        .clone();
+    let firsts: Vec<PathBuf> = sharekeep_tests::blobs_of(&repo, &first, "a/premier.bin")
         .into_iter()
-        .filter(|p| !before.contains(p))
-        .max_by_key(|p| fs::metadata(p).unwrap().len())
-        .unwrap();
+        .map(|b| b.0)
+        .collect();
+    assert!(
+        !firsts.contains(&victim),
+        "packs are not shared between the backups"
+    );
     fs::remove_file(&victim).unwrap();
     let run = ctl(&repo, &["check"]).expect_code(1);
     let name = victim.file_name().unwrap().to_string_lossy().into_owned();
@@ -474,7 +475,7 @@ fn full_disk_during_backup_is_a_clear_error_and_the_repository_stays_consistent(
             "-t",
             "tmpfs",
             "-o",
-            "size=12m",
+            "size=40m",
             "tmpfs",
             mnt.to_str().unwrap(),
         ],
@@ -490,7 +491,7 @@ fn full_disk_during_backup_is_a_clear_error_and_the_repository_stays_consistent(
     write(&src.join("petit.bin"), &random(2_000_000));
     ctl(&repo, &["init"]).ok();
     let first = id_of(&ctl(&repo, &["backup", "--json", src.to_str().unwrap()]).ok());
-    write(&src.join("enorme.bin"), &random(30_000_000));
+    write(&src.join("enorme.bin"), &random(60_000_000));
     let run = ctl(&repo, &["backup", src.to_str().unwrap()]).expect_code(1);
     assert!(
         run.stderr.contains("No space left on device"),
@@ -514,9 +515,24 @@ fn full_disk_during_backup_is_a_clear_error_and_the_repository_stays_consistent(
         ctl(&repo, &["cat", &first[..8], "petit.bin"]).ok().raw,
         fs::read(src.join("petit.bin")).unwrap()
     );
-    // Space is freed by prune (the interrupted backup's packs), and backups work again.
-    ctl(&repo, &["prune"]).ok();
+    // The failed backup completed two 16 MiB packs before the disk filled; no index lists them.
+    // Prune frees them, and that space holds new data: a file about as large as what was freed
+    // backs up on the otherwise full filesystem.
+    let before = size_of(&repo);
+    let p = ctl(&repo, &["prune"]).ok();
+    let after = size_of(&repo);
+    assert!(
+        after + 30_000_000 < before,
+        "prune freed too little: {before} -> {after} bytes\n{}",
+        p.stdout
+    );
+    write(
+        &src.join("moyen.bin"),
+        &random(((before - after) * 7 / 10) as usize),
+    );
     ctl(&repo, &["backup", src.to_str().unwrap()]).ok();
+    let latest = ctl(&repo, &["cat", "latest", "moyen.bin"]).ok();
+    assert_eq!(latest.raw, fs::read(src.join("moyen.bin")).unwrap());
 }
 
 #[test]

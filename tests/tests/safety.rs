@@ -134,18 +134,10 @@ fn damaged_pack_is_reported_with_the_pack_and_the_file() {
     write(&src.join("gros.bin"), &sharekeep_tests::noise(2_000_000, 5));
     ctl(&repo, &["init"]).ok();
     ctl(&repo, &["backup", src.to_str().unwrap()]).ok();
-    // Flip a byte early in every pack (blob data sits at the start of a pack).
-    let mut flipped = Vec::new();
-    for sub in fs::read_dir(repo.join("data")).unwrap() {
-        for f in fs::read_dir(sub.unwrap().path()).unwrap() {
-            let p = f.unwrap().path();
-            let mut bytes = fs::read(&p).unwrap();
-            bytes[100] ^= 0xff;
-            fs::write(&p, bytes).unwrap();
-            flipped.push(p.file_name().unwrap().to_string_lossy().into_owned());
-        }
-    }
-    assert_eq!(flipped.len(), 1, "one pack for this small backup");
+    // Flip a byte inside gros.bin's first blob, located by the repository's index.
+    let blob = sharekeep_tests::blobs_of(&repo, "latest", "gros.bin")[0].clone();
+    sharekeep_tests::flip_byte_in(&blob);
+    let flipped = [blob.0.file_name().unwrap().to_string_lossy().into_owned()];
     let err = ctl(&repo, &["cat", "latest", "gros.bin"]).expect_code(1);
     assert!(
         err.stderr.contains(&flipped[0]) && err.stderr.contains("does not match"),

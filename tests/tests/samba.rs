@@ -56,6 +56,34 @@ fn smb(user: &str, password: &str, commands: &str) -> (bool, String) {
     (!failed, text)
 }
 
+/// The NT status smbclient reported, if any.
+fn nt_status(out: &str) -> Option<&str> {
+    let at = out.find("NT_STATUS_")?;
+    let rest = &out[at..];
+    Some(
+        &rest[..rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len())],
+    )
+}
+
+/// Lists the server's shares as `user`: succeeds only if the credentials are good (the positive
+/// control of a refusal: the same login is accepted, only the share or the action is refused).
+fn login_ok(user: &str, password: &str) -> bool {
+    Command::new("smbclient")
+        .args([
+            "-L",
+            "//127.0.0.1",
+            "-p",
+            &PORT.to_string(),
+            "-U",
+            &format!("{user}%{password}"),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
 struct Report {
     rows: String,
     failures: Vec<String>,
@@ -183,6 +211,8 @@ fn department_scenario_over_real_smb() {
     };
     let got = d.join("got.txt");
     let got_s = got.display().to_string();
+    // Every refusal below names its status: a login failure or a wrong path is not a refusal.
+    let denied = |ok: bool, out: &str| !ok && nt_status(out) == Some("NT_STATUS_ACCESS_DENIED");
 
     // 1. Rights over SMB.
     let (ok, out) = smb(
@@ -204,13 +234,27 @@ fn department_scenario_over_real_smb() {
         password,
         &format!("put {} Tarifs/grille-2026.csv", local("x.csv", "changed")),
     );
-    r.step("1. change the price list", &alice, "refused", !ok, &out);
+    r.step(
+        "1. change the price list",
+        &alice,
+        "refused (ACCESS_DENIED), file unchanged",
+        denied(ok, &out)
+            && fs::read_to_string(share.join("Tarifs/grille-2026.csv")).unwrap()
+                == "produit;prix\nA;10\n",
+        &out,
+    );
     let (ok, out) = smb(
         &alice,
         password,
         &format!("put {} Tarifs/nouveau.csv", local("y.csv", "new")),
     );
-    r.step("1. create in Tarifs", &alice, "refused", !ok, &out);
+    r.step(
+        "1. create in Tarifs",
+        &alice,
+        "refused (ACCESS_DENIED), nothing created",
+        denied(ok, &out) && !share.join("Tarifs/nouveau.csv").exists(),
+        &out,
+    );
     let v1 = "Proposition Dupont, version relue";
     let (ok, out) = smb(
         &alice,
@@ -230,7 +274,33 @@ fn department_scenario_over_real_smb() {
         &out,
     );
     let (ok, out) = smb(&eve, password, "ls");
-    r.step("1. list the share", &eve, "refused", !ok, &out);
+    r.step(
+        "1. list the share",
+        &eve,
+        "refused (ACCESS_DENIED)",
+        denied(ok, &out),
+        &out,
+    );
+    // The positive control: eve's login itself is accepted (only the share is closed to her).
+    r.step(
+        "1. log in to the server",
+        &eve,
+        "allowed",
+        login_ok(&eve, password),
+        "",
+    );
+    let (ok, out) = smb(
+        &eve,
+        password,
+        &format!("put {} Tarifs/eve.csv", local("e.csv", "eve")),
+    );
+    r.step(
+        "1. write in the share",
+        &eve,
+        "refused (ACCESS_DENIED), nothing created",
+        denied(ok, &out) && !share.join("Tarifs/eve.csv").exists(),
+        &out,
+    );
     let (ok, out) = smb(
         &adjoint,
         password,

@@ -9,7 +9,6 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 /// The department: `adjoint` owns the share; `@team` (member, other) reads everything and
 /// writes `Propositions` (which `outsider` may read until the policy changes); `Paie` is for
@@ -92,7 +91,7 @@ impl Dept {
         .unwrap();
         let d = Daemon::start(dir.path());
         let s = share.display().to_string();
-        eventually("the initial reconcile", Duration::from_secs(10), || {
+        eventually("the initial reconcile", crate::daemon::PATIENCE, || {
             a.sh_as("member", &format!("ls '{s}/Tarifs'")).0
         });
         Dept { a, dir, share, d }
@@ -145,7 +144,7 @@ fn member_restores_in_place_where_they_may_write_with_todays_rights() {
     t.put("Propositions/offre.docx", "offre v1");
     let s = t.share.display().to_string();
     // Rights of the first snapshot: `outsider` may read Propositions (policy v1).
-    eventually("outsider reads v1", Duration::from_secs(3), || {
+    eventually("outsider reads v1", crate::daemon::PATIENCE, || {
         t.a.sh_as("outsider", &format!("cat '{s}/Propositions/offre.docx'"))
             .0
     });
@@ -157,7 +156,7 @@ fn member_restores_in_place_where_they_may_write_with_todays_rights() {
     )
     .unwrap();
     assert_eq!(t.d.ctl(&["reload"]).code, 0);
-    eventually("outsider loses access", Duration::from_secs(5), || {
+    eventually("outsider loses access", crate::daemon::PATIENCE, || {
         !t.a.sh_as("outsider", &format!("cat '{s}/Propositions/offre.docx'"))
             .0
     });

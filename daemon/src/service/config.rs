@@ -30,6 +30,8 @@ pub struct RawConfig {
     pub max_connections_per_user: Option<usize>,
     /// Folders watched per share at most.
     pub max_watches: Option<usize>,
+    /// Milliseconds between the progress lines of a long request (default 250).
+    pub progress_interval_ms: Option<u64>,
     /// Write the Samba include for the exported shares and reload smbd when it changes.
     pub samba_manage: Option<bool>,
     /// Where the include goes (default /etc/samba/sharekeep.conf; smb.conf must include it).
@@ -59,6 +61,8 @@ pub struct Settings {
     pub max_connections_per_user: usize,
     /// Folders watched per share at most (beyond: periodic reconciles every 5 minutes).
     pub max_watches: usize,
+    /// Between the progress lines of a long request.
+    pub progress_every: Duration,
     /// Samba management: the include file to keep, and the smb.conf of the smbd to reload.
     pub samba: Option<(PathBuf, Option<PathBuf>)>,
 }
@@ -128,6 +132,13 @@ impl Settings {
                 .or(file.max_watches)
                 .unwrap_or(65_536)
                 .max(1),
+            progress_every: Duration::from_millis(
+                flags
+                    .progress_interval_ms
+                    .or(file.progress_interval_ms)
+                    .unwrap_or(250)
+                    .max(10),
+            ),
             samba: flags
                 .samba_manage
                 .or(file.samba_manage)

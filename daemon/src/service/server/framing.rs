@@ -1,6 +1,6 @@
 //! Framing on the control socket: JSON lines read with a cap (a longer line is read to its
 //! end, discarded and answered with an error; the connection goes on), responses written as
-//! JSON lines, progress lines every 250 ms while work runs, and the binary frames of a stream.
+//! JSON lines, progress lines (every 250 ms by default) while work runs, and the binary frames of a stream.
 
 use sharekeep::protocol::{Response, MAX_LINE};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -57,15 +57,17 @@ pub(crate) async fn send(w: &mut OwnedWriteHalf, r: &Response) -> std::io::Resul
     w.write_all(line.as_bytes()).await
 }
 
-/// Sends a progress line every 250 ms until `work` is done; returns its result.
+/// Sends a progress line every `every` (`progress_interval_ms`, 250 ms by default) until
+/// `work` is done; returns its result.
 pub(crate) async fn with_progress<T>(
     w: &mut OwnedWriteHalf,
+    every: std::time::Duration,
     live: &sharekeep::LiveProgress,
     what: &str,
     work: impl std::future::Future<Output = T>,
 ) -> T {
     tokio::pin!(work);
-    let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+    let mut tick = tokio::time::interval(every);
     tick.tick().await;
     loop {
         tokio::select! {

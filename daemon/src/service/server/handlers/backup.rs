@@ -35,7 +35,7 @@ pub(super) async fn backup(ctx: &Ctx<'_>, w: &mut OwnedWriteHalf) -> Response {
             }
         }
     };
-    match with_progress(w, &live, "backup", wait).await {
+    match with_progress(w, ctx.inner.settings.progress_every, &live, "backup", wait).await {
         None => Response::error(
             "interrupted",
             "the service is stopping or the share was reloaded",

@@ -181,7 +181,7 @@ async fn in_repo(
         let repo = Repository::open_local(&plan.repository)?;
         work(repo, policy, &progress)
     });
-    match with_progress(w, &live, what, task).await {
+    match with_progress(w, ctx.inner.settings.progress_every, &live, what, task).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => error_response(&e),
         Err(e) => Response::error("io", e.to_string()),

@@ -229,7 +229,7 @@ async fn by_daemon(
         }
         Ok(Response::Restore(Box::new(result)))
     });
-    let done = with_progress(w, &live, "restore", task).await;
+    let done = with_progress(w, ctx.inner.settings.progress_every, &live, "restore", task).await;
     ctx.inner
         .running
         .lock()
