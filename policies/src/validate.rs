@@ -484,3 +484,292 @@ pub fn load(path: &Path) -> Result<Vec<Policy>, Problems> {
         Err(problems)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Tables: a policy body (with `SHARE` standing for a real folder) → the problems it gets
+    //! (`line: message` fragments), or what the validated policy holds. Accounts used: `root`
+    //! and `nobody`, present on every Linux system.
+
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    struct Scene {
+        dir: tempfile::TempDir,
+    }
+
+    impl Scene {
+        /// A share folder `share/` with `Tarifs/`, `Propositions/a/b/`, a file, and a link
+        /// `Raccourci -> Tarifs`; a stray file `file.txt` next to it.
+        fn new() -> Scene {
+            let dir = tempfile::tempdir().unwrap();
+            let s = dir.path().join("share");
+            std::fs::create_dir_all(s.join("Tarifs")).unwrap();
+            std::fs::create_dir_all(s.join("Propositions/a/b")).unwrap();
+            std::fs::write(s.join("Tarifs/grille.csv"), "x").unwrap();
+            symlink("Tarifs", s.join("Raccourci")).unwrap();
+            std::fs::write(dir.path().join("file.txt"), "x").unwrap();
+            symlink("share", dir.path().join("lien")).unwrap();
+            Scene { dir }
+        }
+
+        fn share(&self) -> PathBuf {
+            self.dir.path().join("share")
+        }
+
+        fn write(&self, name: &str, body: &str) -> PathBuf {
+            let f = self.dir.path().join(name);
+            let text = body
+                .replace("SHARE", &self.share().display().to_string())
+                .replace("TOP", &self.dir.path().display().to_string());
+            std::fs::write(&f, text).unwrap();
+            f
+        }
+
+        /// `line: message` of every problem of `body`, or the policy.
+        fn load(&self, body: &str) -> Result<Policy, Vec<String>> {
+            let f = self.write("p.toml", body);
+            load_file(&f).map_err(|ps| {
+                ps.0.iter()
+                    .map(|p| format!("{}: {}", p.line, p.message))
+                    .collect()
+            })
+        }
+    }
+
+    const SHARE: &str =
+        "[share]\nname = \"c\"\npath = \"SHARE\"\nowner = \"root\"\ngroup = \"root\"\n";
+
+    #[test]
+    fn bad_policies_get_every_problem_located() {
+        let sc = Scene::new();
+        let cases: &[(&str, &[&str])] = &[
+            ("[share]\nname = \"\"\npath = \"SHARE\"\nowner = \"root\"\ngroup = \"root\"\n", &["2: share name `` is not usable"]),
+            ("[share]\nname = \"a b\"\npath = \"SHARE\"\nowner = \"root\"\ngroup = \"root\"\n", &["2: share name `a b` is not usable"]),
+            ("[share]\nname = \"c\"\npath = \"rel/x\"\nowner = \"root\"\ngroup = \"root\"\n", &["3: share path `rel/x` is not absolute"]),
+            ("[share]\nname = \"c\"\npath = \"TOP/absent\"\nowner = \"root\"\ngroup = \"root\"\n", &["does not exist"]),
+            ("[share]\nname = \"c\"\npath = \"TOP/file.txt\"\nowner = \"root\"\ngroup = \"root\"\n", &["is not a directory"]),
+            ("[share]\nname = \"c\"\npath = \"TOP/lien\"\nowner = \"root\"\ngroup = \"root\"\n", &["is a symbolic link"]),
+            ("[share]\nname = \"c\"\npath = \"SHARE\\nx\"\nowner = \"root\"\ngroup = \"root\"\n", &["3: share path holds"]),
+            ("[share]\nname = \"c\"\npath = \"SHARE\"\nowner = \"sk-no-such-user\"\ngroup = \"root\"\n", &["4: ", "sk-no-such-user"]),
+            ("[share]\nname = \"c\"\npath = \"SHARE\"\nowner = \"root\"\ngroup = \"@sk-no-such-group\"\n", &["5: ", "sk-no-such-group"]),
+            // Every problem at once, each on its line.
+            ("[share]\nname = \"a b\"\npath = \"rel\"\nowner = \"sk-no-such-user\"\ngroup = \"root\"\nadmins = [\"@sk-no-such-group\"]\n", &["2: share name", "3: share path `rel`", "4: ", "6: "]),
+        ];
+        for (body, want) in cases {
+            let got = sc.load(body).expect_err(body).join("\n");
+            for w in *want {
+                assert!(got.contains(w), "{body}\nwanted {w:?} in:\n{got}");
+            }
+        }
+        // Every problem of the last case is reported, not just the first.
+        assert_eq!(sc.load(cases[9].0).unwrap_err().len(), 4);
+    }
+
+    #[test]
+    fn rule_paths_are_checked_and_normalised() {
+        let sc = Scene::new();
+        let bad: &[(&str, &str)] = &[
+            ("/etc", "rule path `/etc` is absolute"),
+            ("../x", "rule path `../x` goes outside the share"),
+            (
+                "Tarifs/../../x",
+                "rule path `Tarifs/../../x` goes outside the share",
+            ),
+            (".", "rule path is the share itself"),
+            ("Absent", "rule path `Absent` does not exist"),
+            (
+                "Raccourci/grille.csv",
+                "rule path `Raccourci/grille.csv` goes through a symbolic link",
+            ),
+            (
+                "Raccourci",
+                "rule path `Raccourci` goes through a symbolic link",
+            ),
+        ];
+        for (path, want) in bad {
+            let body = format!("{SHARE}\n[[rule]]\npath = \"{path}\"\nread = [\"root\"]\n");
+            let got = sc.load(&body).expect_err(path).join("\n");
+            assert!(got.contains(&format!("8: {want}")), "{path}: {got}");
+        }
+        let dup =
+            format!("{SHARE}\n[[rule]]\npath = \"Tarifs\"\n\n[[rule]]\npath = \"./Tarifs/\"\n");
+        let got = sc.load(&dup).unwrap_err().join("\n");
+        assert!(
+            got.contains("11: a rule for `Tarifs` already exists"),
+            "{got}"
+        );
+        let ok = format!("{SHARE}\n[[rule]]\npath = \"./Propositions//a/\"\n");
+        let p = sc.load(&ok).unwrap();
+        assert_eq!(p.rules[1].path, "Propositions/a");
+        assert_eq!(p.rules[1].origin.line, 7);
+    }
+
+    #[test]
+    fn rules_inherit_what_they_leave_out_from_the_closest_enclosing_rule() {
+        let sc = Scene::new();
+        let body = format!(
+            "{SHARE}admins = [\"root\", \" root \", \"@root\"]\n\n[access]\nread = [\"nobody\"]\nwrite = [\"root\"]\n\n\
+             [[rule]]\npath = \"Propositions/a/b\"\nread = [\"@root\"]\n\n\
+             [[rule]]\npath = \"Propositions\"\nwrite = [\"nobody\"]\ncomment = \"équipe\"\n"
+        );
+        let p = sc.load(&body).unwrap();
+        // Duplicates collapse; a user and a group of the same name stay two principals.
+        assert_eq!(p.admins.len(), 2, "{:?}", p.admins);
+        let names = |s: &PrincipalSet| {
+            s.principals
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+        };
+        let paths: Vec<&str> = p.rules.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["", "Propositions", "Propositions/a/b"],
+            "shallow rules first"
+        );
+        let prop = &p.rules[1];
+        assert_eq!(names(&prop.write), ["nobody"]);
+        assert!(!prop.write.inherited);
+        assert_eq!(
+            names(&prop.read),
+            ["nobody"],
+            "read inherited from [access]"
+        );
+        assert!(prop.read.inherited);
+        assert_eq!(prop.comment.as_deref(), Some("équipe"));
+        let deep = &p.rules[2];
+        assert_eq!(names(&deep.read), ["@root"]);
+        assert_eq!(
+            names(&deep.write),
+            ["nobody"],
+            "write inherited from Propositions, not [access]"
+        );
+        assert!(deep.write.inherited && !deep.read.inherited);
+        // Without [access], the root rule names nobody.
+        let bare = sc.load(SHARE).unwrap();
+        assert!(
+            bare.rules[0].read.principals.is_empty() && bare.rules[0].write.principals.is_empty()
+        );
+        assert_eq!(bare.samba.name, "c");
+        assert!(bare.samba.browseable && !bare.samba.export);
+        assert!(bare.backup.is_none());
+    }
+
+    #[test]
+    fn samba_settings_are_checked() {
+        let sc = Scene::new();
+        let ok = sc
+            .load(&format!("{SHARE}\n[samba]\nexport = true\nname = \" Ventes \"\ncomment = \"Service\"\nbrowseable = false\n"))
+            .unwrap();
+        assert!(ok.samba.export && !ok.samba.browseable);
+        assert_eq!(ok.samba.name, "Ventes");
+        assert_eq!(ok.samba.comment.as_deref(), Some("Service"));
+        let default = sc
+            .load(&format!("{SHARE}\n[samba]\nexport = true\n"))
+            .unwrap();
+        assert_eq!(default.samba.name, "c");
+        assert!(default.samba.browseable);
+        let bad = sc
+            .load(&format!("{SHARE}\n[samba]\nexport = true\nname = \"a]b\"\ncomment = \"x\\ninclude = /tmp/evil\"\n"))
+            .unwrap_err()
+            .join("\n");
+        assert!(bad.contains("9: Samba share name holds"), "{bad}");
+        assert!(bad.contains("10: Samba comment holds"), "{bad}");
+    }
+
+    #[test]
+    fn backup_plans_are_checked() {
+        let sc = Scene::new();
+        let plan = |b: &str| format!("{SHARE}\n[backup]\n{b}");
+        let bad: &[(&str, &str)] = &[
+            ("schedule = \"every day\"\nrepository = \"/var/r\"\n", "8: bad cron expression `every day`"),
+            ("schedule = \"0 0 3 * * *\"\nrepository = \"var/r\"\n", "9: repository `var/r` is not absolute"),
+            ("schedule = \"0 0 3 * * *\"\nrepository = \"SHARE/.backup\"\n", "9: the repository is inside the share"),
+            ("schedule = \"0 0 3 * * *\"\nrepository = \"/var/r\"\nkeep = {}\n", "10: retention with no rule"),
+            ("schedule = \"0 0 3 * * *\"\nrepository = \"/var/r\"\nkeep = { within = \"2 days\" }\n", "10: `2 days` is not a duration"),
+            ("schedule = \"0 0 3 * * *\"\nrepository = \"/var/r\"\nexclude = [\"*.tmp\", \" \"]\n", "10: empty exclude pattern"),
+        ];
+        for (b, want) in bad {
+            let got = sc.load(&plan(b)).expect_err(b).join("\n");
+            assert!(got.contains(want), "{b}: {got}");
+            assert_eq!(got.lines().count(), 1, "{b}: one problem: {got}");
+        }
+        let p = sc
+            .load(&plan("schedule = \" 0 30 18 * * Mon-Fri \"\nrepository = \"/var/r\"\nkeep = { within = \"2d\" }\nkeep_min_days = 30\nexclude = [\" *.tmp \"]\n"))
+            .unwrap();
+        let b = p.backup.unwrap();
+        assert_eq!(b.schedule_text, "0 30 18 * * Mon-Fri");
+        assert_eq!(b.repository, Path::new("/var/r"));
+        assert_eq!(b.keep.unwrap().within_secs, Some(2 * 86400));
+        assert_eq!(b.keep_min_days, 30);
+        assert_eq!(b.exclude, ["*.tmp"]);
+        assert!(b.repository_private);
+        let open = sc
+            .load(&plan("schedule = \"0 0 3 * * *\"\nrepository = \"/var/r\"\nrepository_private = false\nkeep = { daily = 7 }\n"))
+            .unwrap()
+            .backup
+            .unwrap();
+        assert!(!open.repository_private);
+        assert_eq!(open.keep.unwrap().daily, Some(7));
+        assert_eq!(open.keep_min_days, 0);
+    }
+
+    #[test]
+    fn a_directory_of_policies_is_checked_across_files() {
+        let sc = Scene::new();
+        let dir = sc.dir.path().join("policies");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::create_dir_all(sc.share().join("Tarifs/sub")).unwrap();
+        let other = sc.dir.path().join("other");
+        std::fs::create_dir(&other).unwrap();
+        let policy = |name: &str, path: &Path| {
+            format!(
+                "[share]\nname = \"{name}\"\npath = \"{}\"\nowner = \"root\"\ngroup = \"root\"\n",
+                path.display()
+            )
+        };
+        std::fs::write(dir.join("b.toml"), policy("b", &other)).unwrap();
+        std::fs::write(dir.join("a.toml"), policy("a", &sc.share())).unwrap();
+        std::fs::write(dir.join("notes.txt"), "not a policy").unwrap();
+        std::fs::create_dir(dir.join("old.toml")).unwrap();
+        let files = policy_files(&dir).unwrap();
+        assert_eq!(files, [dir.join("a.toml"), dir.join("b.toml")]);
+        assert_eq!(
+            policy_files(&dir.join("a.toml")).unwrap(),
+            [dir.join("a.toml")]
+        );
+        let missing = policy_files(&dir.join("absent")).unwrap_err();
+        assert!(missing.0[0].message.contains("cannot read"), "{missing:?}");
+        let loaded = load(&dir).unwrap();
+        let names: Vec<&str> = loaded.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        // Same name, and a share inside another: both named, on the later file.
+        std::fs::write(
+            dir.join("c.toml"),
+            policy("a", &sc.share().join("Tarifs/sub")),
+        )
+        .unwrap();
+        let err = load(&dir).unwrap_err();
+        let text: Vec<String> = err
+            .0
+            .iter()
+            .map(|p| format!("{}: {}", p.file.display(), p.message))
+            .collect();
+        assert_eq!(text.len(), 2, "{text:?}");
+        assert!(text.iter().all(|t| t.contains("c.toml")), "{text:?}");
+        assert!(
+            text.iter()
+                .any(|t| t.contains("share name `a` is also used by")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter().any(|t| t.contains("overlaps share `a`")),
+            "{text:?}"
+        );
+        // A broken file is reported with the others' problems, not instead of them.
+        std::fs::write(dir.join("d.toml"), "[share\n").unwrap();
+        let err = load(&dir).unwrap_err();
+        assert_eq!(err.0.len(), 3, "{err:?}");
+    }
+}
