@@ -1022,3 +1022,441 @@ fn restore_link(root: &OwnedFd, e: &PlannedEntry, first: &PlannedEntry) -> Resul
     .at(&e.rel)?;
     replace_with(&to_dir, &tmp, name, e)
 }
+
+#[cfg(test)]
+mod tests {
+    //! The planner, by tables: a snapshot of a small folder, restored into targets in various
+    //! states, and the action planned for each entry.
+
+    use super::*;
+    use crate::tree::Tree;
+    use std::fs;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+
+    struct Fixture {
+        tmp: tempfile::TempDir,
+        repo: Repository,
+        src: PathBuf,
+        snap: Snapshot,
+    }
+
+    /// `src/`: a.txt, b.txt, dir/c.txt, dir/sub/d.txt, lien -> a.txt, vide/, backed up.
+    fn fixture() -> Fixture {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        fs::create_dir_all(src.join("dir/sub")).unwrap();
+        fs::create_dir_all(src.join("vide")).unwrap();
+        fs::write(src.join("a.txt"), "alpha").unwrap();
+        fs::write(src.join("b.txt"), "beta").unwrap();
+        fs::write(src.join("dir/c.txt"), "gamma").unwrap();
+        fs::write(src.join("dir/sub/d.txt"), "delta").unwrap();
+        symlink("a.txt", src.join("lien")).unwrap();
+        let repo = Repository::init_local(&tmp.path().join("repo")).unwrap();
+        let snap = backup(
+            &repo,
+            &src,
+            &BackupOptions::default(),
+            &NoProgress,
+            &CancelToken::new(),
+        )
+        .unwrap()
+        .snapshot;
+        Fixture {
+            tmp,
+            repo,
+            src,
+            snap,
+        }
+    }
+
+    fn plan(f: &Fixture, paths: &[&str], target: Target, overwrite: Overwrite) -> RestorePlan {
+        plan_restore(
+            &f.repo,
+            &f.snap,
+            &RestoreOptions {
+                paths: paths.iter().map(|p| p.to_string()).collect(),
+                target,
+                overwrite,
+                threads: 1,
+            },
+        )
+        .unwrap()
+    }
+
+    fn actions(p: &RestorePlan) -> Vec<(String, Action)> {
+        p.entries
+            .iter()
+            .map(|e| (e.path.clone(), e.action))
+            .collect()
+    }
+
+    fn table(rows: &[(&str, Action)]) -> Vec<(String, Action)> {
+        rows.iter().map(|(p, a)| (p.to_string(), *a)).collect()
+    }
+
+    use Action::*;
+
+    #[test]
+    fn into_a_new_folder_everything_is_created_parents_first() {
+        let f = fixture();
+        let p = plan(
+            &f,
+            &[],
+            Target::Dir(f.tmp.path().join("out")),
+            Overwrite::IfChanged,
+        );
+        let mut got = actions(&p);
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            got,
+            table(&[
+                ("a.txt", Create),
+                ("b.txt", Create),
+                ("dir", Create),
+                ("dir/c.txt", Create),
+                ("dir/sub", Create),
+                ("dir/sub/d.txt", Create),
+                ("lien", Create),
+                ("vide", Create),
+            ])
+        );
+        let pos = |x: &str| p.entries.iter().position(|e| e.path == x).unwrap();
+        assert!(pos("dir") < pos("dir/sub") && pos("dir/sub") < pos("dir/sub/d.txt"));
+        assert_eq!(p.count(Create), 8);
+        assert_eq!(p.count(Replace), 0);
+        assert_eq!(p.bytes_to_write(), 5 + 4 + 5 + 5);
+        assert_eq!(p.target_root, f.tmp.path().join("out"));
+    }
+
+    #[test]
+    fn in_place_each_difference_gets_its_action() {
+        let f = fixture();
+        let s = &f.src;
+        // Identical: nothing to do.
+        let p = plan(&f, &[], Target::InPlace, Overwrite::IfChanged);
+        assert_eq!(p.count(Unchanged), 5, "{:?}", actions(&p));
+        assert_eq!(p.count(Merge), 3, "{:?}", actions(&p));
+        assert_eq!(p.bytes_to_write(), 0);
+        // Always: every non-directory is replaced.
+        let p = plan(&f, &[], Target::InPlace, Overwrite::Always);
+        assert_eq!(
+            (p.count(Replace), p.count(Merge)),
+            (5, 3),
+            "{:?}",
+            actions(&p)
+        );
+        // Now change things.
+        fs::write(s.join("a.txt"), "ALPHA").unwrap(); // same size, new mtime
+        fs::set_permissions(s.join("b.txt"), fs::Permissions::from_mode(0o600)).unwrap();
+        fs::remove_file(s.join("dir/c.txt")).unwrap();
+        fs::remove_file(s.join("lien")).unwrap();
+        symlink("b.txt", s.join("lien")).unwrap();
+        fs::remove_dir_all(s.join("dir/sub")).unwrap();
+        fs::write(s.join("dir/sub"), "a file where a folder was").unwrap();
+        fs::remove_dir(s.join("vide")).unwrap();
+        symlink("dir", s.join("vide")).unwrap();
+        let p = plan(&f, &[], Target::InPlace, Overwrite::IfChanged);
+        let mut got = actions(&p);
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            got,
+            table(&[
+                ("", Merge),
+                ("a.txt", Replace),
+                ("b.txt", Metadata),
+                ("dir", Merge),
+                ("dir/c.txt", Create),
+                ("dir/sub", Replace),
+                ("dir/sub/d.txt", Create),
+                ("lien", Replace),
+                ("vide", Replace),
+            ])
+            .into_iter()
+            .filter(|(p, _)| !p.is_empty())
+            .collect::<Vec<_>>()
+        );
+        assert_eq!(
+            p.bytes_to_write(),
+            5 + 4 + 5 + 5,
+            "a.txt, b.txt, c.txt, d.txt"
+        );
+        // Never: what exists is left, what is missing is created.
+        let p = plan(&f, &[], Target::InPlace, Overwrite::Never);
+        let mut got = actions(&p);
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            got,
+            table(&[
+                ("a.txt", SkipExisting),
+                ("b.txt", SkipExisting),
+                ("dir", Merge),
+                ("dir/c.txt", Create),
+                ("dir/sub", SkipExisting),
+                ("lien", SkipExisting),
+                ("vide", SkipExisting),
+            ])
+        );
+        assert_eq!(p.bytes_to_write(), 5);
+    }
+
+    #[test]
+    fn selections_plan_their_leading_folders_once() {
+        let f = fixture();
+        let out = f.tmp.path().join("out");
+        let p = plan(
+            &f,
+            &["dir/sub/d.txt"],
+            Target::Dir(out.clone()),
+            Overwrite::IfChanged,
+        );
+        assert_eq!(
+            actions(&p),
+            table(&[
+                ("dir", Create),
+                ("dir/sub", Create),
+                ("dir/sub/d.txt", Create)
+            ])
+        );
+        let p = plan(
+            &f,
+            &["dir/sub/d.txt"],
+            Target::InPlace,
+            Overwrite::IfChanged,
+        );
+        assert_eq!(
+            actions(&p),
+            table(&[
+                ("dir", Leading),
+                ("dir/sub", Leading),
+                ("dir/sub/d.txt", Unchanged)
+            ])
+        );
+        // Overlapping selections: each entry once. Absolute (original) paths work too.
+        let abs = f.src.join("dir/c.txt").display().to_string();
+        let p = plan(
+            &f,
+            &["dir", &abs, "dir/sub"],
+            Target::Dir(out),
+            Overwrite::IfChanged,
+        );
+        let mut got = actions(&p);
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            got,
+            table(&[
+                ("dir", Create),
+                ("dir/c.txt", Create),
+                ("dir/sub", Create),
+                ("dir/sub/d.txt", Create),
+            ])
+        );
+        for bad in ["absent.txt", "a.txt/x", "dir/absent/x"] {
+            let e = plan_restore(
+                &f.repo,
+                &f.snap,
+                &RestoreOptions {
+                    paths: vec![bad.into()],
+                    target: Target::Dir(f.tmp.path().join("elsewhere")),
+                    overwrite: Overwrite::IfChanged,
+                    threads: 1,
+                },
+            )
+            .unwrap_err();
+            assert!(matches!(e, Error::PathNotInSnapshot { .. }), "{bad}: {e}");
+        }
+        // A file where a leading folder should be: a clear error, nothing planned through it.
+        fs::remove_dir_all(f.src.join("dir")).unwrap();
+        fs::write(f.src.join("dir"), "x").unwrap();
+        let e = plan_restore(
+            &f.repo,
+            &f.snap,
+            &RestoreOptions {
+                paths: vec!["dir/c.txt".into()],
+                target: Target::InPlace,
+                overwrite: Overwrite::IfChanged,
+                threads: 1,
+            },
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("not a directory one can restore into"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unsafe_names_are_refused_and_sockets_unsupported() {
+        let f = fixture();
+        let ok = f.snap.tree;
+        let node = |name: &[u8], kind: NodeKind| {
+            let mut n = f
+                .repo
+                .read_tree(&ok)
+                .unwrap()
+                .find(b"a.txt")
+                .unwrap()
+                .clone();
+            n.name = crate::tree::Bytes(name.to_vec());
+            n.kind = kind;
+            n
+        };
+        let mut tree = Tree {
+            nodes: vec![
+                node(b"..", NodeKind::File),
+                node(b"a/b", NodeKind::File),
+                node(b"", NodeKind::File),
+                node(b"ok.txt", NodeKind::File),
+                node(b"sock", NodeKind::Socket),
+            ],
+        };
+        let bytes = tree.encode();
+        let id = f
+            .repo
+            .store_blobs(&[(crate::pack::BlobType::Tree, &bytes)])
+            .unwrap()[0];
+        let mut snap = f.snap.clone();
+        snap.tree = id;
+        f.repo.save_snapshot(&mut snap).unwrap();
+        let p = plan_restore(
+            &f.repo,
+            &snap,
+            &RestoreOptions {
+                paths: vec![],
+                target: Target::Dir(f.tmp.path().join("out")),
+                overwrite: Overwrite::IfChanged,
+                threads: 1,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            actions(&p),
+            table(&[
+                ("", Refuse),
+                ("..", Refuse),
+                ("a\u{2215}b", Refuse),
+                ("ok.txt", Create),
+                ("sock", Unsupported),
+            ])
+        );
+        assert_eq!(
+            p.bytes_to_write(),
+            5,
+            "refused and unsupported entries write nothing"
+        );
+    }
+
+    #[test]
+    fn retain_drops_folders_with_everything_below() {
+        let f = fixture();
+        let mut p = plan(
+            &f,
+            &[],
+            Target::Dir(f.tmp.path().join("out")),
+            Overwrite::IfChanged,
+        );
+        p.retain(|path, _| path != "dir/sub" && path != "b.txt");
+        let mut got: Vec<String> = p.entries.iter().map(|e| e.path.clone()).collect();
+        got.sort();
+        assert_eq!(got, ["a.txt", "dir", "dir/c.txt", "lien", "vide"]);
+        // Dropping a file keeps its siblings and the folder.
+        p.retain(|path, kind| !(path == "dir/c.txt" && kind == NodeKind::File));
+        assert!(p.entries.iter().any(|e| e.path == "dir"));
+        assert!(!p.entries.iter().any(|e| e.path == "dir/c.txt"));
+    }
+
+    #[test]
+    fn first_unwritable_looks_at_what_the_restore_changes() {
+        let f = fixture();
+        let p = plan(&f, &[], Target::InPlace, Overwrite::IfChanged);
+        // Everything identical: unchanged entries are not written; merged folders are.
+        assert_eq!(p.first_unwritable(|path, _| path != "a.txt"), None);
+        assert_eq!(p.first_unwritable(|path, _| path != "dir"), Some("dir"));
+        assert_eq!(p.first_unwritable(|_, _| true), None);
+        fs::write(f.src.join("a.txt"), "ALPHA").unwrap();
+        let p = plan(&f, &[], Target::InPlace, Overwrite::IfChanged);
+        assert_eq!(p.first_unwritable(|path, _| path != "a.txt"), Some("a.txt"));
+        assert_eq!(
+            p.first_unwritable(|_, kind| kind != NodeKind::File),
+            Some("a.txt")
+        );
+    }
+
+    #[test]
+    fn for_share_takes_ownership_privileges_and_old_acls_away() {
+        let f = fixture();
+        let mut p = plan(
+            &f,
+            &[],
+            Target::Dir(f.tmp.path().join("out")),
+            Overwrite::IfChanged,
+        );
+        for e in &mut p.entries {
+            e.node.mode |= 0o6000;
+            e.node.xattrs.push(crate::tree::Xattr {
+                name: crate::tree::Bytes(b"system.posix_acl_access".to_vec()),
+                value: vec![2, 0, 0, 0],
+            });
+            e.node.xattrs.push(crate::tree::Xattr {
+                name: crate::tree::Bytes(b"user.note".to_vec()),
+                value: b"kept".to_vec(),
+            });
+        }
+        p.for_share(4242, 4343);
+        for e in &p.entries {
+            assert_eq!((e.node.uid, e.node.gid), (4242, 4343), "{}", e.path);
+            let names: Vec<&[u8]> = e.node.xattrs.iter().map(|x| x.name.0.as_slice()).collect();
+            assert_eq!(names, [b"user.note".as_slice()], "{}", e.path);
+            if e.kind == NodeKind::Dir {
+                assert_eq!(
+                    e.node.mode & 0o6000,
+                    0o6000,
+                    "folders keep setgid: {}",
+                    e.path
+                );
+            } else {
+                assert_eq!(e.node.mode & 0o6000, 0, "{}", e.path);
+                assert_ne!(e.node.mode & 0o777, 0, "permission bits stay: {}", e.path);
+            }
+        }
+    }
+
+    #[test]
+    fn action_words_and_classes() {
+        let rows: &[(Action, &str, bool, bool)] = &[
+            (Create, "create", false, true),
+            (Replace, "replace", true, true),
+            (Metadata, "metadata", true, true),
+            (Unchanged, "unchanged", false, false),
+            (SkipExisting, "skip (exists)", false, false),
+            (Merge, "merge", false, false),
+            (Leading, "exists", false, false),
+            (Refuse, "refused (unsafe name)", false, false),
+            (Unsupported, "unsupported", false, false),
+        ];
+        for (a, word, changes, writes) in rows {
+            assert_eq!(a.word(), *word);
+            assert_eq!(a.changes_existing(), *changes, "{word}");
+            assert_eq!(a.writes(), *writes, "{word}");
+        }
+    }
+
+    #[test]
+    fn ancestors_by_bytes() {
+        let rows: &[(&str, &str, bool)] = &[
+            ("", "a/b", true),
+            ("a", "a/b", true),
+            ("a/b", "a/b", true),
+            ("a", "ab/c", false),
+            ("a/b", "a", false),
+            ("b", "a/b", false),
+        ];
+        for (dir, rel, want) in rows {
+            assert_eq!(
+                is_ancestor(dir.as_bytes(), rel.as_bytes()),
+                *want,
+                "{dir} {rel}"
+            );
+        }
+    }
+}
