@@ -89,12 +89,27 @@ pub enum Command {
         #[arg(long)]
         remove_all: bool,
     },
+    /// Browse the snapshots as a read-only folder (FUSE): snapshots/, latest, tags/
+    Mount(MountArgs),
     /// Samba: the smb.conf include for the policies, and a check of the running smbd.
     #[command(subcommand)]
     Samba(SambaCommand),
     /// Share policies: check them, plan and apply their rights, explain, matrix.
     #[command(subcommand)]
     Policy(PolicyCommand),
+}
+
+/// `mount`.
+#[derive(Debug, Args)]
+pub struct MountArgs {
+    /// An empty folder to mount on; Ctrl-C (or `umount MOUNTPOINT`) unmounts.
+    pub mountpoint: PathBuf,
+    /// This share's snapshots, from the repository its policy names (instead of --repo).
+    #[arg(long)]
+    pub share: Option<String>,
+    /// The policies, with --share (default: $SHAREKEEP_POLICIES or /etc/sharekeep/policies).
+    #[arg(long, value_name = "FILE|DIR")]
+    pub policies: Option<PathBuf>,
 }
 
 /// Where the policies are: a file, or a directory of `*.toml` files.

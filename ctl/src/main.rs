@@ -3,6 +3,7 @@
 
 mod args;
 mod maintenance;
+mod mount;
 mod offline;
 mod output;
 mod policy;
@@ -61,6 +62,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         args::Command::Policy(cmd) => policy::run(cmd, cli.quiet),
         args::Command::Samba(cmd) => policy::samba(cmd),
+        args::Command::Mount(a) => mount::run(cli.repo, a, cli.quiet),
         args::Command::Status { .. } | args::Command::Reload => remote::run(cli, &cancel),
         args::Command::Backup(_)
         | args::Command::Snapshots(_)

@@ -44,6 +44,7 @@ pub fn run(cli: Cli, cancel: &CancelToken) -> Result<Outcome> {
         Command::Init
         | Command::Policy(_)
         | Command::Samba(_)
+        | Command::Mount(_)
         | Command::Status { .. }
         | Command::Reload => {
             unreachable!("handled elsewhere")

@@ -13,14 +13,14 @@ fn source_path(s: &PolicySource) -> PathBuf {
     s.source.clone().unwrap_or_else(default_source)
 }
 
-fn default_source() -> PathBuf {
+pub(crate) fn default_source() -> PathBuf {
     std::env::var_os("SHAREKEEP_POLICIES")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(policies::DEFAULT_POLICY_DIR))
 }
 
 /// Loads and validates; every problem is printed, then the command fails.
-fn load(path: &Path) -> Result<Vec<Policy>> {
+pub(crate) fn load(path: &Path) -> Result<Vec<Policy>> {
     match policies::load(path) {
         Ok(p) if p.is_empty() => bail!("{}: no policy file (*.toml) found", path.display()),
         Ok(p) => Ok(p),

@@ -17,6 +17,8 @@ mod history;
 mod id;
 mod index;
 mod lock;
+#[cfg(feature = "mount")]
+pub mod mount;
 pub mod pack;
 mod platform;
 mod progress;

@@ -174,8 +174,8 @@ fn differences(have: &EntryState, want: &EntryState) -> Vec<&'static str> {
     out
 }
 
-struct Shared<'a> {
-    rights: Rights<'a>,
+struct Shared {
+    rights: Rights,
     mode: WalkMode,
     dev: u64,
     root: OwnedFd,
@@ -194,8 +194,8 @@ struct Pending {
     rel: String,
 }
 
-struct Worker<'s, 'a> {
-    shared: &'s Shared<'a>,
+struct Worker<'s> {
+    shared: &'s Shared,
     acls: PosixAcls,
     names: Names,
     report: Report,
@@ -217,7 +217,7 @@ fn shown(rel: &str) -> String {
     }
 }
 
-impl Worker<'_, '_> {
+impl Worker<'_> {
     fn error(&mut self, rel: &str, e: impl std::fmt::Display) {
         self.report.errors.push(Refusal {
             path: shown(rel),

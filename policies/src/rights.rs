@@ -91,10 +91,11 @@ impl Grants {
     }
 }
 
-/// A policy compiled for fast per-entry lookups.
+/// A policy compiled for fast per-entry lookups (it holds the policy: it can live as long as
+/// its user needs, e.g. in a filesystem answering requests).
 #[derive(Debug)]
-pub struct Rights<'p> {
-    policy: &'p Policy,
+pub struct Rights {
+    policy: std::sync::Arc<Policy>,
     per_rule: Vec<Grants>,
     traverse: HashMap<String, Grants>,
     /// The groups of each named user: a named user's ACL entry shadows the group entries that
@@ -107,9 +108,14 @@ fn ancestors(path: &str) -> Vec<String> {
     (0..parts.len()).map(|n| parts[..n].join("/")).collect()
 }
 
-impl<'p> Rights<'p> {
-    /// Compiles `policy`.
-    pub fn new(policy: &'p Policy) -> Rights<'p> {
+impl Rights {
+    /// Compiles `policy` (a copy of it).
+    pub fn new(policy: &Policy) -> Rights {
+        Rights::from_arc(std::sync::Arc::new(policy.clone()))
+    }
+
+    /// Compiles a shared policy.
+    pub fn from_arc(policy: std::sync::Arc<Policy>) -> Rights {
         let (owner, group) = (policy.owner.uid, policy.group.gid);
         let mut per_rule = Vec::with_capacity(policy.rules.len());
         let mut traverse: HashMap<String, Grants> = HashMap::new();
@@ -150,8 +156,8 @@ impl<'p> Rights<'p> {
     }
 
     /// The policy.
-    pub fn policy(&self) -> &'p Policy {
-        self.policy
+    pub fn policy(&self) -> &Policy {
+        &self.policy
     }
 
     fn rule_index(&self, rel: &str) -> usize {

@@ -106,7 +106,7 @@ impl Caller {
     }
 
     /// What the policy gives the caller at `rel` today.
-    pub(crate) fn access(&self, rights: &Rights<'_>, rel: &str, is_dir: bool) -> Access {
+    pub(crate) fn access(&self, rights: &Rights, rel: &str, is_dir: bool) -> Access {
         rights.user_access(rel, is_dir, self.uid, &self.groups)
     }
 }

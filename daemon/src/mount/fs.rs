@@ -1,0 +1,870 @@
+//! The FUSE filesystem over a repository's snapshots: the inode table, the directory listings
+//! and file reads, each answered for the requesting uid through the [`Gate`].
+//!
+//! ```text
+//! inodes:  1 root; browse layout: 2 snapshots/, 3 tags/, 4 latest -> snapshots/<newest>,
+//!          tags/<tag>/<name> -> ../../snapshots/<name>; shadow layout: the root lists the
+//!          @GMT-… folders. A snapshot's root and everything in it get an inode number hashed
+//!          from (parent inode, name): stable while mounted, so `readdir` can name inodes it
+//!          never allocated. The table holds only what the kernel references (lookups minus
+//!          forgets): memory follows what is in use, not the repository's size.
+//! trees:   read from the repository on demand, cached by id (bounded by node count)
+//! reads:   the file's blobs with their offsets (from the index) are computed at open; a read
+//!          takes the blobs it covers from a bounded cache of verified, decompressed blobs
+//! rights:  every lookup, getattr, open, listing and access asks the gate with the caller's
+//!          uid: Hidden -> ENOENT (it does not exist for them), PassThrough -> may be looked
+//!          up but not listed or read (EACCES), Visible -> shown. Nothing is writable (EROFS).
+//! refresh: the snapshot list is re-read when the top folders are used and it is older than
+//!          a second: new snapshots appear, forgotten ones disappear, without remounting
+//! ```
+
+use super::names;
+use crate::id::Id;
+use crate::repo::Repository;
+use crate::snapshot::Snapshot;
+use crate::stream::Visibility;
+use crate::tree::{Node, NodeKind, Tree};
+use fuser::{
+    FileAttr, FileType, Filesystem, KernelConfig, ReplyAttr, ReplyData, ReplyDirectory,
+    ReplyEmpty, ReplyEntry, ReplyOpen, Request,
+};
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::hash::{Hash, Hasher};
+use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// What a uid may see of a path (relative to the snapshot's root) in a snapshot.
+pub type Gate = Arc<dyn Fn(u32, &str, bool) -> Visibility + Send + Sync>;
+/// Which snapshots are shown.
+pub type SnapshotFilter = Arc<dyn Fn(&Snapshot) -> bool + Send + Sync>;
+
+/// How the snapshots are laid out at the mount's root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// `snapshots/<local time>/…`, `latest`, `tags/<tag>/<local time>` (people browsing).
+    Browse,
+    /// `@GMT-YYYY.MM.DD-HH.MM.SS/…` at the root (Samba's `shadow_copy2`: Previous Versions).
+    Shadow,
+}
+
+const ROOT: u64 = 1;
+const SNAPSHOTS: u64 = 2;
+const TAGS: u64 = 3;
+const LATEST: u64 = 4;
+/// Decompressed blobs kept for reads.
+const BLOB_CACHE_BYTES: usize = 32 << 20;
+/// Tree nodes kept in memory.
+const TREE_CACHE_NODES: usize = 100_000;
+/// The snapshot list is re-read at most this often.
+const REFRESH: Duration = Duration::from_secs(1);
+
+enum What {
+    Root,
+    SnapshotsDir,
+    TagsDir,
+    Tag(String),
+    Link(Vec<u8>),
+    /// An entry of a snapshot (its root: `rel` empty).
+    Entry {
+        slot: usize,
+        rel: String,
+        node: Arc<Node>,
+    },
+}
+
+struct Inode {
+    what: What,
+    parent: u64,
+    /// Lookups the kernel holds (entries are dropped when they are all forgotten).
+    lookups: u64,
+}
+
+struct Slot {
+    snap: Snapshot,
+    name: String,
+    root: u64,
+    live: bool,
+}
+
+struct OpenFile {
+    /// (start offset, blob), in order.
+    blobs: Vec<(u64, Id)>,
+    size: u64,
+    rel: String,
+}
+
+struct Listing {
+    entries: Vec<(u64, FileType, Vec<u8>)>,
+}
+
+/// A least-recently-used cache with a cost per entry.
+struct Lru<V> {
+    map: HashMap<Id, (V, usize, u64)>,
+    cost: usize,
+    max: usize,
+    tick: u64,
+}
+
+impl<V: Clone> Lru<V> {
+    fn new(max: usize) -> Lru<V> {
+        Lru {
+            map: HashMap::new(),
+            cost: 0,
+            max,
+            tick: 0,
+        }
+    }
+
+    fn get(&mut self, id: &Id) -> Option<V> {
+        self.tick += 1;
+        let tick = self.tick;
+        self.map.get_mut(id).map(|e| {
+            e.2 = tick;
+            e.0.clone()
+        })
+    }
+
+    fn put(&mut self, id: Id, v: V, cost: usize) {
+        self.tick += 1;
+        while self.cost + cost > self.max && !self.map.is_empty() {
+            let oldest = *self
+                .map
+                .iter()
+                .min_by_key(|(_, e)| e.2)
+                .map(|(k, _)| k)
+                .expect("not empty");
+            if let Some((_, c, _)) = self.map.remove(&oldest) {
+                self.cost -= c;
+            }
+        }
+        self.cost += cost;
+        if let Some((_, c, _)) = self.map.insert(id, (v, cost, self.tick)) {
+            self.cost -= c;
+        }
+    }
+}
+
+/// The filesystem (see the module documentation).
+pub struct SnapshotFs {
+    repo: Arc<Repository>,
+    layout: Layout,
+    filter: Option<SnapshotFilter>,
+    gate: Option<Gate>,
+    slots: Vec<Slot>,
+    by_id: HashMap<Id, usize>,
+    loaded: Option<Instant>,
+    inodes: HashMap<u64, Inode>,
+    trees: Lru<Arc<Tree>>,
+    blobs: Lru<Arc<Vec<u8>>>,
+    files: HashMap<u64, OpenFile>,
+    dirs: HashMap<u64, Listing>,
+    next_fh: u64,
+    ttl: Duration,
+    mounted_at: SystemTime,
+}
+
+impl std::fmt::Debug for SnapshotFs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotFs")
+            .field("layout", &self.layout)
+            .field("snapshots", &self.slots.len())
+            .field("inodes", &self.inodes.len())
+            .finish()
+    }
+}
+
+fn hash_ino(parent: u64, name: &[u8]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    parent.hash(&mut h);
+    name.hash(&mut h);
+    // The top bit keeps them clear of the fixed inodes.
+    h.finish() | (1 << 63)
+}
+
+fn join(rel: &str, name: &[u8]) -> String {
+    let name = String::from_utf8_lossy(name);
+    if rel.is_empty() {
+        name.into_owned()
+    } else {
+        format!("{rel}/{name}")
+    }
+}
+
+fn file_type(kind: NodeKind) -> FileType {
+    match kind {
+        NodeKind::File => FileType::RegularFile,
+        NodeKind::Dir => FileType::Directory,
+        NodeKind::Symlink => FileType::Symlink,
+        NodeKind::Fifo => FileType::NamedPipe,
+        NodeKind::Socket => FileType::Socket,
+        NodeKind::CharDevice => FileType::CharDevice,
+        NodeKind::BlockDevice => FileType::BlockDevice,
+    }
+}
+
+/// The folder a snapshot's root appears as (its own metadata is not recorded).
+fn snapshot_root(snap: &Snapshot) -> Node {
+    Node {
+        name: crate::tree::Bytes(Vec::new()),
+        kind: NodeKind::Dir,
+        mode: 0o555,
+        uid: 0,
+        gid: 0,
+        user: None,
+        group: None,
+        mtime_ns: snap.time.timestamp_nanos_opt().unwrap_or(0),
+        ctime_ns: 0,
+        inode: 0,
+        device: 0,
+        links: 2,
+        size: 0,
+        content: Vec::new(),
+        subtree: Some(snap.tree),
+        target: None,
+        rdev: 0,
+        xattrs: Vec::new(),
+    }
+}
+
+fn time_of_ns(ns: i64) -> SystemTime {
+    if ns >= 0 {
+        UNIX_EPOCH + Duration::from_nanos(ns as u64)
+    } else {
+        UNIX_EPOCH - Duration::from_nanos(ns.unsigned_abs())
+    }
+}
+
+impl SnapshotFs {
+    /// A filesystem over `repo`'s snapshots (those `filter` accepts), answering each caller
+    /// as `gate` says (`None`: everything visible to whoever may use the mount).
+    pub fn new(
+        repo: Repository,
+        layout: Layout,
+        filter: Option<SnapshotFilter>,
+        gate: Option<Gate>,
+    ) -> SnapshotFs {
+        let mut inodes = HashMap::new();
+        let fixed = [
+            (ROOT, What::Root),
+            (SNAPSHOTS, What::SnapshotsDir),
+            (TAGS, What::TagsDir),
+            (LATEST, What::Link(Vec::new())),
+        ];
+        for (ino, what) in fixed {
+            inodes.insert(
+                ino,
+                Inode {
+                    what,
+                    parent: ROOT,
+                    lookups: 0,
+                },
+            );
+        }
+        // Under a gate, answers differ by caller: the kernel must ask every time.
+        let ttl = if gate.is_some() {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(60)
+        };
+        SnapshotFs {
+            repo: Arc::new(repo),
+            layout,
+            filter,
+            gate,
+            slots: Vec::new(),
+            by_id: HashMap::new(),
+            loaded: None,
+            inodes,
+            trees: Lru::new(TREE_CACHE_NODES),
+            blobs: Lru::new(BLOB_CACHE_BYTES),
+            files: HashMap::new(),
+            dirs: HashMap::new(),
+            next_fh: 1,
+            ttl,
+            mounted_at: SystemTime::now(),
+        }
+    }
+
+    /// Re-reads the snapshot list when it is older than a second.
+    fn refresh(&mut self) {
+        if self.loaded.is_some_and(|t| t.elapsed() < REFRESH) {
+            return;
+        }
+        self.loaded = Some(Instant::now());
+        let snaps = match self.repo.snapshots() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "mount: cannot list snapshots; keeping the last list");
+                return;
+            }
+        };
+        let snaps: Vec<Snapshot> = snaps
+            .into_iter()
+            .filter(|s| match &self.filter {
+                Some(f) => f(s),
+                None => true,
+            })
+            .collect();
+        if snaps.iter().any(|s| !self.by_id.contains_key(&s.id)) {
+            // New snapshots come with new index files: open the repository again.
+            match Repository::open(self.repo.backend().clone()) {
+                Ok(r) => self.repo = Arc::new(r),
+                Err(e) => tracing::warn!(error = %e, "mount: cannot reload the index"),
+            }
+        }
+        let names = names::assign(&snaps, self.layout == Layout::Shadow);
+        for s in &mut self.slots {
+            s.live = false;
+        }
+        for (snap, name) in snaps.into_iter().zip(names) {
+            let Some(name) = name else { continue };
+            match self.by_id.get(&snap.id) {
+                Some(&i) => {
+                    self.slots[i].live = true;
+                    self.slots[i].name = name;
+                }
+                None => {
+                    let i = self.slots.len();
+                    let root = hash_ino(0, &snap.id.0);
+                    let node = snapshot_root(&snap);
+                    self.inodes.insert(
+                        root,
+                        Inode {
+                            what: What::Entry {
+                                slot: i,
+                                rel: String::new(),
+                                node: Arc::new(node),
+                            },
+                            parent: if self.layout == Layout::Shadow {
+                                ROOT
+                            } else {
+                                SNAPSHOTS
+                            },
+                            lookups: 0,
+                        },
+                    );
+                    self.by_id.insert(snap.id, i);
+                    self.slots.push(Slot {
+                        snap,
+                        name,
+                        root,
+                        live: true,
+                    });
+                }
+            }
+        }
+        let newest = self.live().last().map(|s| s.name.clone());
+        if let Some(latest) = self.inodes.get_mut(&LATEST) {
+            latest.what = What::Link(
+                newest
+                    .map(|n| format!("snapshots/{n}").into_bytes())
+                    .unwrap_or_default(),
+            );
+        }
+    }
+
+    fn live(&self) -> impl Iterator<Item = &Slot> {
+        self.slots.iter().filter(|s| s.live)
+    }
+
+    fn slot_named(&self, name: &[u8]) -> Option<&Slot> {
+        self.live().find(|s| s.name.as_bytes() == name)
+    }
+
+    fn see(&self, uid: u32, rel: &str, is_dir: bool) -> Visibility {
+        match &self.gate {
+            None => Visibility::Visible,
+            Some(g) => g(uid, rel, is_dir),
+        }
+    }
+
+    fn tree(&mut self, id: &Id) -> Result<Arc<Tree>, i32> {
+        if let Some(t) = self.trees.get(id) {
+            return Ok(t);
+        }
+        let t = Arc::new(self.repo.read_tree(id).map_err(|e| {
+            tracing::warn!(error = %e, "mount: cannot read a tree");
+            libc::EIO
+        })?);
+        self.trees.put(*id, t.clone(), t.nodes.len().max(1));
+        Ok(t)
+    }
+
+    fn blob(&mut self, id: &Id) -> Result<Arc<Vec<u8>>, crate::Error> {
+        if let Some(b) = self.blobs.get(id) {
+            return Ok(b);
+        }
+        let b = Arc::new(self.repo.read_blob(id)?);
+        self.blobs.put(*id, b.clone(), b.len().max(1));
+        Ok(b)
+    }
+
+    fn virtual_dir_attr(&self, ino: u64) -> FileAttr {
+        let newest = self
+            .live()
+            .last()
+            .map(|s| SystemTime::from(s.snap.time))
+            .unwrap_or(self.mounted_at);
+        FileAttr {
+            ino,
+            size: 0,
+            blocks: 0,
+            atime: newest,
+            mtime: newest,
+            ctime: newest,
+            crtime: newest,
+            kind: FileType::Directory,
+            perm: 0o555,
+            nlink: 2,
+            uid: 0,
+            gid: 0,
+            rdev: 0,
+            blksize: 4096,
+            flags: 0,
+        }
+    }
+
+    fn attr(&self, ino: u64) -> Option<FileAttr> {
+        let inode = self.inodes.get(&ino)?;
+        Some(match &inode.what {
+            What::Root | What::SnapshotsDir | What::TagsDir | What::Tag(_) => {
+                self.virtual_dir_attr(ino)
+            }
+            What::Link(target) => FileAttr {
+                size: target.len() as u64,
+                kind: FileType::Symlink,
+                perm: 0o777,
+                nlink: 1,
+                ..self.virtual_dir_attr(ino)
+            },
+            What::Entry { rel, node, .. } => {
+                let t = time_of_ns(node.mtime_ns);
+                let is_root = rel.is_empty();
+                FileAttr {
+                    ino,
+                    size: if node.kind == NodeKind::Dir { 4096 } else { node.size },
+                    blocks: node.size.div_ceil(512),
+                    atime: t,
+                    mtime: t,
+                    ctime: t,
+                    crtime: t,
+                    kind: file_type(node.kind),
+                    perm: if is_root { 0o555 } else { (node.mode & 0o7777) as u16 },
+                    nlink: if node.kind == NodeKind::Dir { 2 } else { 1 },
+                    uid: node.uid,
+                    gid: node.gid,
+                    rdev: node.rdev as u32,
+                    blksize: 4096,
+                    flags: 0,
+                }
+            }
+        })
+    }
+
+    /// Whether `uid` may know `ino` exists (Hidden entries do not, for them).
+    fn exists_for(&self, uid: u32, ino: u64) -> Result<Visibility, i32> {
+        let inode = self.inodes.get(&ino).ok_or(libc::ENOENT)?;
+        match &inode.what {
+            What::Entry { rel, node, slot } => {
+                if !self.slots[*slot].live && rel.is_empty() {
+                    return Err(libc::ENOENT);
+                }
+                match self.see(uid, rel, node.kind == NodeKind::Dir) {
+                    Visibility::Hidden => Err(libc::ENOENT),
+                    v => Ok(v),
+                }
+            }
+            _ => Ok(Visibility::Visible),
+        }
+    }
+
+    fn insert_entry(&mut self, parent: u64, slot: usize, rel: String, node: Node) -> u64 {
+        let ino = hash_ino(parent, &node.name.0);
+        self.inodes.entry(ino).or_insert(Inode {
+            what: What::Entry {
+                slot,
+                rel,
+                node: Arc::new(node),
+            },
+            parent,
+            lookups: 0,
+        });
+        ino
+    }
+
+    /// The inode of `name` in `parent`, as `uid` sees it.
+    fn child(&mut self, parent: u64, name: &[u8], uid: u32) -> Result<u64, i32> {
+        let (slot, rel, node) = match &self.inodes.get(&parent).ok_or(libc::ENOENT)?.what {
+            What::Root => {
+                return match self.layout {
+                    Layout::Browse => match name {
+                        b"snapshots" => Ok(SNAPSHOTS),
+                        b"tags" => Ok(TAGS),
+                        b"latest" if self.live().next().is_some() => Ok(LATEST),
+                        _ => Err(libc::ENOENT),
+                    },
+                    Layout::Shadow => {
+                        let root = self.slot_named(name).ok_or(libc::ENOENT)?.root;
+                        self.exists_for(uid, root).map(|_| root)
+                    }
+                };
+            }
+            What::SnapshotsDir => return self.slot_named(name).map(|s| s.root).ok_or(libc::ENOENT),
+            What::TagsDir => {
+                let tag = String::from_utf8_lossy(name).into_owned();
+                if !self.live().any(|s| s.snap.has_tag(&tag)) {
+                    return Err(libc::ENOENT);
+                }
+                let ino = hash_ino(TAGS, name);
+                self.inodes.entry(ino).or_insert(Inode {
+                    what: What::Tag(tag),
+                    parent: TAGS,
+                    lookups: 0,
+                });
+                return Ok(ino);
+            }
+            What::Tag(tag) => {
+                let s = self.slot_named(name).ok_or(libc::ENOENT)?;
+                if !s.snap.has_tag(tag) {
+                    return Err(libc::ENOENT);
+                }
+                let target = format!("../../snapshots/{}", s.name).into_bytes();
+                let ino = hash_ino(parent, name);
+                self.inodes.insert(
+                    ino,
+                    Inode {
+                        what: What::Link(target),
+                        parent,
+                        lookups: 0,
+                    },
+                );
+                return Ok(ino);
+            }
+            What::Link(_) => return Err(libc::ENOTDIR),
+            What::Entry { slot, rel, node } => (*slot, rel.clone(), node.clone()),
+        };
+        let Some(subtree) = node.subtree.filter(|_| node.kind == NodeKind::Dir) else {
+            return Err(libc::ENOTDIR);
+        };
+        if self.exists_for(uid, parent)? == Visibility::Hidden {
+            return Err(libc::ENOENT);
+        }
+        let tree = self.tree(&subtree)?;
+        let child = tree.find(name).ok_or(libc::ENOENT)?;
+        if child.checked_name().is_none() {
+            return Err(libc::ENOENT);
+        }
+        let child_rel = join(&rel, name);
+        if self.see(uid, &child_rel, child.kind == NodeKind::Dir) == Visibility::Hidden {
+            return Err(libc::ENOENT);
+        }
+        Ok(self.insert_entry(parent, slot, child_rel, child.clone()))
+    }
+
+    /// Everything `uid` may list in `ino`.
+    fn listing(&mut self, ino: u64, uid: u32) -> Result<Listing, i32> {
+        self.refresh();
+        let inode = self.inodes.get(&ino).ok_or(libc::ENOENT)?;
+        let parent = inode.parent;
+        let mut entries = vec![
+            (ino, FileType::Directory, b".".to_vec()),
+            (parent, FileType::Directory, b"..".to_vec()),
+        ];
+        match &inode.what {
+            What::Root => match self.layout {
+                Layout::Browse => {
+                    entries.push((SNAPSHOTS, FileType::Directory, b"snapshots".to_vec()));
+                    entries.push((TAGS, FileType::Directory, b"tags".to_vec()));
+                    if self.live().next().is_some() {
+                        entries.push((LATEST, FileType::Symlink, b"latest".to_vec()));
+                    }
+                }
+                Layout::Shadow => {
+                    for s in self.live() {
+                        if self.see(uid, "", true) != Visibility::Hidden {
+                            entries.push((s.root, FileType::Directory, s.name.clone().into_bytes()));
+                        }
+                    }
+                }
+            },
+            What::SnapshotsDir => {
+                for s in self.live() {
+                    entries.push((s.root, FileType::Directory, s.name.clone().into_bytes()));
+                }
+            }
+            What::TagsDir => {
+                let mut tags: Vec<&String> = self.live().flat_map(|s| s.snap.tags.iter()).collect();
+                tags.sort();
+                tags.dedup();
+                for t in tags {
+                    entries.push((hash_ino(TAGS, t.as_bytes()), FileType::Directory, t.clone().into_bytes()));
+                }
+            }
+            What::Tag(tag) => {
+                for s in self.live().filter(|s| s.snap.has_tag(tag)) {
+                    entries.push((hash_ino(ino, s.name.as_bytes()), FileType::Symlink, s.name.clone().into_bytes()));
+                }
+            }
+            What::Link(_) => return Err(libc::ENOTDIR),
+            What::Entry { rel, node, .. } => {
+                let (rel, node) = (rel.clone(), node.clone());
+                if node.kind != NodeKind::Dir {
+                    return Err(libc::ENOTDIR);
+                }
+                match self.exists_for(uid, ino)? {
+                    Visibility::Visible => {}
+                    _ => return Err(libc::EACCES),
+                }
+                let Some(subtree) = node.subtree else {
+                    return Ok(Listing { entries });
+                };
+                let tree = self.tree(&subtree)?;
+                for child in &tree.nodes {
+                    if child.checked_name().is_none() {
+                        continue;
+                    }
+                    let is_dir = child.kind == NodeKind::Dir;
+                    if self.gate.is_some()
+                        && self.see(uid, &join(&rel, &child.name.0), is_dir) == Visibility::Hidden
+                    {
+                        continue;
+                    }
+                    entries.push((hash_ino(ino, &child.name.0), file_type(child.kind), child.name.0.clone()));
+                }
+            }
+        }
+        Ok(Listing { entries })
+    }
+
+    fn open_file(&mut self, ino: u64, uid: u32) -> Result<OpenFile, i32> {
+        match self.exists_for(uid, ino)? {
+            Visibility::Visible => {}
+            _ => return Err(libc::EACCES),
+        }
+        let Some(Inode {
+            what: What::Entry { rel, node, .. },
+            ..
+        }) = self.inodes.get(&ino)
+        else {
+            return Err(libc::EISDIR);
+        };
+        if node.kind != NodeKind::File {
+            return Err(libc::EISDIR);
+        }
+        let index = self.repo.index();
+        let mut blobs = Vec::with_capacity(node.content.len());
+        let mut at = 0u64;
+        for id in &node.content {
+            let (_, entry) = index.get(id).ok_or_else(|| {
+                tracing::warn!(path = %rel, blob = %id.short(), "mount: a blob of this file is missing from the index");
+                libc::EIO
+            })?;
+            blobs.push((at, *id));
+            at += u64::from(entry.raw_length);
+        }
+        Ok(OpenFile {
+            blobs,
+            size: node.size.min(at),
+            rel: rel.clone(),
+        })
+    }
+
+    fn read_range(&mut self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>, i32> {
+        let file = self.files.get(&fh).ok_or(libc::EBADF)?;
+        let end = (offset + u64::from(size)).min(file.size);
+        let mut want: Vec<(u64, Id)> = Vec::new();
+        if offset < end {
+            let first = file.blobs.partition_point(|(start, _)| *start <= offset) - 1;
+            for (start, id) in &file.blobs[first..] {
+                if *start >= end {
+                    break;
+                }
+                want.push((*start, *id));
+            }
+        }
+        let rel = file.rel.clone();
+        let mut out = Vec::with_capacity((end.saturating_sub(offset)) as usize);
+        for (start, id) in want {
+            let blob = self.blob(&id).map_err(|e| {
+                tracing::warn!(path = %rel, error = %e, "mount: cannot read");
+                libc::EIO
+            })?;
+            let from = offset.max(start) - start;
+            let to = (end - start).min(blob.len() as u64);
+            if from < to {
+                out.extend_from_slice(&blob[from as usize..to as usize]);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Filesystem for SnapshotFs {
+    fn init(&mut self, _req: &Request<'_>, config: &mut KernelConfig) -> Result<(), libc::c_int> {
+        let _ = config.set_max_readahead(1 << 20);
+        self.refresh();
+        Ok(())
+    }
+
+    fn lookup(&mut self, req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEntry) {
+        if matches!(parent, ROOT | SNAPSHOTS | TAGS) {
+            self.refresh();
+        }
+        match self.child(parent, name.as_bytes(), req.uid()) {
+            Ok(ino) => match self.attr(ino) {
+                Some(attr) => {
+                    if let Some(i) = self.inodes.get_mut(&ino) {
+                        i.lookups += 1;
+                    }
+                    reply.entry(&self.ttl, &attr, 0);
+                }
+                None => reply.error(libc::ENOENT),
+            },
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn forget(&mut self, _req: &Request<'_>, ino: u64, nlookup: u64) {
+        let gone = match self.inodes.get_mut(&ino) {
+            Some(i) => {
+                i.lookups = i.lookups.saturating_sub(nlookup);
+                // Fixed inodes, tags and snapshot roots stay; entries go when forgotten.
+                i.lookups == 0
+                    && matches!(&i.what, What::Entry { rel, .. } if !rel.is_empty())
+            }
+            None => false,
+        };
+        if gone {
+            self.inodes.remove(&ino);
+        }
+    }
+
+    fn getattr(&mut self, req: &Request<'_>, ino: u64, _fh: Option<u64>, reply: ReplyAttr) {
+        if ino == ROOT {
+            self.refresh();
+        }
+        if let Err(e) = self.exists_for(req.uid(), ino) {
+            return reply.error(e);
+        }
+        match self.attr(ino) {
+            Some(a) => reply.attr(&self.ttl, &a),
+            None => reply.error(libc::ENOENT),
+        }
+    }
+
+    fn readlink(&mut self, req: &Request<'_>, ino: u64, reply: ReplyData) {
+        if let Err(e) = self.exists_for(req.uid(), ino) {
+            return reply.error(e);
+        }
+        match self.inodes.get(&ino).map(|i| &i.what) {
+            Some(What::Link(t)) => reply.data(t),
+            Some(What::Entry { node, .. }) if node.kind == NodeKind::Symlink => {
+                reply.data(node.target.as_ref().map(|t| t.0.as_slice()).unwrap_or(b""))
+            }
+            _ => reply.error(libc::EINVAL),
+        }
+    }
+
+    fn open(&mut self, req: &Request<'_>, ino: u64, flags: i32, reply: ReplyOpen) {
+        if flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0 {
+            return reply.error(libc::EROFS);
+        }
+        match self.open_file(ino, req.uid()) {
+            Ok(file) => {
+                let fh = self.next_fh;
+                self.next_fh += 1;
+                self.files.insert(fh, file);
+                // Snapshots never change: the kernel may keep what it read.
+                reply.opened(fh, fuser::consts::FOPEN_KEEP_CACHE);
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn read(
+        &mut self,
+        _req: &Request<'_>,
+        _ino: u64,
+        fh: u64,
+        offset: i64,
+        size: u32,
+        _flags: i32,
+        _lock_owner: Option<u64>,
+        reply: ReplyData,
+    ) {
+        match self.read_range(fh, offset.max(0) as u64, size) {
+            Ok(data) => reply.data(&data),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn release(
+        &mut self,
+        _req: &Request<'_>,
+        _ino: u64,
+        fh: u64,
+        _flags: i32,
+        _lock_owner: Option<u64>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.files.remove(&fh);
+        reply.ok();
+    }
+
+    fn opendir(&mut self, req: &Request<'_>, ino: u64, _flags: i32, reply: ReplyOpen) {
+        match self.listing(ino, req.uid()) {
+            Ok(l) => {
+                let fh = self.next_fh;
+                self.next_fh += 1;
+                self.dirs.insert(fh, l);
+                reply.opened(fh, 0);
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn readdir(
+        &mut self,
+        _req: &Request<'_>,
+        _ino: u64,
+        fh: u64,
+        offset: i64,
+        mut reply: ReplyDirectory,
+    ) {
+        let Some(l) = self.dirs.get(&fh) else {
+            return reply.error(libc::EBADF);
+        };
+        for (i, (ino, kind, name)) in l.entries.iter().enumerate().skip(offset.max(0) as usize) {
+            if reply.add(*ino, (i + 1) as i64, *kind, OsStr::from_bytes(name)) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn releasedir(&mut self, _req: &Request<'_>, _ino: u64, fh: u64, _flags: i32, reply: ReplyEmpty) {
+        self.dirs.remove(&fh);
+        reply.ok();
+    }
+
+    fn access(&mut self, req: &Request<'_>, ino: u64, mask: i32, reply: ReplyEmpty) {
+        if mask & libc::W_OK != 0 {
+            return reply.error(libc::EROFS);
+        }
+        match self.exists_for(req.uid(), ino) {
+            Ok(Visibility::Visible) => reply.ok(),
+            // A folder one may only pass through: X yes, R no.
+            Ok(_) if mask & libc::R_OK == 0 => reply.ok(),
+            Ok(_) => reply.error(libc::EACCES),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn statfs(&mut self, _req: &Request<'_>, _ino: u64, reply: fuser::ReplyStatfs) {
+        reply.statfs(0, 0, 0, 0, 0, 4096, 255, 4096);
+    }
+}
