@@ -384,6 +384,9 @@ pub enum SambaCommand {
         /// Write it to FILE (atomically) instead of standard output.
         #[arg(long, short = 'o', value_name = "FILE")]
         output: Option<PathBuf>,
+        /// sharekeepd's state folder (its versions/ holds the Previous Versions mounts).
+        #[arg(long, value_name = "DIR", default_value = "/var/lib/sharekeep")]
+        state: PathBuf,
     },
     /// Compare the running smbd's configuration (`testparm -s`) with the policies
     /// (exit 0: they agree, 2: they differ, 1: error).
@@ -393,5 +396,8 @@ pub enum SambaCommand {
         /// smb.conf to read (default: Samba's own).
         #[arg(long, value_name = "FILE")]
         smb_conf: Option<PathBuf>,
+        /// sharekeepd's state folder (its versions/ holds the Previous Versions mounts).
+        #[arg(long, value_name = "DIR", default_value = "/var/lib/sharekeep")]
+        state: PathBuf,
     },
 }

@@ -266,9 +266,13 @@ fn print_reports(
 pub fn samba(cmd: crate::args::SambaCommand) -> Result<Outcome> {
     use crate::args::SambaCommand;
     match cmd {
-        SambaCommand::Export { source, output } => {
+        SambaCommand::Export {
+            source,
+            output,
+            state,
+        } => {
             let list = load(&source_path(&source))?;
-            let text = policies::samba_export(&list);
+            let text = policies::samba_export(&list, &state.join("versions"));
             match output {
                 None => print!("{text}"),
                 Some(file) => sharekeep::write_atomic(&file, text.as_bytes(), 0o644)
@@ -276,7 +280,11 @@ pub fn samba(cmd: crate::args::SambaCommand) -> Result<Outcome> {
             }
             Ok(Outcome::Ok)
         }
-        SambaCommand::Check { source, smb_conf } => {
+        SambaCommand::Check {
+            source,
+            smb_conf,
+            state,
+        } => {
             let list = load(&source_path(&source))?;
             let mut cmd = std::process::Command::new("testparm");
             cmd.arg("-s");
@@ -297,7 +305,11 @@ pub fn samba(cmd: crate::args::SambaCommand) -> Result<Outcome> {
                     String::from_utf8_lossy(&out.stderr).trim()
                 );
             }
-            let diffs = policies::samba_compare(&list, &String::from_utf8_lossy(&out.stdout));
+            let diffs = policies::samba_compare(
+                &list,
+                &String::from_utf8_lossy(&out.stdout),
+                &state.join("versions"),
+            );
             for d in &diffs {
                 println!("differs: {d}");
             }

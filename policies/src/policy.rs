@@ -132,6 +132,9 @@ pub struct Samba {
     pub comment: Option<String>,
     /// Whether the share is listed.
     pub browseable: bool,
+    /// Whether the share's snapshots are its Previous Versions (Windows Explorer), through
+    /// sharekeepd's mount of them and Samba's `shadow_copy2`.
+    pub previous_versions: bool,
 }
 
 /// A validated share policy.

@@ -81,6 +81,7 @@ pub struct RawSamba {
     pub name: Option<Spanned<String>>,
     pub comment: Option<Spanned<String>>,
     pub browseable: Option<bool>,
+    pub previous_versions: Option<Spanned<bool>>,
 }
 
 /// A whole policy file.
@@ -111,7 +112,7 @@ const BACKUP: &[&str] = &[
 const KEEP: &[&str] = &[
     "last", "hourly", "daily", "weekly", "monthly", "yearly", "within", "tags",
 ];
-const SAMBA: &[&str] = &["export", "name", "comment", "browseable"];
+const SAMBA: &[&str] = &["export", "name", "comment", "browseable", "previous_versions"];
 
 fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
     known

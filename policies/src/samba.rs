@@ -58,8 +58,10 @@ fn principal(p: &Principal) -> String {
     }
 }
 
-/// The share section for one policy (`None` when it is not exported).
-pub fn share_of(policy: &Policy) -> Option<SambaShare> {
+/// The share section for one policy (`None` when it is not exported). `versions`: the folder
+/// under which sharekeepd mounts each share's snapshots (`<state>/versions`), for the shares
+/// whose Previous Versions are on.
+pub fn share_of(policy: &Policy, versions: &std::path::Path) -> Option<SambaShare> {
     if !policy.samba.export {
         return None;
     }
@@ -99,6 +101,21 @@ pub fn share_of(policy: &Policy) -> Option<SambaShare> {
     settings.insert("inherit acls".into(), "Yes".into());
     settings.insert("create mask".into(), "0770".into());
     settings.insert("directory mask".into(), "02770".into());
+    if policy.samba.previous_versions {
+        // Windows' Previous Versions: one @GMT-… folder per snapshot, mounted by sharekeepd.
+        settings.insert("vfs objects".into(), "shadow_copy2".into());
+        settings.insert(
+            "shadow:snapdir".into(),
+            versions.join(&policy.name).display().to_string(),
+        );
+        settings.insert(
+            "shadow:mountpoint".into(),
+            policy.path.display().to_string(),
+        );
+        settings.insert("shadow:format".into(), "@GMT-%Y.%m.%d-%H.%M.%S".into());
+        settings.insert("shadow:localtime".into(), "no".into());
+        settings.insert("shadow:sort".into(), "desc".into());
+    }
     Some(SambaShare {
         name: policy.samba.name.clone(),
         settings,
@@ -106,10 +123,10 @@ pub fn share_of(policy: &Policy) -> Option<SambaShare> {
 }
 
 /// The smb.conf include for all exported policies.
-pub fn export(policies: &[Policy]) -> String {
+pub fn export(policies: &[Policy], versions: &std::path::Path) -> String {
     let mut out = String::from("# Written by sharekeep from its share policies; do not edit (changes are overwritten).\n# Include it from smb.conf with: include = <this file>\n");
     for p in policies {
-        if let Some(s) = share_of(p) {
+        if let Some(s) = share_of(p, versions) {
             if !section_is_safe(&s) {
                 out.push_str(&format!(
                     "\n# from {}: not exported (a value holds a control character)\n",
@@ -166,11 +183,11 @@ fn normalise(key: &str, value: &str) -> String {
 
 /// Differences between what the policies export and smbd's effective configuration
 /// (`testparm -s` output): one line per difference.
-pub fn compare(policies: &[Policy], testparm: &str) -> Vec<String> {
+pub fn compare(policies: &[Policy], testparm: &str, versions: &std::path::Path) -> Vec<String> {
     let running = parse_smb_conf(testparm);
     let mut out = Vec::new();
     for p in policies {
-        let Some(want) = share_of(p) else { continue };
+        let Some(want) = share_of(p, versions) else { continue };
         let Some(have) = running.get(&want.name) else {
             out.push(format!("[{}] (from {}) is not exported by smbd: include sharekeep's file in smb.conf and reload", want.name, p.file.display()));
             continue;

@@ -253,7 +253,18 @@ pub fn validate(raw: RawPolicy, loc: &Locator) -> Result<Policy, Vec<Problem>> {
                     );
                 }
             }
+            let previous_versions = s.previous_versions.as_ref().is_some_and(|v| *v.get_ref());
+            if previous_versions && raw.backup.is_none() {
+                if let Some(v) = &s.previous_versions {
+                    cx.at(
+                        v,
+                        "previous_versions needs snapshots: this policy has no [backup] plan",
+                        "add a [backup] section (schedule, repository), or remove previous_versions",
+                    );
+                }
+            }
             Samba {
+                previous_versions,
                 export: s.export,
                 name: s
                     .name

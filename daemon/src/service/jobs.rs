@@ -18,6 +18,7 @@ pub(crate) async fn scheduler(
     trigger: Arc<Notify>,
     outcomes: watch::Sender<RunOutcome>,
     stop: CancellationToken,
+    versions: super::versions::Slot,
 ) {
     let plan = policy
         .backup
@@ -77,6 +78,12 @@ pub(crate) async fn scheduler(
         counters.lock().expect("lock").running = false;
         generation += 1;
         let result = result.unwrap_or_else(|e| Err(format!("backup task failed: {e}")));
+        if result.is_ok() && policy.samba.previous_versions {
+            // The first backup creates the repository the Previous Versions are mounted from.
+            let (state, p, slot) = (dir.clone(), policy.clone(), versions.clone());
+            let _ = tokio::task::spawn_blocking(move || super::versions::ensure(&state, &p, &slot))
+                .await;
+        }
         let _ = outcomes.send(RunOutcome { generation, result });
         if stop.is_cancelled() {
             return;

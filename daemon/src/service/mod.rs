@@ -24,6 +24,7 @@ mod jobs;
 pub mod schedule;
 mod server;
 pub mod state;
+mod versions;
 mod watches;
 
 use config::Settings;
@@ -74,6 +75,8 @@ pub(crate) struct Share {
     fingerprint: String,
     tasks: Vec<JoinHandle<()>>,
     stop: CancellationToken,
+    /// The share's Previous Versions, while mounted: held so that dropping the share unmounts them.
+    _versions: versions::Slot,
 }
 
 impl Drop for Share {
@@ -172,9 +175,11 @@ pub(crate) async fn reload(inner: &Arc<Inner>) {
         .expect("load task");
     let exported = update_shares(inner, loaded);
     if let (Some((include, conf)), Some(policies)) = (inner.settings.samba.clone(), exported) {
-        let _ =
-            tokio::task::spawn_blocking(move || manage_samba(&policies, &include, conf.as_deref()))
-                .await;
+        let versions = inner.settings.state.join("versions");
+        let _ = tokio::task::spawn_blocking(move || {
+            manage_samba(&policies, &include, conf.as_deref(), &versions)
+        })
+        .await;
     }
 }
 
@@ -249,6 +254,7 @@ fn update_shares(inner: &Arc<Inner>, loaded: Vec<Loaded>) -> Option<Vec<Policy>>
                                 fingerprint: String::new(),
                                 tasks: Vec::new(),
                                 stop: CancellationToken::new(),
+                                _versions: Default::default(),
                             },
                         );
                     }
@@ -269,8 +275,13 @@ fn update_shares(inner: &Arc<Inner>, loaded: Vec<Loaded>) -> Option<Vec<Policy>>
 }
 
 /// Writes the Samba include when its content changed, then tells smbd to reload.
-fn manage_samba(policies: &[Policy], include: &std::path::Path, conf: Option<&std::path::Path>) {
-    let text = sharekeep_policies::samba_export(policies);
+fn manage_samba(
+    policies: &[Policy],
+    include: &std::path::Path,
+    conf: Option<&std::path::Path>,
+    versions: &std::path::Path,
+) {
+    let text = sharekeep_policies::samba_export(policies, versions);
     if std::fs::read_to_string(include).ok().as_deref() == Some(text.as_str()) {
         return;
     }
@@ -372,6 +383,7 @@ fn start_share(inner: &Arc<Inner>, policy: Arc<Policy>, counters: Arc<Mutex<Coun
         counters.clone(),
         stop.clone(),
     ))];
+    let versions = versions::Slot::default();
     if policy.backup.is_some() {
         tasks.push(tokio::spawn(jobs::scheduler(
             inner.clone(),
@@ -380,7 +392,12 @@ fn start_share(inner: &Arc<Inner>, policy: Arc<Policy>, counters: Arc<Mutex<Coun
             trigger.clone(),
             tx,
             stop.clone(),
+            versions.clone(),
         )));
+        if policy.samba.previous_versions {
+            let (state, p, slot) = (inner.settings.state.clone(), policy.clone(), versions.clone());
+            tokio::task::spawn_blocking(move || versions::ensure(&state, &p, &slot));
+        }
     }
     Share {
         file: policy.file.clone(),
@@ -392,6 +409,7 @@ fn start_share(inner: &Arc<Inner>, policy: Arc<Policy>, counters: Arc<Mutex<Coun
         fingerprint: String::new(),
         tasks,
         stop,
+        _versions: versions,
     }
 }
 
@@ -402,15 +420,17 @@ pub async fn run(
     shutdown: CancellationToken,
     mut reload_requests: mpsc::Receiver<()>,
 ) -> anyhow::Result<()> {
-    // The state (last runs, reports) is root's alone, whatever the umask.
+    // The state (last runs, reports) is root's alone, whatever the umask: its files are 0600
+    // and its folders 0700, except the state folder itself, 0711, which others may only cross
+    // (not list) to reach versions/, where the Previous Versions are mounted for smbd.
     {
         use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
         let state = &settings.state;
         std::fs::DirBuilder::new()
             .recursive(true)
-            .mode(0o700)
+            .mode(0o711)
             .create(state)
-            .and_then(|()| std::fs::set_permissions(state, std::fs::Permissions::from_mode(0o700)))
+            .and_then(|()| std::fs::set_permissions(state, std::fs::Permissions::from_mode(0o711)))
             .map_err(|e| anyhow::anyhow!("state directory {}: {e}", state.display()))?;
     }
     let (reload_tx, mut reload_rx) = mpsc::channel::<()>(4);

@@ -13,7 +13,7 @@
 //! Lines are capped at `MAX_LINE` (a longer one gets an error, the connection goes on);
 //! malformed lines get a `bad_request` error, never a crash.
 
-mod authz;
+pub(crate) mod authz;
 mod framing;
 mod handlers;
 
