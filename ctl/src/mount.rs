@@ -15,13 +15,19 @@ pub fn run(repo: Option<PathBuf>, a: MountArgs, quiet: bool) -> Result<Outcome> 
         (None, None) => bail!("give the repository (--repo DIR) or a share (--share NAME)"),
         (Some(r), None) => (r.clone(), None, r.display().to_string()),
         (None, Some(share)) => {
-            let source = a.policies.clone().unwrap_or_else(crate::policy::default_source);
+            let source = a
+                .policies
+                .clone()
+                .unwrap_or_else(crate::policy::default_source);
             let all = crate::policy::load(&source)?;
             let Some(policy) = all.into_iter().find(|p| &p.name == share) else {
                 bail!("no share `{share}` in {}", source.display());
             };
             let Some(plan) = &policy.backup else {
-                bail!("share `{share}` has no [backup] plan in {}: it has no snapshots", policy.file.display());
+                bail!(
+                    "share `{share}` has no [backup] plan in {}: it has no snapshots",
+                    policy.file.display()
+                );
             };
             let root = policy.path.clone();
             let filter: sharekeep::mount::SnapshotFilter =

@@ -389,6 +389,68 @@ mod tests {
     }
 
     #[test]
+    fn a_policy_keep_becomes_the_same_rules() {
+        let keep = sharekeep_policies::Keep {
+            last: Some(1),
+            hourly: Some(2),
+            daily: Some(3),
+            weekly: Some(4),
+            monthly: Some(5),
+            yearly: Some(6),
+            within_secs: Some(7200),
+            tags: vec!["garder".into()],
+        };
+        let r = KeepRules::from_policy(&keep, 30);
+        assert_eq!(
+            r,
+            KeepRules {
+                last: Some(1),
+                hourly: Some(2),
+                daily: Some(3),
+                weekly: Some(4),
+                monthly: Some(5),
+                yearly: Some(6),
+                within: Some(chrono::Duration::seconds(7200)),
+                tags: vec!["garder".into()],
+                min_days: Some(30),
+            }
+        );
+        // No floor is no rule, not a floor of zero days.
+        assert_eq!(KeepRules::from_policy(&keep, 0).min_days, None);
+        assert_eq!(KeepRules::from_policy(&keep, 1).min_days, Some(1));
+    }
+
+    #[test]
+    fn within_and_the_floor_keep_strictly_newer_snapshots() {
+        let now = at(2026, 6, 10, 12, 0);
+        let snaps = [
+            snap(1, now - chrono::Duration::hours(2), &[]),
+            snap(
+                2,
+                now - chrono::Duration::hours(2) + chrono::Duration::seconds(1),
+                &[],
+            ),
+            snap(3, now - chrono::Duration::days(3), &["x"]),
+            snap(
+                4,
+                now - chrono::Duration::days(3) + chrono::Duration::seconds(1),
+                &["x"],
+            ),
+        ];
+        let within = KeepRules {
+            within: Some(chrono::Duration::hours(2)),
+            ..KeepRules::default()
+        };
+        assert_eq!(kept(&snaps, &within, now), [2]);
+        let floor = KeepRules {
+            tags: vec!["y".into()],
+            min_days: Some(3),
+            ..KeepRules::default()
+        };
+        assert_eq!(kept(&snaps, &floor, now), [4, 1, 2]);
+    }
+
+    #[test]
     fn groups_are_kept_separately() {
         let now = at(2026, 3, 31, 20, 0);
         let mut a = snap(1, at(2026, 3, 30, 18, 0), &[]);

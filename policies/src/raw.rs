@@ -112,7 +112,13 @@ const BACKUP: &[&str] = &[
 const KEEP: &[&str] = &[
     "last", "hourly", "daily", "weekly", "monthly", "yearly", "within", "tags",
 ];
-const SAMBA: &[&str] = &["export", "name", "comment", "browseable", "previous_versions"];
+const SAMBA: &[&str] = &[
+    "export",
+    "name",
+    "comment",
+    "browseable",
+    "previous_versions",
+];
 
 fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
     known

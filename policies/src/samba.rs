@@ -187,7 +187,9 @@ pub fn compare(policies: &[Policy], testparm: &str, versions: &std::path::Path) 
     let running = parse_smb_conf(testparm);
     let mut out = Vec::new();
     for p in policies {
-        let Some(want) = share_of(p, versions) else { continue };
+        let Some(want) = share_of(p, versions) else {
+            continue;
+        };
         let Some(have) = running.get(&want.name) else {
             out.push(format!("[{}] (from {}) is not exported by smbd: include sharekeep's file in smb.conf and reload", want.name, p.file.display()));
             continue;

@@ -7,6 +7,7 @@ mod daemon;
 mod history;
 mod hostile;
 mod maintenance;
+mod mount;
 mod policies;
 mod properties;
 mod safety;

@@ -9,7 +9,7 @@ use std::os::unix::fs::{symlink, FileTypeExt, PermissionsExt};
 use std::path::Path;
 
 /// A folder with every kind of entry and metadata a service folder can hold.
-fn rich_folder(src: &Path) {
+pub(crate) fn rich_folder(src: &Path) {
     write(&src.join("Tarifs/grille 2026.csv"), b"produit;prix\nA;10\n");
     write(
         &src.join("Propositions/devis-dupont.docx"),

@@ -313,7 +313,18 @@ fn department_scenario_over_real_smb() {
 
     // 2. The evening backup.
     ctl(&repo, &["init"]).ok();
-    let backup = ctl(&repo, &["backup", "--json", share.to_str().unwrap()]);
+    // Dated yesterday evening: its Previous Version gets a name of its own (one per second).
+    let yesterday = chrono::Local::now() - chrono::TimeDelta::days(1);
+    let backup = ctl(
+        &repo,
+        &[
+            "backup",
+            "--json",
+            share.to_str().unwrap(),
+            "--time",
+            &yesterday.format("%Y-%m-%d 18:30:00").to_string(),
+        ],
+    );
     r.step(
         "2. backup",
         "root (sharekeep)",
@@ -425,6 +436,8 @@ fn department_scenario_over_real_smb() {
         .arg(d.join("state"))
         .arg("--socket")
         .arg(d.join("ctl.sock"))
+        .arg("--log-level")
+        .arg("info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(fs::File::create(&log).unwrap())
@@ -445,12 +458,17 @@ fn department_scenario_over_real_smb() {
     wait_for("the include written by sharekeepd", &|| {
         fs::read_to_string(&include).is_ok_and(|t| t.contains("[commercial]"))
     });
+    // The policy changes: a comment, the Previous Versions, and a folder for the owner alone.
+    fs::create_dir(share.join("Direction")).unwrap();
+    fs::write(share.join("Direction/notes.txt"), "notes de la direction").unwrap();
     let text = fs::read_to_string(d.join("policies/commercial.toml")).unwrap();
     fs::write(
         d.join("policies/commercial.toml"),
         text.replace(
             "export = true",
-            "export = true\ncomment = \"Service commercial (sharekeep)\"",
+            "export = true\ncomment = \"Service commercial (sharekeep)\"\nprevious_versions = true",
+        ) + &format!(
+            "\n[[rule]]\npath = \"Direction\"\nread = [\"{adjoint}\"]\nwrite = [\"{adjoint}\"]\n"
         ),
     )
     .unwrap();
@@ -466,6 +484,8 @@ fn department_scenario_over_real_smb() {
         d.join("policies").to_str().unwrap(),
         "--smb-conf",
         conf.to_str().unwrap(),
+        "--state",
+        d.join("state").to_str().unwrap(),
     ]);
     r.step(
         "6. policy changed: share re-exported",
@@ -473,6 +493,197 @@ fn department_scenario_over_real_smb() {
         "smbd agrees",
         check.status.success(),
         &String::from_utf8_lossy(&check.stdout),
+    );
+
+    // 7. Previous Versions: the share's snapshots, mounted by sharekeepd, through shadow_copy2.
+    let versions = d.join("state/versions/commercial");
+    wait_for("the Previous Versions mounted", &|| {
+        fs::read_dir(&versions).is_ok_and(|mut e| e.next().is_some())
+    });
+    // Tonight's work on the proposal, then tonight's backup.
+    let v2 = "Proposition Dupont, version du soir";
+    let (ok, out) = smb(
+        &bob,
+        password,
+        &format!(
+            "put {} Propositions/proposition-dupont.docx",
+            local("soir.docx", v2)
+        ),
+    );
+    assert!(ok, "{out}");
+    let socket = d.join("ctl.sock");
+    let evening = Command::new(bin("sharekeepctl"))
+        .arg("--socket")
+        .arg(&socket)
+        .args(["backup", "--share", "commercial", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        evening.status.success(),
+        "{}",
+        String::from_utf8_lossy(&evening.stderr)
+    );
+    let gmt_of = |id: &str| {
+        let list = ctl(&repo, &["snapshots", "--json"]).json();
+        let t = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["id"].as_str().unwrap().starts_with(id))
+            .unwrap_or_else(|| panic!("snapshot {id}"))["time"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        chrono::DateTime::parse_from_rfc3339(&t)
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+            .format("@GMT-%Y.%m.%d-%H.%M.%S")
+            .to_string()
+    };
+    let first_id = backup.json()["id"].as_str().unwrap().to_string();
+    let (old, new) = (
+        gmt_of(&first_id),
+        gmt_of(
+            serde_json::from_slice::<serde_json::Value>(&evening.stdout).unwrap()["id"]
+                .as_str()
+                .unwrap(),
+        ),
+    );
+    let listed = |out: &str| -> Vec<String> {
+        out.lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|w| w.starts_with("@GMT-"))
+            .map(str::to_string)
+            .collect()
+    };
+    // Overwritten again by mistake; the member looks at its Previous Versions and takes
+    // yesterday's back herself.
+    let (ok, out) = smb(
+        &alice,
+        password,
+        &format!(
+            "put {} Propositions/proposition-dupont.docx",
+            local("again.docx", "brouillon 3")
+        ),
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = smb(
+        &alice,
+        password,
+        "allinfo Propositions/proposition-dupont.docx",
+    );
+    let before = listed(&out);
+    r.step(
+        "7. Previous Versions of the proposal",
+        &alice,
+        "yesterday's and tonight's versions listed",
+        ok && before.contains(&old) && before.contains(&new),
+        &format!("{} version(s): {}", before.len(), before.join(" ")),
+    );
+    let _ = fs::remove_file(&got);
+    let (ok, out) = smb(
+        &alice,
+        password,
+        &format!("get {old}/Propositions/proposition-dupont.docx {got_s}"),
+    );
+    r.step(
+        "7. open the evening's version",
+        &alice,
+        "its content",
+        ok && fs::read_to_string(&got).unwrap_or_default() == v1,
+        &out,
+    );
+    let (ok, out) = smb(
+        &alice,
+        password,
+        &format!("put {got_s} Propositions/proposition-dupont.docx"),
+    );
+    r.step(
+        "7. put it back over the current file",
+        &alice,
+        "restored",
+        ok && fs::read_to_string(share.join("Propositions/proposition-dupont.docx")).unwrap() == v1,
+        &out,
+    );
+    // The owner reads a file of a folder only they may read, in tonight's version...
+    let (ok, out) = smb(
+        &adjoint,
+        password,
+        &format!("get {new}/Direction/notes.txt {got_s}.dir"),
+    );
+    r.step(
+        "7. the same file",
+        &adjoint,
+        "its content",
+        ok && fs::read_to_string(d.join("got.txt.dir")).unwrap_or_default()
+            == "notes de la direction",
+        &out,
+    );
+    // ... which does not exist for a member who may not read it today.
+    let (ok, out) = smb(
+        &alice,
+        password,
+        &format!("get {new}/Direction/notes.txt {got_s}.alice"),
+    );
+    // smbd refuses it from the share's rights of today before it reaches the snapshot; on the
+    // mount itself, the folder does not exist for her.
+    let status = nt_status(&out).unwrap_or("").to_string();
+    let on_mount = a
+        .sh_as(
+            "alice",
+            &format!("ls '{}'", versions.join(&new).join("Direction").display()),
+        )
+        .1;
+    r.step(
+        "7. a file in a folder she may not read",
+        &alice,
+        "refused; not there on the mount",
+        !ok && [
+            "NT_STATUS_ACCESS_DENIED",
+            "NT_STATUS_OBJECT_PATH_NOT_FOUND",
+            "NT_STATUS_OBJECT_NAME_NOT_FOUND",
+        ]
+        .contains(&status.as_str())
+            && !d.join("got.txt.alice").exists()
+            && on_mount.contains("No such file or directory"),
+        &format!("{out} / {}", on_mount.trim()),
+    );
+    let (ok, out) = smb(
+        &eve,
+        password,
+        &format!("allinfo {new}/Tarifs/grille-2026.csv"),
+    );
+    r.step(
+        "7. Previous Versions of the price list",
+        &eve,
+        "refused (ACCESS_DENIED)",
+        denied(ok, &out),
+        &out,
+    );
+    // Forgotten snapshots leave the list, without restarting anything.
+    ctl(&repo, &["forget", "--keep-last", "1"]).ok();
+    let start = Instant::now();
+    let mut after;
+    loop {
+        after = listed(
+            &smb(
+                &alice,
+                password,
+                "allinfo Propositions/proposition-dupont.docx",
+            )
+            .1,
+        );
+        if !after.contains(&old) || start.elapsed() > Duration::from_secs(30) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    r.step(
+        "7. after forget --keep-last 1",
+        &alice,
+        "only the newest version listed",
+        after == [new.clone()],
+        &format!("{} version(s): {}", after.len(), after.join(" ")),
     );
 
     let report_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("reports");

@@ -25,8 +25,8 @@ use crate::snapshot::Snapshot;
 use crate::stream::Visibility;
 use crate::tree::{Node, NodeKind, Tree};
 use fuser::{
-    FileAttr, FileType, Filesystem, KernelConfig, ReplyAttr, ReplyData, ReplyDirectory,
-    ReplyEmpty, ReplyEntry, ReplyOpen, Request,
+    FileAttr, FileType, Filesystem, KernelConfig, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty,
+    ReplyEntry, ReplyOpen, Request,
 };
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -57,8 +57,9 @@ const LATEST: u64 = 4;
 const BLOB_CACHE_BYTES: usize = 32 << 20;
 /// Tree nodes kept in memory.
 const TREE_CACHE_NODES: usize = 100_000;
-/// The snapshot list is re-read at most this often.
-const REFRESH: Duration = Duration::from_secs(1);
+/// The snapshot folder is listed at most this often (a new or forgotten snapshot shows within
+/// this delay); the snapshots themselves are read again only when the listing changed.
+const REFRESH: Duration = Duration::from_millis(100);
 
 enum What {
     Root,
@@ -155,6 +156,8 @@ pub struct SnapshotFs {
     slots: Vec<Slot>,
     by_id: HashMap<Id, usize>,
     loaded: Option<Instant>,
+    /// The snapshot files' names at the last reload.
+    listed: Vec<String>,
     inodes: HashMap<u64, Inode>,
     trees: Lru<Arc<Tree>>,
     blobs: Lru<Arc<Vec<u8>>>,
@@ -276,6 +279,7 @@ impl SnapshotFs {
             slots: Vec::new(),
             by_id: HashMap::new(),
             loaded: None,
+            listed: Vec::new(),
             inodes,
             trees: Lru::new(TREE_CACHE_NODES),
             blobs: Lru::new(BLOB_CACHE_BYTES),
@@ -287,12 +291,25 @@ impl SnapshotFs {
         }
     }
 
-    /// Re-reads the snapshot list when it is older than a second.
+    /// Re-reads the snapshot list when the repository's snapshot files changed.
     fn refresh(&mut self) {
         if self.loaded.is_some_and(|t| t.elapsed() < REFRESH) {
             return;
         }
         self.loaded = Some(Instant::now());
+        match self.repo.backend().list(crate::backend::FileKind::Snapshot) {
+            Ok(mut names) => {
+                names.sort();
+                if names == self.listed && !self.slots.is_empty() {
+                    return;
+                }
+                self.listed = names;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "mount: cannot list snapshots; keeping the last list");
+                return;
+            }
+        }
         let snaps = match self.repo.snapshots() {
             Ok(s) => s,
             Err(e) => {
@@ -444,14 +461,22 @@ impl SnapshotFs {
                 let is_root = rel.is_empty();
                 FileAttr {
                     ino,
-                    size: if node.kind == NodeKind::Dir { 4096 } else { node.size },
+                    size: if node.kind == NodeKind::Dir {
+                        4096
+                    } else {
+                        node.size
+                    },
                     blocks: node.size.div_ceil(512),
                     atime: t,
                     mtime: t,
                     ctime: t,
                     crtime: t,
                     kind: file_type(node.kind),
-                    perm: if is_root { 0o555 } else { (node.mode & 0o7777) as u16 },
+                    perm: if is_root {
+                        0o555
+                    } else {
+                        (node.mode & 0o7777) as u16
+                    },
                     nlink: if node.kind == NodeKind::Dir { 2 } else { 1 },
                     uid: node.uid,
                     gid: node.gid,
@@ -558,8 +583,10 @@ impl SnapshotFs {
         }
         let child_rel = join(&rel, name);
         if self.see(uid, &child_rel, child.kind == NodeKind::Dir) == Visibility::Hidden {
+            tracing::debug!(uid, path = %child_rel, "mount: hidden from this user");
             return Err(libc::ENOENT);
         }
+        tracing::debug!(uid, path = %child_rel, "mount: lookup");
         Ok(self.insert_entry(parent, slot, child_rel, child.clone()))
     }
 
@@ -584,7 +611,11 @@ impl SnapshotFs {
                 Layout::Shadow => {
                     for s in self.live() {
                         if self.see(uid, "", true) != Visibility::Hidden {
-                            entries.push((s.root, FileType::Directory, s.name.clone().into_bytes()));
+                            entries.push((
+                                s.root,
+                                FileType::Directory,
+                                s.name.clone().into_bytes(),
+                            ));
                         }
                     }
                 }
@@ -599,12 +630,20 @@ impl SnapshotFs {
                 tags.sort();
                 tags.dedup();
                 for t in tags {
-                    entries.push((hash_ino(TAGS, t.as_bytes()), FileType::Directory, t.clone().into_bytes()));
+                    entries.push((
+                        hash_ino(TAGS, t.as_bytes()),
+                        FileType::Directory,
+                        t.clone().into_bytes(),
+                    ));
                 }
             }
             What::Tag(tag) => {
                 for s in self.live().filter(|s| s.snap.has_tag(tag)) {
-                    entries.push((hash_ino(ino, s.name.as_bytes()), FileType::Symlink, s.name.clone().into_bytes()));
+                    entries.push((
+                        hash_ino(ino, s.name.as_bytes()),
+                        FileType::Symlink,
+                        s.name.clone().into_bytes(),
+                    ));
                 }
             }
             What::Link(_) => return Err(libc::ENOTDIR),
@@ -631,7 +670,11 @@ impl SnapshotFs {
                     {
                         continue;
                     }
-                    entries.push((hash_ino(ino, &child.name.0), file_type(child.kind), child.name.0.clone()));
+                    entries.push((
+                        hash_ino(ino, &child.name.0),
+                        file_type(child.kind),
+                        child.name.0.clone(),
+                    ));
                 }
             }
         }
@@ -731,8 +774,7 @@ impl Filesystem for SnapshotFs {
             Some(i) => {
                 i.lookups = i.lookups.saturating_sub(nlookup);
                 // Fixed inodes, tags and snapshot roots stay; entries go when forgotten.
-                i.lookups == 0
-                    && matches!(&i.what, What::Entry { rel, .. } if !rel.is_empty())
+                i.lookups == 0 && matches!(&i.what, What::Entry { rel, .. } if !rel.is_empty())
             }
             None => false,
         };
@@ -846,7 +888,14 @@ impl Filesystem for SnapshotFs {
         reply.ok();
     }
 
-    fn releasedir(&mut self, _req: &Request<'_>, _ino: u64, fh: u64, _flags: i32, reply: ReplyEmpty) {
+    fn releasedir(
+        &mut self,
+        _req: &Request<'_>,
+        _ino: u64,
+        fh: u64,
+        _flags: i32,
+        reply: ReplyEmpty,
+    ) {
         self.dirs.remove(&fh);
         reply.ok();
     }

@@ -395,7 +395,11 @@ fn start_share(inner: &Arc<Inner>, policy: Arc<Policy>, counters: Arc<Mutex<Coun
             versions.clone(),
         )));
         if policy.samba.previous_versions {
-            let (state, p, slot) = (inner.settings.state.clone(), policy.clone(), versions.clone());
+            let (state, p, slot) = (
+                inner.settings.state.clone(),
+                policy.clone(),
+                versions.clone(),
+            );
             tokio::task::spawn_blocking(move || versions::ensure(&state, &p, &slot));
         }
     }

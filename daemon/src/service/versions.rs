@@ -38,9 +38,9 @@ pub(crate) struct Versions {
 
 impl Drop for Versions {
     fn drop(&mut self) {
-        // Detach first: a member's open file (smbd) must not keep the mount, nor this thread.
-        let _ = nix::mount::umount2(&self.at, nix::mount::MntFlags::MNT_DETACH);
         drop(self.session.take());
+        // Still there when a member (smbd) had a file open: detached, so it cannot keep it.
+        let _ = nix::mount::umount2(&self.at, nix::mount::MntFlags::MNT_DETACH);
         tracing::info!(at = %self.at.display(), "Previous Versions unmounted");
     }
 }
