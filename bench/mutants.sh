@@ -34,7 +34,7 @@ package[rights]=sharekeep-policies;    file[rights]=policies/src/rights.rs
 package[validate]=sharekeep-policies;  file[validate]=policies/src/validate.rs
 # The restore planner: what restore decides before it writes anything.
 package[planner]=sharekeep;            file[planner]=daemon/src/restore.rs
-regex[planner]='Action::|RestorePlan::|plan_restore|Planner|is_ancestor'
+regex[planner]='(in |replace )(Action::|RestorePlan::|plan_restore |Planner|is_ancestor)'
 
 low=0
 printf '%-10s %-28s %7s %7s %7s %7s\n' file path viable caught missed score > "$out/scores.txt"

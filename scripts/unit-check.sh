@@ -10,6 +10,9 @@
 #   - a member restores in place (written by the service) and copies into /tmp (written by
 #     sharekeepctl as the member)
 #   - the Samba include in /etc/samba is written (ProtectSystem=full with /etc/samba writable)
+#   - Previous Versions: under the plain unit sharekeepd names the drop-in they need; with
+#     daemon/sharekeepd-previous-versions.conf the @GMT folders are seen outside the service
+#     and a member reads a file there
 # Prints each check and exits non-zero if any fails. Needs root and systemd-container
 # (apt-get install systemd-container); nothing on this machine is changed.
 set -euo pipefail
@@ -32,6 +35,7 @@ mount --bind -o ro / "$root"
 
 cp "$top/daemon/sharekeepd.service" "$work/system/sharekeepd.service"
 cp "$top/target/release/sharekeepd" "$top/target/release/sharekeepctl" "$work/check/"
+cp "$top/daemon/sharekeepd-previous-versions.conf" "$work/check/previous-versions.conf"
 cat > "$work/system/sk-check.service" <<'EOF'
 [Unit]
 Description=sharekeep unit check
@@ -92,6 +96,7 @@ repository = "/var/backups/sharekeep/$share"
 
 [samba]
 export = true
+previous_versions = true
 POL
 done
 cat > /etc/sharekeep/sharekeepd.toml <<CONF
@@ -113,7 +118,11 @@ check "a share under /home gets its rights" bash -c 'for i in $(seq 1 50); do se
 check "a file made with umask 077 is fixed" bash -c 'for i in $(seq 1 50); do setpriv --reuid=alice --regid=alice --init-groups cat /srv/partages/commercial/Tarifs/new.csv && exit 0; sleep 0.1; done; exit 1'
 # Backups and state.
 check "a backup runs" sharekeepctl backup --share commercial
-check "the state folder is private" bash -c '[ "$(stat -c %a /var/lib/sharekeep)" = 700 ]'
+check "the state folder can be crossed, not listed, by others" bash -c '[ "$(stat -c %a /var/lib/sharekeep)" = 711 ]'
+check "the state files are root's" bash -c '[ "$(stat -c %a /var/lib/sharekeep/commercial.json)" = 600 ]'
+# Previous Versions under the plain unit: its mount namespace would hide them from smbd, and
+# sharekeepd says what to install.
+check "sharekeepd names the Previous Versions drop-in" bash -c 'journalctl -u sharekeepd --no-pager | grep -q "sharekeepd-previous-versions.conf"'
 check "the Samba include is written in /etc/samba" grep -q '\[commercial\]' /etc/samba/sharekeep.conf
 # A member's restores: in place (by the service), and a copy into /tmp (by sharekeepctl).
 setpriv --reuid=alice --regid=alice --init-groups bash -c 'echo oops > /srv/partages/commercial/Propositions/offre.docx'
@@ -121,6 +130,16 @@ check "a member restores in place" setpriv --reuid=alice --regid=alice --init-gr
 check "the file is back" grep -qx v1 /srv/partages/commercial/Propositions/offre.docx
 check "a member copies into /tmp" setpriv --reuid=alice --regid=alice --init-groups sharekeepctl restore --share commercial latest Tarifs --to /tmp/alice-copy
 check "the copy is the member's" bash -c '[ "$(stat -c %U /tmp/alice-copy/Tarifs/new.csv)" = alice ]'
+check "sharekeepd reloads (SIGHUP through the unit)" systemctl reload sharekeepd
+# With the drop-in: the Previous Versions are mounted where smbd (here: this unit, outside
+# sharekeepd's namespace) sees them, and a member reads yesterday's file there.
+mkdir -p /run/systemd/system/sharekeepd.service.d
+cp /sk-check/previous-versions.conf /run/systemd/system/sharekeepd.service.d/
+systemctl daemon-reload
+systemctl restart sharekeepd
+for i in $(seq 1 100); do [ -S /run/sharekeep/ctl.sock ] && break; sleep 0.1; done
+check "with the drop-in, the Previous Versions are seen outside the service" bash -c 'for i in $(seq 1 100); do ls /var/lib/sharekeep/versions/commercial | grep -q "^@GMT-" && exit 0; sleep 0.1; done; exit 1'
+check "a member reads a Previous Version" bash -c 'setpriv --reuid=alice --regid=alice --init-groups cat /var/lib/sharekeep/versions/commercial/@GMT-*/Propositions/offre.docx | grep -qx v1'
 check "sharekeepd reloads (SIGHUP through the unit)" systemctl reload sharekeepd
 check "sharekeepd stops cleanly" systemctl stop sharekeepd
 journalctl -u sharekeepd --no-pager > /sk-out/sharekeepd.log 2>&1 || true
@@ -132,7 +151,8 @@ timeout 180 systemd-nspawn -D "$root" --volatile=overlay --register=no --keep-un
   --link-journal=no -q --console=pipe \
   --bind-ro="$work/system:/etc/systemd/system" --bind-ro="$work/check:/sk-check" \
   --bind="$work/out:/sk-out" --bind="$work/srv:/srv" --bind="$work/home:/home" \
-  --bind="$work/backups:/var/backups" -b > "$work/boot.log" 2>&1 || true
+  --bind="$work/backups:/var/backups" --bind=/dev/fuse --property="DeviceAllow=/dev/fuse rwm" \
+  -b > "$work/boot.log" 2>&1 || true
 if [ ! -f "$work/out/result" ]; then
   echo "the container did not run the checks; its console:" >&2
   tail -30 "$work/boot.log" >&2

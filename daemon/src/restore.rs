@@ -1069,6 +1069,17 @@ mod tests {
         }
     }
 
+    impl Fixture {
+        fn snap_gid(&self, name: &str) -> u32 {
+            self.repo
+                .read_tree(&self.snap.tree)
+                .unwrap()
+                .find(name.as_bytes())
+                .unwrap()
+                .gid
+        }
+    }
+
     fn plan(f: &Fixture, paths: &[&str], target: Target, overwrite: Overwrite) -> RestorePlan {
         plan_restore(
             &f.repo,
@@ -1137,6 +1148,11 @@ mod tests {
         assert_eq!(p.count(Unchanged), 5, "{:?}", actions(&p));
         assert_eq!(p.count(Merge), 3, "{:?}", actions(&p));
         assert_eq!(p.bytes_to_write(), 0);
+        // Only the group differs: metadata.
+        std::os::unix::fs::lchown(s.join("b.txt"), None, Some(65534)).unwrap();
+        let p = plan(&f, &["b.txt"], Target::InPlace, Overwrite::IfChanged);
+        assert_eq!(actions(&p), table(&[("b.txt", Metadata)]));
+        std::os::unix::fs::lchown(s.join("b.txt"), None, Some(f.snap_gid("b.txt"))).unwrap();
         // Always: every non-directory is replaced.
         let p = plan(&f, &[], Target::InPlace, Overwrite::Always);
         assert_eq!(
@@ -1264,6 +1280,19 @@ mod tests {
             .unwrap_err();
             assert!(matches!(e, Error::PathNotInSnapshot { .. }), "{bad}: {e}");
         }
+        // A target that is a file: an error, not a folder taken as missing.
+        let e = plan_restore(
+            &f.repo,
+            &f.snap,
+            &RestoreOptions {
+                paths: vec![],
+                target: Target::Dir(f.src.join("a.txt")),
+                overwrite: Overwrite::IfChanged,
+                threads: 1,
+            },
+        )
+        .unwrap_err();
+        assert!(!matches!(e, Error::PathNotInSnapshot { .. }), "{e}");
         // A file where a leading folder should be: a clear error, nothing planned through it.
         fs::remove_dir_all(f.src.join("dir")).unwrap();
         fs::write(f.src.join("dir"), "x").unwrap();

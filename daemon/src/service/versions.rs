@@ -88,6 +88,34 @@ fn gate(policy: Arc<Policy>) -> Gate {
     })
 }
 
+const PRIVATE_NAMESPACE: &str = "sharekeepd runs in a mount namespace of its own (systemd's ProtectSystem=, PrivateDevices=…), whose mounts smbd never sees; install daemon/sharekeepd-previous-versions.conf as /etc/systemd/system/sharekeepd.service.d/previous-versions.conf, then `systemctl daemon-reload && systemctl restart sharekeepd`";
+
+/// Whether this process's mounts stay in a namespace of its own: its root is a slave of
+/// another namespace's (`master:N` in mountinfo), as systemd sets up a unit's namespace (even
+/// when it is also `shared:` among its own peers, nothing propagates back to the master). A
+/// mount there would never reach smbd.
+pub(crate) fn mounts_stay_private() -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|info| private_root(&info))
+}
+
+fn private_root(mountinfo: &str) -> bool {
+    // The last mount on / is the one in effect.
+    mountinfo
+        .lines()
+        .filter(|l| l.split(' ').nth(4) == Some("/"))
+        .last()
+        .is_some_and(|l| {
+            let optional: Vec<&str> = l
+                .split(" - ")
+                .next()
+                .unwrap_or("")
+                .split(' ')
+                .skip(6)
+                .collect();
+            optional.iter().any(|o| o.starts_with("master:"))
+        })
+}
+
 /// A share's Previous Versions, once mounted.
 pub(crate) type Slot = Arc<Mutex<Option<Versions>>>;
 
@@ -118,9 +146,18 @@ pub(crate) fn mount(state: &Path, policy: &Arc<Policy>) -> Result<Option<Version
     let Some(plan) = &policy.backup else {
         return Ok(None);
     };
+    if mounts_stay_private() {
+        return Err(PRIVATE_NAMESPACE.into());
+    }
     let at = mountpoint(state, &policy.name);
     sharekeep::mount::detach_stale(&at);
-    std::fs::create_dir_all(&at).map_err(|e| format!("{}: {e}", at.display()))?;
+    // Members (smbd as them) cross versions/ and its mount points: 0755 whatever the umask.
+    for dir in [at.parent().unwrap_or(state), at.as_path()] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)))
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
     if !plan.repository.join("config").exists() {
         return Ok(None);
     }
@@ -148,4 +185,22 @@ pub(crate) fn mount(state: &Path, policy: &Arc<Policy>) -> Result<Option<Version
         session: Some(session),
         at,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_units_own_namespace_is_recognised() {
+        let host = "27 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n";
+        let unit = "27 1 254:0 / / rw,relatime master:1 - ext4 /dev/vda rw\n";
+        let plain = "27 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n";
+        let both = "27 1 254:0 / / rw shared:5 master:1 - ext4 /dev/vda rw\n";
+        assert!(!super::private_root(host));
+        assert!(super::private_root(unit));
+        assert!(!super::private_root(plain));
+        assert!(super::private_root(both));
+        // The last mount on / counts.
+        assert!(super::private_root(&format!("{host}{unit}")));
+        assert!(!super::private_root(&format!("{unit}{host}")));
+    }
 }
