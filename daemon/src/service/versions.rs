@@ -103,7 +103,7 @@ fn private_root(mountinfo: &str) -> bool {
     mountinfo
         .lines()
         .filter(|l| l.split(' ').nth(4) == Some("/"))
-        .last()
+        .next_back()
         .is_some_and(|l| {
             let optional: Vec<&str> = l
                 .split(" - ")
