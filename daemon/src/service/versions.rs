@@ -102,8 +102,7 @@ fn private_root(mountinfo: &str) -> bool {
     // The last mount on / is the one in effect.
     mountinfo
         .lines()
-        .filter(|l| l.split(' ').nth(4) == Some("/"))
-        .next_back()
+        .rfind(|l| l.split(' ').nth(4) == Some("/"))
         .is_some_and(|l| {
             let optional: Vec<&str> = l
                 .split(" - ")
