@@ -9,8 +9,8 @@
 //!          never allocated. The table holds only what the kernel references (lookups minus
 //!          forgets): memory follows what is in use, not the repository's size.
 //! trees:   read from the repository on demand, cached by id (bounded by node count)
-//! reads:   the file's blobs with their offsets (from the index) are computed at open; a read
-//!          takes the blobs it covers from a bounded cache of verified, decompressed blobs
+//! reads:   the file's blobs with their offsets (from the index) are computed at open; reads
+//!          are answered by worker threads (reader.rs) from a shared, bounded blob cache
 //! rights:  every lookup, getattr, open, listing and access asks the gate with the caller's
 //!          uid: Hidden -> ENOENT (it does not exist for them), PassThrough -> may be looked
 //!          up but not listed or read (EACCES), Visible -> shown. Nothing is writable (EROFS).
@@ -19,6 +19,7 @@
 //! ```
 
 use super::names;
+use super::reader::{Blobs, OpenFile, Pool};
 use crate::id::Id;
 use crate::repo::Repository;
 use crate::snapshot::Snapshot;
@@ -53,10 +54,8 @@ const ROOT: u64 = 1;
 const SNAPSHOTS: u64 = 2;
 const TAGS: u64 = 3;
 const LATEST: u64 = 4;
-/// Decompressed blobs kept for reads.
-const BLOB_CACHE_BYTES: usize = 32 << 20;
 /// Tree nodes kept in memory.
-const TREE_CACHE_NODES: usize = 100_000;
+const TREE_CACHE_NODES: usize = 50_000;
 /// The snapshot folder is listed at most this often (a new or forgotten snapshot shows within
 /// this delay); the snapshots themselves are read again only when the listing changed.
 const REFRESH: Duration = Duration::from_millis(100);
@@ -87,13 +86,6 @@ struct Slot {
     name: String,
     root: u64,
     live: bool,
-}
-
-struct OpenFile {
-    /// (start offset, blob), in order.
-    blobs: Vec<(u64, Id)>,
-    size: u64,
-    rel: String,
 }
 
 struct Listing {
@@ -160,8 +152,9 @@ pub struct SnapshotFs {
     listed: Vec<String>,
     inodes: HashMap<u64, Inode>,
     trees: Lru<Arc<Tree>>,
-    blobs: Lru<Arc<Vec<u8>>>,
-    files: HashMap<u64, OpenFile>,
+    blobs: Arc<Blobs>,
+    pool: Pool,
+    files: HashMap<u64, Arc<OpenFile>>,
     dirs: HashMap<u64, Listing>,
     next_fh: u64,
     ttl: Duration,
@@ -271,8 +264,11 @@ impl SnapshotFs {
         } else {
             Duration::from_secs(60)
         };
+        let repo = Arc::new(repo);
         SnapshotFs {
-            repo: Arc::new(repo),
+            blobs: Arc::new(Blobs::new(repo.clone())),
+            pool: Pool::new(),
+            repo,
             layout,
             filter,
             gate,
@@ -282,7 +278,6 @@ impl SnapshotFs {
             listed: Vec::new(),
             inodes,
             trees: Lru::new(TREE_CACHE_NODES),
-            blobs: Lru::new(BLOB_CACHE_BYTES),
             files: HashMap::new(),
             dirs: HashMap::new(),
             next_fh: 1,
@@ -327,7 +322,10 @@ impl SnapshotFs {
         if snaps.iter().any(|s| !self.by_id.contains_key(&s.id)) {
             // New snapshots come with new index files: open the repository again.
             match Repository::open(self.repo.backend().clone()) {
-                Ok(r) => self.repo = Arc::new(r),
+                Ok(r) => {
+                    self.repo = Arc::new(r);
+                    self.blobs.set_repo(self.repo.clone());
+                }
                 Err(e) => tracing::warn!(error = %e, "mount: cannot reload the index"),
             }
         }
@@ -407,15 +405,6 @@ impl SnapshotFs {
         })?);
         self.trees.put(*id, t.clone(), t.nodes.len().max(1));
         Ok(t)
-    }
-
-    fn blob(&mut self, id: &Id) -> Result<Arc<Vec<u8>>, crate::Error> {
-        if let Some(b) = self.blobs.get(id) {
-            return Ok(b);
-        }
-        let b = Arc::new(self.repo.read_blob(id)?);
-        self.blobs.put(*id, b.clone(), b.len().max(1));
-        Ok(b)
     }
 
     fn virtual_dir_attr(&self, ino: u64) -> FileAttr {
@@ -713,35 +702,6 @@ impl SnapshotFs {
             rel: rel.clone(),
         })
     }
-
-    fn read_range(&mut self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>, i32> {
-        let file = self.files.get(&fh).ok_or(libc::EBADF)?;
-        let end = (offset + u64::from(size)).min(file.size);
-        let mut want: Vec<(u64, Id)> = Vec::new();
-        if offset < end {
-            let first = file.blobs.partition_point(|(start, _)| *start <= offset) - 1;
-            for (start, id) in &file.blobs[first..] {
-                if *start >= end {
-                    break;
-                }
-                want.push((*start, *id));
-            }
-        }
-        let rel = file.rel.clone();
-        let mut out = Vec::with_capacity((end.saturating_sub(offset)) as usize);
-        for (start, id) in want {
-            let blob = self.blob(&id).map_err(|e| {
-                tracing::warn!(path = %rel, error = %e, "mount: cannot read");
-                libc::EIO
-            })?;
-            let from = offset.max(start) - start;
-            let to = (end - start).min(blob.len() as u64);
-            if from < to {
-                out.extend_from_slice(&blob[from as usize..to as usize]);
-            }
-        }
-        Ok(out)
-    }
 }
 
 impl Filesystem for SnapshotFs {
@@ -817,7 +777,7 @@ impl Filesystem for SnapshotFs {
             Ok(file) => {
                 let fh = self.next_fh;
                 self.next_fh += 1;
-                self.files.insert(fh, file);
+                self.files.insert(fh, Arc::new(file));
                 // Snapshots never change: the kernel may keep what it read.
                 reply.opened(fh, fuser::consts::FOPEN_KEEP_CACHE);
             }
@@ -837,9 +797,11 @@ impl Filesystem for SnapshotFs {
         _lock_owner: Option<u64>,
         reply: ReplyData,
     ) {
-        match self.read_range(fh, offset.max(0) as u64, size) {
-            Ok(data) => reply.data(&data),
-            Err(e) => reply.error(e),
+        match self.files.get(&fh) {
+            Some(file) => self
+                .pool
+                .read(&self.blobs, file, offset.max(0) as u64, size, reply),
+            None => reply.error(libc::EBADF),
         }
     }
 

@@ -7,6 +7,7 @@
 
 mod fs;
 mod names;
+mod reader;
 
 pub use fs::{Gate, Layout, SnapshotFilter, SnapshotFs};
 pub use names::{assign as snapshot_names, shadow_name, SHADOW_FORMAT};
