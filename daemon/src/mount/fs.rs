@@ -55,7 +55,7 @@ const SNAPSHOTS: u64 = 2;
 const TAGS: u64 = 3;
 const LATEST: u64 = 4;
 /// Tree nodes kept in memory.
-const TREE_CACHE_NODES: usize = 50_000;
+const TREE_CACHE_NODES: usize = 20_000;
 /// The snapshot folder is listed at most this often (a new or forgotten snapshot shows within
 /// this delay); the snapshots themselves are read again only when the listing changed.
 const REFRESH: Duration = Duration::from_millis(100);
@@ -70,8 +70,40 @@ enum What {
     Entry {
         slot: usize,
         rel: String,
-        node: Arc<Node>,
+        node: Arc<Meta>,
     },
+}
+
+/// What the filesystem keeps of an entry the kernel references (a tree node without its name,
+/// owner names, xattrs and change-detection fields: an inode costs little).
+struct Meta {
+    kind: NodeKind,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    size: u64,
+    mtime_ns: i64,
+    rdev: u64,
+    subtree: Option<Id>,
+    target: Option<Box<[u8]>>,
+    content: Box<[Id]>,
+}
+
+impl Meta {
+    fn of(n: &Node) -> Meta {
+        Meta {
+            kind: n.kind,
+            mode: n.mode,
+            uid: n.uid,
+            gid: n.gid,
+            size: n.size,
+            mtime_ns: n.mtime_ns,
+            rdev: n.rdev,
+            subtree: n.subtree,
+            target: n.target.as_ref().map(|t| t.0.clone().into_boxed_slice()),
+            content: n.content.clone().into_boxed_slice(),
+        }
+    }
 }
 
 struct Inode {
@@ -201,26 +233,18 @@ fn file_type(kind: NodeKind) -> FileType {
 }
 
 /// The folder a snapshot's root appears as (its own metadata is not recorded).
-fn snapshot_root(snap: &Snapshot) -> Node {
-    Node {
-        name: crate::tree::Bytes(Vec::new()),
+fn snapshot_root(snap: &Snapshot) -> Meta {
+    Meta {
         kind: NodeKind::Dir,
         mode: 0o555,
         uid: 0,
         gid: 0,
-        user: None,
-        group: None,
-        mtime_ns: snap.time.timestamp_nanos_opt().unwrap_or(0),
-        ctime_ns: 0,
-        inode: 0,
-        device: 0,
-        links: 2,
         size: 0,
-        content: Vec::new(),
+        mtime_ns: snap.time.timestamp_nanos_opt().unwrap_or(0),
+        rdev: 0,
         subtree: Some(snap.tree),
         target: None,
-        rdev: 0,
-        xattrs: Vec::new(),
+        content: Box::new([]),
     }
 }
 
@@ -494,13 +518,13 @@ impl SnapshotFs {
         }
     }
 
-    fn insert_entry(&mut self, parent: u64, slot: usize, rel: String, node: Node) -> u64 {
+    fn insert_entry(&mut self, parent: u64, slot: usize, rel: String, node: &Node) -> u64 {
         let ino = hash_ino(parent, &node.name.0);
         self.inodes.entry(ino).or_insert(Inode {
             what: What::Entry {
                 slot,
                 rel,
-                node: Arc::new(node),
+                node: Arc::new(Meta::of(node)),
             },
             parent,
             lookups: 0,
@@ -576,7 +600,7 @@ impl SnapshotFs {
             return Err(libc::ENOENT);
         }
         tracing::debug!(uid, path = %child_rel, "mount: lookup");
-        Ok(self.insert_entry(parent, slot, child_rel, child.clone()))
+        Ok(self.insert_entry(parent, slot, child_rel, child))
     }
 
     /// Everything `uid` may list in `ino`.
@@ -688,7 +712,7 @@ impl SnapshotFs {
         let index = self.repo.index();
         let mut blobs = Vec::with_capacity(node.content.len());
         let mut at = 0u64;
-        for id in &node.content {
+        for id in node.content.iter() {
             let (_, entry) = index.get(id).ok_or_else(|| {
                 tracing::warn!(path = %rel, blob = %id.short(), "mount: a blob of this file is missing from the index");
                 libc::EIO
@@ -763,7 +787,7 @@ impl Filesystem for SnapshotFs {
         match self.inodes.get(&ino).map(|i| &i.what) {
             Some(What::Link(t)) => reply.data(t),
             Some(What::Entry { node, .. }) if node.kind == NodeKind::Symlink => {
-                reply.data(node.target.as_ref().map(|t| t.0.as_slice()).unwrap_or(b""))
+                reply.data(node.target.as_deref().unwrap_or(b""))
             }
             _ => reply.error(libc::EINVAL),
         }
