@@ -284,48 +284,50 @@ fn directory_swapped_for_a_link_during_the_walk_is_never_followed() {
     fs::write(outdir.join("f.txt"), "x").unwrap();
     fs::set_permissions(&outdir, fs::Permissions::from_mode(0o700)).unwrap();
     let before = (acl_of(&outdir), acl_of(&outdir.join("f.txt")));
-    let sub = c.share.join("Propositions/sub");
+    let prop = c.share.join("Propositions");
+    let sub = prop.join("sub");
     fs::create_dir(&sub).unwrap();
     for i in 0..200 {
         fs::write(sub.join(format!("f{i}")), "x").unwrap();
     }
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let swapper = {
-        let (stop, sub, outdir) = (stop.clone(), sub.clone(), outdir.clone());
-        let aside = sub.with_file_name("sub-aside");
-        std::thread::spawn(move || {
-            let mut swaps = 0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                fs::rename(&sub, &aside).unwrap();
-                symlink(&outdir, &sub).unwrap();
-                std::thread::yield_now();
-                fs::remove_file(&sub).unwrap();
-                fs::rename(&aside, &sub).unwrap();
-                swaps += 1;
-            }
-            swaps
-        })
+    symlink(&outdir, prop.join("sub-link")).unwrap();
+    // An attacker watching with inotify: when the walk opens a file of Propositions (it has
+    // listed the folder by then), `sub` becomes a link to a folder outside the share.
+    let mut swapper = Command::new(bin("sk-swap-on-open"))
+        .arg(&prop)
+        .args(["devis-dupont.docx", "sub", "sub-link"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(swapper.stdout.take().unwrap());
+    let mut line = || {
+        let mut l = String::new();
+        std::io::BufRead::read_line(&mut out, &mut l).unwrap();
+        l.trim().to_string()
     };
-    // Apply until one walk met the folder swapped (it says so and leaves it alone), at most
-    // 500 walks; every walk must succeed or warn.
+    assert_eq!(line(), "armed");
     let mut met = None;
-    for i in 0..500 {
+    for walk in 0..20 {
         let r = policy(&["apply", &p]);
         assert!(r.code == 0 || r.code == 3, "{}{}", r.stdout, r.stderr);
-        let out = format!("{}{}", r.stdout, r.stderr);
-        if let Some(line) = out
+        assert_eq!(line(), "swapped", "the walk opened the trigger file");
+        std::io::Write::write_all(swapper.stdin.as_mut().unwrap(), b"\n").unwrap();
+        assert_eq!(line(), "restored");
+        assert_eq!(line(), "armed");
+        let text = format!("{}{}", r.stdout, r.stderr);
+        if let Some(l) = text
             .lines()
             .find(|l| l.contains("Propositions/sub") && l.contains("during the walk"))
         {
-            met = Some((i, line.to_string()));
+            met = Some((walk, l.to_string()));
             break;
         }
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let swaps = swapper.join().unwrap();
-    let (walks, line) =
-        met.unwrap_or_else(|| panic!("no walk met the swapped folder ({swaps} swaps)"));
-    eprintln!("walk {walks} met the swap: {line}");
+    let _ = swapper.kill();
+    let _ = swapper.wait();
+    let (walk, l) = met.expect("a walk met the swapped folder and said so");
+    eprintln!("walk {walk} met the swap: {l}");
     assert_eq!(
         (acl_of(&outdir), acl_of(&outdir.join("f.txt"))),
         before,
