@@ -80,6 +80,9 @@ pub enum Command {
     Prune(PruneArgs),
     /// Verify the repository: structure, and with --read-data every blob.
     Check(CheckArgs),
+    /// Restore drill: restore a sample of a snapshot's files into a scratch folder, check them
+    /// against the snapshot, remove them (exit 1 when a file does not restore identical)
+    Drill(DrillArgs),
     /// Repair the repository.
     #[command(subcommand)]
     Repair(RepairCommand),
@@ -364,6 +367,25 @@ pub struct CheckArgs {
     /// Also read and verify blob data: every pack, or a random PERCENT of them (--read-data=10).
     #[arg(long, value_name = "PERCENT", num_args = 0..=1, default_missing_value = "100", require_equals = true)]
     pub read_data: Option<f64>,
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// The snapshot to drill (default: the newest).
+    #[arg(default_value = "latest")]
+    pub snapshot: String,
+    /// Files drawn at random (the largest file always joins them).
+    #[arg(long, default_value_t = 50)]
+    pub sample: usize,
+    /// Seed of the draw (default: from the clock).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Where the sample is restored (then removed); default: $TMPDIR or /tmp.
+    #[arg(long, value_name = "DIR")]
+    pub scratch: Option<PathBuf>,
     /// Print as JSON.
     #[arg(long)]
     pub json: bool,

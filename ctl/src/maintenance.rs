@@ -100,6 +100,68 @@ pub fn prune(repo: &Repository, a: PruneArgs, quiet: bool, out: &mut dyn Write) 
 }
 
 /// `check`.
+pub fn drill(
+    repo: &Repository,
+    a: crate::args::DrillArgs,
+    cancel: &sharekeep::CancelToken,
+    out: &mut dyn Write,
+) -> Result<Outcome> {
+    let snap = repo.find_snapshot(&a.snapshot)?;
+    let seed = a.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+    });
+    let scratch = a.scratch.clone().unwrap_or_else(std::env::temp_dir);
+    let r = sharekeep::drill(
+        repo,
+        &snap,
+        &scratch,
+        sharekeep::DrillOptions {
+            sample: a.sample,
+            seed,
+        },
+        cancel,
+    )?;
+    if a.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&r)?)?;
+    } else {
+        writeln!(
+            out,
+            "drill of snapshot {}: {} of {} files restored and checked ({}) in {:.1} s",
+            &r.snapshot[..8],
+            r.files_checked,
+            r.files_in_snapshot,
+            crate::output::size(r.bytes_checked),
+            r.seconds
+        )?;
+        for p in &r.problems {
+            writeln!(out, "DAMAGED {}: {}", p.path, p.problem)?;
+        }
+        writeln!(
+            out,
+            "{}",
+            if r.ok() {
+                "ok: every sampled file restored identical to the snapshot".to_string()
+            } else {
+                format!(
+                    "FAILED: {} file(s) do not restore; run `sharekeepctl check --read-data`",
+                    r.problems.len()
+                )
+            }
+        )?;
+    }
+    if r.ok() {
+        Ok(Outcome::Ok)
+    } else {
+        out.flush()?;
+        anyhow::bail!(
+            "restore drill failed: {} of the sampled files do not restore identical",
+            r.problems.len()
+        )
+    }
+}
+
 pub fn check(repo: &Repository, a: CheckArgs, out: &mut dyn Write) -> Result<Outcome> {
     let r = sharekeep::check(
         repo,

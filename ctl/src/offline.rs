@@ -59,6 +59,7 @@ pub fn run(cli: Cli, cancel: &CancelToken) -> Result<Outcome> {
         Command::Forget(a) => maintenance::forget(&repo, a, quiet, &mut out)?,
         Command::Prune(a) => maintenance::prune(&repo, a, quiet, &mut out)?,
         Command::Check(a) => maintenance::check(&repo, a, &mut out)?,
+        Command::Drill(a) => maintenance::drill(&repo, a, cancel, &mut out)?,
         Command::Repair(args::RepairCommand::Index) => maintenance::repair_index(&repo, &mut out)?,
         Command::Unlock { remove_all } => maintenance::unlock(&repo, remove_all, &mut out)?,
     };

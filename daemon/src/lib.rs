@@ -12,6 +12,7 @@ mod backup;
 mod check;
 mod chunker;
 mod config;
+mod drill;
 mod error;
 mod history;
 mod id;
@@ -39,6 +40,7 @@ pub use check::{check, repair_index, CheckOptions, CheckReport, Damage, RepairRe
 pub use chrono;
 pub use chunker::Chunker;
 pub use config::{ChunkerParams, RepoConfig, FORMAT_VERSION};
+pub use drill::{drill, DrillOptions, DrillProblem, DrillReport};
 pub use error::{Error, Result};
 pub use history::{diff, list, versions, Change, ChangeKind, ListedEntry, Version};
 pub use id::Id;

@@ -660,3 +660,93 @@ fn a_prune_after_one_killed_before_it_removed_the_old_index_never_deletes_what_i
         assert_eq!(out.raw, fs::read(src.join("kept.bin")).unwrap());
     }
 }
+
+#[test]
+fn a_drill_restores_a_sample_passes_when_healthy_and_names_damaged_files() {
+    let tmp = scratch();
+    let (src, repo, work) = (
+        tmp.path().join("src"),
+        tmp.path().join("repo"),
+        tmp.path().join("work"),
+    );
+    for i in 0..30 {
+        write(
+            &src.join(format!("dossier/f{i:02}.txt")),
+            format!("fichier {i}").as_bytes(),
+        );
+    }
+    write(&src.join("archives/gros.bin"), &random(6_000_000));
+    ctl(&repo, &["init"]).ok();
+    let snap = id_of(&ctl(&repo, &["backup", "--json", src.to_str().unwrap()]).ok());
+    fs::create_dir_all(&work).unwrap();
+    let w = work.to_str().unwrap();
+    // Healthy: a sample of 5 plus the largest file, all identical.
+    let r = ctl(
+        &repo,
+        &[
+            "drill",
+            "--sample",
+            "5",
+            "--seed",
+            "7",
+            "--scratch",
+            w,
+            "--json",
+        ],
+    )
+    .ok();
+    let j = r.json();
+    assert_eq!(j["files_in_snapshot"], 31, "{j}");
+    assert_eq!(j["files_checked"], 6, "{j}");
+    assert_eq!(j["problems"], serde_json::json!([]), "{j}");
+    assert!(
+        j["bytes_checked"].as_u64().unwrap() >= 6_000_000,
+        "the largest file joins: {j}"
+    );
+    assert_eq!(
+        fs::read_dir(&work).unwrap().count(),
+        0,
+        "the scratch copy is removed"
+    );
+    // The same seed draws the same files; another draws others.
+    let again = ctl(
+        &repo,
+        &[
+            "drill",
+            "--sample",
+            "5",
+            "--seed",
+            "7",
+            "--scratch",
+            w,
+            "--json",
+        ],
+    )
+    .ok();
+    assert_eq!(again.json()["bytes_checked"], j["bytes_checked"]);
+    // A damaged blob of the largest file: the drill fails and names it, the others pass.
+    let blob = sharekeep_tests::blobs_of(&repo, &snap, "archives/gros.bin")[0].clone();
+    sharekeep_tests::flip_byte_in(&blob);
+    let bad = ctl(&repo, &["drill", "--sample", "100", "--scratch", w]).expect_code(1);
+    assert!(
+        bad.stdout.contains("DAMAGED archives/gros.bin")
+            && bad.stdout.contains("FAILED: 1 file(s)"),
+        "{}",
+        bad.stdout
+    );
+    assert!(
+        bad.stdout.contains("30 of 31 files restored and checked"),
+        "{}",
+        bad.stdout
+    );
+    assert!(
+        bad.stderr.contains("restore drill failed"),
+        "{}",
+        bad.stderr
+    );
+    assert_eq!(
+        fs::read_dir(&work).unwrap().count(),
+        0,
+        "removed after a failed drill too"
+    );
+}
