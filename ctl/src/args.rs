@@ -374,12 +374,17 @@ pub struct CheckArgs {
 
 #[derive(Debug, Args)]
 pub struct DrillArgs {
+    /// Through sharekeepd, for this share's latest snapshot (without --repo); recorded in its
+    /// status.
+    #[arg(long, value_name = "NAME")]
+    pub share: Option<String>,
     /// The snapshot to drill (default: the newest).
     #[arg(default_value = "latest")]
     pub snapshot: String,
-    /// Files drawn at random (the largest file always joins them).
-    #[arg(long, default_value_t = 50)]
-    pub sample: usize,
+    /// Files drawn at random, the largest file joining them (default 50, or the policy's
+    /// drill_sample through sharekeepd).
+    #[arg(long = "sample", value_name = "N")]
+    pub sample_given: Option<usize>,
     /// Seed of the draw (default: from the clock).
     #[arg(long)]
     pub seed: Option<u64>,

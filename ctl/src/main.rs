@@ -73,6 +73,7 @@ fn main() -> ExitCode {
         | args::Command::Restore(_)
         | args::Command::Forget(_)
         | args::Command::Check(_)
+        | args::Command::Drill(_)
             if cli.repo.is_none() =>
         {
             remote::run(cli, &cancel)

@@ -118,12 +118,17 @@ pub fn drill(
         &snap,
         &scratch,
         sharekeep::DrillOptions {
-            sample: a.sample,
+            sample: a.sample_given.unwrap_or(50),
             seed,
         },
         cancel,
     )?;
-    if a.json {
+    print_drill(&r, a.json, out)
+}
+
+/// A drill's result, as text or JSON; an error when it failed.
+pub fn print_drill(r: &sharekeep::DrillReport, json: bool, out: &mut dyn Write) -> Result<Outcome> {
+    if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&r)?)?;
     } else {
         writeln!(

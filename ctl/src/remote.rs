@@ -194,6 +194,15 @@ pub fn run(cli: Cli, cancel: &sharekeep::CancelToken) -> Result<Outcome> {
                     spoken(&s.next_backup, "-"),
                     if s.running { "; running now" } else { "" }
                 )?;
+                if s.last_drill.is_some() || s.next_drill.is_some() {
+                    writeln!(
+                        out,
+                        "    restore drill: last {} ({}), next {}",
+                        spoken(&s.last_drill, "never"),
+                        s.last_drill_result.as_deref().unwrap_or("-"),
+                        spoken(&s.next_drill, "-"),
+                    )?;
+                }
             }
             let stale = shares.iter().any(|s| s.policy != "ok");
             Ok(if stale {
@@ -380,6 +389,17 @@ pub fn run(cli: Cli, cancel: &sharekeep::CancelToken) -> Result<Outcome> {
                 bail!("unexpected answer to forget");
             };
             render::forget(&mut out, &decisions, dry_run, a.json, quiet)
+        }
+        Command::Drill(a) => {
+            let share = need_share(a.share.clone())?;
+            let req = Request::Drill {
+                share,
+                sample: a.sample_given,
+            };
+            let Response::Drill(r) = client.call(&req, &mut progress)? else {
+                bail!("unexpected answer to drill");
+            };
+            crate::maintenance::print_drill(&r, a.json, &mut out)
         }
         Command::Check(a) => {
             let share = need_share(a.share)?;

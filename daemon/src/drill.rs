@@ -44,7 +44,7 @@ pub struct DrillProblem {
 }
 
 /// What a drill found.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DrillReport {
     /// The snapshot drilled.
     pub snapshot: String,

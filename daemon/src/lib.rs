@@ -56,6 +56,6 @@ pub use restore::{
     RestoreReport, Target,
 };
 pub use retention::{apply_rules, Decision, KeepRules};
-pub use snapshot::{Selector, Snapshot, Summary};
+pub use snapshot::{Selector, Snapshot, Summary, PRE_RESTORE_TAG};
 pub use stream::{send_selection, FrameSink, StreamOptions, Visibility};
 pub use tree::{Bytes, Node, NodeKind, Tree, Xattr};

@@ -109,6 +109,13 @@ pub enum Request {
         /// Read data: percentage of packs.
         read_data: Option<f64>,
     },
+    /// A restore drill of the share's latest snapshot, now.
+    Drill {
+        /// Share name.
+        share: String,
+        /// Files drawn (default: the policy's `drill_sample`).
+        sample: Option<usize>,
+    },
 }
 
 impl Request {
@@ -127,6 +134,7 @@ impl Request {
             Request::Cat { .. } => "cat",
             Request::Forget { .. } => "forget",
             Request::Check { .. } => "check",
+            Request::Drill { .. } => "drill",
         }
     }
 
@@ -141,7 +149,8 @@ impl Request {
             | Request::Ls { share, .. }
             | Request::Cat { share, .. }
             | Request::Forget { share, .. }
-            | Request::Check { share, .. } => Some(share),
+            | Request::Check { share, .. }
+            | Request::Drill { share, .. } => Some(share),
             _ => None,
         }
     }
@@ -180,6 +189,15 @@ pub struct ShareStatus {
     pub next_backup: Option<String>,
     /// Whether a backup is running.
     pub running: bool,
+    /// The last restore drill (RFC 3339).
+    #[serde(default)]
+    pub last_drill: Option<String>,
+    /// Its outcome in words (`ok: 51 of 16013 files` / `FAILED: …`).
+    #[serde(default)]
+    pub last_drill_result: Option<String>,
+    /// When the next drill is due (RFC 3339).
+    #[serde(default)]
+    pub next_drill: Option<String>,
 }
 
 /// A snapshot as listed through the daemon.
@@ -451,6 +469,8 @@ pub enum Response {
     },
     /// A check report.
     Check(Box<crate::CheckReport>),
+    /// A drill's result.
+    Drill(Box<crate::DrillReport>),
     /// A backup finished.
     BackupDone {
         /// The snapshot written, as `Snapshot::to_json` gives it.

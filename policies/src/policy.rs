@@ -119,6 +119,13 @@ pub struct BackupPlan {
     pub exclude: Vec<String>,
     /// Refuse to back up into a repository that others than root may read (default true).
     pub repository_private: bool,
+    /// Restore drills: when (`daily`, `weekly`, `monthly` or a cron expression), as written.
+    pub drill_text: Option<String>,
+    /// Their schedule.
+    #[serde(skip)]
+    pub drill: Option<cron::Schedule>,
+    /// Files restored by each drill (the largest file is added).
+    pub drill_sample: u32,
 }
 
 /// The Samba export.

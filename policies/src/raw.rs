@@ -67,6 +67,8 @@ pub struct RawBackup {
     pub repository: Spanned<String>,
     pub keep: Option<Spanned<RawKeep>>,
     pub keep_min_days: Option<Spanned<u32>>,
+    pub drill: Option<Spanned<String>>,
+    pub drill_sample: Option<Spanned<u32>>,
     #[serde(default)]
     pub exclude: Vec<Spanned<String>>,
     pub repository_private: Option<bool>,
@@ -106,6 +108,8 @@ const BACKUP: &[&str] = &[
     "repository",
     "keep",
     "keep_min_days",
+    "drill",
+    "drill_sample",
     "exclude",
     "repository_private",
 ];

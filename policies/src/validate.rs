@@ -380,7 +380,44 @@ fn validate_backup(cx: &mut Ctx, b: &Spanned<raw::RawBackup>, share: &Path) -> O
             ok = false;
         }
     }
+    let drill_text = rb.drill.as_ref().map(|d| {
+        match d.get_ref().trim() {
+            "daily" => "0 0 20 * * *",
+            "weekly" => "0 0 20 * * Sun",
+            "monthly" => "0 0 20 1 * *",
+            other => other,
+        }
+        .to_string()
+    });
+    let drill = match (&rb.drill, &drill_text) {
+        (Some(d), Some(text)) => match cron::Schedule::from_str(text) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                cx.at(
+                    d,
+                    format!("bad drill schedule `{}`: {e}", d.get_ref()),
+                    "daily, weekly, monthly, or cron with seconds, e.g. \"0 0 20 * * Sun\"",
+                );
+                ok = false;
+                None
+            }
+        },
+        _ => None,
+    };
+    if let Some(n) = &rb.drill_sample {
+        if *n.get_ref() == 0 {
+            cx.at(
+                n,
+                "drill_sample = 0 restores nothing",
+                "give the number of files each drill restores (default 50)",
+            );
+            ok = false;
+        }
+    }
     Some(BackupPlan {
+        drill_text,
+        drill,
+        drill_sample: rb.drill_sample.as_ref().map(|n| *n.get_ref()).unwrap_or(50),
         schedule_text: rb.schedule.get_ref().trim().to_string(),
         schedule: schedule?,
         repository,
@@ -700,6 +737,8 @@ mod tests {
             ("schedule = \"0 0 3 * * *\"\nrepository = \"/var/r\"\nkeep = {}\n", "10: retention with no rule"),
             ("schedule = \"0 0 3 * * *\"\nrepository = \"/var/r\"\nkeep = { within = \"2 days\" }\n", "10: `2 days` is not a duration"),
             ("schedule = \"0 0 3 * * *\"\nrepository = \"/var/r\"\nexclude = [\"*.tmp\", \" \"]\n", "10: empty exclude pattern"),
+            ("schedule = \"0 0 3 * * *\"\nrepository = \"/var/r\"\ndrill = \"fortnightly\"\n", "10: bad drill schedule `fortnightly`"),
+            ("schedule = \"0 0 3 * * *\"\nrepository = \"/var/r\"\ndrill = \"weekly\"\ndrill_sample = 0\n", "11: drill_sample = 0 restores nothing"),
         ];
         for (b, want) in bad {
             let got = sc.load(&plan(b)).expect_err(b).join("\n");
@@ -716,6 +755,15 @@ mod tests {
         assert_eq!(b.keep_min_days, 30);
         assert_eq!(b.exclude, ["*.tmp"]);
         assert!(b.repository_private);
+        assert_eq!((b.drill_text.as_deref(), b.drill_sample), (None, 50));
+        let drilled = sc
+            .load(&plan("schedule = \"0 0 3 * * *\"\nrepository = \"/var/r\"\ndrill = \"weekly\"\ndrill_sample = 20\n"))
+            .unwrap()
+            .backup
+            .unwrap();
+        assert_eq!(drilled.drill_text.as_deref(), Some("0 0 20 * * Sun"));
+        assert!(drilled.drill.is_some());
+        assert_eq!(drilled.drill_sample, 20);
         let open = sc
             .load(&plan("schedule = \"0 0 3 * * *\"\nrepository = \"/var/r\"\nrepository_private = false\nkeep = { daily = 7 }\n"))
             .unwrap()

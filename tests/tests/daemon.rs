@@ -709,3 +709,76 @@ fn a_file_at_the_socket_path_is_never_removed_and_start_refuses() {
     let d = Daemon::start(dir.path());
     assert_eq!(d.ctl(&["status"]).code, 0);
 }
+
+#[test]
+fn restore_drills_run_on_request_show_in_status_and_name_damaged_files() {
+    let mut a = Accounts::new();
+    let (dir, share) = setup(&mut a, YEARLY);
+    let file = dir.path().join("policies/team.toml");
+    let text = fs::read_to_string(&file).unwrap();
+    fs::write(
+        &file,
+        text.replace("keep = {", "drill = \"weekly\"\ndrill_sample = 3\nkeep = {"),
+    )
+    .unwrap();
+    for i in 0..10 {
+        fs::write(share.join(format!("Docs/f{i}.txt")), format!("note {i}")).unwrap();
+    }
+    fs::write(
+        share.join("Docs/gros.bin"),
+        sharekeep_tests::noise(3_000_000, 9),
+    )
+    .unwrap();
+    let d = Daemon::start(dir.path());
+    let st = d.ctl(&["status"]).stdout;
+    assert!(st.contains("restore drill: last never (-), next "), "{st}");
+    let snap = d.ctl(&["backup", "--share", "team", "--json"]).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ok = d.ctl(&["drill", "--share", "team", "--json"]);
+    assert_eq!(ok.code, 0, "{}{}", ok.stdout, ok.stderr);
+    let j = ok.json();
+    assert_eq!(j["files_checked"], 4, "3 drawn and the largest: {j}");
+    assert_eq!(j["files_in_snapshot"], 11, "{j}");
+    let st = d.ctl(&["status"]).stdout;
+    assert!(
+        st.contains("restore drill: last today")
+            && st.contains("(ok: 4 of 11 files restored identical)"),
+        "{st}"
+    );
+    // Members may not run one.
+    let (okm, out) = a.sh_as(
+        "member",
+        &format!(
+            "{} --socket '{}' drill --share team",
+            bin("sharekeepctl").display(),
+            d.socket.display()
+        ),
+    );
+    assert!(!okm && out.contains("only root and the admins"), "{out}");
+    // Damage: the drill fails, names the file, in its answer, the status and the log.
+    let repo = dir.path().join("repo");
+    let blob = sharekeep_tests::blobs_of(&repo, &snap, "Docs/gros.bin")[0].clone();
+    sharekeep_tests::flip_byte_in(&blob);
+    let bad = d.ctl(&["drill", "--share", "team"]);
+    assert_eq!(bad.code, 1, "{}{}", bad.stdout, bad.stderr);
+    assert!(
+        bad.stdout.contains("DAMAGED Docs/gros.bin"),
+        "{}",
+        bad.stdout
+    );
+    let st = d.ctl(&["status"]).stdout;
+    assert!(
+        st.contains("FAILED: 1 file(s) do not restore (Docs/gros.bin)"),
+        "{st}"
+    );
+    assert!(
+        d.log().contains("restore drill FAILED") && d.log().contains("Docs/gros.bin"),
+        "{}",
+        d.log()
+    );
+    // Nothing left in the scratch folder.
+    let drills = dir.path().join("state/drills");
+    assert_eq!(fs::read_dir(&drills).map(|r| r.count()).unwrap_or(0), 0);
+}

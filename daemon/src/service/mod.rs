@@ -19,6 +19,7 @@
 //! All filesystem work runs on the blocking pool, never on the async runtime.
 
 pub mod config;
+mod drills;
 mod enforce;
 mod jobs;
 pub mod schedule;
@@ -121,6 +122,7 @@ impl Inner {
             .map(|(name, s, details)| {
                 let c = s.counters.lock().expect("lock");
                 let st = state::load(&self.settings.state, name);
+                let drill = drills::load(&self.settings.state, name);
                 ShareStatus {
                     name: name.clone(),
                     path: s
@@ -153,6 +155,15 @@ impl Inner {
                     last_result: st.last_result,
                     next_backup: c.next_backup.map(|t| t.to_rfc3339()),
                     running: c.running,
+                    last_drill: drill.last.map(|t| t.to_rfc3339()),
+                    last_drill_result: drill.last.map(|_| drill.summary.clone()),
+                    next_drill: s
+                        .policy
+                        .as_ref()
+                        .and_then(|p| p.backup.as_ref())
+                        .and_then(|b| b.drill.as_ref())
+                        .and_then(|d| schedule::next_after(d, chrono::Local::now()))
+                        .map(|t| t.to_rfc3339()),
                 }
             })
             .collect()
@@ -394,6 +405,13 @@ fn start_share(inner: &Arc<Inner>, policy: Arc<Policy>, counters: Arc<Mutex<Coun
             stop.clone(),
             versions.clone(),
         )));
+        if policy.backup.as_ref().is_some_and(|b| b.drill.is_some()) {
+            tasks.push(tokio::spawn(drills::scheduler(
+                inner.clone(),
+                policy.clone(),
+                stop.clone(),
+            )));
+        }
         if policy.samba.previous_versions {
             let (state, p, slot) = (
                 inner.settings.state.clone(),

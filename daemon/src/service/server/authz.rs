@@ -377,6 +377,10 @@ mod tests {
                 share,
                 read_data: None,
             },
+            "drill" => Request::Drill {
+                share,
+                sample: None,
+            },
             "snapshots" => Request::Snapshots { share },
             "versions" => Request::Versions { share, path },
             "ls" => Request::Ls {
@@ -458,6 +462,10 @@ mod tests {
             (&member, "backup", "", None, false, None, "only root and the admins"),
             (&member, "forget", "", None, false, None, "only root and the admins"),
             (&member, "check", "", None, false, None, "only root and the admins"),
+            (&admin, "drill", "", None, false, ok(Admin, Everything, Daemon), ""),
+            (&root, "drill", "", None, false, ok(Root, Everything, Daemon), ""),
+            (&member, "drill", "", None, false, None, "only root and the admins"),
+            (&outsider, "drill", "", None, false, None, "not named"),
             (&outsider, "backup", "", None, false, None, "not named"),
             // History: members see what they may read.
             (&admin, "snapshots", "", None, false, ok(Admin, Everything, Daemon), ""),

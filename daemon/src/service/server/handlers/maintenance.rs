@@ -31,6 +31,41 @@ pub(super) async fn forget(ctx: &Ctx<'_>, dry_run: bool, w: &mut OwnedWriteHalf)
     .await
 }
 
+pub(super) async fn drill(
+    ctx: &Ctx<'_>,
+    sample: Option<usize>,
+    w: &mut OwnedWriteHalf,
+) -> Response {
+    let policy = ctx.policy();
+    let state = ctx.inner.settings.state.clone();
+    tracing::info!(uid = ctx.who.uid, share = %policy.name, "drill requested");
+    let cancel = sharekeep::CancelToken::new();
+    ctx.inner.running.lock().expect("lock").push(cancel.clone());
+    let c = cancel.clone();
+    let task = tokio::task::spawn_blocking(move || {
+        crate::service::drills::run(&state, &policy, sample, &c)
+    });
+    let live = sharekeep::LiveProgress::default();
+    let done = crate::service::server::framing::with_progress(
+        w,
+        ctx.inner.settings.progress_every,
+        &live,
+        "drill",
+        task,
+    )
+    .await;
+    ctx.inner
+        .running
+        .lock()
+        .expect("lock")
+        .retain(|t| !t.same_as(&cancel));
+    match done {
+        Ok(Ok(r)) => Response::Drill(Box::new(r)),
+        Ok(Err(e)) => Response::error("drill", e),
+        Err(e) => Response::error("io", e.to_string()),
+    }
+}
+
 pub(super) async fn check(
     ctx: &Ctx<'_>,
     read_data: Option<f64>,

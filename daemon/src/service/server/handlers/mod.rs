@@ -214,5 +214,6 @@ pub(crate) async fn handle(
         } => return restore::restore(ctx, snapshot, paths, to, overwrite, dry_run, w).await,
         Request::Forget { dry_run, .. } => maintenance::forget(ctx, dry_run, w).await,
         Request::Check { read_data, .. } => maintenance::check(ctx, read_data, w).await,
+        Request::Drill { sample, .. } => maintenance::drill(ctx, sample, w).await,
     })
 }
