@@ -739,12 +739,18 @@ fn restore_drills_run_on_request_show_in_status_and_name_damaged_files() {
     let ok = d.ctl(&["drill", "--share", "team", "--json"]);
     assert_eq!(ok.code, 0, "{}{}", ok.stdout, ok.stderr);
     let j = ok.json();
-    assert_eq!(j["files_checked"], 4, "3 drawn and the largest: {j}");
+    // Three drawn at random (the service seeds from the clock), plus the largest unless drawn.
+    let checked = j["files_checked"].as_u64().unwrap();
+    assert!(checked == 3 || checked == 4, "{j}");
+    assert!(
+        j["bytes_checked"].as_u64().unwrap() >= 3_000_000,
+        "the largest joins: {j}"
+    );
     assert_eq!(j["files_in_snapshot"], 11, "{j}");
     let st = d.ctl(&["status"]).stdout;
     assert!(
         st.contains("restore drill: last today")
-            && st.contains("(ok: 4 of 11 files restored identical)"),
+            && st.contains(&format!("(ok: {checked} of 11 files restored identical)")),
         "{st}"
     );
     // Members may not run one.
