@@ -126,6 +126,8 @@ pub struct BackupPlan {
     pub drill: Option<cron::Schedule>,
     /// Files restored by each drill (the largest file is added).
     pub drill_sample: u32,
+    /// An alert fires when no backup succeeded for longer than this (seconds).
+    pub max_age_secs: Option<u64>,
 }
 
 /// The Samba export.

@@ -68,6 +68,7 @@ pub struct RawBackup {
     pub keep: Option<Spanned<RawKeep>>,
     pub keep_min_days: Option<Spanned<u32>>,
     pub drill: Option<Spanned<String>>,
+    pub max_age: Option<Spanned<String>>,
     pub drill_sample: Option<Spanned<u32>>,
     #[serde(default)]
     pub exclude: Vec<Spanned<String>>,
@@ -110,6 +111,7 @@ const BACKUP: &[&str] = &[
     "keep_min_days",
     "drill",
     "drill_sample",
+    "max_age",
     "exclude",
     "repository_private",
 ];

@@ -404,6 +404,21 @@ fn validate_backup(cx: &mut Ctx, b: &Spanned<raw::RawBackup>, share: &Path) -> O
         },
         _ => None,
     };
+    let max_age_secs = match &rb.max_age {
+        None => None,
+        Some(m) => match parse_duration(m.get_ref()) {
+            Some(s) if s > 0 => Some(s),
+            _ => {
+                cx.at(
+                    m,
+                    format!("max_age `{}` is not a duration", m.get_ref()),
+                    "write a number and a unit: y, m (30 days), w, d or h, e.g. \"2d\"",
+                );
+                ok = false;
+                None
+            }
+        },
+    };
     if let Some(n) = &rb.drill_sample {
         if *n.get_ref() == 0 {
             cx.at(
@@ -415,6 +430,7 @@ fn validate_backup(cx: &mut Ctx, b: &Spanned<raw::RawBackup>, share: &Path) -> O
         }
     }
     Some(BackupPlan {
+        max_age_secs,
         drill_text,
         drill,
         drill_sample: rb.drill_sample.as_ref().map(|n| *n.get_ref()).unwrap_or(50),

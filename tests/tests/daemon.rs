@@ -788,3 +788,130 @@ fn restore_drills_run_on_request_show_in_status_and_name_damaged_files() {
     let drills = dir.path().join("state/drills");
     assert_eq!(fs::read_dir(&drills).map(|r| r.count()).unwrap_or(0), 0);
 }
+
+/// An SMTP server on loopback (aiosmtpd, Debian's python3-aiosmtpd) writing what it receives
+/// to a Maildir; killed on drop.
+struct Smtp {
+    child: Child,
+    port: u16,
+    maildir: PathBuf,
+}
+
+impl Smtp {
+    fn start(dir: &Path) -> Smtp {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let maildir = dir.join("maildir");
+        let child = Command::new("/usr/bin/python3")
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(dir.join("smtp.log")).unwrap())
+            .spawn()
+            .expect("aiosmtpd (apt-get install python3-aiosmtpd)");
+        let s = Smtp {
+            child,
+            port,
+            maildir,
+        };
+        eventually("the SMTP server", PATIENCE, || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        s
+    }
+
+    /// Every message received, oldest first.
+    fn messages(&self) -> Vec<String> {
+        let mut files: Vec<_> = fs::read_dir(self.maildir.join("new"))
+            .map(|r| r.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default();
+        files.sort_by_key(|p| fs::metadata(p).and_then(|m| m.modified()).ok());
+        files
+            .iter()
+            .map(|p| fs::read_to_string(p).unwrap_or_default())
+            .collect()
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_failed_backup_is_emailed_once_and_its_resolution_too() {
+    let mut a = Accounts::new();
+    let (dir, share) = setup(&mut a, YEARLY);
+    fs::write(share.join("Docs/a.txt"), "a").unwrap();
+    let smtp = Smtp::start(dir.path());
+    let events = dir.path().join("events.jsonl");
+    let d = Daemon::start_with(
+        dir.path(),
+        Some(&format!(
+            "[alerts]\ncheck_every_secs = 1\ncommand = \"cat >> '{}'\"\n\n[alerts.email]\nhost = \"127.0.0.1\"\nport = {}\nfrom = \"sharekeep@poste.example\"\nto = [\"admin@example.fr\"]\n",
+            events.display(),
+            smtp.port
+        )),
+    );
+    assert_eq!(d.ctl(&["backup", "--share", "team"]).code, 0);
+    // The repository made read-only (immutable locks folder: even root cannot write there).
+    let locks = dir.path().join("repo/locks");
+    struct Mutable(PathBuf);
+    impl Drop for Mutable {
+        fn drop(&mut self) {
+            let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+        }
+    }
+    let guard = Mutable(locks.clone());
+    assert!(Command::new("chattr")
+        .arg("+i")
+        .arg(&locks)
+        .status()
+        .unwrap()
+        .success());
+    let failed = d.ctl(&["backup", "--share", "team"]);
+    assert_ne!(failed.code, 0, "{}", failed.stdout);
+    eventually("the alert email", PATIENCE, || !smtp.messages().is_empty());
+    let m = &smtp.messages()[0];
+    assert!(
+        m.contains("Subject: [sharekeep] backup failed, share team"),
+        "{m}"
+    );
+    assert!(
+        m.contains(&share.display().to_string()),
+        "the share's path: {m}"
+    );
+    assert!(m.contains("locks"), "the error names where: {m}");
+    let ev: serde_json::Value =
+        serde_json::from_str(fs::read_to_string(&events).unwrap().lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (
+            ev["kind"].as_str(),
+            ev["state"].as_str(),
+            ev["share"].as_str()
+        ),
+        (Some("backup_failed"), Some("firing"), Some("team"))
+    );
+    // Fixed: the next backup works and the resolution is sent.
+    drop(guard);
+    assert_eq!(d.ctl(&["backup", "--share", "team"]).code, 0);
+    eventually("the resolved email", PATIENCE, || {
+        smtp.messages().len() >= 2
+    });
+    let all = smtp.messages();
+    assert!(
+        all[1].contains("Subject: [sharekeep] RESOLVED: backup failed, share team"),
+        "{}",
+        all[1]
+    );
+    // One message per event: the problem was not sent again while it lasted.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(smtp.messages().len(), 2, "{:?}", smtp.messages());
+    assert_eq!(fs::read_to_string(&events).unwrap().lines().count(), 2);
+}

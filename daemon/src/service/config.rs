@@ -38,6 +38,42 @@ pub struct RawConfig {
     pub samba_include: Option<PathBuf>,
     /// The smb.conf of the smbd to reload (default: Samba's own).
     pub samba_conf: Option<PathBuf>,
+    /// Where problems are sent: a command and/or email.
+    pub alerts: Option<AlertsConfig>,
+}
+
+/// `[alerts]`: how admins learn about a failed backup or drill, a broken policy, a backup too
+/// old, without reading logs.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Run with `sh -c`, the event as JSON on standard input (one run per event).
+    pub command: Option<String>,
+    /// Email through SMTP.
+    pub email: Option<EmailConfig>,
+    /// Seconds between two looks at the shares' state (default 60).
+    pub check_every_secs: Option<u64>,
+    /// Hours before a problem that lasts is sent again (default 24).
+    pub repeat_hours: Option<u64>,
+}
+
+/// `[alerts.email]`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    /// SMTP server.
+    pub host: String,
+    /// Its port (default 25, or 587 with STARTTLS).
+    pub port: Option<u16>,
+    /// Sender address.
+    pub from: String,
+    /// Recipients.
+    pub to: Vec<String>,
+    /// Upgrade the connection with STARTTLS (required when set).
+    #[serde(default)]
+    pub starttls: bool,
+    /// A root-only file (mode 0600) holding `user` and `password` on two lines.
+    pub credentials: Option<PathBuf>,
 }
 
 /// The effective settings.
@@ -65,6 +101,8 @@ pub struct Settings {
     pub progress_every: Duration,
     /// Samba management: the include file to keep, and the smb.conf of the smbd to reload.
     pub samba: Option<(PathBuf, Option<PathBuf>)>,
+    /// Alerts, when configured.
+    pub alerts: Option<AlertsConfig>,
 }
 
 impl Settings {
@@ -139,6 +177,7 @@ impl Settings {
                     .unwrap_or(250)
                     .max(10),
             ),
+            alerts: flags.alerts.or(file.alerts),
             samba: flags
                 .samba_manage
                 .or(file.samba_manage)

@@ -18,6 +18,7 @@
 //! ```
 //! All filesystem work runs on the blocking pool, never on the async runtime.
 
+mod alerts;
 pub mod config;
 mod drills;
 mod enforce;
@@ -469,6 +470,9 @@ pub async fn run(
     reload(&inner).await;
     tracing::info!(socket = %settings.socket.display(), policies = %settings.policies.display(), "sharekeepd ready");
     let server = tokio::spawn(server::serve(inner.clone(), listener));
+    if let Some(cfg) = settings.alerts.clone() {
+        tokio::spawn(alerts::watch(inner.clone(), cfg, shutdown.clone()));
+    }
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
