@@ -914,4 +914,46 @@ fn a_failed_backup_is_emailed_once_and_its_resolution_too() {
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(smtp.messages().len(), 2, "{:?}", smtp.messages());
     assert_eq!(fs::read_to_string(&events).unwrap().lines().count(), 2);
+    // A damaged pack: the next drill fails, and its alert names the file.
+    fs::write(
+        share.join("Docs/gros.bin"),
+        sharekeep_tests::noise(2_000_000, 4),
+    )
+    .unwrap();
+    let snap = d.ctl(&["backup", "--share", "team", "--json"]).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let blob =
+        sharekeep_tests::blobs_of(&dir.path().join("repo"), &snap, "Docs/gros.bin")[0].clone();
+    sharekeep_tests::flip_byte_in(&blob);
+    assert_eq!(
+        d.ctl(&["drill", "--share", "team", "--sample", "100"]).code,
+        1
+    );
+    eventually("the drill alert", PATIENCE, || smtp.messages().len() >= 3);
+    let m = &smtp.messages()[2];
+    assert!(
+        m.contains("Subject: [sharekeep] restore drill failed, share team"),
+        "{m}"
+    );
+    assert!(
+        m.contains("Docs/gros.bin"),
+        "the damaged file is named: {m}"
+    );
+    // A policy that no longer loads is an alert too.
+    let file = dir.path().join("policies/team.toml");
+    let text = fs::read_to_string(&file).unwrap();
+    fs::write(&file, text.replace("[access]", "[access\n")).unwrap();
+    eventually("the policy alert", PATIENCE, || {
+        smtp.messages()
+            .iter()
+            .any(|m| m.contains("Subject: [sharekeep] policy no longer loads, share team"))
+    });
+    let m = smtp
+        .messages()
+        .into_iter()
+        .find(|m| m.contains("policy no longer loads"))
+        .unwrap();
+    assert!(m.contains("team.toml:8"), "the problem is located: {m}");
 }
