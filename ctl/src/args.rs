@@ -94,12 +94,43 @@ pub enum Command {
     },
     /// Browse the snapshots as a read-only folder (FUSE): snapshots/, latest, tags/
     Mount(MountArgs),
+    /// The report for the client: rights, Samba exposure, backups, retention, drills (root)
+    Report(ReportArgs),
     /// Samba: the smb.conf include for the policies, and a check of the running smbd.
     #[command(subcommand)]
     Samba(SambaCommand),
     /// Share policies: check them, plan and apply their rights, explain, matrix.
     #[command(subcommand)]
     Policy(PolicyCommand),
+}
+
+/// `report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The share.
+    #[arg(long)]
+    pub share: String,
+    /// The policies (default: $SHAREKEEP_POLICIES or /etc/sharekeep/policies).
+    #[arg(long, value_name = "FILE|DIR")]
+    pub policies: Option<PathBuf>,
+    /// sharekeepd's state folder (its run reports and drills).
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/sharekeep")]
+    pub state: PathBuf,
+    /// First day (YYYY-MM-DD; default: 30 days before --to).
+    #[arg(long, value_parser = crate::report::date)]
+    pub from: Option<chrono::NaiveDate>,
+    /// Last day (YYYY-MM-DD; default: today).
+    #[arg(long, value_parser = crate::report::date)]
+    pub to: Option<chrono::NaiveDate>,
+    /// Write the page (self-contained HTML) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Print the report's data as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Language of the page (default: from LANG).
+    #[arg(long, value_parser = ["fr", "en"])]
+    pub lang: Option<String>,
 }
 
 /// `mount`.

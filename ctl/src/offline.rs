@@ -45,6 +45,7 @@ pub fn run(cli: Cli, cancel: &CancelToken) -> Result<Outcome> {
         | Command::Policy(_)
         | Command::Samba(_)
         | Command::Mount(_)
+        | Command::Report(_)
         | Command::Status { .. }
         | Command::Reload => {
             unreachable!("handled elsewhere")
