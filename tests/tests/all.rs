@@ -10,6 +10,7 @@ mod maintenance;
 mod mount;
 mod policies;
 mod properties;
+mod report;
 mod safety;
 mod samba;
 mod self_service;

@@ -533,7 +533,7 @@ pub fn duration_chart(r: &Report) -> String {
         .map(|x| x.seconds)
         .fold(0.0f64, f64::max)
         .max(0.001);
-    let bw = ((W - 2.0 * PAD) / n as f64 * 0.8).max(0.5);
+    let bw = ((W - 2.0 * PAD) / n as f64 * 0.8).clamp(0.5, 24.0);
     let mut s = format!("<svg class=\"chart duration\" viewBox=\"0 0 {W} {H}\" width=\"{W}\" height=\"{H}\" role=\"img\">");
     for (i, run) in r.runs.iter().enumerate() {
         let h = (H - 2.0 * PAD) * run.seconds / max;
