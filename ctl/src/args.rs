@@ -110,10 +110,14 @@ pub struct ReportArgs {
     /// The share.
     #[arg(long)]
     pub share: String,
-    /// The policies (default: $SHAREKEEP_POLICIES or /etc/sharekeep/policies).
+    /// Read the policy, the service's state folder and the repository directly (root)
+    /// instead of asking sharekeepd.
+    #[arg(long)]
+    pub offline: bool,
+    /// With --offline: the policies (default: $SHAREKEEP_POLICIES or /etc/sharekeep/policies).
     #[arg(long, value_name = "FILE|DIR")]
     pub policies: Option<PathBuf>,
-    /// sharekeepd's state folder (its run reports and drills).
+    /// With --offline: sharekeepd's state folder (its run reports and drills).
     #[arg(long, value_name = "DIR", default_value = "/var/lib/sharekeep")]
     pub state: PathBuf,
     /// First day (YYYY-MM-DD; default: 30 days before --to).

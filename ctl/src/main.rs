@@ -64,7 +64,7 @@ fn main() -> ExitCode {
         args::Command::Policy(cmd) => policy::run(cmd, cli.quiet),
         args::Command::Samba(cmd) => policy::samba(cmd),
         args::Command::Mount(a) => mount::run(cli.repo, a, cli.quiet),
-        args::Command::Report(a) => report::run(a, &mut std::io::stdout().lock()),
+        args::Command::Report(a) => report::run(a, &cli.socket, &mut std::io::stdout().lock()),
         args::Command::Status { .. } | args::Command::Reload => remote::run(cli, &cancel),
         args::Command::Backup(_)
         | args::Command::Snapshots(_)

@@ -137,6 +137,25 @@ fn need_share(share: Option<String>) -> Result<String> {
 }
 
 /// Runs a command through the service.
+/// The report of a share, built by sharekeepd (root and the share's admins).
+pub fn report(
+    socket: &Path,
+    share: &str,
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+) -> Result<sharekeep::report::Report> {
+    let mut client = Client::connect(socket)?;
+    let req = Request::Report {
+        share: share.to_string(),
+        from,
+        to,
+    };
+    let Response::Report(r) = client.call(&req, &mut |_: &str| {})? else {
+        bail!("unexpected answer to report");
+    };
+    Ok(*r)
+}
+
 pub fn run(cli: Cli, cancel: &sharekeep::CancelToken) -> Result<Outcome> {
     let mut client = Client::connect(&cli.socket)?;
     let mut out = std::io::stdout().lock();

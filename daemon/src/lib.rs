@@ -27,6 +27,7 @@ pub mod protocol;
 mod prune;
 mod receive;
 mod repo;
+pub mod report;
 mod restore;
 mod retention;
 mod snapshot;

@@ -109,6 +109,15 @@ pub enum Request {
         /// Read data: percentage of packs.
         read_data: Option<f64>,
     },
+    /// The report for the client (`sharekeep::report`).
+    Report {
+        /// Share name.
+        share: String,
+        /// First day.
+        from: chrono::NaiveDate,
+        /// Last day.
+        to: chrono::NaiveDate,
+    },
     /// A restore drill of the share's latest snapshot, now.
     Drill {
         /// Share name.
@@ -135,6 +144,7 @@ impl Request {
             Request::Forget { .. } => "forget",
             Request::Check { .. } => "check",
             Request::Drill { .. } => "drill",
+            Request::Report { .. } => "report",
         }
     }
 
@@ -150,7 +160,8 @@ impl Request {
             | Request::Cat { share, .. }
             | Request::Forget { share, .. }
             | Request::Check { share, .. }
-            | Request::Drill { share, .. } => Some(share),
+            | Request::Drill { share, .. }
+            | Request::Report { share, .. } => Some(share),
             _ => None,
         }
     }
@@ -471,6 +482,8 @@ pub enum Response {
     Check(Box<crate::CheckReport>),
     /// A drill's result.
     Drill(Box<crate::DrillReport>),
+    /// A share's report.
+    Report(Box<crate::report::Report>),
     /// A backup finished.
     BackupDone {
         /// The snapshot written, as `Snapshot::to_json` gives it.

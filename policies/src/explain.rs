@@ -178,7 +178,7 @@ fn on_disk(
 }
 
 /// One row of the matrix.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MatrixRow {
     /// `alice` or `@commercial`.
     pub who: String,
@@ -187,7 +187,7 @@ pub struct MatrixRow {
 }
 
 /// Principals × folders (the share root and each rule's path).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Matrix {
     /// Share name.
     pub share: String,

@@ -20,7 +20,18 @@ use crate::principal::Principal;
 use std::collections::{BTreeMap, HashMap};
 
 /// What a principal may do at a place.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, serde::Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Access {
     /// Nothing, not even listing.

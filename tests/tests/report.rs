@@ -50,10 +50,52 @@ fn the_report_renders_in_a_real_browser_with_its_charts_and_matrix() {
         fs::write(share.join(format!("Docs/f{i}.txt")), format!("{i}")).unwrap();
         assert_eq!(daemon.ctl(&["backup", "--share", "team"]).code, 0);
     }
+    // Through the service (root and the share's admins) and offline: the same report.
+    let mut via_service = daemon.ctl(&["report", "--share", "team", "--json"]).json();
+    let offline = Command::new(bin("sharekeepctl"))
+        .args([
+            "report",
+            "--offline",
+            "--share",
+            "team",
+            "--json",
+            "--policies",
+        ])
+        .arg(d.join("policies"))
+        .arg("--state")
+        .arg(d.join("state"))
+        .output()
+        .unwrap();
+    let mut offline: serde_json::Value = serde_json::from_slice(&offline.stdout).unwrap();
+    via_service["generated"] = serde_json::Value::Null;
+    offline["generated"] = serde_json::Value::Null;
+    assert_eq!(via_service, offline);
+    assert_eq!(
+        via_service["runs"].as_array().unwrap().len(),
+        3,
+        "{via_service}"
+    );
+    let (ok, out) = a.sh_as(
+        "member",
+        &format!(
+            "{} --socket '{}' report --share team --json",
+            bin("sharekeepctl").display(),
+            daemon.socket.display()
+        ),
+    );
+    assert!(!ok && out.contains("only root and the admins"), "{out}");
     drop(daemon);
     let page = d.join("rapport.html");
     let out = Command::new(bin("sharekeepctl"))
-        .args(["report", "--share", "team", "--lang", "en", "--html"])
+        .args([
+            "report",
+            "--offline",
+            "--share",
+            "team",
+            "--lang",
+            "en",
+            "--html",
+        ])
         .arg(&page)
         .arg("--policies")
         .arg(d.join("policies"))

@@ -1,7 +1,7 @@
 //! The report as one self-contained HTML page (no external assets): inline CSS with a print
 //! stylesheet for A4, inline SVG charts, French or English.
 
-use super::model::{Outcome, Report};
+use sharekeep::report::{Outcome, Report};
 use sharekeep_policies::Access;
 use std::fmt::Write as _;
 
@@ -304,7 +304,7 @@ fn size(b: u64) -> String {
 const CSS: &str = "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:60em;color:#222}\
 h1{font-size:1.6em}h2{font-size:1.2em;border-bottom:1px solid #ccc;margin-top:1.6em}\
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left}\
-td.write{background:#cfe8cf}td.read{background:#dde8f6}td.traverse{background:#f3f3f3}\
+td.write{background:#cfe8cf}td.read{background:#dde8f6}td.traverse{background:#f3f3f3}td.failed{background:#f6d0d0}\
 .cal{display:flex;flex-wrap:wrap;gap:2px}.day{width:1.6em;height:1.6em;font-size:.7em;text-align:center;line-height:1.6em;border-radius:3px}\
 .day.ok{background:#5a5}.day.warnings{background:#eb5}.day.failed{background:#d44;color:#fff}.day.missed{background:#999;color:#fff}.day.none{background:#eee}\
 svg{background:#fafafa;border:1px solid #ddd}.muted{color:#666}\
@@ -461,6 +461,19 @@ pub fn render(r: &Report, lang: Lang) -> String {
             );
         }
     }
+    if !r.drills.is_empty() {
+        h.push_str("<table class=\"drills\">");
+        for d in &r.drills {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td class=\"{}\">{}</td></tr>",
+                d.time.format("%Y-%m-%d %H:%M"),
+                if d.ok { "read" } else { "failed" },
+                esc(&d.summary)
+            );
+        }
+        h.push_str("</table>");
+    }
     // Problems.
     let _ = write!(h, "<h2>{}</h2>", t("problems"));
     if r.problems.is_empty() {
@@ -488,7 +501,8 @@ fn x_of(i: usize, n: usize) -> f64 {
     }
 }
 
-/// Cumulative bytes added, one point per run.
+/// The repository's size after each run (or, for runs that did not record it, the data
+/// added since the period began), one point per run.
 pub fn growth_chart(r: &Report) -> String {
     let n = r.runs.len();
     let mut total = 0u64;
@@ -498,9 +512,10 @@ pub fn growth_chart(r: &Report) -> String {
         .enumerate()
         .map(|(i, run)| {
             total += run.growth;
-            (x_of(i, n), total)
+            (x_of(i, n), run.repository_bytes.unwrap_or(total))
         })
         .collect();
+    let total = points.last().map_or(0, |p| p.1);
     let max = points.iter().map(|p| p.1).max().unwrap_or(0).max(1) as f64;
     let y = |v: u64| H - PAD - (H - 2.0 * PAD) * v as f64 / max;
     let mut s = format!("<svg class=\"chart growth\" viewBox=\"0 0 {W} {H}\" width=\"{W}\" height=\"{H}\" role=\"img\">");

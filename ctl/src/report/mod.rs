@@ -4,80 +4,38 @@
 //! service's state folder and the share's repository (root).
 
 mod html;
-mod model;
 
 use crate::args::ReportArgs;
 use crate::Outcome;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use chrono::{Duration, Local, NaiveDate};
-use sharekeep::Repository;
+use sharekeep::report;
 use std::io::Write;
 use std::path::Path;
 
-pub fn run(a: ReportArgs, out: &mut dyn Write) -> Result<Outcome> {
-    let source = a
-        .policies
-        .clone()
-        .unwrap_or_else(crate::policy::default_source);
-    let all = crate::policy::load(&source)?;
-    let Some(policy) = all.into_iter().find(|p| p.name == a.share) else {
-        bail!("no share `{}` in {}", a.share, source.display());
-    };
+pub fn run(a: ReportArgs, socket: &Path, out: &mut dyn Write) -> Result<Outcome> {
     let now = Local::now();
     let to = a.to.unwrap_or_else(|| now.date_naive());
     let from = a.from.unwrap_or(to - Duration::days(30));
     if from > to {
         bail!("--from {from} is after --to {to}");
     }
-    let mut runs = Vec::new();
-    let dir = a.state.join("reports").join(&policy.name);
-    if let Ok(entries) = std::fs::read_dir(&dir) {
-        for e in entries.flatten() {
-            let Ok(bytes) = std::fs::read(e.path()) else {
-                continue;
-            };
-            if let Some(r) = serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .as_ref()
-                .and_then(model::Run::from_json)
-            {
-                runs.push(r);
-            }
-        }
+    if !a.json && a.html.is_none() {
+        bail!("say what to write: --html FILE and/or --json");
     }
-    let drill = std::fs::read(a.state.join(format!("{}.drill.json", policy.name)))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| {
-            Some(model::Drill {
-                time: chrono::DateTime::parse_from_rfc3339(v["last"].as_str()?)
-                    .ok()?
-                    .with_timezone(&Local),
-                ok: v["ok"].as_bool()?,
-                summary: v["summary"].as_str()?.to_string(),
-            })
-        });
-    let snapshots = match &policy.backup {
-        Some(plan) if plan.repository.join("config").exists() => {
-            let repo = Repository::open_local(&plan.repository)
-                .with_context(|| format!("opening {}", plan.repository.display()))?;
-            repo.snapshots()?
-                .into_iter()
-                .filter(|s| Path::new(s.root()) == policy.path)
-                .map(|s| s.time)
-                .collect()
-        }
-        _ => Vec::new(),
+    let report = if a.offline {
+        let source = a
+            .policies
+            .clone()
+            .unwrap_or_else(crate::policy::default_source);
+        let all = crate::policy::load(&source)?;
+        let Some(policy) = all.into_iter().find(|p| p.name == a.share) else {
+            bail!("no share `{}` in {}", a.share, source.display());
+        };
+        report::from_state(&policy, &a.state, from, to, now)?
+    } else {
+        crate::remote::report(socket, &a.share, from, to)?
     };
-    let report = model::build(model::Inputs {
-        policy: &policy,
-        runs,
-        snapshots,
-        drill,
-        from,
-        to,
-        now,
-    });
     if a.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
     }
@@ -99,9 +57,6 @@ pub fn run(a: ReportArgs, out: &mut dyn Write) -> Result<Outcome> {
             )?;
         }
     }
-    if !a.json && a.html.is_none() {
-        bail!("say what to write: --html FILE and/or --json");
-    }
     Ok(Outcome::Ok)
 }
 
@@ -112,8 +67,8 @@ pub fn date(s: &str) -> Result<NaiveDate, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::model::{build, Drill, Inputs, Outcome, Run};
     use chrono::{Local, NaiveDate, TimeZone};
+    use sharekeep::report::{build, Drill, Inputs, Outcome, Run};
 
     fn policy(dir: &std::path::Path) -> sharekeep_policies::Policy {
         std::fs::create_dir_all(dir.join("share/Tarifs")).unwrap();
@@ -140,6 +95,7 @@ mod tests {
             bytes_added: 1 << 20,
             warnings,
             growth: 1 << 20,
+            repository_bytes: Some(u64::from(day) << 20),
             rights_fixed_since_start: fixed,
         }
     }
@@ -154,6 +110,18 @@ mod tests {
                 ok: true,
                 summary: "ok: 51 of 16013 files restored identical".into(),
             }),
+            drills: vec![
+                Drill {
+                    time: Local.with_ymd_and_hms(2026, 11, 3, 20, 0, 0).unwrap(),
+                    ok: false,
+                    summary: "FAILED: 1 file(s) do not restore (a.pdf)".into(),
+                },
+                Drill {
+                    time: Local.with_ymd_and_hms(2026, 11, 8, 20, 0, 0).unwrap(),
+                    ok: true,
+                    summary: "ok: 51 of 16013 files restored identical".into(),
+                },
+            ],
             from: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
             to: NaiveDate::from_ymd_opt(2026, 11, 7).unwrap(),
             now: Local.with_ymd_and_hms(2026, 11, 30, 9, 0, 0).unwrap(),
@@ -189,6 +157,8 @@ mod tests {
         assert_eq!(r.runs.len(), 4);
         assert_eq!(r.drift_fixed, 10 + 2 + 3 + 2);
         assert_eq!(r.keep.as_deref(), Some("daily 7"));
+        assert_eq!(r.drills.len(), 1, "the drills of the period only");
+        assert!(!r.drills[0].ok);
         assert_eq!(r.floor_days, 30);
         assert!(
             r.problems

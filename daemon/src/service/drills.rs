@@ -9,6 +9,8 @@ use chrono::{DateTime, Local};
 use serde::{Deserialize, Serialize};
 use sharekeep::{CancelToken, DrillOptions, DrillProblem, DrillReport, Repository};
 use sharekeep_policies::Policy;
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -109,6 +111,22 @@ pub(crate) fn run(
         &file(state, &policy.name),
         &serde_json::to_vec_pretty(&record).expect("serializes"),
     );
+    // The history, one line per drill, for the report.
+    let history = state.join(format!("{}.drills.jsonl", policy.name));
+    let line = serde_json::json!({
+        "last": record.last.map(|t| t.to_rfc3339()),
+        "ok": record.ok,
+        "summary": record.summary,
+    });
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&history)
+        .and_then(|mut f| writeln!(f, "{line}"));
+    if let Err(e) = appended {
+        tracing::warn!(share = %policy.name, "cannot record the drill in {}: {e}", history.display());
+    }
     outcome
 }
 

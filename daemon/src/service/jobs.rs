@@ -111,6 +111,7 @@ fn run_once(
         snapshot: None,
         summary: None,
         repository_growth: 0,
+        repository_bytes: None,
         warnings: Vec::new(),
         error: None,
         kept: 0,
@@ -238,5 +239,17 @@ fn backup_and_retain(
             }
         }
     }
+    // The repository's size after the run (retention and prune included), for the report.
+    report.repository_bytes = [
+        sharekeep::backend::FileKind::Pack,
+        sharekeep::backend::FileKind::Index,
+        sharekeep::backend::FileKind::Snapshot,
+    ]
+    .iter()
+    .filter_map(|k| repo.backend().list_sizes(*k).ok())
+    .flatten()
+    .map(|(_, n)| n)
+    .sum::<u64>()
+    .into();
     Ok((s.to_json(), report.warnings.clone()))
 }

@@ -62,6 +62,8 @@ pub struct RunReport {
     pub summary: Option<sharekeep::Summary>,
     /// Repository growth in bytes (packs, index, snapshot).
     pub repository_growth: u64,
+    /// The repository's size after the run (packs, index, snapshots).
+    pub repository_bytes: Option<u64>,
     /// Entries that could not be read, with why.
     pub warnings: Vec<String>,
     /// The error that stopped the run, if any.

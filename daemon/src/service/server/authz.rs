@@ -381,6 +381,11 @@ mod tests {
                 share,
                 sample: None,
             },
+            "report" => Request::Report {
+                share,
+                from: chrono::NaiveDate::MIN,
+                to: chrono::NaiveDate::MAX,
+            },
             "snapshots" => Request::Snapshots { share },
             "versions" => Request::Versions { share, path },
             "ls" => Request::Ls {
@@ -466,6 +471,8 @@ mod tests {
             (&root, "drill", "", None, false, ok(Root, Everything, Daemon), ""),
             (&member, "drill", "", None, false, None, "only root and the admins"),
             (&outsider, "drill", "", None, false, None, "not named"),
+            (&admin, "report", "", None, false, ok(Admin, Everything, Daemon), ""),
+            (&member, "report", "", None, false, None, "only root and the admins"),
             (&outsider, "backup", "", None, false, None, "not named"),
             // History: members see what they may read.
             (&admin, "snapshots", "", None, false, ok(Admin, Everything, Daemon), ""),

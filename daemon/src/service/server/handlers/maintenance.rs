@@ -66,6 +66,25 @@ pub(super) async fn drill(
     }
 }
 
+pub(super) async fn report(
+    ctx: &Ctx<'_>,
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+) -> Response {
+    let policy = ctx.policy();
+    let state = ctx.inner.settings.state.clone();
+    tracing::info!(uid = ctx.who.uid, share = %policy.name, "report requested");
+    let built = tokio::task::spawn_blocking(move || {
+        sharekeep::report::from_state(&policy, &state, from, to, chrono::Local::now())
+    })
+    .await;
+    match built {
+        Ok(Ok(r)) => Response::Report(Box::new(r)),
+        Ok(Err(e)) => super::error_response(&e),
+        Err(e) => Response::error("io", e.to_string()),
+    }
+}
+
 pub(super) async fn check(
     ctx: &Ctx<'_>,
     read_data: Option<f64>,

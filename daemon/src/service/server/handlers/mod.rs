@@ -215,5 +215,6 @@ pub(crate) async fn handle(
         Request::Forget { dry_run, .. } => maintenance::forget(ctx, dry_run, w).await,
         Request::Check { read_data, .. } => maintenance::check(ctx, read_data, w).await,
         Request::Drill { sample, .. } => maintenance::drill(ctx, sample, w).await,
+        Request::Report { from, to, .. } => maintenance::report(ctx, from, to).await,
     })
 }

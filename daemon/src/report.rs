@@ -1,14 +1,15 @@
-//! The report's model, built from what sharekeep keeps: the policy (rights matrix, Samba
-//! exposure), the service's run reports and drill state, and the repository's snapshots. Pure:
-//! built from fixtures in the tests.
+//! The model of the report an admin hands to the client (`sharekeepctl report`, offline or
+//! through sharekeepd), built from what sharekeep keeps: the policy (rights matrix, Samba
+//! exposure), the service's run reports and drill state, and the repository's snapshots.
+//! Pure: built from fixtures in the tests; `sharekeepctl` renders it (HTML) or prints it (JSON).
 
 use chrono::{DateTime, Local, NaiveDate, TimeZone};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sharekeep_policies::{Matrix, Policy};
 use std::collections::BTreeMap;
 
 /// One backup run, from `<state>/reports/<share>/*.json`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Run {
     pub start: DateTime<Local>,
     pub seconds: f64,
@@ -19,6 +20,9 @@ pub struct Run {
     pub bytes_added: u64,
     pub warnings: usize,
     pub growth: u64,
+    /// The repository's size after the run (recorded by newer services).
+    #[serde(default)]
+    pub repository_bytes: Option<u64>,
     pub rights_fixed_since_start: u64,
 }
 
@@ -42,6 +46,7 @@ impl Run {
             bytes_added: n(&v["summary"]["bytes_added"]),
             warnings: v["warnings"].as_array().map_or(0, Vec::len),
             growth: n(&v["repository_growth"]),
+            repository_bytes: v["repository_bytes"].as_u64(),
             rights_fixed_since_start: n(&v["rights_fixed_since_start"]),
         })
     }
@@ -56,7 +61,7 @@ impl Run {
 }
 
 /// A day's outcome on the calendar strip.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     /// No run was planned that day.
@@ -69,7 +74,7 @@ pub enum Outcome {
 }
 
 /// The last restore drill.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Drill {
     pub time: DateTime<Local>,
     pub ok: bool,
@@ -77,7 +82,7 @@ pub struct Drill {
 }
 
 /// What the report shows.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub share: String,
     pub path: String,
@@ -98,7 +103,11 @@ pub struct Report {
     pub newest: Option<DateTime<Local>>,
     pub keep: Option<String>,
     pub floor_days: u32,
+    /// The last restore drill.
     pub drill: Option<Drill>,
+    /// Every drill of the period.
+    #[serde(default)]
+    pub drills: Vec<Drill>,
     pub problems: Vec<String>,
 }
 
@@ -110,6 +119,8 @@ pub struct Inputs<'a> {
     /// Snapshot times of the share.
     pub snapshots: Vec<DateTime<Local>>,
     pub drill: Option<Drill>,
+    /// Drills recorded (any period: filtered here).
+    pub drills: Vec<Drill>,
     pub from: NaiveDate,
     pub to: NaiveDate,
     pub now: DateTime<Local>,
@@ -250,6 +261,88 @@ pub fn build(i: Inputs<'_>) -> Report {
         }),
         floor_days: plan.map_or(0, |b| b.keep_min_days),
         drill: i.drill,
+        drills: i
+            .drills
+            .into_iter()
+            .filter(|d| {
+                let day = d.time.date_naive();
+                i.from <= day && day <= i.to
+            })
+            .collect(),
         problems,
     }
+}
+
+/// The report of `policy`'s share for `[from, to]`, from the service's state folder and the
+/// share's repository (when it exists yet).
+pub fn from_state(
+    policy: &Policy,
+    state: &std::path::Path,
+    from: NaiveDate,
+    to: NaiveDate,
+    now: DateTime<Local>,
+) -> crate::Result<Report> {
+    let mut runs = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(state.join("reports").join(&policy.name)) {
+        for e in entries.flatten() {
+            let Ok(bytes) = std::fs::read(e.path()) else {
+                continue;
+            };
+            if let Some(r) = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .as_ref()
+                .and_then(Run::from_json)
+            {
+                runs.push(r);
+            }
+        }
+    }
+    let drill = std::fs::read(state.join(format!("{}.drill.json", policy.name)))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| {
+            Some(Drill {
+                time: DateTime::parse_from_rfc3339(v["last"].as_str()?)
+                    .ok()?
+                    .with_timezone(&Local),
+                ok: v["ok"].as_bool()?,
+                summary: v["summary"].as_str()?.to_string(),
+            })
+        });
+    let drill_of = |v: &serde_json::Value| {
+        Some(Drill {
+            time: DateTime::parse_from_rfc3339(v["last"].as_str()?)
+                .ok()?
+                .with_timezone(&Local),
+            ok: v["ok"].as_bool()?,
+            summary: v["summary"].as_str()?.to_string(),
+        })
+    };
+    let drills = std::fs::read_to_string(state.join(format!("{}.drills.jsonl", policy.name)))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| drill_of(&v))
+        .collect();
+    let snapshots = match &policy.backup {
+        Some(plan) if plan.repository.join("config").exists() => {
+            crate::Repository::open_local(&plan.repository)?
+                .snapshots()?
+                .into_iter()
+                .filter(|s| std::path::Path::new(s.root()) == policy.path)
+                .map(|s| s.time)
+                .collect()
+        }
+        _ => Vec::new(),
+    };
+    Ok(build(Inputs {
+        policy,
+        runs,
+        snapshots,
+        drill,
+        drills,
+        from,
+        to,
+        now,
+    }))
 }
