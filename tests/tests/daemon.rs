@@ -957,3 +957,61 @@ fn a_failed_backup_is_emailed_once_and_its_resolution_too() {
         .unwrap();
     assert!(m.contains("team.toml:8"), "the problem is located: {m}");
 }
+
+#[test]
+fn a_backup_older_than_max_age_is_an_alert_until_one_succeeds() {
+    let mut a = Accounts::new();
+    let (dir, share) = setup(&mut a, YEARLY);
+    fs::write(share.join("Docs/a.txt"), "a").unwrap();
+    let file = dir.path().join("policies/team.toml");
+    let text = fs::read_to_string(&file).unwrap();
+    fs::write(
+        &file,
+        text.replace("keep = {", "max_age = \"2d\"\nkeep = {"),
+    )
+    .unwrap();
+    // The last backup succeeded three days ago.
+    let three_days_ago = Command::new("date")
+        .args(["-d", "3 days ago", "--iso-8601=seconds"])
+        .output()
+        .unwrap();
+    let t = String::from_utf8_lossy(&three_days_ago.stdout)
+        .trim()
+        .to_string();
+    fs::create_dir_all(dir.path().join("state")).unwrap();
+    fs::write(
+        dir.path().join("state/team.json"),
+        format!("{{\"last_success\": \"{t}\", \"first_seen\": \"{t}\"}}"),
+    )
+    .unwrap();
+    let events = dir.path().join("events.jsonl");
+    let d = Daemon::start_with(
+        dir.path(),
+        Some(&format!(
+            "[alerts]\ncheck_every_secs = 1\ncommand = \"cat >> '{}'\"\n",
+            events.display()
+        )),
+    );
+    let lines = || {
+        fs::read_to_string(&events)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect::<Vec<_>>()
+    };
+    eventually("the too-old alert", PATIENCE, || !lines().is_empty());
+    let first = &lines()[0];
+    assert_eq!(first["kind"], "backup_too_old", "{first}");
+    assert_eq!(first["state"], "firing");
+    assert!(
+        first["message"].as_str().unwrap().contains("max_age: 48 h"),
+        "{first}"
+    );
+    // A backup succeeds: the problem is resolved.
+    assert_eq!(d.ctl(&["backup", "--share", "team"]).code, 0);
+    eventually("the resolution", PATIENCE, || {
+        lines()
+            .iter()
+            .any(|e| e["kind"] == "backup_too_old" && e["state"] == "resolved")
+    });
+}
