@@ -443,7 +443,20 @@ fn department_scenario_over_real_smb() {
         .stderr(fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let _daemon = Smbd(daemon); // killed on drop, also when a step fails
+    let mut daemon = Smbd(daemon); // killed on drop, also when a step fails
+                                   // The Previous Versions mount goes with the test, even when a step fails (a killed
+                                   // sharekeepd cannot unmount it); declared after the daemon, so dropped first.
+    struct Detach(PathBuf);
+    impl Drop for Detach {
+        fn drop(&mut self) {
+            if fs::read_to_string("/proc/self/mountinfo")
+                .is_ok_and(|m| m.contains(&format!(" {} ", self.0.display())))
+            {
+                let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+            }
+        }
+    }
+    let _detach = Detach(d.join("state/versions/commercial"));
     let wait_for = |what: &str, ok: &dyn Fn() -> bool| {
         let start = Instant::now();
         while !ok() {
@@ -684,6 +697,24 @@ fn department_scenario_over_real_smb() {
         "only the newest version listed",
         after == [new.clone()],
         &format!("{} version(s): {}", after.len(), after.join(" ")),
+    );
+
+    // SIGTERM: sharekeepd stops and unmounts the Previous Versions.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon.0.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let stopped = daemon.0.wait().unwrap();
+    let mounted = fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .contains(&format!(" {} ", versions.display()));
+    r.step(
+        "8. sharekeepd stops (SIGTERM)",
+        "sharekeepd",
+        "exits 0, Previous Versions unmounted",
+        stopped.success() && !mounted,
+        &format!("{stopped:?}, mounted: {mounted}"),
     );
 
     let report_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("reports");
