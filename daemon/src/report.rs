@@ -297,18 +297,7 @@ pub fn from_state(
             }
         }
     }
-    let drill = std::fs::read(state.join(format!("{}.drill.json", policy.name)))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| {
-            Some(Drill {
-                time: DateTime::parse_from_rfc3339(v["last"].as_str()?)
-                    .ok()?
-                    .with_timezone(&Local),
-                ok: v["ok"].as_bool()?,
-                summary: v["summary"].as_str()?.to_string(),
-            })
-        });
+    // The last drill and the history share one shape: {"last", "ok", "summary"}.
     let drill_of = |v: &serde_json::Value| {
         Some(Drill {
             time: DateTime::parse_from_rfc3339(v["last"].as_str()?)
@@ -318,6 +307,10 @@ pub fn from_state(
             summary: v["summary"].as_str()?.to_string(),
         })
     };
+    let drill = std::fs::read(state.join(format!("{}.drill.json", policy.name)))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| drill_of(&v));
     let drills = std::fs::read_to_string(state.join(format!("{}.drills.jsonl", policy.name)))
         .unwrap_or_default()
         .lines()

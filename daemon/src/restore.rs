@@ -1080,10 +1080,16 @@ mod tests {
         }
     }
 
-    fn plan(f: &Fixture, paths: &[&str], target: Target, overwrite: Overwrite) -> RestorePlan {
+    fn try_plan(
+        f: &Fixture,
+        snap: &Snapshot,
+        paths: &[&str],
+        target: Target,
+        overwrite: Overwrite,
+    ) -> Result<RestorePlan> {
         plan_restore(
             &f.repo,
-            &f.snap,
+            snap,
             &RestoreOptions {
                 paths: paths.iter().map(|p| p.to_string()).collect(),
                 target,
@@ -1091,7 +1097,10 @@ mod tests {
                 threads: 1,
             },
         )
-        .unwrap()
+    }
+
+    fn plan(f: &Fixture, paths: &[&str], target: Target, overwrite: Overwrite) -> RestorePlan {
+        try_plan(f, &f.snap, paths, target, overwrite).unwrap()
     }
 
     fn actions(p: &RestorePlan) -> Vec<(String, Action)> {
@@ -1267,44 +1276,35 @@ mod tests {
             ])
         );
         for bad in ["absent.txt", "a.txt/x", "dir/absent/x"] {
-            let e = plan_restore(
-                &f.repo,
+            let e = try_plan(
+                &f,
                 &f.snap,
-                &RestoreOptions {
-                    paths: vec![bad.into()],
-                    target: Target::Dir(f.tmp.path().join("elsewhere")),
-                    overwrite: Overwrite::IfChanged,
-                    threads: 1,
-                },
+                &[bad],
+                Target::Dir(f.tmp.path().join("elsewhere")),
+                Overwrite::IfChanged,
             )
             .unwrap_err();
             assert!(matches!(e, Error::PathNotInSnapshot { .. }), "{bad}: {e}");
         }
         // A target that is a file: an error, not a folder taken as missing.
-        let e = plan_restore(
-            &f.repo,
+        let e = try_plan(
+            &f,
             &f.snap,
-            &RestoreOptions {
-                paths: vec![],
-                target: Target::Dir(f.src.join("a.txt")),
-                overwrite: Overwrite::IfChanged,
-                threads: 1,
-            },
+            &[],
+            Target::Dir(f.src.join("a.txt")),
+            Overwrite::IfChanged,
         )
         .unwrap_err();
         assert!(!matches!(e, Error::PathNotInSnapshot { .. }), "{e}");
         // A file where a leading folder should be: a clear error, nothing planned through it.
         fs::remove_dir_all(f.src.join("dir")).unwrap();
         fs::write(f.src.join("dir"), "x").unwrap();
-        let e = plan_restore(
-            &f.repo,
+        let e = try_plan(
+            &f,
             &f.snap,
-            &RestoreOptions {
-                paths: vec!["dir/c.txt".into()],
-                target: Target::InPlace,
-                overwrite: Overwrite::IfChanged,
-                threads: 1,
-            },
+            &["dir/c.txt"],
+            Target::InPlace,
+            Overwrite::IfChanged,
         )
         .unwrap_err();
         assert!(
@@ -1347,15 +1347,12 @@ mod tests {
         let mut snap = f.snap.clone();
         snap.tree = id;
         f.repo.save_snapshot(&mut snap).unwrap();
-        let p = plan_restore(
-            &f.repo,
+        let p = try_plan(
+            &f,
             &snap,
-            &RestoreOptions {
-                paths: vec![],
-                target: Target::Dir(f.tmp.path().join("out")),
-                overwrite: Overwrite::IfChanged,
-                threads: 1,
-            },
+            &[],
+            Target::Dir(f.tmp.path().join("out")),
+            Overwrite::IfChanged,
         )
         .unwrap();
         assert_eq!(

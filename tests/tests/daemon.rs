@@ -171,6 +171,22 @@ pub(crate) fn eventually(what: &str, limit: Duration, mut ok: impl FnMut() -> bo
 
 const YEARLY: &str = "0 0 0 1 1 *";
 
+/// Writes the share `team`'s state as if its last backup succeeded `ago` (`date -d` words),
+/// and the service first saw it then.
+fn last_success_was(dir: &Path, ago: &str) {
+    let out = Command::new("date")
+        .args(["-d", ago, "--iso-8601=seconds"])
+        .output()
+        .unwrap();
+    let t = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    fs::create_dir_all(dir.join("state")).unwrap();
+    fs::write(
+        dir.join("state/team.json"),
+        format!("{{\"last_success\": \"{t}\", \"first_seen\": \"{t}\"}}"),
+    )
+    .unwrap();
+}
+
 /// How long a test waits for the service to do something, on a loaded 2-core CI machine:
 /// generous, since tests check that it happens; how fast is measured by the benchmarks
 /// (bench/enforce.sh), not here.
@@ -267,7 +283,12 @@ fn on_demand_and_scheduled_backups_produce_snapshots() {
         .find(|r| r["snapshot"].as_str() == Some(id.as_str()))
         .unwrap_or_else(|| panic!("no report for {id}: {reports:?}"));
     assert_eq!(by_request["share"], "team");
-    assert_eq!(by_request["trigger"], "request", "{by_request}");
+    // A request that lands as a scheduled run starts is merged into it (the schedule fires
+    // every 2 s here): either word, never anything else.
+    assert!(
+        by_request["trigger"] == "request" || by_request["trigger"] == "schedule",
+        "{by_request}"
+    );
     assert!(by_request["error"].is_null(), "{by_request}");
     assert_eq!(
         by_request["warnings"],
@@ -303,19 +324,7 @@ fn a_missed_run_is_caught_up_after_restart() {
     // Every day at 03:00: the machine was off the last two nights.
     let (dir, share) = setup(&mut a, "0 0 3 * * *");
     fs::write(share.join("Docs/a.txt"), "a").unwrap();
-    let two_days_ago = Command::new("date")
-        .args(["-d", "2 days ago", "--iso-8601=seconds"])
-        .output()
-        .unwrap();
-    let t = String::from_utf8_lossy(&two_days_ago.stdout)
-        .trim()
-        .to_string();
-    fs::create_dir_all(dir.path().join("state")).unwrap();
-    fs::write(
-        dir.path().join("state/team.json"),
-        format!("{{\"last_success\": \"{t}\", \"first_seen\": \"{t}\"}}"),
-    )
-    .unwrap();
+    last_success_was(dir.path(), "2 days ago");
     let d = Daemon::start(dir.path());
     let repo = dir.path().join("repo");
     eventually("the catch-up backup", PATIENCE, || {
@@ -971,19 +980,7 @@ fn a_backup_older_than_max_age_is_an_alert_until_one_succeeds() {
     )
     .unwrap();
     // The last backup succeeded three days ago.
-    let three_days_ago = Command::new("date")
-        .args(["-d", "3 days ago", "--iso-8601=seconds"])
-        .output()
-        .unwrap();
-    let t = String::from_utf8_lossy(&three_days_ago.stdout)
-        .trim()
-        .to_string();
-    fs::create_dir_all(dir.path().join("state")).unwrap();
-    fs::write(
-        dir.path().join("state/team.json"),
-        format!("{{\"last_success\": \"{t}\", \"first_seen\": \"{t}\"}}"),
-    )
-    .unwrap();
+    last_success_was(dir.path(), "3 days ago");
     let events = dir.path().join("events.jsonl");
     let d = Daemon::start_with(
         dir.path(),

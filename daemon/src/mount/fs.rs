@@ -18,6 +18,7 @@
 //!          a second: new snapshots appear, forgotten ones disappear, without remounting
 //! ```
 
+use super::lru::Lru;
 use super::names;
 use super::reader::{Blobs, OpenFile, Pool};
 use crate::id::Id;
@@ -122,53 +123,6 @@ struct Slot {
 
 struct Listing {
     entries: Vec<(u64, FileType, Vec<u8>)>,
-}
-
-/// A least-recently-used cache with a cost per entry.
-struct Lru<V> {
-    map: HashMap<Id, (V, usize, u64)>,
-    cost: usize,
-    max: usize,
-    tick: u64,
-}
-
-impl<V: Clone> Lru<V> {
-    fn new(max: usize) -> Lru<V> {
-        Lru {
-            map: HashMap::new(),
-            cost: 0,
-            max,
-            tick: 0,
-        }
-    }
-
-    fn get(&mut self, id: &Id) -> Option<V> {
-        self.tick += 1;
-        let tick = self.tick;
-        self.map.get_mut(id).map(|e| {
-            e.2 = tick;
-            e.0.clone()
-        })
-    }
-
-    fn put(&mut self, id: Id, v: V, cost: usize) {
-        self.tick += 1;
-        while self.cost + cost > self.max && !self.map.is_empty() {
-            let oldest = *self
-                .map
-                .iter()
-                .min_by_key(|(_, e)| e.2)
-                .map(|(k, _)| k)
-                .expect("not empty");
-            if let Some((_, c, _)) = self.map.remove(&oldest) {
-                self.cost -= c;
-            }
-        }
-        self.cost += cost;
-        if let Some((_, c, _)) = self.map.insert(id, (v, cost, self.tick)) {
-            self.cost -= c;
-        }
-    }
 }
 
 /// The filesystem (see the module documentation).

@@ -6,6 +6,7 @@
 //! `fusermount3` (Debian's fuse3). Dropping the session (or unmounting the folder) ends it.
 
 mod fs;
+mod lru;
 mod names;
 mod reader;
 

@@ -10,6 +10,7 @@
 //! memory: the cache (BLOB_CACHE_BYTES) + one blob per worker in flight
 //! ```
 
+use super::lru::Lru;
 use crate::id::Id;
 use crate::repo::Repository;
 use std::collections::{HashMap, HashSet};
@@ -38,47 +39,10 @@ struct Loading {
     ready: Condvar,
 }
 
-/// Least recently used blobs, by bytes.
-struct Cache {
-    map: HashMap<Id, (Arc<Vec<u8>>, u64)>,
-    bytes: usize,
-    tick: u64,
-}
-
-impl Cache {
-    fn get(&mut self, id: &Id) -> Option<Arc<Vec<u8>>> {
-        self.tick += 1;
-        let tick = self.tick;
-        self.map.get_mut(id).map(|e| {
-            e.1 = tick;
-            e.0.clone()
-        })
-    }
-
-    fn put(&mut self, id: Id, blob: Arc<Vec<u8>>) {
-        self.tick += 1;
-        while self.bytes + blob.len() > BLOB_CACHE_BYTES && !self.map.is_empty() {
-            let oldest = *self
-                .map
-                .iter()
-                .min_by_key(|(_, e)| e.1)
-                .map(|(k, _)| k)
-                .expect("not empty");
-            if let Some((b, _)) = self.map.remove(&oldest) {
-                self.bytes -= b.len();
-            }
-        }
-        self.bytes += blob.len();
-        if let Some((old, _)) = self.map.insert(id, (blob, self.tick)) {
-            self.bytes -= old.len();
-        }
-    }
-}
-
 /// The blobs of a repository, shared by the workers.
 pub(crate) struct Blobs {
     repo: RwLock<Arc<Repository>>,
-    cache: Mutex<Cache>,
+    cache: Mutex<Lru<Arc<Vec<u8>>>>,
     loading: Mutex<HashMap<Id, Arc<Loading>>>,
 }
 
@@ -86,11 +50,7 @@ impl Blobs {
     pub(crate) fn new(repo: Arc<Repository>) -> Blobs {
         Blobs {
             repo: RwLock::new(repo),
-            cache: Mutex::new(Cache {
-                map: HashMap::new(),
-                bytes: 0,
-                tick: 0,
-            }),
+            cache: Mutex::new(Lru::new(BLOB_CACHE_BYTES)),
             loading: Mutex::new(HashMap::new()),
         }
     }
@@ -101,7 +61,7 @@ impl Blobs {
     }
 
     fn cached(&self, id: &Id) -> bool {
-        self.cache.lock().expect("lock").map.contains_key(id)
+        self.cache.lock().expect("lock").contains(id)
     }
 
     /// The blob, verified and decompressed: from the cache, or read once however many ask.
@@ -130,7 +90,10 @@ impl Blobs {
         let repo = self.repo.read().expect("lock").clone();
         let r: Loaded = repo.read_blob(id).map(Arc::new).map_err(|e| e.to_string());
         if let Ok(b) = &r {
-            self.cache.lock().expect("lock").put(*id, b.clone());
+            self.cache
+                .lock()
+                .expect("lock")
+                .put(*id, b.clone(), b.len().max(1));
         }
         *slot.done.lock().expect("lock") = Some(r.clone());
         slot.ready.notify_all();

@@ -56,14 +56,7 @@ impl Groups {
                 return g.clone();
             }
         }
-        let groups = match nix::unistd::User::from_uid(uid.into()) {
-            Ok(Some(u)) => sharekeep_policies::groups_of(&sharekeep_policies::User {
-                name: u.name,
-                uid,
-                gid: u.gid.as_raw(),
-            }),
-            _ => Vec::new(),
-        };
+        let groups = crate::service::server::groups_of_uid(uid, Vec::new());
         self.0
             .lock()
             .expect("lock")

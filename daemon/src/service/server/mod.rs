@@ -166,17 +166,21 @@ pub(crate) async fn serve(inner: Arc<Inner>, listener: UnixListener) {
     }
 }
 
+/// A uid's groups from NSS (blocking); `fallback` when the uid has no account.
+pub(crate) fn groups_of_uid(uid: u32, fallback: Vec<u32>) -> Vec<u32> {
+    match nix::unistd::User::from_uid(uid.into()) {
+        Ok(Some(u)) => sharekeep_policies::groups_of(&sharekeep_policies::User {
+            name: u.name,
+            uid,
+            gid: u.gid.as_raw(),
+        }),
+        _ => fallback,
+    }
+}
+
 /// The caller's groups, looked up off the runtime (NSS may block).
 async fn caller(uid: u32, gid: u32) -> Caller {
-    let groups =
-        tokio::task::spawn_blocking(move || match nix::unistd::User::from_uid(uid.into()) {
-            Ok(Some(u)) => sharekeep_policies::groups_of(&sharekeep_policies::User {
-                name: u.name,
-                uid,
-                gid: u.gid.as_raw(),
-            }),
-            _ => vec![gid],
-        })
+    let groups = tokio::task::spawn_blocking(move || groups_of_uid(uid, vec![gid]))
         .await
         .unwrap_or_else(|_| vec![gid]);
     Caller { uid, groups }
