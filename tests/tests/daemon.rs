@@ -271,10 +271,21 @@ fn on_demand_and_scheduled_backups_produce_snapshots() {
     );
     let listed = d.ctl(&["snapshots", "--share", "team"]).stdout;
     assert!(listed.contains(&id[..8]), "{listed}");
-    // Each run wrote a report: when, why, what it wrote, how much the repository grew.
-    let mut reports: Vec<serde_json::Value> = fs::read_dir(dir.path().join("state/reports/team"))
-        .unwrap()
-        .map(|e| serde_json::from_slice(&fs::read(e.unwrap().path()).unwrap()).unwrap())
+    // Each run wrote a report: when, why, what it wrote, how much the repository grew. A
+    // report is written once its snapshot is saved, so the third may still be on its way.
+    let reports_dir = dir.path().join("state/reports/team");
+    // (Only `.json` files: a report being written is a temporary file beside them.)
+    let report_files = || -> Vec<std::path::PathBuf> {
+        fs::read_dir(&reports_dir).map_or(Vec::new(), |d| {
+            d.map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect()
+        })
+    };
+    eventually("three run reports", PATIENCE, || report_files().len() >= 3);
+    let mut reports: Vec<serde_json::Value> = report_files()
+        .iter()
+        .map(|p| serde_json::from_slice(&fs::read(p).unwrap()).unwrap())
         .collect();
     assert!(reports.len() >= 3, "{} reports", reports.len());
     reports.sort_by_key(|r| r["start"].as_str().unwrap_or("").to_string());
