@@ -21,6 +21,7 @@ mod lock;
 #[cfg(feature = "mount")]
 pub mod mount;
 pub mod pack;
+mod pack_writer;
 mod platform;
 mod progress;
 pub mod protocol;
@@ -45,7 +46,7 @@ pub use drill::{drill, DrillOptions, DrillProblem, DrillReport};
 pub use error::{Error, Result};
 pub use history::{diff, list, versions, Change, ChangeKind, ListedEntry, Version};
 pub use id::Id;
-pub use index::{Index, IndexedPack};
+pub use index::{Index, IndexBuilder, IndexedPack};
 pub use lock::{list_locks, remove_stale_locks, LockInfo, LockKind, RepoLock};
 pub use platform::raise_open_file_limit;
 pub use progress::{CancelToken, LiveProgress, NoProgress, Progress};

@@ -15,17 +15,17 @@
 //! ```
 //! Memory is bounded by the index (one entry per blob), never by the data.
 
-use crate::backend::{FileKind, TempFile};
-use crate::error::{Error, IoContext, Result};
+use crate::backend::FileKind;
+use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::IndexedPack;
 use crate::lock::{LockKind, RepoLock};
-use crate::pack::{self, PackBuilder, PackEntry};
+use crate::pack::{self, PackEntry};
+use crate::pack_writer::PackWriter;
 use crate::repo::Repository;
 use crate::retention::{apply_rules, Decision, KeepRules};
 use crate::tree::NodeKind;
 use std::collections::{HashMap, HashSet};
-use std::io::BufWriter;
 
 /// Applies retention: removes the snapshots `rules` do not keep (all of them listed in the
 /// result, with the rules that keep the others). With `dry_run`, removes nothing.
@@ -205,7 +205,7 @@ pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
 
     // 1. New packs with the live blobs of the packs being repacked.
     let mut written: Vec<IndexedPack> = Vec::new();
-    let mut builder: Option<(PackBuilder<BufWriter<std::fs::File>>, std::path::PathBuf)> = None;
+    let mut writer = PackWriter::new(repo);
     for (pack_id, live) in &repack {
         let name = pack_id.to_hex();
         let location = backend.file_location(FileKind::Pack, &name);
@@ -214,24 +214,15 @@ pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
                 backend.read_at(FileKind::Pack, &name, e.offset as u64, e.length as usize)?;
             // Never copy damage: check the blob before it moves.
             pack::decode_blob(e, stored.clone(), &location)?;
-            if builder.is_none() {
-                let TempFile { file, path } = backend.create_temp()?;
-                builder = Some((
-                    PackBuilder::new(BufWriter::with_capacity(1 << 20, file)),
-                    path,
-                ));
-            }
-            let (b, path) = builder.as_mut().expect("just set");
-            b.add(e.blob_type, e.id, e.compression, &stored, e.raw_length)
-                .at(&*path)?;
-            if b.size() >= repo.config().pack_size {
-                let (b, path) = builder.take().expect("open");
-                written.push(seal(repo, b, path)?);
+            if let Some(full) =
+                writer.add_stored(e.blob_type, e.id, e.compression, &stored, e.raw_length)?
+            {
+                written.push(full.commit(repo)?);
             }
         }
     }
-    if let Some((b, path)) = builder.take() {
-        written.push(seal(repo, b, path)?);
+    if let Some(last) = writer.flush()? {
+        written.push(last.commit(repo)?);
     }
     report.packs_written = written.len();
     backend.sync()?;
@@ -266,18 +257,4 @@ pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
         .map(|(_, s)| s)
         .sum();
     Ok(report)
-}
-
-fn seal(
-    repo: &Repository,
-    b: PackBuilder<BufWriter<std::fs::File>>,
-    path: std::path::PathBuf,
-) -> Result<IndexedPack> {
-    let (writer, id, blobs) = b.finish().at(&path)?;
-    let file = writer
-        .into_inner()
-        .map_err(|e| Error::io(&path, e.into_error()))?;
-    repo.backend()
-        .commit_temp(TempFile { file, path }, FileKind::Pack, &id.to_hex())?;
-    Ok(IndexedPack { id, blobs })
 }

@@ -7,7 +7,7 @@ use crate::backend::{Backend, FileKind, LocalBackend};
 use crate::config::RepoConfig;
 use crate::error::{Error, Result};
 use crate::id::Id;
-use crate::index::{self, Index, IndexedPack};
+use crate::index::{self, Index, IndexBuilder, IndexedPack};
 use crate::pack::{self, BlobType};
 use crate::snapshot::{Selector, Snapshot};
 use crate::tree::{Node, NodeKind, Tree};
@@ -72,7 +72,7 @@ impl Repository {
     pub fn open(backend: Arc<dyn Backend>) -> Result<Repository> {
         let config_path = backend.file_location(FileKind::Config, "config");
         let config = RepoConfig::parse(&backend.read(FileKind::Config, "config")?, &config_path)?;
-        let mut idx = Index::default();
+        let mut idx = IndexBuilder::default();
         let mut damaged = Vec::new();
         for name in backend.list(FileKind::Index)? {
             let path = backend.file_location(FileKind::Index, &name);
@@ -84,7 +84,7 @@ impl Repository {
         Ok(Repository {
             backend,
             config,
-            index: RwLock::new(idx),
+            index: RwLock::new(idx.finish()),
             damaged_index: damaged,
         })
     }
@@ -231,42 +231,29 @@ impl Repository {
         sel.select(&all, selector).cloned()
     }
 
-    /// Stores the blobs the repository lacks in one new pack, then indexes it; returns every
+    /// Stores the blobs the repository lacks in new packs, then indexes them; returns every
     /// blob's id. For writing trees outside a backup (tools, tests); backups use their own
     /// pipeline.
     pub fn store_blobs(&self, blobs: &[(BlobType, &[u8])]) -> Result<Vec<Id>> {
         let ids: Vec<Id> = blobs.iter().map(|(_, raw)| Id::hash(raw)).collect();
-        let temp = self.backend.create_temp()?;
-        let path = temp.path.clone();
-        let mut builder = pack::PackBuilder::new(std::io::BufWriter::new(temp.file));
+        let mut writer = crate::pack_writer::PackWriter::new(self);
+        let mut packs = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for ((t, raw), id) in blobs.iter().zip(&ids) {
             if self.index().contains(id) || !seen.insert(*id) {
                 continue;
             }
-            let (c, stored) = pack::compress(raw, self.config.zstd_level);
-            builder
-                .add(*t, *id, c, &stored, raw.len() as u32)
-                .map_err(|e| Error::io(&path, e))?;
+            if let Some(full) = writer.add(*t, *id, raw)? {
+                packs.push(full.commit(self)?);
+            }
         }
-        if builder.is_empty() {
-            let _ = std::fs::remove_file(&path);
+        if let Some(last) = writer.flush()? {
+            packs.push(last.commit(self)?);
+        }
+        if packs.is_empty() {
             return Ok(ids);
         }
-        let (writer, pack_id, entries) = builder.finish().map_err(|e| Error::io(&path, e))?;
-        let file = writer
-            .into_inner()
-            .map_err(|e| Error::io(&path, e.into_error()))?;
-        self.backend.commit_temp(
-            crate::backend::TempFile { file, path },
-            FileKind::Pack,
-            &pack_id.to_hex(),
-        )?;
         self.backend.sync()?;
-        let packs = vec![IndexedPack {
-            id: pack_id,
-            blobs: entries,
-        }];
         self.write_index(&packs)?;
         self.add_to_index(packs);
         Ok(ids)

@@ -378,3 +378,33 @@ fn cat_streams_a_file_and_selectors_pick_by_time() {
     let err = ctl(&repo, &["cat", "yesterday", "rapport.txt"]).expect_code(1);
     assert!(err.stderr.contains("@TIME"), "{}", err.stderr);
 }
+
+/// A share of many small files (scans, mail exports): a hundred thousand of 1–8 KiB in a
+/// thousand folders come back byte for byte, and a second backup reads none of them. (Memory
+/// and speed at a million files are measured by `bench/scale.sh`.)
+#[test]
+fn a_hundred_thousand_small_files_back_up_and_restore_byte_for_byte() {
+    let dir = scratch();
+    let src = dir.path().join("src");
+    let made = sharekeep_tests::dataset::create_small(&src, 100_000, 7).unwrap();
+    assert_eq!(made.files, 100_000);
+    let repo = dir.path().join("repo");
+    ctl(&repo, &["init"]).ok();
+    let first = ctl(&repo, &["backup", "--json", src.to_str().unwrap()])
+        .ok()
+        .json();
+    assert_eq!(first["summary"]["files_new"], 100_000, "{first}");
+    assert_eq!(first["summary"]["warnings"], 0, "{first}");
+    let again = ctl(&repo, &["backup", "--json", src.to_str().unwrap()])
+        .ok()
+        .json();
+    assert_eq!(again["summary"]["files_unchanged"], 100_000, "{again}");
+    assert_eq!(again["summary"]["bytes_read"], 0, "{again}");
+    // The unchanged tree is the same tree: nothing new stored.
+    assert_eq!(again["tree"], first["tree"], "{again}");
+    assert_eq!(again["summary"]["blobs_added"], 0, "{again}");
+    let out = dir.path().join("out");
+    ctl(&repo, &["restore", "latest", "--to", out.to_str().unwrap()]).ok();
+    assert_same_tree(&fingerprint(&src), &fingerprint(&out), "100k small files");
+    ctl(&repo, &["check", "--read-data"]).ok();
+}

@@ -1,6 +1,6 @@
-//! Index files (which blob is in which pack, at what offset) and the in-memory index built from
-//! them. An index file is written only after the packs it lists are durable, and a snapshot
-//! only after the index that lists its blobs: so whatever a snapshot references can be found.
+//! Index files: which blob is in which pack, at what offset. An index file is written only
+//! after the packs it lists are durable, and a snapshot only after the index that lists its
+//! blobs: so whatever a snapshot references can be found.
 //!
 //! ```text
 //! index file = magic:"SKI1" pack_count:u32le pack*
@@ -12,7 +12,6 @@
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::pack::{BlobType, Compression, PackEntry};
-use std::collections::HashMap;
 use std::path::Path;
 
 const INDEX_MAGIC: &[u8; 4] = b"SKI1";
@@ -118,76 +117,6 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Where a blob is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BlobLocation {
-    /// Index into [`Index::packs`].
-    pub pack: u32,
-    /// The blob as recorded in the pack.
-    pub entry: PackEntry,
-}
-
-/// The in-memory index of a repository: every known blob and its pack.
-#[derive(Debug, Default, Clone)]
-pub struct Index {
-    packs: Vec<Id>,
-    pack_numbers: HashMap<Id, u32>,
-    blobs: HashMap<Id, BlobLocation>,
-}
-
-impl Index {
-    /// Adds the packs of one index file (a blob already known keeps its first location).
-    pub fn add(&mut self, packs: Vec<IndexedPack>) {
-        let extra: usize = packs.iter().map(|p| p.blobs.len()).sum();
-        self.blobs.reserve(extra);
-        for p in packs {
-            let n = *self.pack_numbers.entry(p.id).or_insert_with(|| {
-                self.packs.push(p.id);
-                (self.packs.len() - 1) as u32
-            });
-            for entry in p.blobs {
-                self.blobs
-                    .entry(entry.id)
-                    .or_insert(BlobLocation { pack: n, entry });
-            }
-        }
-    }
-
-    /// The location of a blob.
-    pub fn get(&self, id: &Id) -> Option<(Id, PackEntry)> {
-        self.blobs
-            .get(id)
-            .map(|l| (self.packs[l.pack as usize], l.entry))
-    }
-
-    /// Whether the blob is known.
-    pub fn contains(&self, id: &Id) -> bool {
-        self.blobs.contains_key(id)
-    }
-
-    /// Number of blobs.
-    pub fn len(&self) -> usize {
-        self.blobs.len()
-    }
-
-    /// Whether no blob is known.
-    pub fn is_empty(&self) -> bool {
-        self.blobs.is_empty()
-    }
-
-    /// Every pack that the index names.
-    pub fn packs(&self) -> &[Id] {
-        &self.packs
-    }
-
-    /// Every blob and where it is.
-    pub fn iter(&self) -> impl Iterator<Item = (Id, PackEntry)> + '_ {
-        self.blobs
-            .values()
-            .map(|l| (self.packs[l.pack as usize], l.entry))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,10 +150,6 @@ mod tests {
         ];
         let bytes = encode(&packs);
         assert_eq!(decode(&bytes, Path::new("i")).unwrap(), packs);
-        let mut idx = Index::default();
-        idx.add(packs);
-        assert_eq!(idx.len(), 3);
-        assert_eq!(idx.get(&Id::hash(&[3])).unwrap().0, Id::hash(b"p2"));
     }
 
     #[test]

@@ -1,0 +1,397 @@
+//! The in-memory index: every blob the repository holds and where it is, in 48 bytes a blob.
+//!
+//! A share of a million small files is a million blobs, so this table is most of what a
+//! backup or a restore holds in memory, and it must not grow faster than the repository:
+//!
+//! ```text
+//! sorted  Vec<Slot>            every blob loaded or merged, sorted by id (binary search):
+//!                              id 32 bytes + pack number with type/compression bits 4
+//!                              + offset 4 + stored length 4 + raw length 4 = 48 bytes
+//! recent  HashMap<Id, Loc>     blobs added since the last merge (a running backup's packs),
+//!                              at most RECENT_MAX; merged into `sorted` in place
+//! packs   Vec<Id> + map        pack ids, numbered in the order they were first added
+//! ```
+//! A hash map of owned entries (what this replaced) cost about 100 bytes a blob. Loading a
+//! repository collects every index file's entries and sorts once ([`IndexBuilder`]). A blob
+//! listed in several packs keeps the location added first (the lowest pack number).
+
+use crate::id::Id;
+use crate::index::IndexedPack;
+use crate::pack::{BlobType, Compression, PackEntry};
+use std::collections::HashMap;
+
+/// Blobs added one pack at a time are merged into the sorted table beyond this many.
+const RECENT_MAX: usize = 1 << 15;
+
+const TREE_BIT: u32 = 1 << 31;
+const ZSTD_BIT: u32 = 1 << 30;
+const PACK_MASK: u32 = ZSTD_BIT - 1;
+
+/// Where a blob is, packed: 16 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Loc {
+    /// Pack number (low 30 bits), blob type (bit 31) and compression (bit 30).
+    pack_flags: u32,
+    offset: u32,
+    length: u32,
+    raw_length: u32,
+}
+
+impl Loc {
+    fn new(pack: u32, e: &PackEntry) -> Loc {
+        assert!(pack <= PACK_MASK, "more than 2^30 packs");
+        let mut pack_flags = pack;
+        if e.blob_type == BlobType::Tree {
+            pack_flags |= TREE_BIT;
+        }
+        if e.compression == Compression::Zstd {
+            pack_flags |= ZSTD_BIT;
+        }
+        Loc {
+            pack_flags,
+            offset: e.offset,
+            length: e.length,
+            raw_length: e.raw_length,
+        }
+    }
+
+    fn pack(&self) -> u32 {
+        self.pack_flags & PACK_MASK
+    }
+
+    fn entry(&self, id: Id) -> PackEntry {
+        PackEntry {
+            blob_type: if self.pack_flags & TREE_BIT != 0 {
+                BlobType::Tree
+            } else {
+                BlobType::Data
+            },
+            compression: if self.pack_flags & ZSTD_BIT != 0 {
+                Compression::Zstd
+            } else {
+                Compression::Raw
+            },
+            id,
+            offset: self.offset,
+            length: self.length,
+            raw_length: self.raw_length,
+        }
+    }
+}
+
+/// One blob of the sorted table: 48 bytes.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    id: Id,
+    loc: Loc,
+}
+
+const _: () = assert!(std::mem::size_of::<Slot>() == 48);
+
+/// The in-memory index of a repository: every known blob and its pack.
+#[derive(Debug, Clone)]
+pub struct Index {
+    packs: Vec<Id>,
+    pack_numbers: HashMap<Id, u32>,
+    sorted: Vec<Slot>,
+    recent: HashMap<Id, Loc>,
+    recent_max: usize,
+}
+
+impl Default for Index {
+    fn default() -> Index {
+        Index {
+            packs: Vec::new(),
+            pack_numbers: HashMap::new(),
+            sorted: Vec::new(),
+            recent: HashMap::new(),
+            recent_max: RECENT_MAX,
+        }
+    }
+}
+
+impl Index {
+    fn pack_number(&mut self, id: Id) -> u32 {
+        *self.pack_numbers.entry(id).or_insert_with(|| {
+            self.packs.push(id);
+            (self.packs.len() - 1) as u32
+        })
+    }
+
+    fn find(&self, id: &Id) -> Option<Loc> {
+        match self.sorted.binary_search_by(|s| s.id.cmp(id)) {
+            Ok(i) => Some(self.sorted[i].loc),
+            Err(_) => self.recent.get(id).copied(),
+        }
+    }
+
+    /// Adds the packs of one index file (a blob already known keeps its first location).
+    pub fn add(&mut self, packs: Vec<IndexedPack>) {
+        for p in packs {
+            let n = self.pack_number(p.id);
+            for entry in p.blobs {
+                if self.find(&entry.id).is_none() {
+                    self.recent.insert(entry.id, Loc::new(n, &entry));
+                }
+            }
+            if self.recent.len() >= self.recent_max {
+                self.merge_recent();
+            }
+        }
+    }
+
+    /// Moves the recent blobs into the sorted table: sorted among themselves, then merged
+    /// from the back, in place (the table grows by their number only).
+    fn merge_recent(&mut self) {
+        let mut new: Vec<Slot> = self
+            .recent
+            .drain()
+            .map(|(id, loc)| Slot { id, loc })
+            .collect();
+        new.sort_unstable_by_key(|s| s.id);
+        let old = self.sorted.len();
+        self.sorted.extend_from_slice(&new);
+        let s = &mut self.sorted;
+        let (mut i, mut j, mut w) = (old, new.len(), old + new.len());
+        // `recent` only ever holds ids the table lacks: no equal ids meet here.
+        while j > 0 {
+            w -= 1;
+            if i > 0 && s[i - 1].id > new[j - 1].id {
+                s[w] = s[i - 1];
+                i -= 1;
+            } else {
+                s[w] = new[j - 1];
+                j -= 1;
+            }
+        }
+    }
+
+    /// The location of a blob.
+    pub fn get(&self, id: &Id) -> Option<(Id, PackEntry)> {
+        self.find(id)
+            .map(|l| (self.packs[l.pack() as usize], l.entry(*id)))
+    }
+
+    /// Whether the blob is known.
+    pub fn contains(&self, id: &Id) -> bool {
+        self.find(id).is_some()
+    }
+
+    /// Number of blobs.
+    pub fn len(&self) -> usize {
+        self.sorted.len() + self.recent.len()
+    }
+
+    /// Whether no blob is known.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every pack that the index names.
+    pub fn packs(&self) -> &[Id] {
+        &self.packs
+    }
+
+    /// Every blob and where it is.
+    pub fn iter(&self) -> impl Iterator<Item = (Id, PackEntry)> + '_ {
+        self.sorted
+            .iter()
+            .map(|s| (s.id, s.loc))
+            .chain(self.recent.iter().map(|(id, loc)| (*id, *loc)))
+            .map(|(id, l)| (self.packs[l.pack() as usize], l.entry(id)))
+    }
+
+    /// Bytes held by the table (for the memory model and its tests).
+    pub fn memory_bytes(&self) -> usize {
+        self.sorted.capacity() * std::mem::size_of::<Slot>()
+            + self.recent.capacity() * (std::mem::size_of::<(Id, Loc)>() + 1)
+            + self.packs.capacity() * 32
+            + self.pack_numbers.capacity() * (32 + 4 + 1)
+    }
+}
+
+/// Builds an [`Index`] from many index files at once: entries are collected and sorted once.
+#[derive(Debug, Default)]
+pub struct IndexBuilder {
+    index: Index,
+}
+
+impl IndexBuilder {
+    /// Adds the packs of one index file.
+    pub fn add(&mut self, packs: Vec<IndexedPack>) {
+        let extra: usize = packs.iter().map(|p| p.blobs.len()).sum();
+        self.index.sorted.reserve(extra);
+        for p in packs {
+            let n = self.index.pack_number(p.id);
+            self.index.sorted.extend(p.blobs.iter().map(|e| Slot {
+                id: e.id,
+                loc: Loc::new(n, e),
+            }));
+        }
+    }
+
+    /// The index: sorted by id, a blob listed twice keeping its first pack.
+    pub fn finish(self) -> Index {
+        let mut index = self.index;
+        index
+            .sorted
+            .sort_unstable_by(|a, b| a.id.cmp(&b.id).then(a.loc.pack().cmp(&b.loc.pack())));
+        index.sorted.dedup_by(|later, first| later.id == first.id);
+        index.sorted.shrink_to_fit();
+        index
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn entry(id: Id, n: u32) -> PackEntry {
+        PackEntry {
+            blob_type: if n.is_multiple_of(2) {
+                BlobType::Data
+            } else {
+                BlobType::Tree
+            },
+            compression: if n.is_multiple_of(3) {
+                Compression::Raw
+            } else {
+                Compression::Zstd
+            },
+            id,
+            offset: n * 7,
+            length: n + 1,
+            raw_length: n * 3 + 2,
+        }
+    }
+
+    /// The model: a hash map where a blob keeps the first location it was given.
+    fn model_add(model: &mut HashMap<Id, (Id, PackEntry)>, packs: &[IndexedPack]) {
+        for p in packs {
+            for b in &p.blobs {
+                model.entry(b.id).or_insert((p.id, *b));
+            }
+        }
+    }
+
+    fn check(index: &Index, model: &HashMap<Id, (Id, PackEntry)>, probes: &[Id]) {
+        assert_eq!(index.len(), model.len());
+        for id in probes {
+            assert_eq!(index.get(id), model.get(id).copied(), "{id:?}");
+            assert_eq!(index.contains(id), model.contains_key(id));
+        }
+        let mut listed: Vec<(Id, PackEntry)> = index.iter().collect();
+        listed.sort_by_key(|(_, e)| e.id);
+        let mut want: Vec<(Id, PackEntry)> = model.values().copied().collect();
+        want.sort_by_key(|(_, e)| e.id);
+        assert_eq!(listed, want);
+    }
+
+    /// Packs from (pack number, blob numbers): blob numbers drawn from a small space, so the
+    /// same blob often appears in several packs. A pack is named by its content, as in a
+    /// repository: the same pack listed twice lists the same blobs.
+    fn packs_of(spec: &[(u8, Vec<u16>)]) -> Vec<IndexedPack> {
+        spec.iter()
+            .map(|(p, blobs)| IndexedPack {
+                id: Id::hash(format!("{p} {blobs:?}").as_bytes()),
+                blobs: blobs
+                    .iter()
+                    .map(|b| entry(Id::hash(&b.to_le_bytes()), u32::from(*b) + u32::from(*p)))
+                    .collect(),
+            })
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn behaves_like_a_hash_map_keeping_first_locations(
+            loaded in prop::collection::vec((0u8..20, prop::collection::vec(0u16..300, 0..40)), 0..8),
+            added in prop::collection::vec(
+                prop::collection::vec((0u8..30, prop::collection::vec(0u16..300, 0..40)), 0..4),
+                0..10,
+            ),
+            recent_max in 1usize..64,
+        ) {
+            let mut model = HashMap::new();
+            let mut builder = IndexBuilder::default();
+            builder.index.recent_max = recent_max;
+            let packs = packs_of(&loaded);
+            model_add(&mut model, &packs);
+            builder.add(packs);
+            let mut index = builder.finish();
+            let probes: Vec<Id> = (0u16..310).map(|b| Id::hash(&b.to_le_bytes())).collect();
+            check(&index, &model, &probes);
+            for batch in &added {
+                let packs = packs_of(batch);
+                model_add(&mut model, &packs);
+                index.add(packs);
+                check(&index, &model, &probes);
+            }
+            // The sorted table stays sorted and without duplicates through every merge.
+            prop_assert!(index.sorted.windows(2).all(|w| w[0].id < w[1].id));
+        }
+    }
+
+    #[test]
+    fn index_files_round_trip_into_the_table() {
+        let packs = vec![
+            IndexedPack {
+                id: Id::hash(b"p1"),
+                blobs: vec![entry(Id::hash(b"a"), 1), entry(Id::hash(b"b"), 2)],
+            },
+            IndexedPack {
+                id: Id::hash(b"p2"),
+                blobs: vec![entry(Id::hash(b"c"), 3), entry(Id::hash(b"a"), 4)],
+            },
+        ];
+        let bytes = crate::index::encode(&packs);
+        let decoded = crate::index::decode(&bytes, std::path::Path::new("i")).unwrap();
+        let mut b = IndexBuilder::default();
+        b.add(decoded);
+        let index = b.finish();
+        assert_eq!(index.len(), 3);
+        assert_eq!(index.packs(), &[Id::hash(b"p1"), Id::hash(b"p2")]);
+        // "a" is in both packs: the first one listed keeps it.
+        assert_eq!(
+            index.get(&Id::hash(b"a")),
+            Some((Id::hash(b"p1"), entry(Id::hash(b"a"), 1)))
+        );
+        assert_eq!(
+            index.get(&Id::hash(b"c")),
+            Some((Id::hash(b"p2"), entry(Id::hash(b"c"), 3)))
+        );
+        assert!(!index.contains(&Id::hash(b"z")));
+    }
+
+    #[test]
+    fn a_million_blobs_fit_in_48_bytes_each() {
+        let mut b = IndexBuilder::default();
+        let blobs: Vec<PackEntry> = (0u32..1_000_000)
+            .map(|i| entry(Id::hash(&i.to_le_bytes()), i % 1000))
+            .collect();
+        b.add(vec![IndexedPack {
+            id: Id::hash(b"p"),
+            blobs,
+        }]);
+        let mut index = b.finish();
+        assert!(
+            index.memory_bytes() <= 48 * 1_000_000 + 4096,
+            "{}",
+            index.memory_bytes()
+        );
+        // A backup's packs, one at a time: merges keep the table within twice its size.
+        for p in 0u32..40 {
+            let blobs = (0u32..1000)
+                .map(|i| entry(Id::hash(&(2_000_000 + p * 1000 + i).to_le_bytes()), i))
+                .collect();
+            index.add(vec![IndexedPack {
+                id: Id::hash(&p.to_le_bytes()),
+                blobs,
+            }]);
+        }
+        assert_eq!(index.len(), 1_040_000);
+        assert!(index.contains(&Id::hash(&2_039_999u32.to_le_bytes())));
+        assert!(index.memory_bytes() <= 2 * 48 * 1_040_000 + (4 << 20));
+    }
+}
