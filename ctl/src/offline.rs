@@ -208,7 +208,7 @@ fn restore(
     };
     let plan = sharekeep::plan_restore(repo, &snap, &opts)?;
     if a.dry_run {
-        return render::restore(out, &RestoreResult::from_plan(&plan), a.json, quiet);
+        return render::restore(out, &RestoreResult::from_plan(&plan, repo)?, a.json, quiet);
     }
     let bar = Bar::new("restore", quiet);
     let report = sharekeep::restore(repo, &plan, 0, &bar, cancel)?;

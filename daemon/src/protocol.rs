@@ -375,14 +375,17 @@ impl RestoreResult {
         }
     }
 
-    /// A plan (before anything is done).
-    pub fn from_plan(plan: &crate::RestorePlan) -> RestoreResult {
-        RestoreResult {
+    /// A plan (before anything is done), every entry listed.
+    pub fn from_plan(
+        plan: &crate::RestorePlan,
+        repo: &crate::Repository,
+    ) -> crate::Result<RestoreResult> {
+        Ok(RestoreResult {
             entries: plan
-                .entries
-                .iter()
+                .entries(repo)?
+                .into_iter()
                 .map(|e| PlanEntry {
-                    path: e.path.clone(),
+                    path: e.path,
                     kind: e.kind,
                     action: e.action,
                     size: e.size,
@@ -393,13 +396,12 @@ impl RestoreResult {
                 &plan.target_root.display().to_string(),
                 true,
             )
-        }
+        })
     }
 
-    /// What a restore did.
+    /// What a restore did (the entries are not listed again).
     pub fn from_report(plan: &crate::RestorePlan, r: &crate::RestoreReport) -> RestoreResult {
         RestoreResult {
-            entries: Vec::new(),
             dry_run: false,
             created: r.created,
             replaced: r.replaced,
@@ -408,7 +410,11 @@ impl RestoreResult {
             bytes_written: r.bytes_written,
             pre_restore: r.pre_restore.as_ref().map(|s| s.id.to_hex()),
             warnings: r.warnings.clone(),
-            ..RestoreResult::from_plan(plan)
+            ..RestoreResult::empty(
+                &plan.snapshot.id.to_hex(),
+                &plan.target_root.display().to_string(),
+                false,
+            )
         }
     }
 }

@@ -33,7 +33,7 @@ use crate::snapshot::Snapshot;
 use crate::tree::{Node, NodeKind};
 use rustix::fd::OwnedFd;
 use rustix::fs::{AtFlags, Mode, OFlags};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
@@ -123,7 +123,7 @@ impl Action {
     }
 }
 
-/// One entry of a plan.
+/// One entry of a plan, as read back from the snapshot's tree (see [`RestorePlan::for_each_dir`]).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PlannedEntry {
     /// Path relative to the target root (lossy text for display).
@@ -145,48 +145,207 @@ pub struct PlannedEntry {
     existing: Option<(u64, u64)>,
 }
 
+/// A planned entry as the plan holds it: 8 bytes; the rest is in the snapshot's tree.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    /// Its position in the directory's tree.
+    node: u32,
+    action: Action,
+    /// Still in the plan ([`RestorePlan::retain`] may drop it).
+    kept: bool,
+}
+
+/// Planned entries of one directory of the snapshot.
+#[derive(Debug, Clone)]
+struct PlanDir {
+    /// The directory holding them, relative to the target root.
+    rel: PathBuf,
+    /// The snapshot's tree listing them.
+    tree: Id,
+    slots: Vec<Slot>,
+    /// Bytes of file content the kept slots write.
+    bytes: u64,
+}
+
 /// What a restore will do.
+///
+/// Memory: 8 bytes a planned entry and one path per directory (plus the (device, inode) of
+/// entries already at the target); everything else is read back from the snapshot's trees,
+/// one directory at a time, when the plan is listed or executed.
 #[derive(Debug, Clone)]
 pub struct RestorePlan {
     /// The snapshot restored from.
     pub snapshot: Snapshot,
     /// The directory entries are restored under.
     pub target_root: PathBuf,
-    /// Every entry, parents before children.
-    pub entries: Vec<PlannedEntry>,
+    /// Parents before children.
+    dirs: Vec<PlanDir>,
+    /// (directory, slot) -> (device, inode) of what is at the target.
+    existing: HashMap<(u32, u32), (u64, u64)>,
+    /// Owner and group for a restore into a managed share ([`RestorePlan::for_share`]).
+    share_owner: Option<(u32, u32)>,
 }
 
 impl RestorePlan {
+    fn slots(&self) -> impl Iterator<Item = &Slot> {
+        self.dirs
+            .iter()
+            .flat_map(|d| d.slots.iter())
+            .filter(|s| s.kept)
+    }
+
     /// How many entries get `action`.
     pub fn count(&self, action: Action) -> usize {
-        self.entries.iter().filter(|e| e.action == action).count()
+        self.slots().filter(|s| s.action == action).count()
+    }
+
+    /// How many entries the plan has.
+    pub fn len(&self) -> usize {
+        self.slots().count()
+    }
+
+    /// Whether the plan has no entry.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Calls `f` with each directory's entries in plan order (parents before children), read
+    /// from the snapshot's trees one directory at a time.
+    pub fn for_each_dir(
+        &self,
+        repo: &Repository,
+        mut f: impl FnMut(Vec<PlannedEntry>) -> Result<()>,
+    ) -> Result<()> {
+        for (di, _) in self.dirs.iter().enumerate() {
+            let entries = self.dir_entries(repo, di)?;
+            if !entries.is_empty() {
+                f(entries)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every entry (all in memory: for listings of a plan).
+    pub fn entries(&self, repo: &Repository) -> Result<Vec<PlannedEntry>> {
+        let mut out = Vec::new();
+        self.for_each_dir(repo, |mut e| {
+            out.append(&mut e);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    fn dir_entries(&self, repo: &Repository, di: usize) -> Result<Vec<PlannedEntry>> {
+        let d = &self.dirs[di];
+        if !d.slots.iter().any(|s| s.kept) {
+            return Ok(Vec::new());
+        }
+        let mut nodes: Vec<Option<Node>> = repo
+            .read_tree(&d.tree)?
+            .nodes
+            .into_iter()
+            .map(Some)
+            .collect();
+        let mut out = Vec::with_capacity(d.slots.len());
+        for (si, s) in d.slots.iter().enumerate() {
+            if !s.kept {
+                continue;
+            }
+            let Some(mut node) = nodes.get_mut(s.node as usize).and_then(Option::take) else {
+                return Err(Error::Invalid(format!(
+                    "the snapshot's tree {} changed since the restore was planned",
+                    d.tree.short()
+                )));
+            };
+            let rel = match node.checked_name() {
+                Some(name) => d.rel.join(name),
+                None => d
+                    .rel
+                    .join(node.name.to_string_lossy().replace('/', "\u{2215}")),
+            };
+            if let Some((uid, gid)) = self.share_owner {
+                owned_by_share(&mut node, uid, gid);
+            }
+            out.push(PlannedEntry {
+                path: rel.to_string_lossy().into_owned(),
+                kind: node.kind,
+                action: s.action,
+                size: node.size,
+                existing: self.existing.get(&(di as u32, si as u32)).copied(),
+                rel,
+                node,
+            });
+        }
+        Ok(out)
     }
 
     /// Keeps only the entries `keep(path, kind)` accepts (path relative to the target root),
     /// with everything below a dropped directory: a member's restore never touches, nor names,
     /// what they may not read.
-    pub fn retain(&mut self, keep: impl Fn(&str, NodeKind) -> bool) {
+    pub fn retain(
+        &mut self,
+        repo: &Repository,
+        keep: impl Fn(&str, NodeKind) -> bool,
+    ) -> Result<()> {
         let mut dropped: Vec<PathBuf> = Vec::new();
-        self.entries.retain(|e| {
-            if dropped.iter().any(|d| e.rel.starts_with(d)) {
-                return false;
+        for di in 0..self.dirs.len() {
+            if dropped.iter().any(|d| self.dirs[di].rel.starts_with(d)) {
+                for s in &mut self.dirs[di].slots {
+                    s.kept = false;
+                }
+                self.dirs[di].bytes = 0;
+                continue;
             }
-            let k = keep(&e.path, e.kind);
-            if !k && e.kind == NodeKind::Dir {
-                dropped.push(e.rel.clone());
+            let entries = self.dir_entries(repo, di)?;
+            let kept: Vec<usize> = self.dirs[di]
+                .slots
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.kept)
+                .map(|(i, _)| i)
+                .collect();
+            for (si, e) in kept.into_iter().zip(entries) {
+                if dropped.iter().any(|d| e.rel.starts_with(d)) || !keep(&e.path, e.kind) {
+                    self.dirs[di].slots[si].kept = false;
+                    if e.action.writes() && e.kind == NodeKind::File {
+                        self.dirs[di].bytes -= e.size;
+                    }
+                    if e.kind == NodeKind::Dir {
+                        dropped.push(e.rel);
+                    }
+                }
             }
-            k
-        });
+        }
+        Ok(())
     }
 
     /// The first entry the restore would write or change (create, replace, metadata, or a
     /// merged directory's metadata) that `may_write(path, kind)` refuses.
-    pub fn first_unwritable(&self, may_write: impl Fn(&str, NodeKind) -> bool) -> Option<&str> {
-        self.entries
-            .iter()
-            .filter(|e| e.action.writes() || e.action == Action::Merge)
-            .find(|e| !may_write(&e.path, e.kind))
-            .map(|e| e.path.as_str())
+    pub fn first_unwritable(
+        &self,
+        repo: &Repository,
+        may_write: impl Fn(&str, NodeKind) -> bool,
+    ) -> Result<Option<String>> {
+        let mut found = None;
+        for di in 0..self.dirs.len() {
+            if !self.dirs[di]
+                .slots
+                .iter()
+                .any(|s| s.kept && (s.action.writes() || s.action == Action::Merge))
+            {
+                continue;
+            }
+            found = self
+                .dir_entries(repo, di)?
+                .into_iter()
+                .filter(|e| e.action.writes() || e.action == Action::Merge)
+                .find(|e| !may_write(&e.path, e.kind))
+                .map(|e| e.path);
+            if found.is_some() {
+                break;
+            }
+        }
+        Ok(found)
     }
 
     /// For a restore into a managed share: entries are written owned by the share's owner and
@@ -194,25 +353,12 @@ impl RestorePlan {
     /// rights of today are applied right after). No restored file is ever, even for a moment,
     /// owned by someone the policy does not name, or privileged.
     pub fn for_share(&mut self, uid: u32, gid: u32) {
-        for e in &mut self.entries {
-            e.node.uid = uid;
-            e.node.gid = gid;
-            if e.node.kind != NodeKind::Dir {
-                e.node.mode &= !0o6000;
-            }
-            e.node
-                .xattrs
-                .retain(|x| !x.name.0.starts_with(b"system.posix_acl_"));
-        }
+        self.share_owner = Some((uid, gid));
     }
 
     /// Bytes of file content to write.
     pub fn bytes_to_write(&self) -> u64 {
-        self.entries
-            .iter()
-            .filter(|e| e.action.writes() && e.kind == NodeKind::File)
-            .map(|e| e.size)
-            .sum()
+        self.dirs.iter().map(|d| d.bytes).sum()
     }
 }
 
@@ -250,16 +396,18 @@ pub fn plan_restore(
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(e),
     };
-    let mut planner = Planner {
-        repo,
-        overwrite: opts.overwrite,
-        entries: Vec::new(),
-        seen: HashSet::new(),
-    };
     let selections: Vec<String> = if opts.paths.is_empty() {
         vec![String::new()]
     } else {
         opts.paths.clone()
+    };
+    let mut planner = Planner {
+        repo,
+        overwrite: opts.overwrite,
+        dirs: Vec::new(),
+        existing: HashMap::new(),
+        // Only selections can overlap: one selection never plans a path twice.
+        seen: (selections.len() > 1).then(HashSet::new),
     };
     for sel in &selections {
         let comps = repo.relative_components(snap, sel)?;
@@ -275,18 +423,23 @@ pub fn plan_restore(
             .at(&target_root)?;
         let mut tree_id = snap.tree;
         let mut rel = PathBuf::new();
+        let missing = || Error::PathNotInSnapshot {
+            path: sel.clone(),
+            snapshot: snap.id.short(),
+            root: snap.root().to_string(),
+        };
         for (i, c) in comps.iter().enumerate() {
             let tree = repo.read_tree(&tree_id)?;
-            let node =
-                tree.find(c.as_bytes())
-                    .cloned()
-                    .ok_or_else(|| Error::PathNotInSnapshot {
-                        path: sel.clone(),
-                        snapshot: snap.id.short(),
-                        root: snap.root().to_string(),
-                    })?;
+            let pos = tree
+                .nodes
+                .binary_search_by(|n| n.name.0.as_slice().cmp(c.as_bytes()))
+                .map_err(|_| missing())?;
+            let node = tree.nodes[pos].clone();
+            let pd = planner.new_dir(&rel, tree_id);
             if i + 1 == comps.len() {
-                planner.plan_node(dir_fd.as_ref(), &rel, node)?;
+                if let Some(level) = planner.plan_one(dir_fd.as_ref(), pd, &rel, pos, node)? {
+                    planner.drain(vec![level])?;
+                }
                 break;
             }
             let name = OsString::from(c);
@@ -306,27 +459,17 @@ pub fn plan_restore(
                 },
                 None => None,
             };
-            if planner.seen.insert(rel.as_os_str().as_bytes().to_vec()) {
-                planner.push(
-                    &rel,
-                    node.clone(),
-                    if next.is_some() {
-                        Action::Leading
-                    } else {
-                        Action::Create
-                    },
-                    None,
-                );
+            if planner.first_time(&rel) {
+                let action = if next.is_some() {
+                    Action::Leading
+                } else {
+                    Action::Create
+                };
+                planner.push(pd, pos, &node, action, None);
             }
             tree_id = match (node.kind, node.subtree) {
                 (NodeKind::Dir, Some(t)) => t,
-                _ => {
-                    return Err(Error::PathNotInSnapshot {
-                        path: sel.clone(),
-                        snapshot: snap.id.short(),
-                        root: snap.root().to_string(),
-                    })
-                }
+                _ => return Err(missing()),
             };
             dir_fd = next;
         }
@@ -334,86 +477,126 @@ pub fn plan_restore(
     Ok(RestorePlan {
         snapshot: snap.clone(),
         target_root,
-        entries: planner.entries,
+        dirs: planner.dirs,
+        existing: planner.existing,
+        share_owner: None,
     })
 }
 
-/// A directory being planned: its target descriptor (when it exists), its path, and the
-/// snapshot's entries still to plan in it.
+/// A directory being planned: its target descriptor (when it exists), its path, its entries
+/// in the plan, and the snapshot's entries still to plan in it.
 struct PlanLevel {
     fd: Option<OwnedFd>,
     rel: PathBuf,
-    nodes: std::vec::IntoIter<Node>,
+    dir: usize,
+    nodes: std::iter::Enumerate<std::vec::IntoIter<Node>>,
+    /// Names planned here: a (crafted) tree listing a name twice gets it planned once.
+    names: HashSet<Vec<u8>>,
 }
 
 struct Planner<'r> {
     repo: &'r Repository,
     overwrite: Overwrite,
-    entries: Vec<PlannedEntry>,
-    /// Paths planned, as bytes (hashing a `PathBuf` walks its components: slow when deep).
-    seen: HashSet<Vec<u8>>,
+    dirs: Vec<PlanDir>,
+    existing: HashMap<(u32, u32), (u64, u64)>,
+    /// Paths planned, as bytes, when several selections could overlap.
+    seen: Option<HashSet<Vec<u8>>>,
 }
 
 impl Planner<'_> {
-    fn push(&mut self, rel: &Path, node: Node, action: Action, existing: Option<(u64, u64)>) {
-        self.entries.push(PlannedEntry {
-            path: rel.to_string_lossy().into_owned(),
-            kind: node.kind,
-            action,
-            size: node.size,
+    fn new_dir(&mut self, rel: &Path, tree: Id) -> usize {
+        self.dirs.push(PlanDir {
             rel: rel.to_path_buf(),
-            node,
-            existing,
+            tree,
+            slots: Vec::new(),
+            bytes: 0,
         });
+        self.dirs.len() - 1
+    }
+
+    fn first_time(&mut self, rel: &Path) -> bool {
+        match &mut self.seen {
+            Some(seen) => seen.insert(rel.as_os_str().as_bytes().to_vec()),
+            None => true,
+        }
+    }
+
+    fn push(
+        &mut self,
+        dir: usize,
+        pos: usize,
+        node: &Node,
+        action: Action,
+        existing: Option<(u64, u64)>,
+    ) {
+        let d = &mut self.dirs[dir];
+        let slot = d.slots.len() as u32;
+        d.slots.push(Slot {
+            node: pos as u32,
+            action,
+            kept: true,
+        });
+        if action.writes() && node.kind == NodeKind::File {
+            d.bytes += node.size;
+        }
+        if let Some(x) = existing {
+            self.existing.insert((dir as u32, slot), x);
+        }
+    }
+
+    fn level(&mut self, fd: Option<OwnedFd>, rel: PathBuf, tree: &Id) -> Result<PlanLevel> {
+        let nodes = self.repo.read_tree(tree)?.nodes;
+        Ok(PlanLevel {
+            fd,
+            dir: self.new_dir(&rel, *tree),
+            rel,
+            nodes: nodes.into_iter().enumerate(),
+            names: HashSet::new(),
+        })
     }
 
     fn plan_children(&mut self, dir: Option<&OwnedFd>, rel: &Path, tree: &Id) -> Result<()> {
         let fd = dir.map(rustix::io::dup).transpose().at(rel)?;
-        let level = PlanLevel {
-            fd,
-            rel: rel.to_path_buf(),
-            nodes: self.repo.read_tree(tree)?.nodes.into_iter(),
-        };
+        let level = self.level(fd, rel.to_path_buf(), tree)?;
         self.drain(vec![level])
-    }
-
-    fn plan_node(&mut self, dir: Option<&OwnedFd>, parent_rel: &Path, node: Node) -> Result<()> {
-        match self.plan_one(dir, parent_rel, node)? {
-            Some(level) => self.drain(vec![level]),
-            None => Ok(()),
-        }
     }
 
     /// Plans every level on `stack` and below, depth first, without recursion (a 10,000-level
     /// tree costs heap and one descriptor per merged level, never stack).
     fn drain(&mut self, mut stack: Vec<PlanLevel>) -> Result<()> {
         while let Some(top) = stack.last_mut() {
-            let Some(node) = top.nodes.next() else {
+            let Some((pos, node)) = top.nodes.next() else {
                 stack.pop();
                 continue;
             };
+            if !top.names.insert(node.name.0.clone()) {
+                continue;
+            }
             let rel = top.rel.clone();
-            if let Some(level) = self.plan_one(top.fd.as_ref(), &rel, node)? {
+            let dir = top.dir;
+            if let Some(level) = self.plan_one(top.fd.as_ref(), dir, &rel, pos, node)? {
                 stack.push(level);
             }
         }
         Ok(())
     }
 
-    /// Plans one node; returns the level to plan below it, if any.
+    /// Plans one node (at `pos` in the tree of plan directory `pd`); returns the level to plan
+    /// below it, if any.
     fn plan_one(
         &mut self,
         dir: Option<&OwnedFd>,
+        pd: usize,
         parent_rel: &Path,
+        pos: usize,
         node: Node,
     ) -> Result<Option<PlanLevel>> {
         let Some(name) = node.checked_name().map(OsStr::to_os_string) else {
-            let shown = parent_rel.join(node.name.to_string_lossy().replace('/', "\u{2215}"));
-            self.push(&shown, node, Action::Refuse, None);
+            self.push(pd, pos, &node, Action::Refuse, None);
             return Ok(None);
         };
         let rel = parent_rel.join(&name);
-        if !self.seen.insert(rel.as_os_str().as_bytes().to_vec()) {
+        if !self.first_time(&rel) {
             return Ok(None);
         }
         let existing = match dir {
@@ -451,7 +634,7 @@ impl Planner<'_> {
         };
         let subtree = node.subtree.filter(|_| node.kind == NodeKind::Dir);
         let id = existing.as_ref().map(|st| (st.st_dev, st.st_ino));
-        self.push(&rel, node, action, id);
+        self.push(pd, pos, &node, action, id);
         let Some(sub) = subtree else {
             return Ok(None);
         };
@@ -463,11 +646,7 @@ impl Planner<'_> {
             Action::Create | Action::Replace => None,
             _ => return Ok(None),
         };
-        Ok(Some(PlanLevel {
-            fd,
-            nodes: self.repo.read_tree(&sub)?.nodes.into_iter(),
-            rel,
-        }))
+        self.level(fd, rel, &sub).map(Some)
     }
 }
 
@@ -478,6 +657,20 @@ fn same_link(dir: Option<&OwnedFd>, name: &OsStr, node: &Node) -> bool {
         Err(_) => false,
     }
 }
+
+/// A node as restored into a managed share (see [`RestorePlan::for_share`]).
+fn owned_by_share(node: &mut Node, uid: u32, gid: u32) {
+    node.uid = uid;
+    node.gid = gid;
+    if node.kind != NodeKind::Dir {
+        node.mode &= !0o6000;
+    }
+    node.xattrs
+        .retain(|x| !x.name.0.starts_with(b"system.posix_acl_"));
+}
+
+/// Files of one directory handed to a worker at a time, at most this many.
+const FILES_PER_GROUP: usize = 256;
 
 /// Restores according to `plan` (see the module documentation for the guarantees).
 pub fn restore(
@@ -490,12 +683,18 @@ pub fn restore(
     let _lock = RepoLock::acquire(repo.backend().clone(), LockKind::Shared, "restore")?;
     let mut report = RestoreReport::default();
     // 1. Save whatever would be changed.
-    let changed: Vec<PathBuf> = plan
-        .entries
-        .iter()
-        .filter(|e| e.action.changes_existing())
-        .map(|e| e.rel.clone())
-        .collect();
+    let mut changed: Vec<PathBuf> = Vec::new();
+    if plan.slots().any(|s| s.action.changes_existing()) {
+        plan.for_each_dir(repo, |entries| {
+            changed.extend(
+                entries
+                    .into_iter()
+                    .filter(|e| e.action.changes_existing())
+                    .map(|e| e.rel),
+            );
+            Ok(())
+        })?;
+    }
     if !changed.is_empty() {
         let opts = BackupOptions {
             tags: vec![crate::snapshot::PRE_RESTORE_TAG.into()],
@@ -518,97 +717,36 @@ pub fn restore(
         return Err(Error::Interrupted);
     }
 
-    // 2. Directories and non-file entries, in order; files grouped by directory.
+    // 2. Directories and non-file entries in plan order on this thread; each directory's files
+    //    to the workers as soon as the directory exists.
     std::fs::create_dir_all(&plan.target_root).at(&plan.target_root)?;
     let root = platform::open_dir(&plan.target_root)?;
     let chown = platform::can_chown();
-    let mut files: BTreeMap<PathBuf, Vec<&PlannedEntry>> = BTreeMap::new();
-    let mut links: Vec<(&PlannedEntry, &PlannedEntry)> = Vec::new();
-    let mut first_of_inode: HashMap<(u64, u64), &PlannedEntry> = HashMap::new();
-    let mut dirs_meta: Vec<&PlannedEntry> = Vec::new();
-    let mut walk = DirWalk::new(&root);
-    let mut created: HashMap<Vec<u8>, (u64, u64)> = HashMap::new();
-    let total_bytes = plan.bytes_to_write();
-    progress.set_total(plan.entries.len() as u64, total_bytes);
-    for e in &plan.entries {
-        match e.action {
-            Action::Unchanged | Action::SkipExisting | Action::Leading => {
-                report.left += 1;
-                continue;
-            }
-            Action::Refuse => {
-                report.warnings.push((
-                    e.path.clone(),
-                    "unsafe name in the snapshot; refused".into(),
-                ));
-                continue;
-            }
-            Action::Unsupported => {
-                report.warnings.push((
-                    e.path.clone(),
-                    format!("a {} cannot be restored", e.kind.word()),
-                ));
-                continue;
-            }
-            Action::Merge => {
-                dirs_meta.push(e);
-                continue;
-            }
-            Action::Create => report.created += 1,
-            Action::Replace => report.replaced += 1,
-            Action::Metadata => report.metadata += 1,
-        }
-        if e.kind == NodeKind::File {
-            if e.node.links > 1 && e.action != Action::Metadata {
-                let key = (e.node.device, e.node.inode);
-                if let Some(first) = first_of_inode.get(&key) {
-                    links.push((e, first));
-                    continue;
-                }
-                first_of_inode.insert(key, e);
-            }
-            files.entry(parent_of(&e.rel)).or_default().push(e);
-            continue;
-        }
-        let result = walk
-            .dir(&parent_of(&e.rel))
-            .and_then(|dir| restore_non_file(dir, e, chown));
-        if let Err(err) = result {
-            report.warnings.push((e.path.clone(), err.to_string()));
-        } else if e.kind == NodeKind::Dir {
-            // The directory just made: its metadata goes to it, not to one swapped in later.
-            if let Ok(st) = walk.dir(&parent_of(&e.rel)).and_then(|d| {
-                rustix::fs::statat(d, file_name(&e.rel), AtFlags::SYMLINK_NOFOLLOW).at(&e.rel)
-            }) {
-                created.insert(
-                    e.rel.as_os_str().as_bytes().to_vec(),
-                    (st.st_dev, st.st_ino),
-                );
-            }
-            dirs_meta.push(e);
-        }
-    }
-
-    // 3. Files, by worker threads, one directory at a time.
     let threads = match threads {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
     };
-    let groups: Mutex<Vec<(PathBuf, Vec<&PlannedEntry>)>> =
-        Mutex::new(files.into_iter().rev().collect());
+    progress.set_total(plan.len() as u64, plan.bytes_to_write());
+    let mut links: Vec<(PlannedEntry, PathBuf)> = Vec::new();
+    let mut first_of_inode: HashMap<(u64, u64), PathBuf> = HashMap::new();
+    let mut dirs_meta: Vec<PlannedEntry> = Vec::new();
+    let mut created: HashMap<Vec<u8>, (u64, u64)> = HashMap::new();
     let results: Mutex<(u64, Vec<(String, String)>)> = Mutex::new((0, Vec::new()));
-    std::thread::scope(|s| {
+    let walked = std::thread::scope(|s| -> Result<()> {
+        // Bounded: the plan's directories are read back from the snapshot only as fast as
+        // the workers write their files.
+        let (group_tx, group_rx) =
+            crossbeam_channel::bounded::<(PathBuf, Vec<PlannedEntry>)>(threads * 2);
         for _ in 0..threads {
-            s.spawn(|| {
+            let group_rx = group_rx.clone();
+            let (root, results) = (&root, &results);
+            s.spawn(move || {
                 let mut zero_blobs: HashSet<Id> = HashSet::new();
-                loop {
+                for (dir_rel, entries) in group_rx {
                     if cancel.is_cancelled() {
                         return;
                     }
-                    let Some((dir_rel, entries)) = groups.lock().expect("lock").pop() else {
-                        return;
-                    };
-                    let dir = match open_beneath(&root, &dir_rel) {
+                    let dir = match open_beneath(root, &dir_rel) {
                         Ok(d) => d,
                         Err(err) => {
                             let mut r = results.lock().expect("lock");
@@ -624,7 +762,7 @@ pub fn restore(
                         }
                         // A failure (a damaged blob, a full disk) names the file; the others
                         // are still restored.
-                        match restore_file(repo, &dir, e, chown, &mut zero_blobs, progress) {
+                        match restore_file(repo, &dir, &e, chown, &mut zero_blobs, progress) {
                             Ok(n) => results.lock().expect("lock").0 += n,
                             Err(err) => results
                                 .lock()
@@ -637,22 +775,105 @@ pub fn restore(
                 }
             });
         }
+        drop(group_rx);
+        let mut walk = DirWalk::new(&root);
+        let send = |files: Vec<PlannedEntry>| -> Result<()> {
+            let dir = parent_of(&files[0].rel);
+            group_tx.send((dir, files)).map_err(|_| Error::Interrupted)
+        };
+        let walked = plan.for_each_dir(repo, |entries| {
+            if cancel.is_cancelled() {
+                return Err(Error::Interrupted);
+            }
+            let mut files: Vec<PlannedEntry> = Vec::new();
+            for e in entries {
+                match e.action {
+                    Action::Unchanged | Action::SkipExisting | Action::Leading => {
+                        report.left += 1;
+                        continue;
+                    }
+                    Action::Refuse => {
+                        report.warnings.push((
+                            e.path.clone(),
+                            "unsafe name in the snapshot; refused".into(),
+                        ));
+                        continue;
+                    }
+                    Action::Unsupported => {
+                        report.warnings.push((
+                            e.path.clone(),
+                            format!("a {} cannot be restored", e.kind.word()),
+                        ));
+                        continue;
+                    }
+                    Action::Merge => {
+                        dirs_meta.push(e);
+                        continue;
+                    }
+                    Action::Create => report.created += 1,
+                    Action::Replace => report.replaced += 1,
+                    Action::Metadata => report.metadata += 1,
+                }
+                if e.kind == NodeKind::File {
+                    if e.node.links > 1 && e.action != Action::Metadata {
+                        let key = (e.node.device, e.node.inode);
+                        if let Some(first) = first_of_inode.get(&key) {
+                            let first = first.clone();
+                            links.push((e, first));
+                            continue;
+                        }
+                        first_of_inode.insert(key, e.rel.clone());
+                    }
+                    files.push(e);
+                    if files.len() >= FILES_PER_GROUP {
+                        send(std::mem::take(&mut files))?;
+                    }
+                    continue;
+                }
+                let result = walk
+                    .dir(&parent_of(&e.rel))
+                    .and_then(|dir| restore_non_file(dir, &e, chown));
+                if let Err(err) = result {
+                    report.warnings.push((e.path.clone(), err.to_string()));
+                } else if e.kind == NodeKind::Dir {
+                    // The directory just made: its metadata goes to it, not to one swapped in
+                    // later.
+                    if let Ok(st) = walk.dir(&parent_of(&e.rel)).and_then(|d| {
+                        rustix::fs::statat(d, file_name(&e.rel), AtFlags::SYMLINK_NOFOLLOW)
+                            .at(&e.rel)
+                    }) {
+                        created.insert(
+                            e.rel.as_os_str().as_bytes().to_vec(),
+                            (st.st_dev, st.st_ino),
+                        );
+                    }
+                    dirs_meta.push(e);
+                }
+            }
+            if !files.is_empty() {
+                send(files)?;
+            }
+            Ok(())
+        });
+        // Closing the queue lets the workers finish what was sent.
+        drop(group_tx);
+        walked
     });
     let (bytes, warnings) = results.into_inner().expect("lock");
     if cancel.is_cancelled() {
         return Err(Error::Interrupted);
     }
+    walked?;
     report.bytes_written = bytes;
     report.warnings.extend(warnings);
 
-    // 4. Hard links to the first restored copy.
-    for (e, first) in links {
+    // 3. Hard links to the first restored copy.
+    for (e, first) in &links {
         if let Err(err) = restore_link(&root, e, first) {
             report.warnings.push((e.path.clone(), err.to_string()));
         }
     }
-    // 5. Directory metadata, deepest first (creating entries changed their mtime).
-    drop(walk);
+    // 4. Directory metadata, deepest first (creating entries changed their mtime).
     let mut walk = DirWalk::new(&root);
     for e in dirs_meta.iter().rev() {
         let expect = if e.action == Action::Merge {
@@ -1007,19 +1228,12 @@ fn zero_len(zero_blobs: &HashSet<Id>, id: &Id, repo: &Repository) -> Option<u64>
     repo.index().get(id).map(|(_, e)| e.raw_length as u64)
 }
 
-fn restore_link(root: &OwnedFd, e: &PlannedEntry, first: &PlannedEntry) -> Result<()> {
-    let from_dir = open_beneath(root, &parent_of(&first.rel))?;
+fn restore_link(root: &OwnedFd, e: &PlannedEntry, first: &Path) -> Result<()> {
+    let from_dir = open_beneath(root, &parent_of(first))?;
     let to_dir = open_beneath(root, &parent_of(&e.rel))?;
     let name = file_name(&e.rel);
     let tmp = temp_name(name);
-    rustix::fs::linkat(
-        &from_dir,
-        file_name(&first.rel),
-        &to_dir,
-        &tmp,
-        AtFlags::empty(),
-    )
-    .at(&e.rel)?;
+    rustix::fs::linkat(&from_dir, file_name(first), &to_dir, &tmp, AtFlags::empty()).at(&e.rel)?;
     replace_with(&to_dir, &tmp, name, e)
 }
 
@@ -1103,8 +1317,9 @@ mod tests {
         try_plan(f, &f.snap, paths, target, overwrite).unwrap()
     }
 
-    fn actions(p: &RestorePlan) -> Vec<(String, Action)> {
-        p.entries
+    fn actions(repo: &Repository, p: &RestorePlan) -> Vec<(String, Action)> {
+        p.entries(repo)
+            .unwrap()
             .iter()
             .map(|e| (e.path.clone(), e.action))
             .collect()
@@ -1125,7 +1340,7 @@ mod tests {
             Target::Dir(f.tmp.path().join("out")),
             Overwrite::IfChanged,
         );
-        let mut got = actions(&p);
+        let mut got = actions(&f.repo, &p);
         got.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!(
             got,
@@ -1140,7 +1355,13 @@ mod tests {
                 ("vide", Create),
             ])
         );
-        let pos = |x: &str| p.entries.iter().position(|e| e.path == x).unwrap();
+        let pos = |x: &str| {
+            p.entries(&f.repo)
+                .unwrap()
+                .iter()
+                .position(|e| e.path == x)
+                .unwrap()
+        };
         assert!(pos("dir") < pos("dir/sub") && pos("dir/sub") < pos("dir/sub/d.txt"));
         assert_eq!(p.count(Create), 8);
         assert_eq!(p.count(Replace), 0);
@@ -1154,13 +1375,13 @@ mod tests {
         let s = &f.src;
         // Identical: nothing to do.
         let p = plan(&f, &[], Target::InPlace, Overwrite::IfChanged);
-        assert_eq!(p.count(Unchanged), 5, "{:?}", actions(&p));
-        assert_eq!(p.count(Merge), 3, "{:?}", actions(&p));
+        assert_eq!(p.count(Unchanged), 5, "{:?}", actions(&f.repo, &p));
+        assert_eq!(p.count(Merge), 3, "{:?}", actions(&f.repo, &p));
         assert_eq!(p.bytes_to_write(), 0);
         // Only the group differs: metadata.
         std::os::unix::fs::lchown(s.join("b.txt"), None, Some(65534)).unwrap();
         let p = plan(&f, &["b.txt"], Target::InPlace, Overwrite::IfChanged);
-        assert_eq!(actions(&p), table(&[("b.txt", Metadata)]));
+        assert_eq!(actions(&f.repo, &p), table(&[("b.txt", Metadata)]));
         std::os::unix::fs::lchown(s.join("b.txt"), None, Some(f.snap_gid("b.txt"))).unwrap();
         // Always: every non-directory is replaced.
         let p = plan(&f, &[], Target::InPlace, Overwrite::Always);
@@ -1168,7 +1389,7 @@ mod tests {
             (p.count(Replace), p.count(Merge)),
             (5, 3),
             "{:?}",
-            actions(&p)
+            actions(&f.repo, &p)
         );
         // Now change things.
         fs::write(s.join("a.txt"), "ALPHA").unwrap(); // same size, new mtime
@@ -1181,7 +1402,7 @@ mod tests {
         fs::remove_dir(s.join("vide")).unwrap();
         symlink("dir", s.join("vide")).unwrap();
         let p = plan(&f, &[], Target::InPlace, Overwrite::IfChanged);
-        let mut got = actions(&p);
+        let mut got = actions(&f.repo, &p);
         got.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!(
             got,
@@ -1207,7 +1428,7 @@ mod tests {
         );
         // Never: what exists is left, what is missing is created.
         let p = plan(&f, &[], Target::InPlace, Overwrite::Never);
-        let mut got = actions(&p);
+        let mut got = actions(&f.repo, &p);
         got.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!(
             got,
@@ -1235,7 +1456,7 @@ mod tests {
             Overwrite::IfChanged,
         );
         assert_eq!(
-            actions(&p),
+            actions(&f.repo, &p),
             table(&[
                 ("dir", Create),
                 ("dir/sub", Create),
@@ -1249,7 +1470,7 @@ mod tests {
             Overwrite::IfChanged,
         );
         assert_eq!(
-            actions(&p),
+            actions(&f.repo, &p),
             table(&[
                 ("dir", Leading),
                 ("dir/sub", Leading),
@@ -1264,7 +1485,7 @@ mod tests {
             Target::Dir(out),
             Overwrite::IfChanged,
         );
-        let mut got = actions(&p);
+        let mut got = actions(&f.repo, &p);
         got.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!(
             got,
@@ -1356,7 +1577,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            actions(&p),
+            actions(&f.repo, &p),
             table(&[
                 ("", Refuse),
                 ("..", Refuse),
@@ -1381,14 +1602,27 @@ mod tests {
             Target::Dir(f.tmp.path().join("out")),
             Overwrite::IfChanged,
         );
-        p.retain(|path, _| path != "dir/sub" && path != "b.txt");
-        let mut got: Vec<String> = p.entries.iter().map(|e| e.path.clone()).collect();
+        p.retain(&f.repo, |path, _| path != "dir/sub" && path != "b.txt")
+            .unwrap();
+        let mut got: Vec<String> = p
+            .entries(&f.repo)
+            .unwrap()
+            .iter()
+            .map(|e| e.path.clone())
+            .collect();
         got.sort();
         assert_eq!(got, ["a.txt", "dir", "dir/c.txt", "lien", "vide"]);
         // Dropping a file keeps its siblings and the folder.
-        p.retain(|path, kind| !(path == "dir/c.txt" && kind == NodeKind::File));
-        assert!(p.entries.iter().any(|e| e.path == "dir"));
-        assert!(!p.entries.iter().any(|e| e.path == "dir/c.txt"));
+        p.retain(&f.repo, |path, kind| {
+            !(path == "dir/c.txt" && kind == NodeKind::File)
+        })
+        .unwrap();
+        assert!(p.entries(&f.repo).unwrap().iter().any(|e| e.path == "dir"));
+        assert!(!p
+            .entries(&f.repo)
+            .unwrap()
+            .iter()
+            .any(|e| e.path == "dir/c.txt"));
     }
 
     #[test]
@@ -1396,14 +1630,34 @@ mod tests {
         let f = fixture();
         let p = plan(&f, &[], Target::InPlace, Overwrite::IfChanged);
         // Everything identical: unchanged entries are not written; merged folders are.
-        assert_eq!(p.first_unwritable(|path, _| path != "a.txt"), None);
-        assert_eq!(p.first_unwritable(|path, _| path != "dir"), Some("dir"));
-        assert_eq!(p.first_unwritable(|_, _| true), None);
+        assert_eq!(
+            p.first_unwritable(&f.repo, |path, _| path != "a.txt")
+                .unwrap()
+                .as_deref(),
+            None
+        );
+        assert_eq!(
+            p.first_unwritable(&f.repo, |path, _| path != "dir")
+                .unwrap()
+                .as_deref(),
+            Some("dir")
+        );
+        assert_eq!(
+            p.first_unwritable(&f.repo, |_, _| true).unwrap().as_deref(),
+            None
+        );
         fs::write(f.src.join("a.txt"), "ALPHA").unwrap();
         let p = plan(&f, &[], Target::InPlace, Overwrite::IfChanged);
-        assert_eq!(p.first_unwritable(|path, _| path != "a.txt"), Some("a.txt"));
         assert_eq!(
-            p.first_unwritable(|_, kind| kind != NodeKind::File),
+            p.first_unwritable(&f.repo, |path, _| path != "a.txt")
+                .unwrap()
+                .as_deref(),
+            Some("a.txt")
+        );
+        assert_eq!(
+            p.first_unwritable(&f.repo, |_, kind| kind != NodeKind::File)
+                .unwrap()
+                .as_deref(),
             Some("a.txt")
         );
     }
@@ -1417,7 +1671,12 @@ mod tests {
             Target::Dir(f.tmp.path().join("out")),
             Overwrite::IfChanged,
         );
-        for e in &mut p.entries {
+        p.for_share(4242, 4343);
+        let entries = p.entries(&f.repo).unwrap();
+        assert!(entries.len() >= 8);
+        for mut e in entries {
+            assert_eq!((e.node.uid, e.node.gid), (4242, 4343), "{}", e.path);
+            // As if the snapshot had privileges and ACLs: the same function takes them away.
             e.node.mode |= 0o6000;
             e.node.xattrs.push(crate::tree::Xattr {
                 name: crate::tree::Bytes(b"system.posix_acl_access".to_vec()),
@@ -1427,10 +1686,7 @@ mod tests {
                 name: crate::tree::Bytes(b"user.note".to_vec()),
                 value: b"kept".to_vec(),
             });
-        }
-        p.for_share(4242, 4343);
-        for e in &p.entries {
-            assert_eq!((e.node.uid, e.node.gid), (4242, 4343), "{}", e.path);
+            owned_by_share(&mut e.node, 4242, 4343);
             let names: Vec<&[u8]> = e.node.xattrs.iter().map(|x| x.name.0.as_slice()).collect();
             assert_eq!(names, [b"user.note".as_slice()], "{}", e.path);
             if e.kind == NodeKind::Dir {

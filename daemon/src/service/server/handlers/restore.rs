@@ -169,13 +169,13 @@ async fn by_daemon(
             let rights = sharekeep_policies::Rights::new(&policy);
             let access =
                 |rel: &str, kind: NodeKind| view.caller.access(&rights, rel, kind == NodeKind::Dir);
-            rplan.retain(|rel, kind| {
+            rplan.retain(&repo, |rel, kind| {
                 crate::service::server::authz::visibility(access(rel, kind), kind == NodeKind::Dir)
                     != Visibility::Hidden
-            });
-            if let Some(p) = rplan.first_unwritable(|rel, kind| {
+            })?;
+            if let Some(p) = rplan.first_unwritable(&repo, |rel, kind| {
                 access(rel, kind) == sharekeep_policies::Access::Write
-            }) {
+            })? {
                 return Err(sharekeep::Error::Invalid(format!(
                     "you may read but not write `{p}`: restore a copy with --to DIR"
                 )));
@@ -186,8 +186,8 @@ async fn by_daemon(
         }
         if dry_run {
             return Ok(Response::Restore(Box::new(RestoreResult::from_plan(
-                &rplan,
-            ))));
+                &rplan, &repo,
+            )?)));
         }
         let report = sharekeep::restore(&repo, &rplan, 0, &*progress, &c)?;
         let mut result = RestoreResult::from_report(&rplan, &report);
