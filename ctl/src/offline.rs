@@ -32,7 +32,15 @@ pub fn run(cli: Cli, cancel: &CancelToken) -> Result<Outcome> {
         }
         return Ok(Outcome::Ok);
     }
-    let repo = Repository::open_local(&repo_path)?;
+    // Browsing reads trees only: a repository of a million files opens without loading a
+    // million data blobs' locations.
+    let scope = match cli.command {
+        Command::Snapshots(_) | Command::Ls(_) | Command::Diff(_) | Command::Versions(_) => {
+            sharekeep::IndexScope::Trees
+        }
+        _ => sharekeep::IndexScope::All,
+    };
+    let repo = Repository::open_local_with(&repo_path, scope)?;
     if let Some(why) = repo.exposure() {
         tracing::warn!("repository not private: {why}");
     }

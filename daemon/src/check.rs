@@ -76,6 +76,7 @@ fn read_pack_header(repo: &Repository, name: &str, size: u64) -> Result<Vec<pack
 
 /// Checks the repository (see the module documentation).
 pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
+    repo.require_full_index("check")?;
     let _lock = RepoLock::acquire(repo.backend().clone(), LockKind::Shared, "check")?;
     let backend = repo.backend();
     let mut report = CheckReport::default();
@@ -358,6 +359,7 @@ pub struct RepairReport {
 
 /// Rebuilds the index from the headers of the packs on disk, then removes the old index files.
 pub fn repair_index(repo: &Repository) -> Result<RepairReport> {
+    repo.require_full_index("repair index")?;
     let _lock = RepoLock::acquire(repo.backend().clone(), LockKind::Exclusive, "repair index")?;
     let backend = repo.backend();
     let mut report = RepairReport::default();

@@ -182,6 +182,7 @@ pub fn drill(
     opts: DrillOptions,
     cancel: &CancelToken,
 ) -> Result<DrillReport> {
+    repo.require_full_index("a drill")?;
     let started = std::time::Instant::now();
     let (chosen, files_in_snapshot) = sample(repo, snap, opts)?;
     let dir = scratch.join(format!(

@@ -52,7 +52,7 @@ pub use platform::raise_open_file_limit;
 pub use progress::{CancelToken, LiveProgress, NoProgress, Progress};
 pub use prune::{forget, prune, PruneOptions, PruneReport};
 pub use receive::CopyWriter;
-pub use repo::{DamagedFile, Repository};
+pub use repo::{DamagedFile, IndexScope, Repository};
 pub use restore::{
     plan_restore, restore, Action, Overwrite, PlannedEntry, RestoreOptions, RestorePlan,
     RestoreReport, Target,

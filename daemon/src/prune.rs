@@ -115,6 +115,7 @@ pub(crate) fn used_blobs(
 
 /// Frees unused space (see the module documentation).
 pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
+    repo.require_full_index("prune")?;
     let _lock = RepoLock::acquire(repo.backend().clone(), LockKind::Exclusive, "prune")?;
     if let Some(d) = repo.damaged_index_files().first() {
         return Err(Error::Invalid(format!(

@@ -24,6 +24,18 @@ pub struct DamagedFile {
     pub error: Error,
 }
 
+/// What a command needs of the repository's index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IndexScope {
+    /// Every blob: backups, restores, prune, check, anything that reads file content.
+    #[default]
+    All,
+    /// Tree blobs only, for browsing (`ls`, `versions`, `diff`): a repository of a million
+    /// files opens in milliseconds instead of loading a million data blobs' locations. Such a
+    /// repository refuses to store, prune, check or read file content.
+    Trees,
+}
+
 /// An open repository.
 #[derive(Debug)]
 pub struct Repository {
@@ -31,6 +43,7 @@ pub struct Repository {
     config: RepoConfig,
     index: RwLock<Index>,
     damaged_index: Vec<DamagedFile>,
+    scope: IndexScope,
 }
 
 impl Repository {
@@ -49,11 +62,17 @@ impl Repository {
             config,
             index: RwLock::new(Index::default()),
             damaged_index: Vec::new(),
+            scope: IndexScope::All,
         })
     }
 
     /// Opens the repository in a local directory.
     pub fn open_local(path: &Path) -> Result<Repository> {
+        Repository::open_local_with(path, IndexScope::All)
+    }
+
+    /// Opens the repository in a local directory, loading the index `scope` asks for.
+    pub fn open_local_with(path: &Path, scope: IndexScope) -> Result<Repository> {
         match std::fs::metadata(path.join("config")) {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -64,19 +83,24 @@ impl Repository {
             // Private to someone else: say so, not "no repository".
             Err(e) => return Err(Error::io(path, e)),
         }
-        Repository::open(Arc::new(LocalBackend::new(path)))
+        Repository::open_with(Arc::new(LocalBackend::new(path)), scope)
     }
 
     /// Opens a repository: reads its config and loads every index file. An index file that
     /// cannot be read is remembered (see [`Repository::damaged_index_files`]), not fatal.
     pub fn open(backend: Arc<dyn Backend>) -> Result<Repository> {
+        Repository::open_with(backend, IndexScope::All)
+    }
+
+    /// Opens a repository, loading the index `scope` asks for.
+    pub fn open_with(backend: Arc<dyn Backend>, scope: IndexScope) -> Result<Repository> {
         let config_path = backend.file_location(FileKind::Config, "config");
         let config = RepoConfig::parse(&backend.read(FileKind::Config, "config")?, &config_path)?;
         let mut idx = IndexBuilder::default();
         let mut damaged = Vec::new();
         for name in backend.list(FileKind::Index)? {
             let path = backend.file_location(FileKind::Index, &name);
-            match read_index_file(backend.as_ref(), &name, &path) {
+            match read_index_file(backend.as_ref(), &name, &path, scope) {
                 Ok(packs) => idx.add(packs),
                 Err(error) => damaged.push(DamagedFile { path, error }),
             }
@@ -86,6 +110,7 @@ impl Repository {
             config,
             index: RwLock::new(idx.finish()),
             damaged_index: damaged,
+            scope,
         })
     }
 
@@ -115,6 +140,21 @@ impl Repository {
         &self.damaged_index
     }
 
+    /// The part of the index this repository was opened with.
+    pub fn scope(&self) -> IndexScope {
+        self.scope
+    }
+
+    /// Refuses what needs the whole index when only trees were loaded.
+    pub(crate) fn require_full_index(&self, what: &str) -> Result<()> {
+        match self.scope {
+            IndexScope::All => Ok(()),
+            IndexScope::Trees => Err(Error::Invalid(format!(
+                "{what} needs the whole index; the repository was opened for browsing only"
+            ))),
+        }
+    }
+
     /// A read lock on the in-memory index.
     pub fn index(&self) -> std::sync::RwLockReadGuard<'_, Index> {
         self.index.read().expect("index lock")
@@ -135,7 +175,14 @@ impl Repository {
 
     /// Reads one blob, checking it against its hash.
     pub fn read_blob(&self, id: &Id) -> Result<Vec<u8>> {
-        let (pack_id, entry) = self.index().get(id).ok_or(Error::BlobMissing { id: *id })?;
+        let found = self.index().get(id);
+        let (pack_id, entry) = match found {
+            Some(f) => f,
+            None => {
+                self.require_full_index("reading file content")?;
+                return Err(Error::BlobMissing { id: *id });
+            }
+        };
         let name = pack_id.to_hex();
         // The index's lengths are claims: checked before allocating.
         if let Some(why) = entry.claim_problem() {
@@ -235,6 +282,7 @@ impl Repository {
     /// blob's id. For writing trees outside a backup (tools, tests); backups use their own
     /// pipeline.
     pub fn store_blobs(&self, blobs: &[(BlobType, &[u8])]) -> Result<Vec<Id>> {
+        self.require_full_index("storing")?;
         let ids: Vec<Id> = blobs.iter().map(|(_, raw)| Id::hash(raw)).collect();
         let mut writer = crate::pack_writer::PackWriter::new(self);
         let mut packs = Vec::new();
@@ -344,8 +392,18 @@ impl Repository {
     }
 }
 
-fn read_index_file(backend: &dyn Backend, name: &str, path: &Path) -> Result<Vec<IndexedPack>> {
+fn read_index_file(
+    backend: &dyn Backend,
+    name: &str,
+    path: &Path,
+    scope: IndexScope,
+) -> Result<Vec<IndexedPack>> {
     let bytes = backend.read(FileKind::Index, name)?;
+    if scope == IndexScope::Trees {
+        // Not hashed: every tree read is checked against its own hash, so a damaged index
+        // file can only make browsing fail, never show something else.
+        return index::decode_trees(&bytes, path);
+    }
     if Id::hash(&bytes).to_hex() != name {
         return Err(Error::Corrupt {
             path: path.to_path_buf(),
@@ -353,4 +411,57 @@ fn read_index_file(backend: &dyn Backend, name: &str, path: &Path) -> Result<Vec
         });
     }
     index::decode(&bytes, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::progress::{CancelToken, NoProgress};
+
+    #[test]
+    fn a_repository_opened_for_browsing_lists_trees_and_refuses_the_rest() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        std::fs::create_dir_all(src.join("d")).unwrap();
+        std::fs::write(src.join("d/f.txt"), "content").unwrap();
+        let path = tmp.path().join("repo");
+        let full = Repository::init_local(&path).unwrap();
+        let snap = crate::backup(
+            &full,
+            &src,
+            &crate::BackupOptions::default(),
+            &NoProgress,
+            &CancelToken::new(),
+        )
+        .unwrap()
+        .snapshot;
+        let node = full.find_node(&snap, "d/f.txt").unwrap().unwrap();
+        let data = node.content[0];
+
+        let browse = Repository::open_local_with(&path, IndexScope::Trees).unwrap();
+        assert_eq!(browse.scope(), IndexScope::Trees);
+        // Trees only: the root and d/, not the file's content.
+        assert_eq!(browse.index().len(), 2);
+        assert!(browse
+            .index()
+            .iter()
+            .all(|(_, e)| e.blob_type == BlobType::Tree));
+        assert_eq!(browse.find_node(&snap, "d/f.txt").unwrap().unwrap(), node);
+        let err = browse.read_blob(&data).unwrap_err().to_string();
+        assert!(err.contains("browsing only"), "{err}");
+        let err = crate::backup(
+            &browse,
+            &src,
+            &crate::BackupOptions::default(),
+            &NoProgress,
+            &CancelToken::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("backup needs the whole index"), "{err}");
+        // The positive control: opened in full, the same content reads.
+        let reopened = Repository::open_local(&path).unwrap();
+        assert_eq!(reopened.read_blob(&data).unwrap(), b"content");
+        assert_eq!(reopened.index().len(), 3);
+    }
 }

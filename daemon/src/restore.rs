@@ -680,6 +680,7 @@ pub fn restore(
     progress: &dyn Progress,
     cancel: &CancelToken,
 ) -> Result<RestoreReport> {
+    repo.require_full_index("restore")?;
     let _lock = RepoLock::acquire(repo.backend().clone(), LockKind::Shared, "restore")?;
     let mut report = RestoreReport::default();
     // 1. Save whatever would be changed.

@@ -108,6 +108,7 @@ pub fn backup(
     progress: &dyn Progress,
     cancel: &CancelToken,
 ) -> Result<BackupOutcome> {
+    repo.require_full_index("backup")?;
     let _lock = RepoLock::acquire(repo.backend().clone(), LockKind::Shared, "backup")?;
     let started = Instant::now();
     let time = opts.time.unwrap_or_else(chrono::Local::now);

@@ -52,6 +52,16 @@ pub fn encode(packs: &[IndexedPack]) -> Vec<u8> {
 
 /// Decodes an index file read from `path` (named in errors).
 pub fn decode(bytes: &[u8], path: &Path) -> Result<Vec<IndexedPack>> {
+    decode_filtered(bytes, path, false)
+}
+
+/// Decodes only the tree blobs of an index file (packs listing none are left out); the file
+/// is checked as fully as by [`decode`].
+pub fn decode_trees(bytes: &[u8], path: &Path) -> Result<Vec<IndexedPack>> {
+    decode_filtered(bytes, path, true)
+}
+
+fn decode_filtered(bytes: &[u8], path: &Path, only_trees: bool) -> Result<Vec<IndexedPack>> {
     let corrupt = |reason: &str| Error::Corrupt {
         path: path.to_path_buf(),
         reason: reason.to_string(),
@@ -68,7 +78,8 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Vec<IndexedPack>> {
     for _ in 0..count {
         let id = Id(r.take(32).ok_or_else(truncated)?.try_into().expect("32"));
         let n = r.u32().ok_or_else(truncated)?;
-        let mut blobs = Vec::with_capacity((n as usize).min(left(&r) / ENTRY));
+        let cap = if only_trees { 0 } else { n as usize };
+        let mut blobs = Vec::with_capacity(cap.min(left(&r) / ENTRY));
         for _ in 0..n {
             let e = r.take(ENTRY).ok_or_else(truncated)?;
             let blob_type = match e[0] {
@@ -90,9 +101,13 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<Vec<IndexedPack>> {
             if let Some(why) = entry.claim_problem() {
                 return Err(corrupt(&why));
             }
-            blobs.push(entry);
+            if !only_trees || blob_type == BlobType::Tree {
+                blobs.push(entry);
+            }
         }
-        packs.push(IndexedPack { id, blobs });
+        if !only_trees || !blobs.is_empty() {
+            packs.push(IndexedPack { id, blobs });
+        }
     }
     if r.pos != bytes.len() {
         return Err(corrupt("trailing bytes after the last pack"));

@@ -4,5 +4,5 @@
 mod file;
 mod table;
 
-pub use file::{decode, encode, IndexedPack};
+pub use file::{decode, decode_trees, encode, IndexedPack};
 pub use table::{Index, IndexBuilder};
