@@ -85,6 +85,14 @@ for i in $(seq "$repeat"); do
   measure "full restore" restic restic -q -r "$rrepo" restore latest --target "$out/restore-restic"
 done
 diff -r "$data" "$out/restore-sk" >/dev/null || { echo "sharekeep's restore differs from the data" >&2; exit 1; }
+# The physical limit on this machine, same conditions: reading every file of the folder, and
+# copying it (what a restore from a plain copy would cost).
+for i in $(seq "$repeat"); do
+  rm -rf "$out/copy"
+  measure "limit: cat of every file" cat sh -c 'cd "$1" && find . -type f -print0 | xargs -0 cat > /dev/null' sh "$data"
+  measure "limit: cp -a of the folder" cp cp -a "$data" "$out/copy"
+done
+rm -rf "$out/copy"
 
 # More working days, to have N snapshots in each repository.
 # Snapshots so far: $repeat initial ones (each in a fresh repository, the last kept) is 1,
@@ -125,9 +133,18 @@ counts = {k: len(v) for k, v in runs.items()}
 print("| step (median of runs) | sharekeep | restic | time ratio | sharekeep RSS | restic RSS | RSS ratio |")
 print("|---|---:|---:|---:|---:|---:|---:|")
 for s in steps:
+    if s.startswith("limit"):
+        continue
     (sw, sr), (rw, rr) = data[(s, "sharekeep")], data[(s, "restic")]
     print(f"| {s} ({counts[(s, 'sharekeep')]}) | {sw:.3f} s | {rw:.3f} s | {sw / max(rw, 0.005):.2f}x | {sr / 1024:.0f} MiB | {rr / 1024:.0f} MiB | {sr / rr:.2f}x |")
 mib = 1 << 20
 print(f"| repository after day 1 | {sk_size / mib:.0f} MiB | {r_size / mib:.0f} MiB | {sk_size / r_size:.2f}x | | | |")
 print(f"| day-1 growth | {sk_growth / mib:.1f} MiB | {r_growth / mib:.1f} MiB | {sk_growth / max(r_growth, 1):.2f}x | | | |")
+restore = data[("full restore", "sharekeep")][0]
+print()
+print("| physical limit on this machine (median of runs) | time | sharekeep's full restore / limit |")
+print("|---|---:|---:|")
+for s, tool in [("limit: cat of every file", "cat"), ("limit: cp -a of the folder", "cp")]:
+    w = data[(s, tool)][0]
+    print(f"| {s[7:]} ({counts[(s, tool)]}) | {w:.3f} s | {restore / w:.2f}x |")
 PY

@@ -96,9 +96,16 @@ impl Repository {
     pub fn open_with(backend: Arc<dyn Backend>, scope: IndexScope) -> Result<Repository> {
         let config_path = backend.file_location(FileKind::Config, "config");
         let config = RepoConfig::parse(&backend.read(FileKind::Config, "config")?, &config_path)?;
-        let mut idx = IndexBuilder::default();
+        let files = backend.list_sizes(FileKind::Index)?;
+        // An entry takes 46 bytes in an index file: the table is sized once from the files.
+        let mut idx = match scope {
+            IndexScope::All => {
+                IndexBuilder::with_capacity(files.iter().map(|(_, size)| *size as usize / 46).sum())
+            }
+            IndexScope::Trees => IndexBuilder::default(),
+        };
         let mut damaged = Vec::new();
-        for name in backend.list(FileKind::Index)? {
+        for (name, _) in files {
             let path = backend.file_location(FileKind::Index, &name);
             match read_index_file(backend.as_ref(), &name, &path, scope) {
                 Ok(packs) => idx.add(packs),

@@ -13,12 +13,16 @@
 //!         entry names are checked: `..`, `/`, NUL or empty names are Refused
 //! save:   everything Replace or Metadata would change is first backed up into a new
 //!         snapshot tagged `pre-restore` (same root as the target), so it can be restored back
-//! apply:  directories in order (mkdirat); files by worker threads, one directory at a time:
-//!         write to a temporary name (O_CREAT|O_EXCL|O_NOFOLLOW), holes for zero blocks,
-//!         owner/xattrs/mode/mtime on the descriptor, then renameat over the final name;
-//!         hard links (same inode in the snapshot) are linked to the first restored copy;
-//!         directory metadata last, deepest first
+//! apply:  the plan's directories in order, each read back from the snapshot's tree: its
+//!         subdirectories and other non-file entries made on this thread (mkdirat), then its
+//!         files handed to the worker threads (groups of 256, bounded queue): written to a
+//!         temporary name (O_CREAT|O_EXCL|O_NOFOLLOW; the final name when nothing was there),
+//!         holes for zero blocks, owner/xattrs/mode/mtime on the descriptor, then renameat
+//!         over the final name; hard links (same inode in the snapshot) are linked to the
+//!         first restored copy; directory metadata last, deepest first
 //! ```
+//! The plan holds 8 bytes per entry (its position in its directory's tree and its action)
+//! and one path per directory: a restore's memory does not follow the number of files.
 //! Every directory is reached from the target root by `openat` with `O_NOFOLLOW`, so a
 //! symlink found in the target (planted, or swapped in during the restore) is never followed.
 
@@ -546,9 +550,12 @@ impl Planner<'_> {
 
     fn level(&mut self, fd: Option<OwnedFd>, rel: PathBuf, tree: &Id) -> Result<PlanLevel> {
         let nodes = self.repo.read_tree(tree)?.nodes;
+        let dir = self.new_dir(&rel, *tree);
+        // One slot per node at most: allocated once, exactly.
+        self.dirs[dir].slots.reserve_exact(nodes.len());
         Ok(PlanLevel {
             fd,
-            dir: self.new_dir(&rel, *tree),
+            dir,
             rel,
             nodes: nodes.into_iter().enumerate(),
             names: HashSet::new(),
@@ -669,6 +676,30 @@ fn owned_by_share(node: &mut Node, uid: u32, gid: u32) {
         .retain(|x| !x.name.0.starts_with(b"system.posix_acl_"));
 }
 
+/// A directory whose metadata is set at the end of a restore (one per directory restored:
+/// kept small).
+struct DirMeta {
+    rel: PathBuf,
+    /// Mode, owner, times and extended attributes to set (name and content dropped).
+    node: Node,
+    /// (device, inode) it must still be: the one merged into, or the one just made.
+    expect: Option<(u64, u64)>,
+}
+
+impl DirMeta {
+    fn of(e: PlannedEntry, expect: Option<(u64, u64)>) -> DirMeta {
+        let mut node = e.node;
+        node.name = crate::tree::Bytes(Vec::new());
+        node.user = None;
+        node.group = None;
+        DirMeta {
+            rel: e.rel,
+            node,
+            expect,
+        }
+    }
+}
+
 /// Files of one directory handed to a worker at a time, at most this many.
 const FILES_PER_GROUP: usize = 256;
 
@@ -730,8 +761,7 @@ pub fn restore(
     progress.set_total(plan.len() as u64, plan.bytes_to_write());
     let mut links: Vec<(PlannedEntry, PathBuf)> = Vec::new();
     let mut first_of_inode: HashMap<(u64, u64), PathBuf> = HashMap::new();
-    let mut dirs_meta: Vec<PlannedEntry> = Vec::new();
-    let mut created: HashMap<Vec<u8>, (u64, u64)> = HashMap::new();
+    let mut dirs_meta: Vec<DirMeta> = Vec::new();
     let results: Mutex<(u64, Vec<(String, String)>)> = Mutex::new((0, Vec::new()));
     let walked = std::thread::scope(|s| -> Result<()> {
         // Bounded: the plan's directories are read back from the snapshot only as fast as
@@ -808,7 +838,8 @@ pub fn restore(
                         continue;
                     }
                     Action::Merge => {
-                        dirs_meta.push(e);
+                        let expect = e.existing;
+                        dirs_meta.push(DirMeta::of(e, expect));
                         continue;
                     }
                     Action::Create => report.created += 1,
@@ -839,16 +870,12 @@ pub fn restore(
                 } else if e.kind == NodeKind::Dir {
                     // The directory just made: its metadata goes to it, not to one swapped in
                     // later.
-                    if let Ok(st) = walk.dir(&parent_of(&e.rel)).and_then(|d| {
+                    let made = walk.dir(&parent_of(&e.rel)).and_then(|d| {
                         rustix::fs::statat(d, file_name(&e.rel), AtFlags::SYMLINK_NOFOLLOW)
                             .at(&e.rel)
-                    }) {
-                        created.insert(
-                            e.rel.as_os_str().as_bytes().to_vec(),
-                            (st.st_dev, st.st_ino),
-                        );
-                    }
-                    dirs_meta.push(e);
+                    });
+                    let expect = made.ok().map(|st| (st.st_dev, st.st_ino));
+                    dirs_meta.push(DirMeta::of(e, expect));
                 }
             }
             if !files.is_empty() {
@@ -876,18 +903,15 @@ pub fn restore(
     }
     // 4. Directory metadata, deepest first (creating entries changed their mtime).
     let mut walk = DirWalk::new(&root);
-    for e in dirs_meta.iter().rev() {
-        let expect = if e.action == Action::Merge {
-            e.existing
-        } else {
-            created.get(e.rel.as_os_str().as_bytes()).copied()
-        };
-        let r = walk.dir(&e.rel).and_then(|fd| {
-            same_entry(fd, expect, &e.rel)?;
-            platform::apply_meta_fd(fd, &e.node, chown).at(&e.rel)
+    for d in dirs_meta.iter().rev() {
+        let r = walk.dir(&d.rel).and_then(|fd| {
+            same_entry(fd, d.expect, &d.rel)?;
+            platform::apply_meta_fd(fd, &d.node, chown).at(&d.rel)
         });
         if let Err(err) = r {
-            report.warnings.push((e.path.clone(), err.to_string()));
+            report
+                .warnings
+                .push((d.rel.to_string_lossy().into_owned(), err.to_string()));
         }
     }
     progress.finish();

@@ -13,7 +13,11 @@ use std::io::{ErrorKind, Write};
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+/// Pack files kept open for reads: a restore of small files reads a few blobs from each
+/// pack in turn, and opening the pack for every blob doubled its system calls.
+const OPEN_PACKS: usize = 8;
 
 /// A repository stored in a local directory.
 #[derive(Debug)]
@@ -22,6 +26,9 @@ pub struct LocalBackend {
     /// Directories that received a rename since the last `sync`.
     dirty: Mutex<HashSet<PathBuf>>,
     counter: AtomicU64,
+    /// The packs read last, most recent first (a pack's content never changes: it is named
+    /// by its hash).
+    open_packs: Mutex<Vec<(String, Arc<File>)>>,
 }
 
 impl LocalBackend {
@@ -31,7 +38,27 @@ impl LocalBackend {
             root: root.into(),
             dirty: Mutex::new(HashSet::new()),
             counter: AtomicU64::new(0),
+            open_packs: Mutex::new(Vec::new()),
         }
+    }
+
+    /// An open pack, from the cache or opened now.
+    fn open_pack(&self, name: &str) -> Result<Arc<File>> {
+        {
+            let mut cache = self.open_packs.lock().expect("lock");
+            if let Some(i) = cache.iter().position(|(n, _)| n == name) {
+                let hit = cache.remove(i);
+                let file = hit.1.clone();
+                cache.insert(0, hit);
+                return Ok(file);
+            }
+        }
+        let p = self.path(FileKind::Pack, name);
+        let file = Arc::new(File::open(&p).at(&p)?);
+        let mut cache = self.open_packs.lock().expect("lock");
+        cache.insert(0, (name.to_string(), file.clone()));
+        cache.truncate(OPEN_PACKS);
+        Ok(file)
     }
 
     /// The repository directory.
@@ -217,7 +244,10 @@ impl Backend for LocalBackend {
 
     fn read_at(&self, kind: FileKind, name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
         let p = self.path(kind, name);
-        let f = File::open(&p).at(&p)?;
+        let f = match kind {
+            FileKind::Pack => self.open_pack(name)?,
+            _ => Arc::new(File::open(&p).at(&p)?),
+        };
         let mut buf = vec![0u8; len];
         f.read_exact_at(&mut buf, offset).at(&p)?;
         Ok(buf)
@@ -273,6 +303,12 @@ impl Backend for LocalBackend {
     }
 
     fn remove(&self, kind: FileKind, name: &str) -> Result<()> {
+        if kind == FileKind::Pack {
+            self.open_packs
+                .lock()
+                .expect("lock")
+                .retain(|(n, _)| n != name);
+        }
         let p = self.path(kind, name);
         fs::remove_file(&p).at(&p)
     }

@@ -38,6 +38,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+/// Threads listing directories ahead of the scan (I/O-bound: more than the cores).
+const PREFETCHERS: usize = 4;
+/// Directories waiting for them, at most.
+const PREFETCH_QUEUE: usize = 4096;
+
 /// Which snapshot a backup compares against to skip unchanged files.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum ParentChoice {
@@ -137,8 +142,15 @@ pub fn backup(
     let packer = Packer::new(repo, sealed_tx);
     let inner_cancel = CancelToken::new();
     let mut scan = Scan::new(repo, &root, opts, excludes, &packer, progress);
+    let (prefetch_tx, prefetch_rx) = crossbeam_channel::bounded(PREFETCH_QUEUE);
+    scan.prefetch_into(prefetch_tx);
 
     let outcome = std::thread::scope(|s| -> Result<(Id, u64)> {
+        for _ in 0..PREFETCHERS {
+            let rx = prefetch_rx.clone();
+            s.spawn(move || scan::prefetch(rx));
+        }
+        drop(prefetch_rx);
         let finisher = s.spawn(|| packer.finisher(sealed_rx));
         for _ in 0..threads {
             let job_rx = job_rx.clone();

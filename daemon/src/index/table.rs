@@ -217,6 +217,15 @@ pub struct IndexBuilder {
 }
 
 impl IndexBuilder {
+    /// A builder with room for `blobs` entries: the table is allocated once, never copied
+    /// while it grows (a copy would briefly hold it twice). The count is an estimate from file
+    /// sizes: if that much cannot be reserved, the table grows as needed instead.
+    pub fn with_capacity(blobs: usize) -> IndexBuilder {
+        let mut b = IndexBuilder::default();
+        let _ = b.index.sorted.try_reserve_exact(blobs);
+        b
+    }
+
     /// Adds the packs of one index file.
     pub fn add(&mut self, packs: Vec<IndexedPack>) {
         let extra: usize = packs.iter().map(|p| p.blobs.len()).sum();
