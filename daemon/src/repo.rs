@@ -224,6 +224,20 @@ impl Repository {
         )
     }
 
+    /// Reads a blob's stored bytes and drops them: the page cache has them when it is read
+    /// for real (prefetching). Errors are for the real read to report.
+    pub(crate) fn warm_blob(&self, id: &Id) {
+        let found = self.index().get(id);
+        if let Some((pack, e)) = found {
+            let _ = self.backend.read_at(
+                FileKind::Pack,
+                &pack.to_hex(),
+                e.offset as u64,
+                (e.length as usize).min(crate::pack::MAX_TREE_BLOB as usize),
+            );
+        }
+    }
+
     /// Reads and decodes a tree blob.
     pub fn read_tree(&self, id: &Id) -> Result<Tree> {
         let bytes = self.read_blob(id)?;

@@ -148,7 +148,7 @@ pub fn backup(
     let outcome = std::thread::scope(|s| -> Result<(Id, u64)> {
         for _ in 0..PREFETCHERS {
             let rx = prefetch_rx.clone();
-            s.spawn(move || scan::prefetch(rx));
+            s.spawn(move || scan::prefetch(repo, rx));
         }
         drop(prefetch_rx);
         let finisher = s.spawn(|| packer.finisher(sealed_rx));

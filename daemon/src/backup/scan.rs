@@ -463,11 +463,13 @@ impl<'a, 'r> Scan<'a, 'r> {
                 // In the order the scan pops them; a full queue just means no prefetch.
                 for p in stack[pushed..].iter().rev() {
                     if let Some(parent) = &p.parent {
+                        let tree = self.dirs.peek(p.slot).parent_subtree;
                         let _ = tx.try_send(Prefetch {
                             parent: parent.clone(),
                             name: p.name.clone(),
+                            tree,
                             // A folder the parent snapshot lacks: every file in it is read.
-                            content: self.dirs.peek(p.slot).parent_subtree.is_none(),
+                            content: tree.is_none(),
                         });
                     }
                 }
@@ -579,6 +581,8 @@ impl<'a, 'r> Scan<'a, 'r> {
 pub(super) struct Prefetch {
     parent: Arc<OwnedFd>,
     name: OsString,
+    /// Its tree in the parent snapshot, which the scan will read.
+    tree: Option<Id>,
     /// Whether its files will be read (new folder): their content is prefetched too.
     content: bool,
 }
@@ -586,14 +590,18 @@ pub(super) struct Prefetch {
 /// Files up to this size have their content prefetched in new folders.
 const PREFETCH_CONTENT_MAX: u64 = 1 << 20;
 
-/// A prefetcher: lists each directory it is sent and stats its entries (and, in a folder the
-/// parent snapshot lacks, asks the kernel to read small files ahead), so that the kernel has
+/// A prefetcher: reads the directory's tree in the parent snapshot, lists the directory and
+/// stats its entries (and, in a folder the parent snapshot lacks, asks the kernel to read
+/// small files ahead), so that the kernel has
 /// them cached when the scan and the workers get there. On a cold cache (a nightly backup)
 /// the scan is bound by the disk's latency, one inode table block at a time; several
 /// prefetchers keep several reads in flight. They only read, by descriptor, never following
 /// a link; a file is opened without blocking and only if it is a regular file.
-pub(super) fn prefetch(rx: Receiver<Prefetch>) {
+pub(super) fn prefetch(repo: &Repository, rx: Receiver<Prefetch>) {
     for p in rx {
+        if let Some(tree) = p.tree {
+            repo.warm_blob(&tree);
+        }
         let Ok(fd) = platform::open_dir_at(p.parent.as_ref(), &p.name) else {
             continue;
         };

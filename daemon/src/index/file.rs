@@ -87,6 +87,11 @@ fn decode_filtered(bytes: &[u8], path: &Path, only_trees: bool) -> Result<Vec<In
                 1 => BlobType::Tree,
                 _ => return Err(corrupt("unknown blob type")),
             };
+            if only_trees && blob_type == BlobType::Data {
+                // Not kept: not decoded either (browsing a million-file repository skips a
+                // million entries here).
+                continue;
+            }
             let compression =
                 Compression::from_code(e[1]).ok_or_else(|| corrupt("unknown compression"))?;
             let u = |at: usize| u32::from_le_bytes(e[at..at + 4].try_into().expect("4"));
@@ -101,9 +106,7 @@ fn decode_filtered(bytes: &[u8], path: &Path, only_trees: bool) -> Result<Vec<In
             if let Some(why) = entry.claim_problem() {
                 return Err(corrupt(&why));
             }
-            if !only_trees || blob_type == BlobType::Tree {
-                blobs.push(entry);
-            }
+            blobs.push(entry);
         }
         if !only_trees || !blobs.is_empty() {
             packs.push(IndexedPack { id, blobs });

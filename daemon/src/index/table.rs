@@ -23,6 +23,15 @@ use std::collections::HashMap;
 /// Blobs added one pack at a time are merged into the sorted table beyond this many.
 const RECENT_MAX: usize = 1 << 15;
 
+/// Prefix buckets (see [`Index::buckets`]), used from this many blobs on.
+const BUCKETS: usize = 1 << 16;
+const BUCKETS_FROM: usize = 1 << 16;
+
+/// The bucket of an id: its first 16 bits.
+fn prefix(id: &Id) -> usize {
+    usize::from(u16::from_be_bytes([id.0[0], id.0[1]]))
+}
+
 const TREE_BIT: u32 = 1 << 31;
 const ZSTD_BIT: u32 = 1 << 30;
 const PACK_MASK: u32 = ZSTD_BIT - 1;
@@ -94,8 +103,15 @@ pub struct Index {
     packs: Vec<Id>,
     pack_numbers: HashMap<Id, u32>,
     sorted: Vec<Slot>,
+    /// Where each 16-bit id prefix starts in `sorted` (65,537 offsets, 256 KiB), once the
+    /// table is large: a lookup then searches a dozen neighbouring entries instead of
+    /// wandering through the whole table (one cache miss instead of ~20 per lookup; a
+    /// no-change backup of a million files looks up a million blobs).
+    buckets: Vec<u32>,
     recent: HashMap<Id, Loc>,
     recent_max: usize,
+    /// Buckets are built from this many blobs on ([`BUCKETS_FROM`]; smaller in tests).
+    buckets_from: usize,
 }
 
 impl Default for Index {
@@ -104,8 +120,10 @@ impl Default for Index {
             packs: Vec::new(),
             pack_numbers: HashMap::new(),
             sorted: Vec::new(),
+            buckets: Vec::new(),
             recent: HashMap::new(),
             recent_max: RECENT_MAX,
+            buckets_from: BUCKETS_FROM,
         }
     }
 }
@@ -119,9 +137,31 @@ impl Index {
     }
 
     fn find(&self, id: &Id) -> Option<Loc> {
-        match self.sorted.binary_search_by(|s| s.id.cmp(id)) {
-            Ok(i) => Some(self.sorted[i].loc),
+        let range = if self.buckets.is_empty() {
+            &self.sorted[..]
+        } else {
+            let b = prefix(id);
+            &self.sorted[self.buckets[b] as usize..self.buckets[b + 1] as usize]
+        };
+        match range.binary_search_by(|s| s.id.cmp(id)) {
+            Ok(i) => Some(range[i].loc),
             Err(_) => self.recent.get(id).copied(),
+        }
+    }
+
+    /// Rebuilds `buckets` after the sorted table changed (one pass).
+    fn index_buckets(&mut self) {
+        self.buckets.clear();
+        if self.sorted.len() < self.buckets_from {
+            self.buckets.shrink_to_fit();
+            return;
+        }
+        self.buckets.resize(BUCKETS + 1, 0);
+        for s in &self.sorted {
+            self.buckets[prefix(&s.id) + 1] += 1;
+        }
+        for b in 1..=BUCKETS {
+            self.buckets[b] += self.buckets[b - 1];
         }
     }
 
@@ -164,6 +204,7 @@ impl Index {
                 j -= 1;
             }
         }
+        self.index_buckets();
     }
 
     /// The location of a blob.
@@ -204,6 +245,7 @@ impl Index {
     /// Bytes held by the table (for the memory model and its tests).
     pub fn memory_bytes(&self) -> usize {
         self.sorted.capacity() * std::mem::size_of::<Slot>()
+            + self.buckets.capacity() * 4
             + self.recent.capacity() * (std::mem::size_of::<(Id, Loc)>() + 1)
             + self.packs.capacity() * 32
             + self.pack_numbers.capacity() * (32 + 4 + 1)
@@ -247,6 +289,7 @@ impl IndexBuilder {
             .sort_unstable_by(|a, b| a.id.cmp(&b.id).then(a.loc.pack().cmp(&b.loc.pack())));
         index.sorted.dedup_by(|later, first| later.id == first.id);
         index.sorted.shrink_to_fit();
+        index.index_buckets();
         index
     }
 }
@@ -321,10 +364,12 @@ mod tests {
                 0..10,
             ),
             recent_max in 1usize..64,
+            buckets_from in prop_oneof![Just(usize::MAX), 0usize..200],
         ) {
             let mut model = HashMap::new();
             let mut builder = IndexBuilder::default();
             builder.index.recent_max = recent_max;
+            builder.index.buckets_from = buckets_from;
             let packs = packs_of(&loaded);
             model_add(&mut model, &packs);
             builder.add(packs);
@@ -385,7 +430,7 @@ mod tests {
         }]);
         let mut index = b.finish();
         assert!(
-            index.memory_bytes() <= 48 * 1_000_000 + 4096,
+            index.memory_bytes() <= 48 * 1_000_000 + (257 << 10),
             "{}",
             index.memory_bytes()
         );
