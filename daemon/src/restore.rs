@@ -700,6 +700,10 @@ impl DirMeta {
     }
 }
 
+/// Files of at least this many blobs (16 MiB on average) are read on a second thread while
+/// they are written.
+const PIPELINE_FROM_BLOBS: usize = 16;
+
 /// Files of one directory handed to a worker at a time, at most this many.
 const FILES_PER_GROUP: usize = 256;
 
@@ -1178,19 +1182,61 @@ fn restore_file(
     let file = std::fs::File::from(fd);
     let written = (|| -> Result<u64> {
         let mut offset = 0u64;
-        for id in &node.content {
-            if let Some(len) = zero_len(zero_blobs, id, repo) {
-                offset += len;
-                progress.add_bytes(len);
-                continue;
-            }
-            let data = repo.read_blob(id)?;
+        let pipelined = node.content.len() >= PIPELINE_FROM_BLOBS;
+        let zeros = if pipelined {
+            zero_blobs.clone()
+        } else {
+            HashSet::new()
+        };
+        let mut write = |id: &Id, data: Option<Vec<u8>>| -> Result<()> {
+            let data = match data {
+                Some(d) => d,
+                None => match zero_len(zero_blobs, id, repo) {
+                    Some(len) => {
+                        offset += len;
+                        progress.add_bytes(len);
+                        return Ok(());
+                    }
+                    None => repo.read_blob(id)?,
+                },
+            };
             let len = data.len() as u64;
             if !write_sparse(&file, &data, offset).at(&e.rel)? {
                 zero_blobs.insert(*id);
             }
             offset += len;
             progress.add_bytes(len);
+            Ok(())
+        };
+        if !pipelined {
+            for id in &node.content {
+                write(id, None)?;
+            }
+        } else {
+            // A large file: its blobs are read, decompressed and verified on a second thread
+            // while this one writes (the last large file of a restore would otherwise keep one
+            // core busy and the other idle). Blobs known to be zeros are not read.
+            std::thread::scope(|s| -> Result<()> {
+                let (tx, rx) = crossbeam_channel::bounded::<Result<(Id, Option<Vec<u8>>)>>(2);
+                s.spawn(move || {
+                    for id in &node.content {
+                        let r = if zeros.contains(id) {
+                            Ok((*id, None))
+                        } else {
+                            repo.read_blob(id).map(|d| (*id, Some(d)))
+                        };
+                        let failed = r.is_err();
+                        if tx.send(r).is_err() || failed {
+                            return;
+                        }
+                    }
+                });
+                for r in rx {
+                    let (id, data) = r?;
+                    write(&id, data)?;
+                }
+                Ok(())
+            })?;
         }
         // Trailing holes (and an empty file) get their size here.
         file.set_len(offset).at(&e.rel)?;
