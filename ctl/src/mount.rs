@@ -9,6 +9,20 @@ use sharekeep::Repository;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// Where the mount keeps its index files (anonymous: they vanish with the process): the
+/// user's cache folder, or /var/tmp (on disk, unlike /tmp on many systems).
+fn cache_dir() -> PathBuf {
+    let home_cache = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(|h| PathBuf::from(h).join(".cache"));
+    std::env::var_os("XDG_CACHE_HOME")
+        .filter(|c| !c.is_empty())
+        .map(PathBuf::from)
+        .or(home_cache)
+        .map(|c| c.join("sharekeep"))
+        .unwrap_or_else(|| PathBuf::from("/var/tmp"))
+}
+
 pub fn run(repo: Option<PathBuf>, a: MountArgs, quiet: bool) -> Result<Outcome> {
     let (repo_path, filter, name) = match (&repo, &a.share) {
         (Some(_), Some(_)) => bail!("give --repo DIR or --share NAME, not both"),
@@ -35,7 +49,8 @@ pub fn run(repo: Option<PathBuf>, a: MountArgs, quiet: bool) -> Result<Outcome> 
             (plan.repository.clone(), Some(filter), share.clone())
         }
     };
-    let repo = Repository::open_local(&repo_path)
+    // Data blobs' locations stay on disk: the mount's memory does not grow with the repository.
+    let repo = Repository::open_local_paged(&repo_path, &cache_dir())
         .with_context(|| format!("opening the repository {}", repo_path.display()))?;
     sharekeep::mount::detach_stale(&a.mountpoint);
     let mut session = sharekeep::mount::session(
@@ -47,6 +62,7 @@ pub fn run(repo: Option<PathBuf>, a: MountArgs, quiet: bool) -> Result<Outcome> 
             gate: None,
             allow_other: false,
             name,
+            max_inodes: sharekeep::mount::MAX_INODES,
         },
     )?;
     let mut unmounter = session.unmount_callable();

@@ -34,6 +34,11 @@ pub enum IndexScope {
     /// files opens in milliseconds instead of loading a million data blobs' locations. Such a
     /// repository refuses to store, prune, check or read file content.
     Trees,
+    /// Trees in memory, data blobs' locations in a sorted file on disk (see
+    /// [`IndexBuilder::paged`]): memory that does not grow with the repository, for the
+    /// mounts that serve snapshots for as long as the machine runs. Reads file content; refuses
+    /// to store, prune or check. Opened with [`Repository::open_paged`].
+    Paged,
 }
 
 /// An open repository.
@@ -44,6 +49,8 @@ pub struct Repository {
     index: RwLock<Index>,
     damaged_index: Vec<DamagedFile>,
     scope: IndexScope,
+    /// Where a paged index keeps its (anonymous) files.
+    cache_dir: Option<PathBuf>,
 }
 
 impl Repository {
@@ -63,6 +70,7 @@ impl Repository {
             index: RwLock::new(Index::default()),
             damaged_index: Vec::new(),
             scope: IndexScope::All,
+            cache_dir: None,
         })
     }
 
@@ -73,17 +81,15 @@ impl Repository {
 
     /// Opens the repository in a local directory, loading the index `scope` asks for.
     pub fn open_local_with(path: &Path, scope: IndexScope) -> Result<Repository> {
-        match std::fs::metadata(path.join("config")) {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::NotARepository {
-                    path: path.to_path_buf(),
-                })
-            }
-            // Private to someone else: say so, not "no repository".
-            Err(e) => return Err(Error::io(path, e)),
-        }
+        local_config_exists(path)?;
         Repository::open_with(Arc::new(LocalBackend::new(path)), scope)
+    }
+
+    /// Opens the repository in a local directory with a paged index (see
+    /// [`Repository::open_paged`]).
+    pub fn open_local_paged(path: &Path, cache_dir: &Path) -> Result<Repository> {
+        local_config_exists(path)?;
+        Repository::open_paged(Arc::new(LocalBackend::new(path)), cache_dir)
     }
 
     /// Opens a repository: reads its config and loads every index file. An index file that
@@ -92,17 +98,47 @@ impl Repository {
         Repository::open_with(backend, IndexScope::All)
     }
 
-    /// Opens a repository, loading the index `scope` asks for.
+    /// Opens a repository, loading the index `scope` asks for (`Paged`: see
+    /// [`Repository::open_paged`]).
     pub fn open_with(backend: Arc<dyn Backend>, scope: IndexScope) -> Result<Repository> {
+        if scope == IndexScope::Paged {
+            return Err(Error::Invalid(
+                "a paged index needs a cache folder: Repository::open_paged".into(),
+            ));
+        }
+        Repository::load(backend, scope, None)
+    }
+
+    /// Opens a repository keeping only trees in memory and data blobs' locations in
+    /// anonymous files in `cache_dir` (a folder on disk, not the repository's, created if
+    /// missing): [`IndexScope::Paged`].
+    pub fn open_paged(backend: Arc<dyn Backend>, cache_dir: &Path) -> Result<Repository> {
+        Repository::load(backend, IndexScope::Paged, Some(cache_dir.to_path_buf()))
+    }
+
+    /// The same repository opened again, with the same scope: index files written since are
+    /// loaded.
+    pub fn reopen(&self) -> Result<Repository> {
+        Repository::load(self.backend.clone(), self.scope, self.cache_dir.clone())
+    }
+
+    fn load(
+        backend: Arc<dyn Backend>,
+        scope: IndexScope,
+        cache_dir: Option<PathBuf>,
+    ) -> Result<Repository> {
         let config_path = backend.file_location(FileKind::Config, "config");
         let config = RepoConfig::parse(&backend.read(FileKind::Config, "config")?, &config_path)?;
         let files = backend.list_sizes(FileKind::Index)?;
         // An entry takes 46 bytes in an index file: the table is sized once from the files.
-        let mut idx = match scope {
-            IndexScope::All => {
-                IndexBuilder::with_capacity(files.iter().map(|(_, size)| *size as usize / 46).sum())
+        let entries: usize = files.iter().map(|(_, size)| *size as usize / 46).sum();
+        let mut idx = match (scope, &cache_dir) {
+            (IndexScope::All, _) => IndexBuilder::with_capacity(entries),
+            (IndexScope::Trees, _) => IndexBuilder::default(),
+            (IndexScope::Paged, Some(dir)) => {
+                IndexBuilder::paged(dir, entries).map_err(|e| Error::io(dir, e))?
             }
-            IndexScope::Trees => IndexBuilder::default(),
+            (IndexScope::Paged, None) => unreachable!("open_paged names the folder"),
         };
         let mut damaged = Vec::new();
         for (name, _) in files {
@@ -112,12 +148,19 @@ impl Repository {
                 Err(error) => damaged.push(DamagedFile { path, error }),
             }
         }
+        let index = match &cache_dir {
+            Some(dir) if scope == IndexScope::Paged => {
+                idx.try_finish().map_err(|e| Error::io(dir, e))?
+            }
+            _ => idx.finish(),
+        };
         Ok(Repository {
             backend,
             config,
-            index: RwLock::new(idx.finish()),
+            index: RwLock::new(index),
             damaged_index: damaged,
             scope,
+            cache_dir,
         })
     }
 
@@ -159,6 +202,9 @@ impl Repository {
             IndexScope::Trees => Err(Error::Invalid(format!(
                 "{what} needs the whole index; the repository was opened for browsing only"
             ))),
+            IndexScope::Paged => Err(Error::Invalid(format!(
+                "{what} needs the whole index in memory; the repository was opened for reading only"
+            ))),
         }
     }
 
@@ -186,7 +232,9 @@ impl Repository {
         let (pack_id, entry) = match found {
             Some(f) => f,
             None => {
-                self.require_full_index("reading file content")?;
+                if self.scope == IndexScope::Trees {
+                    self.require_full_index("reading file content")?;
+                }
                 return Err(Error::BlobMissing { id: *id });
             }
         };
@@ -410,6 +458,17 @@ impl Repository {
             n += data.len() as u64;
         }
         Ok(n)
+    }
+}
+
+fn local_config_exists(path: &Path) -> Result<()> {
+    match std::fs::metadata(path.join("config")) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::NotARepository {
+            path: path.to_path_buf(),
+        }),
+        // Private to someone else: say so, not "no repository".
+        Err(e) => Err(Error::io(path, e)),
     }
 }
 

@@ -2,6 +2,7 @@
 //! ([`file`]), and the compact in-memory table built from them ([`table`]).
 
 mod file;
+mod paged;
 mod table;
 
 pub use file::{decode, decode_trees, encode, IndexedPack};

@@ -15,10 +15,13 @@
 //! repository collects every index file's entries and sorts once ([`IndexBuilder`]). A blob
 //! listed in several packs keeps the location added first (the lowest pack number).
 
+use super::paged::{PagedBuilder, PagedTable};
 use crate::id::Id;
 use crate::index::IndexedPack;
 use crate::pack::{BlobType, Compression, PackEntry};
 use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
 
 /// Blobs added one pack at a time are merged into the sorted table beyond this many.
 const RECENT_MAX: usize = 1 << 15;
@@ -90,9 +93,39 @@ impl Loc {
 
 /// One blob of the sorted table: 48 bytes.
 #[derive(Debug, Clone, Copy)]
-struct Slot {
-    id: Id,
+pub(super) struct Slot {
+    pub(super) id: Id,
     loc: Loc,
+}
+
+impl Slot {
+    pub(super) fn pack(&self) -> u32 {
+        self.loc.pack()
+    }
+
+    /// The entry as stored in a paged table's file.
+    pub(super) fn to_bytes(self) -> [u8; 48] {
+        let mut b = [0u8; 48];
+        b[..32].copy_from_slice(&self.id.0);
+        b[32..36].copy_from_slice(&self.loc.pack_flags.to_le_bytes());
+        b[36..40].copy_from_slice(&self.loc.offset.to_le_bytes());
+        b[40..44].copy_from_slice(&self.loc.length.to_le_bytes());
+        b[44..48].copy_from_slice(&self.loc.raw_length.to_le_bytes());
+        b
+    }
+
+    pub(super) fn from_bytes(b: &[u8]) -> Slot {
+        let u = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().expect("4 bytes"));
+        Slot {
+            id: Id(b[..32].try_into().expect("32 bytes")),
+            loc: Loc {
+                pack_flags: u(32),
+                offset: u(36),
+                length: u(40),
+                raw_length: u(44),
+            },
+        }
+    }
 }
 
 const _: () = assert!(std::mem::size_of::<Slot>() == 48);
@@ -112,6 +145,8 @@ pub struct Index {
     recent_max: usize,
     /// Buckets are built from this many blobs on ([`BUCKETS_FROM`]; smaller in tests).
     buckets_from: usize,
+    /// Data blobs kept on disk (see [`IndexBuilder::paged`]); `sorted` then holds the trees.
+    paged: Option<Arc<PagedTable>>,
 }
 
 impl Default for Index {
@@ -124,6 +159,7 @@ impl Default for Index {
             recent: HashMap::new(),
             recent_max: RECENT_MAX,
             buckets_from: BUCKETS_FROM,
+            paged: None,
         }
     }
 }
@@ -145,7 +181,17 @@ impl Index {
         };
         match range.binary_search_by(|s| s.id.cmp(id)) {
             Ok(i) => Some(range[i].loc),
-            Err(_) => self.recent.get(id).copied(),
+            Err(_) => self.recent.get(id).copied().or_else(|| self.find_paged(id)),
+        }
+    }
+
+    fn find_paged(&self, id: &Id) -> Option<Loc> {
+        match self.paged.as_ref()?.find(id) {
+            Ok(s) => s.map(|s| s.loc),
+            Err(e) => {
+                tracing::error!(error = %e, blob = %id.short(), "cannot read the index cache file");
+                None
+            }
         }
     }
 
@@ -220,7 +266,7 @@ impl Index {
 
     /// Number of blobs.
     pub fn len(&self) -> usize {
-        self.sorted.len() + self.recent.len()
+        self.sorted.len() + self.recent.len() + self.paged.as_ref().map_or(0, |p| p.len())
     }
 
     /// Whether no blob is known.
@@ -239,6 +285,11 @@ impl Index {
             .iter()
             .map(|s| (s.id, s.loc))
             .chain(self.recent.iter().map(|(id, loc)| (*id, *loc)))
+            .chain(
+                self.paged
+                    .iter()
+                    .flat_map(|p| p.iter().map(|s| (s.id, s.loc))),
+            )
             .map(|(id, l)| (self.packs[l.pack() as usize], l.entry(id)))
     }
 
@@ -249,13 +300,25 @@ impl Index {
             + self.recent.capacity() * (std::mem::size_of::<(Id, Loc)>() + 1)
             + self.packs.capacity() * 32
             + self.pack_numbers.capacity() * (32 + 4 + 1)
+            + self.paged.as_ref().map_or(0, |p| p.memory_bytes())
     }
 }
 
 /// Builds an [`Index`] from many index files at once: entries are collected and sorted once.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct IndexBuilder {
     index: Index,
+    paged: Option<PagedBuilder>,
+    error: Option<std::io::Error>,
+}
+
+impl std::fmt::Debug for IndexBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IndexBuilder")
+            .field("blobs", &self.index.sorted.len())
+            .field("paged", &self.paged.is_some())
+            .finish()
+    }
 }
 
 impl IndexBuilder {
@@ -268,21 +331,64 @@ impl IndexBuilder {
         b
     }
 
+    /// A builder that keeps data blobs' locations on disk, in anonymous files in `dir`
+    /// (about `estimate` of them), and only trees in memory: the index of a process whose
+    /// memory must not grow with the repository. Lookups of data blobs then read a page.
+    pub fn paged(dir: &Path, estimate: usize) -> std::io::Result<IndexBuilder> {
+        Ok(IndexBuilder {
+            paged: Some(PagedBuilder::new(dir, estimate)?),
+            ..IndexBuilder::default()
+        })
+    }
+
     /// Adds the packs of one index file.
     pub fn add(&mut self, packs: Vec<IndexedPack>) {
-        let extra: usize = packs.iter().map(|p| p.blobs.len()).sum();
+        let extra: usize = packs
+            .iter()
+            .flat_map(|p| &p.blobs)
+            .filter(|e| self.paged.is_none() || e.blob_type == BlobType::Tree)
+            .count();
         self.index.sorted.reserve(extra);
         for p in packs {
             let n = self.index.pack_number(p.id);
-            self.index.sorted.extend(p.blobs.iter().map(|e| Slot {
-                id: e.id,
-                loc: Loc::new(n, e),
-            }));
+            for e in &p.blobs {
+                let slot = Slot {
+                    id: e.id,
+                    loc: Loc::new(n, e),
+                };
+                match &mut self.paged {
+                    Some(paged) if e.blob_type == BlobType::Data => {
+                        if let Err(err) = paged.push(&slot) {
+                            self.error.get_or_insert(err);
+                        }
+                    }
+                    _ => self.index.sorted.push(slot),
+                }
+            }
         }
+    }
+
+    /// The index: sorted by id, a blob listed twice keeping its first pack. Fails only when
+    /// a paged index's files cannot be written or read.
+    pub fn try_finish(mut self) -> std::io::Result<Index> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        let paged = match self.paged.take() {
+            Some(p) => Some(Arc::new(p.finish()?)),
+            None => None,
+        };
+        let mut index = self.finish();
+        index.paged = paged;
+        Ok(index)
     }
 
     /// The index: sorted by id, a blob listed twice keeping its first pack.
     pub fn finish(self) -> Index {
+        assert!(
+            self.paged.is_none(),
+            "a paged index is finished by try_finish"
+        );
         let mut index = self.index;
         index
             .sorted
@@ -447,5 +553,93 @@ mod tests {
         assert_eq!(index.len(), 1_040_000);
         assert!(index.contains(&Id::hash(&2_039_999u32.to_le_bytes())));
         assert!(index.memory_bytes() <= 2 * 48 * 1_040_000 + (4 << 20));
+    }
+
+    /// Packs whose blobs' types follow their numbers (odd: trees), as in a repository where
+    /// a blob's id names its content.
+    fn typed_packs(spec: &[(u8, Vec<u16>)]) -> Vec<IndexedPack> {
+        let mut packs = packs_of(spec);
+        for p in &mut packs {
+            for e in &mut p.blobs {
+                let b = spec
+                    .iter()
+                    .flat_map(|(_, bs)| bs)
+                    .find(|b| Id::hash(&b.to_le_bytes()) == e.id)
+                    .expect("listed");
+                e.blob_type = if b % 2 == 1 {
+                    BlobType::Tree
+                } else {
+                    BlobType::Data
+                };
+            }
+        }
+        packs
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn a_paged_index_finds_what_the_table_finds(
+            spec in prop::collection::vec((0u8..20, prop::collection::vec(0u16..2000, 0..300)), 0..10),
+            split in 0usize..10,
+            // 1, 8 and 256 bucket files.
+            estimate in prop_oneof![Just(0usize), Just(1usize << 20), Just(1usize << 26)],
+        ) {
+            let packs = typed_packs(&spec);
+            let (first, second) = packs.split_at(split.min(packs.len()));
+            let mut table = IndexBuilder::default();
+            table.add(first.to_vec());
+            table.add(second.to_vec());
+            let table = table.finish();
+            let dir = tempfile::tempdir().unwrap();
+            let mut paged = IndexBuilder::paged(dir.path(), estimate).unwrap();
+            paged.add(first.to_vec());
+            paged.add(second.to_vec());
+            let paged = paged.try_finish().unwrap();
+            prop_assert_eq!(paged.len(), table.len());
+            for b in 0u16..2000 {
+                let id = Id::hash(&b.to_le_bytes());
+                prop_assert_eq!(paged.get(&id), table.get(&id), "blob {}", b);
+            }
+            let mut listed: Vec<(Id, PackEntry)> = paged.iter().collect();
+            listed.sort_by_key(|(_, e)| e.id);
+            let mut want: Vec<(Id, PackEntry)> = table.iter().collect();
+            want.sort_by_key(|(_, e)| e.id);
+            prop_assert_eq!(listed, want);
+            // Nothing of the data blobs stays in memory but a fence per page.
+            let trees = table.iter().filter(|(_, e)| e.blob_type == BlobType::Tree).count();
+            prop_assert_eq!(paged.sorted.len(), trees);
+            // No file is left behind: they are anonymous.
+            prop_assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        }
+    }
+
+    #[test]
+    fn a_paged_index_of_a_million_blobs_holds_under_half_a_mebibyte() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = IndexBuilder::paged(dir.path(), 1_000_000).unwrap();
+        for p in 0..1000u32 {
+            let blobs = (0..1000u32)
+                .map(|i| {
+                    let mut e = entry(Id::hash(&(p * 1000 + i).to_le_bytes()), 2 * i);
+                    e.blob_type = BlobType::Data;
+                    e
+                })
+                .collect();
+            b.add(vec![IndexedPack {
+                id: Id::hash(&p.to_le_bytes()),
+                blobs,
+            }]);
+        }
+        let index = b.try_finish().unwrap();
+        assert_eq!(index.len(), 1_000_000);
+        let probe = Id::hash(&777_777u32.to_le_bytes());
+        assert_eq!(
+            index.get(&probe).map(|(pack, _)| pack),
+            Some(Id::hash(&777u32.to_le_bytes()))
+        );
+        assert!(!index.contains(&Id::hash(&1_000_000u32.to_le_bytes())));
+        // 1,000 pack ids and their numbers, and 11,765 fences.
+        assert!(index.memory_bytes() < 512 << 10, "{}", index.memory_bytes());
     }
 }

@@ -7,7 +7,10 @@
 //!          @GMT-… folders. A snapshot's root and everything in it get an inode number hashed
 //!          from (parent inode, name): stable while mounted, so `readdir` can name inodes it
 //!          never allocated. The table holds only what the kernel references (lookups minus
-//!          forgets): memory follows what is in use, not the repository's size.
+//!          forgets), and at most MAX_INODES of them: beyond, the oldest entries are
+//!          invalidated in the kernel's cache (by a thread of their own, see mod.rs), which
+//!          then forgets them unless they are in use: memory follows what is in use, not the
+//!          repository's size or how much of it was walked.
 //! trees:   read from the repository on demand, cached by id (bounded by node count)
 //! reads:   the file's blobs with their offsets (from the index) are computed at open; reads
 //!          are answered by worker threads (reader.rs) from a shared, bounded blob cache
@@ -30,7 +33,7 @@ use fuser::{
     FileAttr, FileType, Filesystem, KernelConfig, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty,
     ReplyEntry, ReplyOpen, Request,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::ffi::OsStr;
 use std::hash::{Hash, Hasher};
 use std::os::unix::ffi::OsStrExt;
@@ -57,6 +60,10 @@ const TAGS: u64 = 3;
 const LATEST: u64 = 4;
 /// Tree nodes kept in memory.
 const TREE_CACHE_NODES: usize = 20_000;
+/// Entries kept for the kernel (about 0.3 KiB each) before the oldest are invalidated.
+pub const MAX_INODES: usize = 32_768;
+/// Invalidations waiting for the notifying thread (more are dropped, and retried later).
+const EVICTIONS_QUEUED: usize = 4096;
 /// The snapshot folder is listed at most this often (a new or forgotten snapshot shows within
 /// this delay); the snapshots themselves are read again only when the listing changed.
 const REFRESH: Duration = Duration::from_millis(100);
@@ -145,6 +152,12 @@ pub struct SnapshotFs {
     next_fh: u64,
     ttl: Duration,
     mounted_at: SystemTime,
+    /// Entries in the order they were added, for eviction.
+    aged: VecDeque<u64>,
+    /// (parent inode, name) of entries for the kernel to drop.
+    evict: crossbeam_channel::Sender<(u64, Vec<u8>)>,
+    evictions: Option<crossbeam_channel::Receiver<(u64, Vec<u8>)>>,
+    max_inodes: usize,
 }
 
 impl std::fmt::Debug for SnapshotFs {
@@ -243,6 +256,7 @@ impl SnapshotFs {
             Duration::from_secs(60)
         };
         let repo = Arc::new(repo);
+        let (evict, evictions) = crossbeam_channel::bounded(EVICTIONS_QUEUED);
         SnapshotFs {
             blobs: Arc::new(Blobs::new(repo.clone())),
             pool: Pool::new(),
@@ -261,6 +275,50 @@ impl SnapshotFs {
             next_fh: 1,
             ttl,
             mounted_at: SystemTime::now(),
+            aged: VecDeque::new(),
+            evict,
+            evictions: Some(evictions),
+            max_inodes: MAX_INODES,
+        }
+    }
+
+    /// Keeps at most `n` entries for the kernel (see [`MAX_INODES`]).
+    pub(crate) fn set_max_inodes(&mut self, n: usize) {
+        self.max_inodes = n;
+    }
+
+    /// The entries the kernel should drop from its cache, (parent inode, name): taken once,
+    /// by the thread that sends the invalidations (never the FUSE loop's: the kernel may wait
+    /// for the loop to answer a request on that folder before it takes them).
+    pub(crate) fn evictions(&mut self) -> Option<crossbeam_channel::Receiver<(u64, Vec<u8>)>> {
+        self.evictions.take()
+    }
+
+    /// Asks the kernel to forget the oldest entries while there are more than `max_inodes`.
+    fn trim(&mut self) {
+        // A few per new entry: the table shrinks as fast as it grows, never in a burst.
+        for _ in 0..4 {
+            if self.inodes.len() <= self.max_inodes {
+                return;
+            }
+            let Some(ino) = self.aged.pop_front() else {
+                return;
+            };
+            let Some(inode) = self.inodes.get(&ino) else {
+                continue;
+            };
+            let What::Entry { rel, .. } = &inode.what else {
+                continue;
+            };
+            if rel.is_empty() || inode.lookups == 0 {
+                continue;
+            }
+            let name = rel.rsplit('/').next().unwrap_or(rel).as_bytes().to_vec();
+            if self.evict.try_send((inode.parent, name)).is_err() {
+                // The notifier is behind (or gone): try again later.
+                self.aged.push_back(ino);
+                return;
+            }
         }
     }
 
@@ -299,7 +357,7 @@ impl SnapshotFs {
             .collect();
         if snaps.iter().any(|s| !self.by_id.contains_key(&s.id)) {
             // New snapshots come with new index files: open the repository again.
-            match Repository::open(self.repo.backend().clone()) {
+            match self.repo.reopen() {
                 Ok(r) => {
                     self.repo = Arc::new(r);
                     self.blobs.set_repo(self.repo.clone());
@@ -474,15 +532,19 @@ impl SnapshotFs {
 
     fn insert_entry(&mut self, parent: u64, slot: usize, rel: String, node: &Node) -> u64 {
         let ino = hash_ino(parent, &node.name.0);
-        self.inodes.entry(ino).or_insert(Inode {
-            what: What::Entry {
-                slot,
-                rel,
-                node: Arc::new(Meta::of(node)),
-            },
-            parent,
-            lookups: 0,
-        });
+        if let std::collections::hash_map::Entry::Vacant(v) = self.inodes.entry(ino) {
+            v.insert(Inode {
+                what: What::Entry {
+                    slot,
+                    rel,
+                    node: Arc::new(Meta::of(node)),
+                },
+                parent,
+                lookups: 0,
+            });
+            self.aged.push_back(ino);
+            self.trim();
+        }
         ino
     }
 
@@ -854,6 +916,7 @@ impl Filesystem for SnapshotFs {
     }
 
     fn statfs(&mut self, _req: &Request<'_>, _ino: u64, reply: fuser::ReplyStatfs) {
-        reply.statfs(0, 0, 0, 0, 0, 4096, 255, 4096);
+        // Files: the entries held for the kernel now (`df -i` shows what the mount holds).
+        reply.statfs(0, 0, 0, self.inodes.len() as u64, 0, 4096, 255, 4096);
     }
 }

@@ -153,7 +153,10 @@ pub(crate) fn mount(state: &Path, policy: &Arc<Policy>) -> Result<Option<Version
     if !plan.repository.join("config").exists() {
         return Ok(None);
     }
-    let repo = Repository::open_local(&plan.repository).map_err(|e| e.to_string())?;
+    // Data blobs' locations stay on disk (<state>/cache, root's): the mount's memory does not
+    // grow with the repository.
+    let repo = Repository::open_local_paged(&plan.repository, &state.join("cache"))
+        .map_err(|e| e.to_string())?;
     let root = policy.path.clone();
     let session = sharekeep::mount::session(
         repo,
@@ -166,6 +169,7 @@ pub(crate) fn mount(state: &Path, policy: &Arc<Policy>) -> Result<Option<Version
             gate: Some(gate(policy.clone())),
             allow_other: true,
             name: policy.name.clone(),
+            max_inodes: sharekeep::mount::MAX_INODES,
         },
     )
     .map_err(|e| e.to_string())?;
