@@ -179,6 +179,33 @@ fn decompress(stored: &[u8], raw_len: usize) -> Option<Vec<u8>> {
     })
 }
 
+/// Checks a stored blob (decompressing it into `raw`, whose capacity is reused): `Some(true)`
+/// when its raw bytes are in `raw`, `Some(false)` when they are `stored` itself, `None` when it
+/// does not match its entry (length or hash).
+pub(crate) fn decode_blob_into(
+    entry: &PackEntry,
+    stored: &[u8],
+    raw: &mut Vec<u8>,
+) -> Option<bool> {
+    let in_raw = match entry.compression {
+        Compression::Raw => false,
+        Compression::Zstd => {
+            raw.clear();
+            raw.reserve(entry.raw_length as usize);
+            DECOMPRESSOR.with(|cell| {
+                let mut cell = cell.borrow_mut();
+                if cell.is_none() {
+                    *cell = Some(zstd::bulk::Decompressor::new().ok()?);
+                }
+                cell.as_mut()?.decompress_to_buffer(stored, raw).ok()
+            })?;
+            true
+        }
+    };
+    let data = if in_raw { &raw[..] } else { stored };
+    (data.len() == entry.raw_length as usize && Id::hash(data) == entry.id).then_some(in_raw)
+}
+
 /// Turns a stored blob back into its raw bytes, checking its length and hash.
 pub fn decode_blob(entry: &PackEntry, stored: Vec<u8>, pack: &Path) -> Result<Vec<u8>> {
     let mismatch = || Error::BlobMismatch {

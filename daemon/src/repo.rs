@@ -8,7 +8,7 @@ use crate::config::RepoConfig;
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::{self, Index, IndexBuilder, IndexedPack};
-use crate::pack::{self, BlobType};
+use crate::pack::{self, BlobType, PackEntry};
 use crate::snapshot::{Selector, Snapshot};
 use crate::tree::{Node, NodeKind, Tree};
 use std::io::Write;
@@ -39,6 +39,28 @@ pub enum IndexScope {
     /// mounts that serve snapshots for as long as the machine runs. Reads file content; refuses
     /// to store, prune or check. Opened with [`Repository::open_paged`].
     Paged,
+}
+
+/// Buffers a reader of many blobs reuses ([`Repository::read_blob_into`]).
+#[derive(Debug, Default)]
+pub(crate) struct BlobBuf {
+    /// The stored bytes (its length is the largest read so far; `len` are this blob's).
+    stored: Vec<u8>,
+    /// Decompressed bytes.
+    raw: Vec<u8>,
+    len: usize,
+    in_raw: bool,
+}
+
+impl BlobBuf {
+    /// The last blob read, verified.
+    pub(crate) fn data(&self) -> &[u8] {
+        if self.in_raw {
+            &self.raw
+        } else {
+            &self.stored[..self.len]
+        }
+    }
 }
 
 /// An open repository.
@@ -226,8 +248,8 @@ impl Repository {
         Ok(id)
     }
 
-    /// Reads one blob, checking it against its hash.
-    pub fn read_blob(&self, id: &Id) -> Result<Vec<u8>> {
+    /// Where a blob is: its pack (hex name) and entry, its claimed lengths checked.
+    fn locate(&self, id: &Id) -> Result<(String, PackEntry)> {
         let found = self.index().get(id);
         let (pack_id, entry) = match found {
             Some(f) => f,
@@ -246,30 +268,73 @@ impl Repository {
                 reason: why,
             });
         }
-        let read = self.backend.read_at(
-            FileKind::Pack,
-            &name,
-            entry.offset as u64,
-            entry.length as usize,
-        );
-        let stored = match read {
-            Ok(s) => s,
-            Err(Error::Io { path, source }) if source.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::Corrupt {
+        Ok((name, entry))
+    }
+
+    /// A read of a pack that failed: a missing pack is named as such.
+    fn pack_read_error(id: &Id, e: Error) -> Error {
+        match e {
+            Error::Io { path, source } if source.kind() == std::io::ErrorKind::NotFound => {
+                Error::Corrupt {
                     path,
                     reason: format!(
                         "pack is missing (it held blob {}); `sharekeepctl check` lists what is affected",
                         id.short()
                     ),
-                });
+                }
             }
-            Err(e) => return Err(e),
-        };
+            e => e,
+        }
+    }
+
+    /// Reads one blob, checking it against its hash.
+    pub fn read_blob(&self, id: &Id) -> Result<Vec<u8>> {
+        let (name, entry) = self.locate(id)?;
+        let stored = self
+            .backend
+            .read_at(
+                FileKind::Pack,
+                &name,
+                entry.offset as u64,
+                entry.length as usize,
+            )
+            .map_err(|e| Repository::pack_read_error(id, e))?;
         pack::decode_blob(
             &entry,
             stored,
             &self.backend.file_location(FileKind::Pack, &name),
         )
+    }
+
+    /// Reads one blob into `buf`, checking it against its hash, without allocating once the
+    /// buffers have grown to the largest blob (a restore reads every blob once: a fresh
+    /// allocation each time costs page faults and zeroing).
+    pub(crate) fn read_blob_into(&self, id: &Id, buf: &mut BlobBuf) -> Result<()> {
+        let (name, entry) = self.locate(id)?;
+        let len = entry.length as usize;
+        if buf.stored.len() < len {
+            buf.stored.resize(len, 0);
+        }
+        self.backend
+            .read_at_into(
+                FileKind::Pack,
+                &name,
+                entry.offset as u64,
+                &mut buf.stored[..len],
+            )
+            .map_err(|e| Repository::pack_read_error(id, e))?;
+        match pack::decode_blob_into(&entry, &buf.stored[..len], &mut buf.raw) {
+            Some(in_raw) => {
+                buf.in_raw = in_raw;
+                buf.len = len;
+                Ok(())
+            }
+            None => Err(Error::BlobMismatch {
+                id: entry.id,
+                pack: self.backend.file_location(FileKind::Pack, &name),
+                files: Vec::new(),
+            }),
+        }
     }
 
     /// Reads a blob's stored bytes and drops them: the page cache has them when it is read

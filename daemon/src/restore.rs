@@ -32,7 +32,7 @@ use crate::id::Id;
 use crate::lock::{LockKind, RepoLock};
 use crate::platform;
 use crate::progress::{CancelToken, NoProgress, Progress};
-use crate::repo::Repository;
+use crate::repo::{BlobBuf, Repository};
 use crate::snapshot::Snapshot;
 use crate::tree::{Node, NodeKind};
 use rustix::fd::OwnedFd;
@@ -777,6 +777,7 @@ pub fn restore(
             let (root, results) = (&root, &results);
             s.spawn(move || {
                 let mut zero_blobs: HashSet<Id> = HashSet::new();
+                let mut buf = BlobBuf::default();
                 for (dir_rel, entries) in group_rx {
                     if cancel.is_cancelled() {
                         return;
@@ -797,7 +798,15 @@ pub fn restore(
                         }
                         // A failure (a damaged blob, a full disk) names the file; the others
                         // are still restored.
-                        match restore_file(repo, &dir, &e, chown, &mut zero_blobs, progress) {
+                        match restore_file(
+                            repo,
+                            &dir,
+                            &e,
+                            chown,
+                            &mut zero_blobs,
+                            &mut buf,
+                            progress,
+                        ) {
                             Ok(n) => results.lock().expect("lock").0 += n,
                             Err(err) => results
                                 .lock()
@@ -1149,6 +1158,7 @@ fn restore_file(
     e: &PlannedEntry,
     chown: bool,
     zero_blobs: &mut HashSet<Id>,
+    buf: &mut BlobBuf,
     progress: &dyn Progress,
 ) -> Result<u64> {
     let name = file_name(&e.rel);
@@ -1188,42 +1198,48 @@ fn restore_file(
         } else {
             HashSet::new()
         };
-        let mut write = |id: &Id, data: Option<Vec<u8>>| -> Result<()> {
-            let data = match data {
-                Some(d) => d,
-                None => match zero_len(zero_blobs, id, repo) {
-                    Some(len) => {
-                        offset += len;
-                        progress.add_bytes(len);
-                        return Ok(());
-                    }
-                    None => repo.read_blob(id)?,
-                },
-            };
+        // A blob known to be zeros: a hole of its length.
+        let skip_zeros = |id: &Id, zero_blobs: &HashSet<Id>, offset: &mut u64| -> bool {
+            match zero_len(zero_blobs, id, repo) {
+                Some(len) => {
+                    *offset += len;
+                    progress.add_bytes(len);
+                    true
+                }
+                None => false,
+            }
+        };
+        let put = |id: &Id, data: &[u8], zero_blobs: &mut HashSet<Id>, offset: &mut u64| {
             let len = data.len() as u64;
-            if !write_sparse(&file, &data, offset).at(&e.rel)? {
+            if !write_sparse(&file, data, *offset).at(&e.rel)? {
                 zero_blobs.insert(*id);
             }
-            offset += len;
+            *offset += len;
             progress.add_bytes(len);
-            Ok(())
+            Ok::<(), Error>(())
         };
         if !pipelined {
             for id in &node.content {
-                write(id, None)?;
+                if !skip_zeros(id, zero_blobs, &mut offset) {
+                    repo.read_blob_into(id, buf)?;
+                    put(id, buf.data(), zero_blobs, &mut offset)?;
+                }
             }
         } else {
             // A large file: its blobs are read, decompressed and verified on a second thread
             // while this one writes (the last large file of a restore would otherwise keep one
-            // core busy and the other idle). Blobs known to be zeros are not read.
+            // core busy and the other idle). Blobs known to be zeros are not read. Buffers go
+            // back to the reader once written: four at most.
             std::thread::scope(|s| -> Result<()> {
-                let (tx, rx) = crossbeam_channel::bounded::<Result<(Id, Option<Vec<u8>>)>>(2);
+                let (tx, rx) = crossbeam_channel::bounded::<Result<(Id, Option<BlobBuf>)>>(2);
+                let (free_tx, free_rx) = crossbeam_channel::unbounded::<BlobBuf>();
                 s.spawn(move || {
                     for id in &node.content {
                         let r = if zeros.contains(id) {
                             Ok((*id, None))
                         } else {
-                            repo.read_blob(id).map(|d| (*id, Some(d)))
+                            let mut b = free_rx.try_recv().unwrap_or_default();
+                            repo.read_blob_into(id, &mut b).map(|()| (*id, Some(b)))
                         };
                         let failed = r.is_err();
                         if tx.send(r).is_err() || failed {
@@ -1232,8 +1248,18 @@ fn restore_file(
                     }
                 });
                 for r in rx {
-                    let (id, data) = r?;
-                    write(&id, data)?;
+                    match r? {
+                        (id, Some(b)) => {
+                            put(&id, b.data(), zero_blobs, &mut offset)?;
+                            let _ = free_tx.send(b);
+                        }
+                        (id, None) => {
+                            if !skip_zeros(&id, zero_blobs, &mut offset) {
+                                repo.read_blob_into(&id, buf)?;
+                                put(&id, buf.data(), zero_blobs, &mut offset)?;
+                            }
+                        }
+                    }
                 }
                 Ok(())
             })?;

@@ -253,6 +253,18 @@ impl Backend for LocalBackend {
         Ok(buf)
     }
 
+    fn read_at_into(&self, kind: FileKind, name: &str, offset: u64, out: &mut [u8]) -> Result<()> {
+        let f = match kind {
+            FileKind::Pack => self.open_pack(name)?,
+            _ => {
+                let p = self.path(kind, name);
+                Arc::new(File::open(&p).at(&p)?)
+            }
+        };
+        f.read_exact_at(out, offset)
+            .map_err(|e| Error::io(self.path(kind, name), e))
+    }
+
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
         let mut temp = self.create_temp()?;
         temp.file.write_all(data).at(&temp.path)?;

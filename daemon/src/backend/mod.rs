@@ -85,6 +85,12 @@ pub trait Backend: Send + Sync + Debug {
     fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>>;
     /// Reads `len` bytes at `offset`.
     fn read_at(&self, kind: FileKind, name: &str, offset: u64, len: usize) -> Result<Vec<u8>>;
+    /// Reads `out.len()` bytes at `offset` into `out` (a buffer reused from read to read).
+    fn read_at_into(&self, kind: FileKind, name: &str, offset: u64, out: &mut [u8]) -> Result<()> {
+        let data = self.read_at(kind, name, offset, out.len())?;
+        out.copy_from_slice(&data);
+        Ok(())
+    }
     /// Writes a whole file atomically and durably.
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()>;
     /// A new temporary file for streaming a large file (a pack) before committing it.
