@@ -119,6 +119,10 @@ struct Inode {
     parent: u64,
     /// Lookups the kernel holds (entries are dropped when they are all forgotten).
     lookups: u64,
+    /// Entries of this folder in the table: a folder is invalidated only once they are all
+    /// gone (invalidating a folder drops everything below it from the kernel's cache, and a
+    /// walk still inside it would look it all up again).
+    children: u32,
 }
 
 struct Slot {
@@ -246,6 +250,7 @@ impl SnapshotFs {
                     what,
                     parent: ROOT,
                     lookups: 0,
+                    children: 0,
                 },
             );
         }
@@ -311,6 +316,11 @@ impl SnapshotFs {
                 continue;
             };
             if rel.is_empty() || inode.lookups == 0 {
+                continue;
+            }
+            if inode.children > 0 {
+                // Its entries go first; the folder comes round again.
+                self.aged.push_back(ino);
                 continue;
             }
             let name = rel.rsplit('/').next().unwrap_or(rel).as_bytes().to_vec();
@@ -394,6 +404,7 @@ impl SnapshotFs {
                                 SNAPSHOTS
                             },
                             lookups: 0,
+                            children: 0,
                         },
                     );
                     self.by_id.insert(snap.id, i);
@@ -541,8 +552,12 @@ impl SnapshotFs {
                 },
                 parent,
                 lookups: 0,
+                children: 0,
             });
             self.aged.push_back(ino);
+            if let Some(p) = self.inodes.get_mut(&parent) {
+                p.children += 1;
+            }
             self.trim();
         }
         ino
@@ -576,6 +591,7 @@ impl SnapshotFs {
                     what: What::Tag(tag),
                     parent: TAGS,
                     lookups: 0,
+                    children: 0,
                 });
                 return Ok(ino);
             }
@@ -592,6 +608,7 @@ impl SnapshotFs {
                         what: What::Link(target),
                         parent,
                         lookups: 0,
+                        children: 0,
                     },
                 );
                 return Ok(ino);
@@ -779,7 +796,11 @@ impl Filesystem for SnapshotFs {
             None => false,
         };
         if gone {
-            self.inodes.remove(&ino);
+            if let Some(parent) = self.inodes.remove(&ino).map(|i| i.parent) {
+                if let Some(p) = self.inodes.get_mut(&parent) {
+                    p.children = p.children.saturating_sub(1);
+                }
+            }
         }
     }
 

@@ -16,8 +16,10 @@ use crate::repo::Repository;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
-/// Decompressed blobs kept for reads.
-const BLOB_CACHE_BYTES: usize = 16 << 20;
+/// Decompressed blobs kept for reads: the blobs a few readers are in (the kernel asks for
+/// 128 KiB at a time, a blob is up to 4 MiB) and what is read ahead; the kernel keeps what
+/// was read in its own page cache.
+const BLOB_CACHE_BYTES: usize = 8 << 20;
 /// Blobs fetched ahead of a sequential reader.
 const READ_AHEAD: usize = 2;
 
