@@ -9,8 +9,9 @@
 //!          never allocated. The table holds only what the kernel references (lookups minus
 //!          forgets), and at most MAX_INODES of them: beyond, the oldest entries are
 //!          invalidated in the kernel's cache (by a thread of their own, see mod.rs), which
-//!          then forgets them unless they are in use: memory follows what is in use, not the
-//!          repository's size or how much of it was walked.
+//!          then forgets them unless they are in use (an old folder goes with everything
+//!          below it, in one call: oldest first is what a walk has finished with): memory
+//!          follows what is in use, not the repository's size or how much of it was walked.
 //! trees:   read from the repository on demand, cached by id (bounded by node count)
 //! reads:   the file's blobs with their offsets (from the index) are computed at open; reads
 //!          are answered by worker threads (reader.rs) from a shared, bounded blob cache
@@ -119,10 +120,6 @@ struct Inode {
     parent: u64,
     /// Lookups the kernel holds (entries are dropped when they are all forgotten).
     lookups: u64,
-    /// Entries of this folder in the table: a folder is invalidated only once they are all
-    /// gone (invalidating a folder drops everything below it from the kernel's cache, and a
-    /// walk still inside it would look it all up again).
-    children: u32,
 }
 
 struct Slot {
@@ -250,7 +247,6 @@ impl SnapshotFs {
                     what,
                     parent: ROOT,
                     lookups: 0,
-                    children: 0,
                 },
             );
         }
@@ -318,11 +314,7 @@ impl SnapshotFs {
             if rel.is_empty() || inode.lookups == 0 {
                 continue;
             }
-            if inode.children > 0 {
-                // Its entries go first; the folder comes round again.
-                self.aged.push_back(ino);
-                continue;
-            }
+
             let name = rel.rsplit('/').next().unwrap_or(rel).as_bytes().to_vec();
             if self.evict.try_send((inode.parent, name)).is_err() {
                 // The notifier is behind (or gone): try again later.
@@ -404,7 +396,6 @@ impl SnapshotFs {
                                 SNAPSHOTS
                             },
                             lookups: 0,
-                            children: 0,
                         },
                     );
                     self.by_id.insert(snap.id, i);
@@ -552,12 +543,8 @@ impl SnapshotFs {
                 },
                 parent,
                 lookups: 0,
-                children: 0,
             });
             self.aged.push_back(ino);
-            if let Some(p) = self.inodes.get_mut(&parent) {
-                p.children += 1;
-            }
             self.trim();
         }
         ino
@@ -591,7 +578,6 @@ impl SnapshotFs {
                     what: What::Tag(tag),
                     parent: TAGS,
                     lookups: 0,
-                    children: 0,
                 });
                 return Ok(ino);
             }
@@ -608,7 +594,6 @@ impl SnapshotFs {
                         what: What::Link(target),
                         parent,
                         lookups: 0,
-                        children: 0,
                     },
                 );
                 return Ok(ino);
@@ -796,11 +781,7 @@ impl Filesystem for SnapshotFs {
             None => false,
         };
         if gone {
-            if let Some(parent) = self.inodes.remove(&ino).map(|i| i.parent) {
-                if let Some(p) = self.inodes.get_mut(&parent) {
-                    p.children = p.children.saturating_sub(1);
-                }
-            }
+            self.inodes.remove(&ino);
         }
     }
 
