@@ -102,6 +102,17 @@ pub enum Command {
     /// Share policies: check them, plan and apply their rights, explain, matrix.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (sharekeepctl.1 and one per subcommand) into DIR.
+    #[command(hide = true)]
+    GenerateMan {
+        /// Where to write them.
+        dir: PathBuf,
+    },
 }
 
 /// `report`.

@@ -2,6 +2,7 @@
 //! the outcome to a documented exit status (see `--help`).
 
 mod args;
+mod docs;
 mod maintenance;
 mod mount;
 mod offline;
@@ -61,6 +62,17 @@ fn main() -> ExitCode {
     let cancel = sharekeep::CancelToken::new();
     signals::install(cancel.clone());
     let result = match cli.command {
+        args::Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = args::Cli::command();
+            // Into memory first: the generator panics on a write error (`| head`).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "sharekeepctl", &mut script);
+            std::io::Write::write_all(&mut std::io::stdout(), &script)
+                .map(|()| Outcome::Ok)
+                .map_err(anyhow::Error::from)
+        }
+        args::Command::GenerateMan { dir } => docs::man_pages(&dir),
         args::Command::Policy(cmd) => policy::run(cmd, cli.quiet),
         args::Command::Samba(cmd) => policy::samba(cmd),
         args::Command::Mount(a) => mount::run(cli.repo, a, cli.quiet),

@@ -55,6 +55,8 @@ pub fn run(cli: Cli, cancel: &CancelToken) -> Result<Outcome> {
         | Command::Mount(_)
         | Command::Report(_)
         | Command::Status { .. }
+        | Command::Completions { .. }
+        | Command::GenerateMan { .. }
         | Command::Reload => {
             unreachable!("handled elsewhere")
         }

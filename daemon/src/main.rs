@@ -1,6 +1,7 @@
 //! `sharekeepd`: parses flags, reads the configuration, sets up logging and signals, and runs
 //! the service until SIGTERM or SIGINT. Exit status: 0 after a clean stop, 1 on a start-up
-//! error (bad configuration, socket in use).
+//! error (bad configuration, socket in use). `--check-config` validates the configuration and
+//! every policy without starting anything: 0 when all is usable, 1 otherwise.
 
 use clap::Parser;
 mod service;
@@ -30,15 +31,41 @@ struct Args {
     /// error, warn, info, debug or trace (default info).
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<String>,
+    /// Validate the configuration file and every policy, print what was found, and exit: 0
+    /// when all is usable, 1 otherwise (the unit's ExecStartPre, and before a reload).
+    #[arg(long)]
+    check_config: bool,
+    /// Write the man page sharekeepd.8 into DIR and exit.
+    #[arg(long, value_name = "DIR", hide = true)]
+    generate_man: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(dir) = &args.generate_man {
+        use clap::CommandFactory;
+        let page = clap_mangen::Man::new(Args::command()).section("8");
+        let mut out = Vec::new();
+        let written = page
+            .render(&mut out)
+            .and_then(|()| std::fs::write(dir.join("sharekeepd.8"), out));
+        return match written {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("sharekeepd: error: {}: {e}", dir.display());
+                ExitCode::from(1)
+            }
+        };
+    }
     sharekeep::raise_open_file_limit();
     let file = match Settings::load(args.config.as_deref()) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("sharekeepd: error: {e}");
+            if args.check_config {
+                println!("error: {e}");
+            } else {
+                eprintln!("sharekeepd: error: {e}");
+            }
             return ExitCode::from(1);
         }
     };
@@ -50,6 +77,17 @@ fn main() -> ExitCode {
         ..RawConfig::default()
     };
     let settings = Settings::resolve(file, flags);
+    if args.check_config {
+        let (lines, ok) = service::check_config(&settings);
+        for l in lines {
+            println!("{l}");
+        }
+        return if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        };
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&settings.log_level)

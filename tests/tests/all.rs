@@ -4,6 +4,7 @@
 mod backup_restore;
 mod crash;
 mod daemon;
+mod debian;
 mod history;
 mod hostile;
 mod maintenance;

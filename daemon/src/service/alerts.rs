@@ -198,7 +198,7 @@ fn send(cfg: &AlertsConfig, e: &Event) -> Vec<String> {
     errors
 }
 
-fn credentials(
+pub(crate) fn credentials(
     file: &Path,
 ) -> Result<lettre::transport::smtp::authentication::Credentials, String> {
     use std::os::unix::fs::MetadataExt;
@@ -223,6 +223,31 @@ fn credentials(
             file.display()
         )),
     }
+}
+
+/// What is wrong with `[alerts]` before anything is sent: addresses that do not parse, a
+/// credentials file that is missing, unreadable or not root's alone.
+pub(crate) fn check(cfg: &AlertsConfig) -> Vec<String> {
+    let mut problems = Vec::new();
+    if cfg.command.is_none() && cfg.email.is_none() {
+        problems.push("[alerts]: give a command, an [alerts.email], or both".to_string());
+    }
+    if let Some(mail) = &cfg.email {
+        for addr in std::iter::once(&mail.from).chain(&mail.to) {
+            if addr.parse::<lettre::message::Mailbox>().is_err() {
+                problems.push(format!("[alerts.email]: `{addr}` is not an email address"));
+            }
+        }
+        if mail.to.is_empty() {
+            problems.push("[alerts.email]: `to` names nobody".to_string());
+        }
+        if let Some(file) = &mail.credentials {
+            if let Err(e) = credentials(file) {
+                problems.push(format!("[alerts.email] credentials: {e}"));
+            }
+        }
+    }
+    problems
 }
 
 fn email(cfg: &EmailConfig, e: &Event) -> Result<(), String> {

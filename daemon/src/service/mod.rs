@@ -375,6 +375,61 @@ fn load_all(dir: &std::path::Path) -> Vec<Loaded> {
     out
 }
 
+/// `sharekeepd --check-config`: the settings as resolved and every policy validated as the
+/// service would load it (each file alone, then the clashes between files). Returns what to
+/// print, one line each, and whether the service would start with every share.
+pub fn check_config(settings: &Settings) -> (Vec<String>, bool) {
+    let mut lines = Vec::new();
+    let mut ok = true;
+    let mut problem = |lines: &mut Vec<String>, p: String| {
+        ok = false;
+        lines.push(format!("error: {p}"));
+    };
+    if tracing_subscriber::EnvFilter::try_new(&settings.log_level).is_err() {
+        problem(
+            &mut lines,
+            format!(
+                "log_level `{}`: use error, warn, info, debug or trace",
+                settings.log_level
+            ),
+        );
+    }
+    if let Some(cfg) = &settings.alerts {
+        for p in alerts::check(cfg) {
+            problem(&mut lines, p);
+        }
+    }
+    match sharekeep_policies::policy_files(&settings.policies) {
+        Err(e) => problem(&mut lines, e.to_string()),
+        Ok(files) if files.is_empty() => lines.push(format!(
+            "no policy in {} yet: the service starts and waits for one (see /usr/share/doc/sharekeep/examples)",
+            settings.policies.display()
+        )),
+        Ok(_) => {
+            for l in load_all(&settings.policies) {
+                match l {
+                    Loaded::Good(p, _) => lines.push(format!(
+                        "ok: {}: share `{}` at {}{}",
+                        p.file.display(),
+                        p.name,
+                        p.path.display(),
+                        match &p.backup {
+                            Some(b) => format!(", backed up to {}", b.repository.display()),
+                            None => String::new(),
+                        }
+                    )),
+                    Loaded::Broken { problems, .. } => {
+                        for p in problems {
+                            problem(&mut lines, p);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (lines, ok)
+}
+
 /// The `name = "…"` of a broken file's [share], when it can still be read.
 fn share_name_guess(file: &std::path::Path) -> Option<String> {
     let text = std::fs::read_to_string(file).ok()?;
