@@ -59,7 +59,7 @@ fn return_freed_blobs_to_the_system() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
         // The reader threads would otherwise each get an arena of their own, each keeping
-        // what it once held (a walk that reads a million small files peaked 10 MiB higher).
+        // what it once held (a tar of a million small files: 58.6 MiB peak, 59.4 without).
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
