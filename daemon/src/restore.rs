@@ -1709,6 +1709,19 @@ mod tests {
             .collect();
         got.sort();
         assert_eq!(got, ["a.txt", "dir", "dir/c.txt", "lien", "vide"]);
+        // The bytes to write are those of the files kept.
+        let file_bytes = |p: &RestorePlan| -> u64 {
+            p.entries(&f.repo)
+                .unwrap()
+                .iter()
+                .filter(|e| e.kind == NodeKind::File && e.action.writes())
+                .map(|e| e.size)
+                .sum()
+        };
+        assert!(file_bytes(&p) > 0);
+        assert_eq!(p.bytes_to_write(), file_bytes(&p));
+        assert_eq!(p.len(), 5);
+        assert!(!p.is_empty());
         // Dropping a file keeps its siblings and the folder.
         p.retain(&f.repo, |path, kind| {
             !(path == "dir/c.txt" && kind == NodeKind::File)
@@ -1720,6 +1733,20 @@ mod tests {
             .unwrap()
             .iter()
             .any(|e| e.path == "dir/c.txt"));
+        assert_eq!(p.len(), 4);
+        assert_eq!(p.bytes_to_write(), file_bytes(&p));
+        // Dropping everything leaves an empty plan.
+        p.retain(&f.repo, |_, _| false).unwrap();
+        assert_eq!(p.len(), 0);
+        assert!(p.is_empty());
+        assert!(p.entries(&f.repo).unwrap().is_empty());
+        assert_eq!(p.bytes_to_write(), 0);
+        // In place over the original, nothing is written: dropping an unchanged file leaves
+        // nothing to count down.
+        let mut same = plan(&f, &[], Target::InPlace, Overwrite::IfChanged);
+        assert_eq!(same.bytes_to_write(), 0);
+        same.retain(&f.repo, |path, _| path != "a.txt").unwrap();
+        assert_eq!(same.bytes_to_write(), 0);
     }
 
     #[test]
