@@ -118,6 +118,9 @@ check "a share under /home gets its rights" bash -c 'for i in $(seq 1 50); do se
 check "a file made with umask 077 is fixed" bash -c 'for i in $(seq 1 50); do setpriv --reuid=alice --regid=alice --init-groups cat /srv/partages/commercial/Tarifs/new.csv && exit 0; sleep 0.1; done; exit 1'
 # Backups and state.
 check "a backup runs" sharekeepctl backup --share commercial
+# The restore below saves what it replaces in a pre-restore snapshot; Previous Versions show one
+# snapshot per second (the newest), so that one must fall in a later second than this backup.
+backed_up=$(date +%s); while [ "$(date +%s)" = "$backed_up" ]; do sleep 0.05; done
 check "the state folder can be crossed, not listed, by others" bash -c '[ "$(stat -c %a /var/lib/sharekeep)" = 711 ]'
 check "the state files are root's" bash -c '[ "$(stat -c %a /var/lib/sharekeep/commercial.json)" = 600 ]'
 # Previous Versions under the plain unit: its mount namespace would hide them from smbd, and
