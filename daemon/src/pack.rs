@@ -169,16 +169,6 @@ pub fn compress(raw: &[u8], level: i32) -> (Compression, Vec<u8>) {
     }
 }
 
-fn decompress(stored: &[u8], raw_len: usize) -> Option<Vec<u8>> {
-    DECOMPRESSOR.with(|cell| {
-        let mut cell = cell.borrow_mut();
-        if cell.is_none() {
-            *cell = Some(zstd::bulk::Decompressor::new().ok()?);
-        }
-        cell.as_mut()?.decompress(stored, raw_len).ok()
-    })
-}
-
 /// Checks a stored blob (decompressing it into `raw`, whose capacity is reused): `Some(true)`
 /// when its raw bytes are in `raw`, `Some(false)` when they are `stored` itself, `None` when it
 /// does not match its entry (length or hash).
@@ -208,22 +198,19 @@ pub(crate) fn decode_blob_into(
 
 /// Turns a stored blob back into its raw bytes, checking its length and hash.
 pub fn decode_blob(entry: &PackEntry, stored: Vec<u8>, pack: &Path) -> Result<Vec<u8>> {
-    let mismatch = || Error::BlobMismatch {
-        id: entry.id,
-        pack: pack.to_path_buf(),
-        files: Vec::new(),
-    };
     if let Some(why) = entry.claim_problem() {
         return Err(corrupt(pack, &why));
     }
-    let raw = match entry.compression {
-        Compression::Raw => stored,
-        Compression::Zstd => decompress(&stored, entry.raw_length as usize).ok_or_else(mismatch)?,
-    };
-    if raw.len() != entry.raw_length as usize || Id::hash(&raw) != entry.id {
-        return Err(mismatch());
+    let mut raw = Vec::new();
+    match decode_blob_into(entry, &stored, &mut raw) {
+        Some(true) => Ok(raw),
+        Some(false) => Ok(stored),
+        None => Err(Error::BlobMismatch {
+            id: entry.id,
+            pack: pack.to_path_buf(),
+            files: Vec::new(),
+        }),
     }
-    Ok(raw)
 }
 
 /// Encodes a pack header (entries, length, magic).

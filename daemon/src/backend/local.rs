@@ -243,13 +243,8 @@ impl Backend for LocalBackend {
     }
 
     fn read_at(&self, kind: FileKind, name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
-        let p = self.path(kind, name);
-        let f = match kind {
-            FileKind::Pack => self.open_pack(name)?,
-            _ => Arc::new(File::open(&p).at(&p)?),
-        };
         let mut buf = vec![0u8; len];
-        f.read_exact_at(&mut buf, offset).at(&p)?;
+        self.read_at_into(kind, name, offset, &mut buf)?;
         Ok(buf)
     }
 
