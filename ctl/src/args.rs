@@ -20,15 +20,19 @@ absolute path.";
 #[derive(Debug, Parser)]
 #[command(name = "sharekeepctl", version, after_help = EXIT_CODES, max_term_width = 100)]
 pub struct Cli {
-    /// Repository directory (offline mode).
+    /// Repository (offline mode): a folder, s3://BUCKET/PREFIX?endpoint=URL&region=NAME (keys in
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) or sftp://USER@HOST:PORT/PATH.
     #[arg(
         long,
         short = 'r',
         global = true,
         env = "SHAREKEEP_REPO",
-        value_name = "DIR"
+        value_name = "REPO"
     )]
-    pub repo: Option<PathBuf>,
+    pub repo: Option<String>,
+    /// The key file of an encrypted repository (or a passphrase in SHAREKEEP_PASSWORD).
+    #[arg(long, global = true, env = "SHAREKEEP_KEY_FILE", value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
     /// sharekeepd's control socket (commands without --repo go there).
     #[arg(
         long,
@@ -50,8 +54,16 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create a new, empty repository in --repo.
-    Init,
+    /// Create a new, empty repository at --repo.
+    Init {
+        /// Encrypt it (required on S3 and SFTP): its first key is --key-file or the passphrase
+        /// in SHAREKEEP_PASSWORD.
+        #[arg(long)]
+        encrypt: bool,
+    },
+    /// An encrypted repository's keys: list, add, remove; generate a key file.
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// The service's shares: policy state, rights fixed, last and next backup (via sharekeepd).
     Status {
         /// Print as JSON.
@@ -112,6 +124,29 @@ pub enum Command {
     GenerateMan {
         /// Where to write them.
         dir: PathBuf,
+    },
+}
+
+/// `key`.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// The repository's keys (passphrases and key files), the one in use marked.
+    List,
+    /// Add a key: the key file --new-key-file, or the passphrase in SHAREKEEP_NEW_PASSWORD.
+    Add {
+        /// The new key's file (make one with `key generate`).
+        #[arg(long, value_name = "FILE")]
+        new_key_file: Option<PathBuf>,
+    },
+    /// Remove a key (by name or prefix; not the one in use).
+    Remove {
+        /// The key's name, as `key list` shows it.
+        name: String,
+    },
+    /// Write a new random key file (mode 0600; never overwrites). No repository needed.
+    Generate {
+        /// Where to write it.
+        file: PathBuf,
     },
 }
 

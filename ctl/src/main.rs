@@ -1,6 +1,7 @@
 //! `sharekeepctl`: parses arguments, sets up logging and signals, runs the command, and maps
 //! the outcome to a documented exit status (see `--help`).
 
+mod access;
 mod args;
 mod docs;
 mod maintenance;
@@ -75,7 +76,20 @@ fn main() -> ExitCode {
         args::Command::GenerateMan { dir } => docs::man_pages(&dir),
         args::Command::Policy(cmd) => policy::run(cmd, cli.quiet),
         args::Command::Samba(cmd) => policy::samba(cmd),
-        args::Command::Mount(a) => mount::run(cli.repo, a, cli.quiet),
+        args::Command::Mount(a) => mount::run(cli.repo, cli.key_file, a, cli.quiet),
+        args::Command::Key(args::KeyCommand::Generate { file }) => {
+            sharekeep::Secret::generate_key_file(&file)
+                .map(|()| {
+                    if !cli.quiet {
+                        eprintln!(
+                            "wrote a new key file {} (keep a copy apart from the repository: without a key, nothing in it can be read)",
+                            file.display()
+                        );
+                    }
+                    Outcome::Ok
+                })
+                .map_err(anyhow::Error::from)
+        }
         args::Command::Report(a) => report::run(a, &cli.socket, &mut std::io::stdout().lock()),
         args::Command::Status { .. } | args::Command::Reload => remote::run(cli, &cancel),
         args::Command::Backup(_)

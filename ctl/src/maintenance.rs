@@ -1,6 +1,6 @@
 //! Repository upkeep commands: forget (retention), prune, check, repair index, unlock.
 
-use crate::args::{CheckArgs, ForgetArgs, PruneArgs};
+use crate::args::{self, CheckArgs, ForgetArgs, PruneArgs};
 use crate::output;
 use crate::render;
 use crate::Outcome;
@@ -55,7 +55,7 @@ pub fn forget(
     render::forget(out, &entries, a.dry_run, a.json, quiet)?;
     if a.prune && !a.dry_run {
         // The removed snapshots are gone from disk; reopen to see the repository as it is.
-        let repo = Repository::open(repo.backend().clone())?;
+        let repo = repo.reopen()?;
         let p = PruneArgs {
             repack_threshold: 30.0,
             dry_run: false,
@@ -210,6 +210,57 @@ pub fn unlock(repo: &Repository, all: bool, out: &mut dyn Write) -> Result<Outco
             l.host,
             output::time(&l.time)
         )?;
+    }
+    Ok(Outcome::Ok)
+}
+
+/// `key list | add | remove` (`generate` needs no repository: `main.rs`).
+pub fn key(
+    repo: &Repository,
+    cmd: args::KeyCommand,
+    quiet: bool,
+    out: &mut dyn Write,
+) -> Result<Outcome> {
+    match cmd {
+        args::KeyCommand::List => {
+            writeln!(out, "{:<10} {:<11} {:<20} host", "key", "kind", "created")?;
+            for k in repo.list_keys()? {
+                writeln!(
+                    out,
+                    "{}{:<9} {:<11} {:<20} {}",
+                    if k.current { "*" } else { " " },
+                    &k.name[..8],
+                    match k.kind {
+                        sharekeep::SecretKind::Passphrase => "passphrase",
+                        sharekeep::SecretKind::KeyFile => "key file",
+                    },
+                    k.created.format("%Y-%m-%d %H:%M:%S"),
+                    k.host
+                )?;
+            }
+        }
+        args::KeyCommand::Add { new_key_file } => {
+            let secret = match new_key_file {
+                Some(f) => sharekeep::Secret::key_file(&f)?,
+                None => match std::env::var("SHAREKEEP_NEW_PASSWORD") {
+                    Ok(p) if !p.is_empty() => sharekeep::Secret::passphrase(p)?,
+                    _ => anyhow::bail!(
+                        "give the new key: --new-key-file FILE, or a passphrase in SHAREKEEP_NEW_PASSWORD"
+                    ),
+                },
+            };
+            let name = repo.add_key(&secret)?;
+            if !quiet {
+                writeln!(out, "added key {} ({})", &name[..8], secret.describe())?;
+            }
+        }
+        args::KeyCommand::Remove { name } => {
+            let removed = repo.remove_key(&name)?;
+            if !quiet {
+                writeln!(out, "removed key {}", &removed[..8])?;
+            }
+        }
+        args::KeyCommand::Generate { .. } => unreachable!("handled in main"),
     }
     Ok(Outcome::Ok)
 }

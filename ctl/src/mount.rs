@@ -5,29 +5,23 @@ use crate::args::MountArgs;
 use crate::Outcome;
 use anyhow::{bail, Context, Result};
 use sharekeep::mount::{Layout, MountOptions};
-use sharekeep::Repository;
+use sharekeep::IndexScope;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Where the mount keeps its index files (anonymous: they vanish with the process): the
-/// user's cache folder, or /var/tmp (on disk, unlike /tmp on many systems).
-fn cache_dir() -> PathBuf {
-    let home_cache = std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .map(|h| PathBuf::from(h).join(".cache"));
-    std::env::var_os("XDG_CACHE_HOME")
-        .filter(|c| !c.is_empty())
-        .map(PathBuf::from)
-        .or(home_cache)
-        .map(|c| c.join("sharekeep"))
-        .unwrap_or_else(|| PathBuf::from("/var/tmp"))
-}
-
-pub fn run(repo: Option<PathBuf>, a: MountArgs, quiet: bool) -> Result<Outcome> {
+/// Serves the snapshots until unmounted. The paged index keeps its files (anonymous: they
+/// vanish with the process) in the user's cache folder, or /var/tmp (on disk, unlike /tmp on
+/// many systems).
+pub fn run(
+    repo: Option<String>,
+    key_file: Option<PathBuf>,
+    a: MountArgs,
+    quiet: bool,
+) -> Result<Outcome> {
     let (repo_path, filter, name) = match (&repo, &a.share) {
         (Some(_), Some(_)) => bail!("give --repo DIR or --share NAME, not both"),
         (None, None) => bail!("give the repository (--repo DIR) or a share (--share NAME)"),
-        (Some(r), None) => (r.clone(), None, r.display().to_string()),
+        (Some(r), None) => (r.clone(), None, r.clone()),
         (None, Some(share)) => {
             let source = a
                 .policies
@@ -46,12 +40,15 @@ pub fn run(repo: Option<PathBuf>, a: MountArgs, quiet: bool) -> Result<Outcome> 
             let root = policy.path.clone();
             let filter: sharekeep::mount::SnapshotFilter =
                 Arc::new(move |s: &sharekeep::Snapshot| Path::new(s.root()) == root);
-            (plan.repository.clone(), Some(filter), share.clone())
+            (
+                plan.repository.display().to_string(),
+                Some(filter),
+                share.clone(),
+            )
         }
     };
     // Data blobs' locations stay on disk: the mount's memory does not grow with the repository.
-    let repo = Repository::open_local_paged(&repo_path, &cache_dir())
-        .with_context(|| format!("opening the repository {}", repo_path.display()))?;
+    let repo = crate::access::open(&repo_path, key_file.as_deref(), IndexScope::Paged)?;
     sharekeep::mount::detach_stale(&a.mountpoint);
     let mut session = sharekeep::mount::session(
         repo,
@@ -72,7 +69,7 @@ pub fn run(repo: Option<PathBuf>, a: MountArgs, quiet: bool) -> Result<Outcome> 
     if !quiet {
         eprintln!(
             "snapshots of {} mounted at {}: snapshots/, latest, tags/ (read-only); Ctrl-C unmounts",
-            repo_path.display(),
+            repo_path,
             a.mountpoint.display()
         );
     }

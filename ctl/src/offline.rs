@@ -1,6 +1,7 @@
 //! The commands that work directly on a repository (no daemon needed): what an admin uses,
 //! even with the service stopped.
 
+use crate::access;
 use crate::args::{self, Cli, Command, OverwriteArg};
 use crate::maintenance;
 use crate::progress::Bar;
@@ -17,15 +18,31 @@ use std::path::Path;
 
 /// Runs one command.
 pub fn run(cli: Cli, cancel: &CancelToken) -> Result<Outcome> {
-    let Some(repo_path) = cli.repo.clone() else {
-        bail!("no repository given: pass --repo DIR (or set SHAREKEEP_REPO)");
+    let Some(repo_url) = cli.repo.clone() else {
+        bail!("no repository given: pass --repo REPO (or set SHAREKEEP_REPO)");
     };
     let quiet = cli.quiet;
-    if let Command::Init = cli.command {
-        let repo = Repository::init_local(&repo_path)?;
+    if let Command::Init { encrypt } = cli.command {
+        let location = access::location(&repo_url)?;
+        let mut access = access::access(cli.key_file.as_deref())?;
+        if !encrypt {
+            // A key given without --encrypt is a mistake worth stopping on.
+            if access.secret.is_some() && std::env::var_os("SHAREKEEP_PASSWORD").is_none() {
+                bail!("--key-file given without --encrypt: add --encrypt to create an encrypted repository");
+            }
+            access.secret = None;
+        } else if access.secret.is_none() {
+            bail!("--encrypt needs the first key: --key-file FILE (make one with `sharekeepctl key generate FILE`) or a passphrase in SHAREKEEP_PASSWORD");
+        }
+        let repo = Repository::init_at(&location, &access)?;
         if !quiet {
             println!(
-                "created sharekeep repository {} at {}",
+                "created {}sharekeep repository {} at {}",
+                if repo.is_encrypted() {
+                    "encrypted "
+                } else {
+                    ""
+                },
                 &repo.config().id[..8],
                 repo.location()
             );
@@ -40,7 +57,7 @@ pub fn run(cli: Cli, cancel: &CancelToken) -> Result<Outcome> {
         }
         _ => sharekeep::IndexScope::All,
     };
-    let repo = Repository::open_local_with(&repo_path, scope)?;
+    let repo = access::open(&repo_url, cli.key_file.as_deref(), scope)?;
     if let Some(why) = repo.exposure() {
         tracing::warn!("repository not private: {why}");
     }
@@ -49,7 +66,7 @@ pub fn run(cli: Cli, cancel: &CancelToken) -> Result<Outcome> {
     }
     let mut out = BufWriter::new(std::io::stdout().lock());
     let outcome = match cli.command {
-        Command::Init
+        Command::Init { .. }
         | Command::Policy(_)
         | Command::Samba(_)
         | Command::Mount(_)
@@ -73,6 +90,7 @@ pub fn run(cli: Cli, cancel: &CancelToken) -> Result<Outcome> {
         Command::Drill(a) => maintenance::drill(&repo, a, cancel, &mut out)?,
         Command::Repair(args::RepairCommand::Index) => maintenance::repair_index(&repo, &mut out)?,
         Command::Unlock { remove_all } => maintenance::unlock(&repo, remove_all, &mut out)?,
+        Command::Key(k) => maintenance::key(&repo, k, quiet, &mut out)?,
     };
     out.flush()?;
     Ok(outcome)

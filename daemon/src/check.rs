@@ -69,9 +69,9 @@ fn read_pack_header(repo: &Repository, name: &str, size: u64) -> Result<Vec<pack
         .read_at(FileKind::Pack, name, size - 8, 8)?
         .try_into()
         .expect("8 bytes");
-    let (start, len) = pack::header_position(&trailer, size, &location)?;
+    let (start, len) = pack::header_position(&trailer, size, &location, repo.keys())?;
     let header = backend.read_at(FileKind::Pack, name, start, len)?;
-    pack::parse_header(&header, start, &location)
+    pack::parse_header(header, start, &location, repo.keys())
 }
 
 /// Checks the repository (see the module documentation).
@@ -179,7 +179,9 @@ pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
                 .filter(|e| {
                     let stored =
                         bytes.get(e.offset as usize..e.offset as usize + e.length as usize);
-                    stored.is_none_or(|s| pack::decode_blob(e, s.to_vec(), &location).is_err())
+                    stored.is_none_or(|s| {
+                        pack::decode_blob(repo.keys(), e, s.to_vec(), &location).is_err()
+                    })
                 })
                 .map(|e| e.id)
                 .collect();

@@ -1,6 +1,7 @@
 //! The repository's `config` file: format version, chunker parameters and compression, fixed
 //! at `init`. Chunker parameters must never change for a repository, or deduplication against
-//! earlier snapshots would be lost. `encryption` is reserved: today only `"none"` exists.
+//! earlier snapshots would be lost. `encryption` is `"none"` or `"aes-256-gcm"` (then the file
+//! itself is sealed: [`crate::crypto`]).
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -45,7 +46,7 @@ pub struct RepoConfig {
     pub zstd_level: i32,
     /// Pack files are closed once they reach this size.
     pub pack_size: u64,
-    /// `"none"`; room for an encrypted format later.
+    /// `"none"`, or `"aes-256-gcm"` for an encrypted repository.
     pub encryption: String,
 }
 
@@ -77,7 +78,7 @@ impl RepoConfig {
                 cfg.version
             )));
         }
-        if cfg.encryption != "none" {
+        if cfg.encryption != "none" && cfg.encryption != crate::crypto::CIPHER {
             return Err(corrupt(format!(
                 "encryption {:?} is not supported by this sharekeep",
                 cfg.encryption

@@ -15,7 +15,6 @@
 
 use crate::error::{Error, IoContext, Result};
 use crate::history::list;
-use crate::id::Id;
 use crate::progress::{CancelToken, NoProgress};
 use crate::repo::Repository;
 use crate::restore::{plan_restore, restore, Overwrite, RestoreOptions, Target};
@@ -161,7 +160,7 @@ fn verify(repo: &Repository, file: &Path, node: &Node) -> std::result::Result<u6
             .take(len)
             .read_to_end(&mut buf)
             .map_err(|e| format!("cannot read it back ({e})"))?;
-        if Id::hash(&buf) != *id {
+        if repo.blob_id(&buf) != *id {
             return Err(format!(
                 "restored content differs from the snapshot's (block {} of {})",
                 i + 1,

@@ -114,6 +114,32 @@ pub enum Error {
     /// The operation was cancelled (signal or shutdown); nothing partial was recorded.
     #[error("interrupted; nothing partial was recorded")]
     Interrupted,
+    /// The repository is encrypted and no key was given.
+    #[error("{repo} is encrypted: give its key with --key-file FILE (or SHAREKEEP_KEY_FILE) or a passphrase in SHAREKEEP_PASSWORD")]
+    KeyNeeded {
+        /// The repository.
+        repo: String,
+    },
+    /// No key slot of the repository opens with the secret given.
+    #[error("{repo}: {secret} opens none of its keys ({tried} of {slots} tried): wrong passphrase or key file")]
+    WrongKey {
+        /// The repository.
+        repo: String,
+        /// How the secret was given.
+        secret: String,
+        /// Slots of the same kind (passphrase or key file) tried.
+        tried: usize,
+        /// Slots in all.
+        slots: usize,
+    },
+    /// A remote store refused or failed a request (after retries).
+    #[error("{location}: {message}")]
+    Remote {
+        /// The object or store concerned.
+        location: String,
+        /// What went wrong, and what to do.
+        message: String,
+    },
 }
 
 fn files_hint(files: &[String]) -> String {
@@ -149,6 +175,8 @@ impl Error {
             Error::Invalid(_) => "invalid",
             Error::Locked { .. } => "locked",
             Error::Interrupted => "interrupted",
+            Error::KeyNeeded { .. } | Error::WrongKey { .. } => "key",
+            Error::Remote { .. } => "remote",
         }
     }
 }

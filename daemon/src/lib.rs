@@ -12,6 +12,7 @@ mod backup;
 mod check;
 mod chunker;
 mod config;
+mod crypto;
 mod drill;
 mod error;
 mod history;
@@ -36,12 +37,14 @@ mod stream;
 mod tree;
 
 pub use atomic::write_atomic;
+pub use backend::{Access, Credentials, Location};
 pub use backup::{backup, BackupOptions, BackupOutcome, ParentChoice, Warning};
 pub use check::{check, repair_index, CheckOptions, CheckReport, Damage, RepairReport};
 /// Re-exported: snapshot times are `chrono` types.
 pub use chrono;
 pub use chunker::Chunker;
 pub use config::{ChunkerParams, RepoConfig, FORMAT_VERSION};
+pub use crypto::{KeyInfo, Keys, Secret, SecretKind, MIN_KEY_FILE};
 pub use drill::{drill, DrillOptions, DrillProblem, DrillReport};
 pub use error::{Error, Result};
 pub use history::{diff, list, versions, Change, ChangeKind, ListedEntry, Version};

@@ -8,8 +8,13 @@
 //! entry   = type:u8 compression:u8 id:[u8;32] length:u32le raw_length:u32le   (42 bytes)
 //! ```
 //! `type` is 0 for file data, 1 for a tree; `compression` 0 for raw, 1 for zstd. `id` is the
-//! sha256 of the raw (uncompressed) blob.
+//! sha256 of the raw (uncompressed) blob (its HMAC in an encrypted repository).
+//!
+//! In an encrypted repository each blob is sealed after compression and the header (the
+//! entries) is sealed as one ([`crate::crypto`]): `length` and `header_len` count the nonce
+//! and tag.
 
+use crate::crypto::{Keys, OVERHEAD};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use sha2::{Digest, Sha256};
@@ -118,11 +123,13 @@ impl PackEntry {
             BlobType::Data => MAX_DATA_BLOB,
             BlobType::Tree => MAX_TREE_BLOB,
         };
-        let stored_cap = match self.compression {
-            Compression::Raw => self.raw_length,
-            // zstd's worst case for incompressible input stays far below this.
-            Compression::Zstd => cap + cap / 64 + 4096,
-        };
+        // Sealing adds a nonce and a tag (`OVERHEAD`) in an encrypted repository.
+        let stored_cap = OVERHEAD as u32
+            + match self.compression {
+                Compression::Raw => self.raw_length,
+                // zstd's worst case for incompressible input stays far below this.
+                Compression::Zstd => cap + cap / 64 + 4096,
+            };
         if self.raw_length > cap {
             Some(format!(
                 "blob {} claims {} bytes; a {} blob holds at most {cap}: damaged or forged",
@@ -169,16 +176,39 @@ pub fn compress(raw: &[u8], level: i32) -> (Compression, Vec<u8>) {
     }
 }
 
-/// Checks a stored blob (decompressing it into `raw`, whose capacity is reused): `Some(true)`
-/// when its raw bytes are in `raw`, `Some(false)` when they are `stored` itself, `None` when it
-/// does not match its entry (length or hash).
+/// Compresses `raw` as [`compress`] does, then seals it with `keys` (encrypted repositories):
+/// the bytes a pack stores.
+pub(crate) fn compress_sealed(raw: &[u8], level: i32, keys: &Keys) -> (Compression, Vec<u8>) {
+    let (compression, stored) = compress(raw, level);
+    if keys.is_encrypted() {
+        (compression, keys.seal(&stored))
+    } else {
+        (compression, stored)
+    }
+}
+
+/// Where a decoded blob's raw bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Decoded {
+    /// In the `raw` buffer given.
+    Raw,
+    /// In this range of the stored buffer (opened in place).
+    Stored(std::ops::Range<usize>),
+}
+
+/// Checks a stored blob: opens it in place (encrypted repositories), decompresses it into
+/// `raw` (whose capacity is reused) and checks its length and id. `None` when it does not
+/// match its entry (sealing, length or id).
 pub(crate) fn decode_blob_into(
+    keys: &Keys,
     entry: &PackEntry,
-    stored: &[u8],
+    stored: &mut [u8],
     raw: &mut Vec<u8>,
-) -> Option<bool> {
-    let in_raw = match entry.compression {
-        Compression::Raw => false,
+) -> Option<Decoded> {
+    let range = keys.open_in_place(stored)?;
+    let plain = &stored[range.clone()];
+    let decoded = match entry.compression {
+        Compression::Raw => Decoded::Stored(range),
         Compression::Zstd => {
             raw.clear();
             raw.reserve(entry.raw_length as usize);
@@ -187,24 +217,36 @@ pub(crate) fn decode_blob_into(
                 if cell.is_none() {
                     *cell = Some(zstd::bulk::Decompressor::new().ok()?);
                 }
-                cell.as_mut()?.decompress_to_buffer(stored, raw).ok()
+                cell.as_mut()?.decompress_to_buffer(plain, raw).ok()
             })?;
-            true
+            Decoded::Raw
         }
     };
-    let data = if in_raw { &raw[..] } else { stored };
-    (data.len() == entry.raw_length as usize && Id::hash(data) == entry.id).then_some(in_raw)
+    let data = match &decoded {
+        Decoded::Raw => &raw[..],
+        Decoded::Stored(r) => &stored[r.clone()],
+    };
+    (data.len() == entry.raw_length as usize && keys.id(data) == entry.id).then_some(decoded)
 }
 
-/// Turns a stored blob back into its raw bytes, checking its length and hash.
-pub fn decode_blob(entry: &PackEntry, stored: Vec<u8>, pack: &Path) -> Result<Vec<u8>> {
+/// Turns a stored blob back into its raw bytes, checking its sealing, length and id.
+pub fn decode_blob(
+    keys: &Keys,
+    entry: &PackEntry,
+    mut stored: Vec<u8>,
+    pack: &Path,
+) -> Result<Vec<u8>> {
     if let Some(why) = entry.claim_problem() {
         return Err(corrupt(pack, &why));
     }
     let mut raw = Vec::new();
-    match decode_blob_into(entry, &stored, &mut raw) {
-        Some(true) => Ok(raw),
-        Some(false) => Ok(stored),
+    match decode_blob_into(keys, entry, &mut stored, &mut raw) {
+        Some(Decoded::Raw) => Ok(raw),
+        Some(Decoded::Stored(r)) => {
+            stored.truncate(r.end);
+            stored.drain(..r.start);
+            Ok(stored)
+        }
         None => Err(Error::BlobMismatch {
             id: entry.id,
             pack: pack.to_path_buf(),
@@ -213,24 +255,32 @@ pub fn decode_blob(entry: &PackEntry, stored: Vec<u8>, pack: &Path) -> Result<Ve
     }
 }
 
-/// Encodes a pack header (entries, length, magic).
-pub fn encode_header(entries: &[PackEntry]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(entries.len() * ENTRY_LEN + 8);
+/// Encodes a pack header (entries, sealed when encrypted; length; magic).
+pub fn encode_header(entries: &[PackEntry], keys: &Keys) -> Vec<u8> {
+    let mut plain = Vec::with_capacity(entries.len() * ENTRY_LEN);
     for e in entries {
-        out.push(e.blob_type.code());
-        out.push(e.compression.code());
-        out.extend_from_slice(&e.id.0);
-        out.extend_from_slice(&e.length.to_le_bytes());
-        out.extend_from_slice(&e.raw_length.to_le_bytes());
+        plain.push(e.blob_type.code());
+        plain.push(e.compression.code());
+        plain.extend_from_slice(&e.id.0);
+        plain.extend_from_slice(&e.length.to_le_bytes());
+        plain.extend_from_slice(&e.raw_length.to_le_bytes());
     }
-    let len = (entries.len() * ENTRY_LEN) as u32;
+    let mut out = Vec::with_capacity(plain.len() + OVERHEAD + 8);
+    keys.seal_into(&plain, &mut out);
+    let len = out.len() as u32;
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(PACK_MAGIC);
     out
 }
 
-/// Where the header of a pack of `pack_len` bytes starts, from its last 8 bytes.
-pub fn header_position(trailer: &[u8; 8], pack_len: u64, pack: &Path) -> Result<(u64, usize)> {
+/// Where the header of a pack of `pack_len` bytes starts, from its last 8 bytes (`keys`: the
+/// header is sealed in an encrypted repository).
+pub fn header_position(
+    trailer: &[u8; 8],
+    pack_len: u64,
+    pack: &Path,
+    keys: &Keys,
+) -> Result<(u64, usize)> {
     if &trailer[4..] != PACK_MAGIC {
         return Err(corrupt(
             pack,
@@ -238,14 +288,28 @@ pub fn header_position(trailer: &[u8; 8], pack_len: u64, pack: &Path) -> Result<
         ));
     }
     let hlen = u32::from_le_bytes(trailer[..4].try_into().expect("4 bytes")) as u64;
-    if !hlen.is_multiple_of(ENTRY_LEN as u64) || hlen + 8 > pack_len {
+    let overhead = keys.overhead() as u64;
+    if hlen < overhead || !(hlen - overhead).is_multiple_of(ENTRY_LEN as u64) || hlen + 8 > pack_len
+    {
         return Err(corrupt(pack, "header length does not fit the pack"));
     }
     Ok((pack_len - 8 - hlen, hlen as usize))
 }
 
-/// Parses a pack header (without trailer); checks offsets stay within `header_start`.
-pub fn parse_header(header: &[u8], header_start: u64, pack: &Path) -> Result<Vec<PackEntry>> {
+/// Parses a pack header (without trailer; opened first in an encrypted repository); checks
+/// offsets stay within `header_start`.
+pub fn parse_header(
+    header: Vec<u8>,
+    header_start: u64,
+    pack: &Path,
+    keys: &Keys,
+) -> Result<Vec<PackEntry>> {
+    let header = keys.open(header).ok_or_else(|| {
+        corrupt(
+            pack,
+            "the pack's header does not open with this repository's key: damaged or tampered with",
+        )
+    })?;
     let mut entries = Vec::with_capacity(header.len() / ENTRY_LEN);
     let mut offset: u64 = 0;
     for raw in header.chunks_exact(ENTRY_LEN) {
@@ -293,16 +357,18 @@ pub struct PackBuilder<W: Write> {
     hasher: Sha256,
     entries: Vec<PackEntry>,
     size: u64,
+    keys: Keys,
 }
 
 impl<W: Write> PackBuilder<W> {
-    /// A pack written to `out`.
-    pub fn new(out: W) -> Self {
+    /// A pack written to `out`, its header sealed with `keys` (blobs come sealed).
+    pub fn new(out: W, keys: Keys) -> Self {
         PackBuilder {
             out,
             hasher: Sha256::new(),
             entries: Vec::new(),
             size: 0,
+            keys,
         }
     }
 
@@ -321,7 +387,7 @@ impl<W: Write> PackBuilder<W> {
         self.entries.is_empty()
     }
 
-    /// Appends a stored blob.
+    /// Appends a stored blob (compressed, then sealed in an encrypted repository).
     pub fn add(
         &mut self,
         blob_type: BlobType,
@@ -346,7 +412,7 @@ impl<W: Write> PackBuilder<W> {
 
     /// Writes the header; returns the writer, the pack's id and its entries.
     pub fn finish(mut self) -> std::io::Result<(W, Id, Vec<PackEntry>)> {
-        let header = encode_header(&self.entries);
+        let header = encode_header(&self.entries, &self.keys);
         self.out.write_all(&header)?;
         self.hasher.update(&header);
         self.out.flush()?;
@@ -361,7 +427,7 @@ mod tests {
     #[test]
     fn pack_round_trip() {
         let blobs: Vec<Vec<u8>> = vec![b"hello".to_vec(), vec![7u8; 10_000], b"tree".to_vec()];
-        let mut b = PackBuilder::new(Vec::new());
+        let mut b = PackBuilder::new(Vec::new(), Keys::default());
         for (i, raw) in blobs.iter().enumerate() {
             let (c, stored) = compress(raw, 3);
             let t = if i == 2 {
@@ -383,12 +449,19 @@ mod tests {
 
         let p = Path::new("pack");
         let trailer: [u8; 8] = bytes[bytes.len() - 8..].try_into().unwrap();
-        let (start, hlen) = header_position(&trailer, bytes.len() as u64, p).unwrap();
-        let parsed = parse_header(&bytes[start as usize..start as usize + hlen], start, p).unwrap();
+        let k = Keys::default();
+        let (start, hlen) = header_position(&trailer, bytes.len() as u64, p, &k).unwrap();
+        let parsed = parse_header(
+            bytes[start as usize..start as usize + hlen].to_vec(),
+            start,
+            p,
+            &k,
+        )
+        .unwrap();
         assert_eq!(parsed, entries);
         for (e, raw) in parsed.iter().zip(&blobs) {
             let stored = bytes[e.offset as usize..(e.offset + e.length) as usize].to_vec();
-            assert_eq!(&decode_blob(e, stored, p).unwrap(), raw);
+            assert_eq!(&decode_blob(&k, e, stored, p).unwrap(), raw);
         }
     }
 
@@ -405,13 +478,13 @@ mod tests {
         };
         let mut bad = raw.clone();
         bad[3] ^= 1;
-        let err = decode_blob(&e, bad, Path::new("data/ab/abc")).unwrap_err();
+        let err = decode_blob(&Keys::default(), &e, bad, Path::new("data/ab/abc")).unwrap_err();
         assert!(err.to_string().contains("data/ab/abc"), "{err}");
     }
 
     #[test]
     fn truncated_pack_is_reported() {
         let trailer = *b"\0\0\0\0XXXX";
-        assert!(header_position(&trailer, 100, Path::new("p")).is_err());
+        assert!(header_position(&trailer, 100, Path::new("p"), &Keys::default()).is_err());
     }
 }

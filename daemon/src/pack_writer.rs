@@ -60,19 +60,21 @@ impl<'r> PackWriter<'r> {
         PackWriter { repo, open: None }
     }
 
-    /// Compresses `raw` (zstd at the repository's level, raw when that does not pay) and adds
-    /// it; returns the pack it filled, if it did.
+    /// Compresses `raw` (zstd at the repository's level, raw when that does not pay), seals it
+    /// (encrypted repositories) and adds it; returns the pack it filled, if it did.
     pub(crate) fn add(
         &mut self,
         blob_type: BlobType,
         id: Id,
         raw: &[u8],
     ) -> Result<Option<SealedPack>> {
-        let (compression, stored) = pack::compress(raw, self.repo.config().zstd_level);
+        let (compression, stored) =
+            pack::compress_sealed(raw, self.repo.config().zstd_level, self.repo.keys());
         self.add_stored(blob_type, id, compression, &stored, raw.len() as u32)
     }
 
-    /// Adds a blob in its stored form; returns the pack it filled, if it did.
+    /// Adds a blob in its stored form (compressed and sealed as the repository stores it:
+    /// prune moves blobs as they are); returns the pack it filled, if it did.
     pub(crate) fn add_stored(
         &mut self,
         blob_type: BlobType,
@@ -84,7 +86,10 @@ impl<'r> PackWriter<'r> {
         if self.open.is_none() {
             let TempFile { file, path } = self.repo.backend().create_temp()?;
             self.open = Some(OpenPack {
-                builder: PackBuilder::new(BufWriter::with_capacity(1 << 20, file)),
+                builder: PackBuilder::new(
+                    BufWriter::with_capacity(1 << 20, file),
+                    self.repo.keys().clone(),
+                ),
                 path,
             });
         }

@@ -214,7 +214,7 @@ pub fn prune(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
             let stored =
                 backend.read_at(FileKind::Pack, &name, e.offset as u64, e.length as usize)?;
             // Never copy damage: check the blob before it moves.
-            pack::decode_blob(e, stored.clone(), &location)?;
+            pack::decode_blob(repo.keys(), e, stored.clone(), &location)?;
             if let Some(full) =
                 writer.add_stored(e.blob_type, e.id, e.compression, &stored, e.raw_length)?
             {

@@ -3,8 +3,9 @@
 //! snapshot, file content streamed to any writer). Writing is done by `backup.rs` through the
 //! same type, always in the order packs → index → snapshot.
 
-use crate::backend::{Backend, FileKind, LocalBackend};
+use crate::backend::{self, Access, Backend, FileKind, LocalBackend, Location};
 use crate::config::RepoConfig;
+use crate::crypto::{self, EncryptedBackend, KeyInfo, Keys, Secret};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::{self, Index, IndexBuilder, IndexedPack};
@@ -44,21 +45,20 @@ pub enum IndexScope {
 /// Buffers a reader of many blobs reuses ([`Repository::read_blob_into`]).
 #[derive(Debug, Default)]
 pub(crate) struct BlobBuf {
-    /// The stored bytes (its length is the largest read so far; `len` are this blob's).
+    /// The stored bytes (its length is the largest read so far).
     stored: Vec<u8>,
     /// Decompressed bytes.
     raw: Vec<u8>,
-    len: usize,
-    in_raw: bool,
+    /// Where this blob's raw bytes are in `stored` (`None`: in `raw`).
+    in_stored: Option<std::ops::Range<usize>>,
 }
 
 impl BlobBuf {
     /// The last blob read, verified.
     pub(crate) fn data(&self) -> &[u8] {
-        if self.in_raw {
-            &self.raw
-        } else {
-            &self.stored[..self.len]
+        match &self.in_stored {
+            Some(r) => &self.stored[r.clone()],
+            None => &self.raw,
         }
     }
 }
@@ -66,7 +66,13 @@ impl BlobBuf {
 /// An open repository.
 #[derive(Debug)]
 pub struct Repository {
+    /// The store (wrapped so index, snapshot and lock files are sealed when encrypted).
     backend: Arc<dyn Backend>,
+    /// The store itself.
+    raw_backend: Arc<dyn Backend>,
+    keys: Keys,
+    /// The key slot that opened it (encrypted repositories).
+    key_slot: Option<String>,
     config: RepoConfig,
     index: RwLock<Index>,
     damaged_index: Vec<DamagedFile>,
@@ -83,17 +89,69 @@ impl Repository {
 
     /// Creates a repository on `backend` with `config`.
     pub fn init(backend: Arc<dyn Backend>, config: RepoConfig) -> Result<Repository> {
+        Repository::init_with(backend, config, None)
+    }
+
+    /// Creates a repository on `backend` with `config`, encrypted when a secret is given (its
+    /// first key slot is made from it).
+    pub fn init_with(
+        backend: Arc<dyn Backend>,
+        mut config: RepoConfig,
+        secret: Option<&Secret>,
+    ) -> Result<Repository> {
         backend.create()?;
-        let bytes = serde_json::to_vec_pretty(&config).expect("config serializes");
+        let (keys, key_slot) = match secret {
+            None => (Keys::default(), None),
+            Some(secret) => {
+                let keys = Keys::generate();
+                let (name, bytes) = keys.new_slot(secret);
+                backend.write(FileKind::Key, &name, &bytes)?;
+                (keys, Some(name))
+            }
+        };
+        config.encryption = if keys.is_encrypted() {
+            crypto::CIPHER.into()
+        } else {
+            "none".into()
+        };
+        let json = serde_json::to_vec_pretty(&config).expect("config serializes");
+        let bytes = if keys.is_encrypted() {
+            keys.seal_config(&json)
+        } else {
+            json
+        };
         backend.write(FileKind::Config, "config", &bytes)?;
+        let raw_backend = backend.clone();
+        let backend = wrap(backend, &keys);
         Ok(Repository {
             backend,
+            raw_backend,
+            keys,
+            key_slot,
             config,
             index: RwLock::new(Index::default()),
             damaged_index: Vec::new(),
             scope: IndexScope::All,
             cache_dir: None,
         })
+    }
+
+    /// Creates a repository at `location`: encrypted when `access` has a secret (its first
+    /// key); one on another machine must be.
+    pub fn init_at(location: &Location, access: &Access) -> Result<Repository> {
+        backend::require_encryption(location, access.secret.as_ref())?;
+        let backend = backend::open_backend(location, access)?;
+        Repository::init_with(backend, RepoConfig::new(), access.secret.as_ref())
+    }
+
+    /// Opens the repository at `location` with `access`, loading the index `scope` asks for.
+    pub fn open_at(location: &Location, access: &Access, scope: IndexScope) -> Result<Repository> {
+        if let Some(p) = location.as_local() {
+            local_config_exists(p)?;
+        }
+        let backend = backend::open_backend(location, access)?;
+        let cache = (scope == IndexScope::Paged).then(|| access.cache_root());
+        Repository::open_keyed(backend, scope, access.secret.as_ref(), cache.as_deref())
     }
 
     /// Opens the repository in a local directory.
@@ -123,34 +181,79 @@ impl Repository {
     /// Opens a repository, loading the index `scope` asks for (`Paged`: see
     /// [`Repository::open_paged`]).
     pub fn open_with(backend: Arc<dyn Backend>, scope: IndexScope) -> Result<Repository> {
-        if scope == IndexScope::Paged {
+        Repository::open_keyed(backend, scope, None, None)
+    }
+
+    /// Opens a possibly encrypted repository with `secret`, loading the index `scope` asks
+    /// for; `cache_dir` is where a paged index keeps its files ([`IndexScope::Paged`] needs
+    /// one).
+    pub fn open_keyed(
+        backend: Arc<dyn Backend>,
+        scope: IndexScope,
+        secret: Option<&Secret>,
+        cache_dir: Option<&Path>,
+    ) -> Result<Repository> {
+        if scope == IndexScope::Paged && cache_dir.is_none() {
             return Err(Error::Invalid(
                 "a paged index needs a cache folder: Repository::open_paged".into(),
             ));
         }
-        Repository::load(backend, scope, None)
+        let (config, keys, key_slot) = read_config(backend.as_ref(), secret)?;
+        Repository::load(
+            backend,
+            Opened {
+                config,
+                keys,
+                key_slot,
+            },
+            scope,
+            cache_dir.map(Path::to_path_buf),
+        )
     }
 
     /// Opens a repository keeping only trees in memory and data blobs' locations in
     /// anonymous files in `cache_dir` (a folder on disk, not the repository's, created if
     /// missing): [`IndexScope::Paged`].
     pub fn open_paged(backend: Arc<dyn Backend>, cache_dir: &Path) -> Result<Repository> {
-        Repository::load(backend, IndexScope::Paged, Some(cache_dir.to_path_buf()))
+        Repository::open_keyed(backend, IndexScope::Paged, None, Some(cache_dir))
     }
 
-    /// The same repository opened again, with the same scope: index files written since are
-    /// loaded.
+    /// The same repository opened again, with the same scope and key: index files written
+    /// since are loaded.
     pub fn reopen(&self) -> Result<Repository> {
-        Repository::load(self.backend.clone(), self.scope, self.cache_dir.clone())
+        self.reopen_with(self.scope)
+    }
+
+    /// The same repository opened again with the same key, loading the index `scope` asks for.
+    pub fn reopen_with(&self, scope: IndexScope) -> Result<Repository> {
+        let config_path = self.raw_backend.file_location(FileKind::Config, "config");
+        let bytes = self.raw_backend.read(FileKind::Config, "config")?;
+        let json = open_config(&bytes, &self.keys, &config_path)?;
+        let config = RepoConfig::parse(&json, &config_path)?;
+        Repository::load(
+            self.raw_backend.clone(),
+            Opened {
+                config,
+                keys: self.keys.clone(),
+                key_slot: self.key_slot.clone(),
+            },
+            scope,
+            self.cache_dir.clone(),
+        )
     }
 
     fn load(
-        backend: Arc<dyn Backend>,
+        raw_backend: Arc<dyn Backend>,
+        opened: Opened,
         scope: IndexScope,
         cache_dir: Option<PathBuf>,
     ) -> Result<Repository> {
-        let config_path = backend.file_location(FileKind::Config, "config");
-        let config = RepoConfig::parse(&backend.read(FileKind::Config, "config")?, &config_path)?;
+        let Opened {
+            config,
+            keys,
+            key_slot,
+        } = opened;
+        let backend = wrap(raw_backend.clone(), &keys);
         let files = backend.list_sizes(FileKind::Index)?;
         // An entry takes 46 bytes in an index file: the table is sized once from the files.
         let entries: usize = files.iter().map(|(_, size)| *size as usize / 46).sum();
@@ -178,6 +281,9 @@ impl Repository {
         };
         Ok(Repository {
             backend,
+            raw_backend,
+            keys,
+            key_slot,
             config,
             index: RwLock::new(index),
             damaged_index: damaged,
@@ -192,9 +298,85 @@ impl Repository {
         self.backend.exposure()
     }
 
-    /// The storage backend.
+    /// The storage backend (index, snapshot and lock files sealed and opened on the way when
+    /// the repository is encrypted; packs as stored).
     pub fn backend(&self) -> &Arc<dyn Backend> {
         &self.backend
+    }
+
+    /// The repository's keys (none when unencrypted).
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// Whether the repository is encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        self.keys.is_encrypted()
+    }
+
+    /// The content id of `data` in this repository (keyed when encrypted).
+    pub fn blob_id(&self, data: &[u8]) -> Id {
+        self.keys.id(data)
+    }
+
+    /// The keys of an encrypted repository.
+    pub fn list_keys(&self) -> Result<Vec<KeyInfo>> {
+        self.require_encrypted()?;
+        crypto::list_slots(
+            self.raw_backend.as_ref(),
+            self.key_slot.as_deref().unwrap_or(""),
+        )
+    }
+
+    /// Adds a key made from `secret`; returns its name.
+    pub fn add_key(&self, secret: &Secret) -> Result<String> {
+        self.require_encrypted()?;
+        let (name, bytes) = self.keys.new_slot(secret);
+        self.raw_backend.write(FileKind::Key, &name, &bytes)?;
+        self.raw_backend.sync()?;
+        Ok(name)
+    }
+
+    /// Removes a key (by name or unique prefix); refuses the key in use (open the repository
+    /// with another key to remove this one), which also keeps the last one.
+    pub fn remove_key(&self, prefix: &str) -> Result<String> {
+        let keys = self.list_keys()?;
+        let found: Vec<&KeyInfo> = keys.iter().filter(|k| k.name.starts_with(prefix)).collect();
+        let key = match found.as_slice() {
+            [one] => *one,
+            [] => {
+                return Err(Error::Invalid(format!(
+                    "no key of {} is named {prefix:?}: `sharekeepctl key list` names them",
+                    self.location()
+                )))
+            }
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "{prefix:?} names {} keys: give more of the name",
+                    found.len()
+                )))
+            }
+        };
+        if key.current {
+            return Err(Error::Invalid(format!(
+                "key {} is the one this command opened the repository with: open it with another key to remove this one (a repository always keeps one)",
+                &key.name[..8]
+            )));
+        }
+        self.raw_backend.remove(FileKind::Key, &key.name)?;
+        self.raw_backend.sync()?;
+        Ok(key.name.clone())
+    }
+
+    fn require_encrypted(&self) -> Result<()> {
+        if self.keys.is_encrypted() {
+            Ok(())
+        } else {
+            Err(Error::Invalid(format!(
+                "{} is not encrypted: it has no keys (create an encrypted repository with `sharekeepctl init --encrypt`)",
+                self.location()
+            )))
+        }
     }
 
     /// The configuration.
@@ -300,6 +482,7 @@ impl Repository {
             )
             .map_err(|e| Repository::pack_read_error(id, e))?;
         pack::decode_blob(
+            &self.keys,
             &entry,
             stored,
             &self.backend.file_location(FileKind::Pack, &name),
@@ -323,10 +506,13 @@ impl Repository {
                 &mut buf.stored[..len],
             )
             .map_err(|e| Repository::pack_read_error(id, e))?;
-        match pack::decode_blob_into(&entry, &buf.stored[..len], &mut buf.raw) {
-            Some(in_raw) => {
-                buf.in_raw = in_raw;
-                buf.len = len;
+        match pack::decode_blob_into(&self.keys, &entry, &mut buf.stored[..len], &mut buf.raw) {
+            Some(pack::Decoded::Raw) => {
+                buf.in_stored = None;
+                Ok(())
+            }
+            Some(pack::Decoded::Stored(range)) => {
+                buf.in_stored = Some(range);
                 Ok(())
             }
             None => Err(Error::BlobMismatch {
@@ -417,7 +603,7 @@ impl Repository {
     /// pipeline.
     pub fn store_blobs(&self, blobs: &[(BlobType, &[u8])]) -> Result<Vec<Id>> {
         self.require_full_index("storing")?;
-        let ids: Vec<Id> = blobs.iter().map(|(_, raw)| Id::hash(raw)).collect();
+        let ids: Vec<Id> = blobs.iter().map(|(_, raw)| self.keys.id(raw)).collect();
         let mut writer = crate::pack_writer::PackWriter::new(self);
         let mut packs = Vec::new();
         let mut seen = std::collections::HashSet::new();
@@ -523,6 +709,62 @@ impl Repository {
             n += data.len() as u64;
         }
         Ok(n)
+    }
+}
+
+/// What opening a repository's config gives.
+struct Opened {
+    config: RepoConfig,
+    keys: Keys,
+    key_slot: Option<String>,
+}
+
+/// The backend the engine uses: sealing index, snapshot and lock files when encrypted.
+fn wrap(backend: Arc<dyn Backend>, keys: &Keys) -> Arc<dyn Backend> {
+    if keys.is_encrypted() {
+        Arc::new(EncryptedBackend::new(backend, keys.clone()))
+    } else {
+        backend
+    }
+}
+
+/// Reads `config`; an encrypted one is opened with the key `secret` unlocks.
+fn read_config(
+    backend: &dyn Backend,
+    secret: Option<&Secret>,
+) -> Result<(RepoConfig, Keys, Option<String>)> {
+    let path = backend.file_location(FileKind::Config, "config");
+    let bytes = backend.read(FileKind::Config, "config")?;
+    if !bytes.starts_with(crypto::CONFIG_MAGIC) {
+        let config = RepoConfig::parse(&bytes, &path)?;
+        if config.encryption != "none" {
+            return Err(Error::Corrupt {
+                path,
+                reason: "says it is encrypted but is not sealed (tampered with?)".into(),
+            });
+        }
+        return Ok((config, Keys::default(), None));
+    }
+    let (keys, slot) = crypto::unlock(backend, secret)?;
+    let json = open_config(&bytes, &keys, &path)?;
+    let config = RepoConfig::parse(&json, &path)?;
+    if config.encryption != crypto::CIPHER {
+        return Err(Error::Corrupt {
+            path,
+            reason: format!("sealed, but names encryption {:?}", config.encryption),
+        });
+    }
+    Ok((config, keys, Some(slot)))
+}
+
+/// The JSON of a config file (opened when sealed).
+fn open_config(bytes: &[u8], keys: &Keys, path: &Path) -> Result<Vec<u8>> {
+    match bytes.strip_prefix(crypto::CONFIG_MAGIC) {
+        None => Ok(bytes.to_vec()),
+        Some(sealed) => keys.open(sealed.to_vec()).ok_or_else(|| Error::Corrupt {
+            path: path.to_path_buf(),
+            reason: "does not open with the repository's key: damaged or tampered with".into(),
+        }),
     }
 }
 

@@ -3,6 +3,7 @@
 //! (content, kind, mode, owner, ns mtime, xattrs, hard-link structure) to compare trees.
 
 pub mod dataset;
+pub mod servers;
 pub mod users;
 
 use std::collections::{BTreeMap, HashMap};
@@ -165,6 +166,21 @@ pub fn ctl(repo: &Path, args: &[&str]) -> Run {
 /// `sharekeepctl` run as another user through `setpriv` (uid, gid, no supplementary groups).
 pub fn ctl_as(uid: u32, gid: u32, repo: &Path, args: &[&str]) -> Run {
     ctl_cmd(repo, args, Some((uid, gid)))
+}
+
+/// `sharekeepctl --repo REPO ARGS...` for a repository named by URL (or path), with extra
+/// environment (keys, credentials); `SHAREKEEP_*` and AWS variables of the test's own
+/// environment are not passed on.
+pub fn ctl_url(repo: &str, args: &[&str], env: &[(String, String)]) -> Run {
+    let mut cmd = Command::new(bin("sharekeepctl"));
+    cmd.arg("--repo").arg(repo).args(args).stdin(Stdio::null());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SHAREKEEP_") || k.starts_with("AWS_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
+    Run::from(cmd.output().expect("run sharekeepctl"))
 }
 
 fn ctl_cmd(repo: &Path, args: &[&str], user: Option<(u32, u32)>) -> Run {
@@ -379,14 +395,16 @@ pub fn set_mtime(path: &Path, secs: i64, nanos: i64) {
 /// Deterministic pseudo-random bytes.
 pub fn noise(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect()
+    let mut out = Vec::with_capacity(len + 8);
+    // Eight bytes a step: fast enough unoptimised for the hundreds of MiB some tests need.
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    out.truncate(len);
+    out
 }
 
 /// `policies/examples/commercial.toml` with its names prefixed to the test accounts of `a`

@@ -11,6 +11,7 @@ mod maintenance;
 mod mount;
 mod policies;
 mod properties;
+mod remote;
 mod report;
 mod safety;
 mod samba;

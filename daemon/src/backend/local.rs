@@ -173,7 +173,7 @@ impl Backend for LocalBackend {
         // owner whatever the umask.
         private_dirs(&self.root).at(&self.root)?;
         fs::set_permissions(&self.root, fs::Permissions::from_mode(0o700)).at(&self.root)?;
-        for dir in ["data", "index", "snapshots", "locks", "tmp"] {
+        for dir in ["data", "index", "snapshots", "locks", "keys", "tmp"] {
             private_dirs(&self.root.join(dir)).at(self.root.join(dir))?;
         }
         for i in 0..=255u8 {

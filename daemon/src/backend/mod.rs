@@ -9,13 +9,72 @@
 //! - `list` returns names only of complete files.
 
 mod local;
+mod location;
+#[cfg(feature = "remote")]
+mod remote;
 
 pub use local::LocalBackend;
+pub use location::{Credentials, Location, S3Location, SftpLocation};
+#[cfg(feature = "remote")]
+pub use remote::RemoteBackend;
 
-use crate::error::Result;
+use crate::crypto::Secret;
+use crate::error::{Error, Result};
 use std::fmt::Debug;
 use std::fs::File;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What opening a repository takes besides its location.
+#[derive(Debug, Default)]
+pub struct Access {
+    /// The key of an encrypted repository (and, with `init`, the secret of its first key).
+    pub secret: Option<Secret>,
+    /// What a remote store needs.
+    pub credentials: Credentials,
+    /// A local folder for caches (a remote repository's immutable files, staged uploads, a
+    /// paged index); `None`: the system's temporary folder.
+    pub cache_root: Option<PathBuf>,
+}
+
+impl Access {
+    /// The cache folder.
+    pub fn cache_root(&self) -> PathBuf {
+        self.cache_root
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("sharekeep-cache"))
+    }
+}
+
+/// The backend for `location`.
+pub fn open_backend(location: &Location, access: &Access) -> Result<Arc<dyn Backend>> {
+    match location {
+        Location::Local(p) => Ok(Arc::new(LocalBackend::new(p))),
+        #[cfg(feature = "remote")]
+        _ => Ok(Arc::new(RemoteBackend::open(
+            location,
+            &access.credentials,
+            &access.cache_root(),
+        )?)),
+        #[cfg(not(feature = "remote"))]
+        _ => {
+            let _ = access;
+            Err(Error::Invalid(format!(
+                "{location}: this sharekeep was built without remote stores (feature `remote`)"
+            )))
+        }
+    }
+}
+
+/// Refuses an unencrypted repository on another machine.
+pub(crate) fn require_encryption(location: &Location, secret: Option<&Secret>) -> Result<()> {
+    if location.is_remote() && secret.is_none() {
+        return Err(Error::Invalid(format!(
+            "{location}: a repository on another machine must be encrypted: `init --encrypt` with --key-file FILE (or SHAREKEEP_KEY_FILE) or SHAREKEEP_PASSWORD"
+        )));
+    }
+    Ok(())
+}
 
 /// The kinds of repository file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -30,6 +89,8 @@ pub enum FileKind {
     Snapshot,
     /// Lock files (`locks/`).
     Lock,
+    /// Key slots of an encrypted repository (`keys/`).
+    Key,
 }
 
 impl FileKind {
@@ -49,6 +110,7 @@ impl FileKind {
             FileKind::Index => "index",
             FileKind::Snapshot => "snapshots",
             FileKind::Lock => "locks",
+            FileKind::Key => "keys",
         }
     }
 }
@@ -70,6 +132,10 @@ pub trait Backend: Send + Sync + Debug {
     /// Why others than its owner could read or change what is stored (`None`: private).
     fn exposure(&self) -> Option<String> {
         None
+    }
+    /// Whether the store is on another machine (an object store, an SFTP server).
+    fn is_remote(&self) -> bool {
+        false
     }
     /// The location of one file, for messages.
     fn file_location(&self, kind: FileKind, name: &str) -> PathBuf;

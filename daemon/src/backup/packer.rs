@@ -58,8 +58,9 @@ impl<'r> Packer<'r> {
 
     /// Stores a blob this caller claimed.
     pub(super) fn add(&self, blob_type: BlobType, id: Id, raw: &[u8]) -> Result<()> {
-        // Compression is the costly part: outside the lock, on the caller's core.
-        let (compression, stored) = crate::pack::compress(raw, self.repo.config().zstd_level);
+        // Compression (and sealing) is the costly part: outside the lock, on the caller's core.
+        let (compression, stored) =
+            crate::pack::compress_sealed(raw, self.repo.config().zstd_level, self.repo.keys());
         let full = self.writer.lock().expect("lock").add_stored(
             blob_type,
             id,

@@ -105,7 +105,7 @@ pub(super) fn read_job(
                 return Ok(skipped(format!("read error: {e}")));
             }
         };
-        let id = Id::hash(chunk);
+        let id = repo.blob_id(chunk);
         if packer.claim(&id) {
             packer.add(BlobType::Data, id, chunk)?;
         }

@@ -569,7 +569,7 @@ impl<'a, 'r> Scan<'a, 'r> {
                 crate::pack::MAX_TREE_BLOB >> 20
             )));
         }
-        let id = Id::hash(&bytes);
+        let id = self.repo.blob_id(&bytes);
         if self.packer.claim(&id) {
             self.packer.add(BlobType::Tree, id, &bytes)?;
         }

@@ -229,7 +229,7 @@ fn backup_and_retain(
             (Local::now() - t).to_std().unwrap_or_default() >= prune_every
         });
         if due && report.removed > 0 {
-            let repo = Repository::open(repo.backend().clone()).map_err(|e| e.to_string())?;
+            let repo = repo.reopen().map_err(|e| e.to_string())?;
             match sharekeep::prune(&repo, &PruneOptions::default()) {
                 Ok(_) => {
                     report.pruned = true;

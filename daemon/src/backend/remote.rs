@@ -1,0 +1,421 @@
+//! A repository on an S3-compatible object store or an SFTP server, through OpenDAL (one
+//! well-kept client for many stores; rustic uses it too). Same layout as a local repository:
+//! `config`, `keys/`, `data/ab/<pack>`, `index/`, `snapshots/`, `locks/`.
+//!
+//! How the backend contract holds without a local filesystem:
+//! - **Atomic**: on S3 a file is one `PutObject` of the whole file (an object is visible only
+//!   complete; a pack is staged in a local file first, then sent in one request); over SFTP a
+//!   file is written under `tmp/` and renamed into place.
+//! - **Never replaced**: S3 writes carry `If-None-Match: *`; an SFTP rename refuses an
+//!   existing target. A name that exists already with the same size is the same file (names
+//!   are hashes of content): a retried upload whose first answer was lost succeeds.
+//! - **Retries**: transient errors (connection refused or reset, 5xx, throttling) are retried
+//!   with jittered exponential backoff, 6 attempts over about 30 s, then reported.
+//! - **Locks**: written, then listed (`lock.rs`): no rename needed, so they work on object
+//!   stores.
+//! - **Requests**: index, snapshot and key files never change once written: they are kept in
+//!   a local cache (as stored: sealed) and read from the store once.
+//!
+//! OpenDAL is asynchronous; this backend owns a small tokio runtime and blocks on it, so the
+//! engine's threads (and the daemon's blocking pool) use it like the local directory.
+
+use super::location::{Credentials, Location};
+use super::{Backend, FileKind, TempFile};
+use crate::error::{Error, IoContext, Result};
+use opendal::blocking;
+use opendal::{BytesRange, ErrorKind as OdErrorKind};
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Attempts for a request before its error is reported.
+const ATTEMPTS: usize = 6;
+
+/// A repository on a remote store.
+pub struct RemoteBackend {
+    location: Location,
+    op: blocking::Operator,
+    /// Runs OpenDAL's futures; shut down without blocking on drop (a backend may be dropped
+    /// on an async thread of the daemon).
+    runtime: Option<tokio::runtime::Runtime>,
+    sftp: bool,
+    /// Where packs are staged before their upload.
+    staging: PathBuf,
+    /// Where immutable files are cached.
+    cache: PathBuf,
+    counter: AtomicU64,
+}
+
+impl std::fmt::Debug for RemoteBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RemoteBackend({})", self.location)
+    }
+}
+
+impl Drop for RemoteBackend {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+fn remote_err(location: String, e: opendal::Error) -> Error {
+    let kind = match e.kind() {
+        OdErrorKind::NotFound => Some(ErrorKind::NotFound),
+        OdErrorKind::PermissionDenied => Some(ErrorKind::PermissionDenied),
+        _ => None,
+    };
+    match kind {
+        Some(k) => Error::io(location, std::io::Error::new(k, e.to_string())),
+        None => Error::Remote {
+            location,
+            message: format!(
+                "{} ({})",
+                e,
+                if e.is_temporary() {
+                    "the store did not answer after retries: check it is up and reachable"
+                } else {
+                    "the store refused"
+                }
+            ),
+        },
+    }
+}
+
+impl RemoteBackend {
+    /// Connects to the store `location` names (nothing is sent until the first request),
+    /// caching immutable files and staging packs under `cache_root` (a local folder, in a
+    /// subfolder per repository).
+    pub fn open(location: &Location, creds: &Credentials, cache_root: &Path) -> Result<Self> {
+        // The HTTP client OpenDAL's S3 service sends requests with (once per process).
+        opendal::install_default();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("sk-remote")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("tokio runtime", e))?;
+        let _guard = runtime.enter();
+        let retry = opendal::layers::RetryLayer::new()
+            .with_max_times(ATTEMPTS - 1)
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_delay(Duration::from_secs(8))
+            .with_factor(2.0)
+            .with_jitter();
+        let invalid = |e: opendal::Error| Error::Invalid(format!("{location}: {e}"));
+        let (op, sftp) = match location {
+            Location::S3(s3) => {
+                let mut cfg = opendal::services::S3::default()
+                    .bucket(&s3.bucket)
+                    .root(&format!("/{}", s3.prefix))
+                    .region(&s3.region)
+                    .disable_config_load();
+                if let Some(e) = &s3.endpoint {
+                    cfg = cfg.endpoint(e);
+                }
+                if s3.virtual_host {
+                    cfg = cfg.enable_virtual_host_style();
+                }
+                match (&creds.s3_access_key_id, &creds.s3_secret_access_key) {
+                    (Some(id), Some(secret)) => {
+                        cfg = cfg.access_key_id(id).secret_access_key(secret);
+                    }
+                    _ => {
+                        return Err(Error::Invalid(format!(
+                            "{location}: no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (sharekeepd: in the file `remote_credentials` names in sharekeepd.toml)"
+                        )))
+                    }
+                }
+                if let Some(t) = &creds.s3_session_token {
+                    cfg = cfg.session_token(t);
+                }
+                (
+                    opendal::Operator::new(cfg).map_err(invalid)?.layer(retry),
+                    false,
+                )
+            }
+            Location::Sftp(s) => {
+                let mut cfg = opendal::services::Sftp::default()
+                    .endpoint(&format!("ssh://{}:{}", s.host, s.port))
+                    .root(&s.path)
+                    .known_hosts_strategy(&s.known_hosts);
+                if let Some(u) = &s.user {
+                    cfg = cfg.user(u);
+                }
+                if let Some(k) = &creds.ssh_identity {
+                    cfg = cfg.key(&k.display().to_string());
+                }
+                (
+                    opendal::Operator::new(cfg).map_err(invalid)?.layer(retry),
+                    true,
+                )
+            }
+            Location::Local(p) => {
+                return Err(Error::Invalid(format!(
+                    "{}: a local folder is not a remote store",
+                    p.display()
+                )))
+            }
+        };
+        let op = blocking::Operator::new(op).map_err(invalid)?;
+        drop(_guard);
+        let key = crate::id::Id::hash(location.to_string().as_bytes()).short();
+        let base = cache_root.join(format!("remote-{key}"));
+        Ok(RemoteBackend {
+            location: location.clone(),
+            op,
+            runtime: Some(runtime),
+            sftp,
+            staging: base.join("staging"),
+            cache: base.join("files"),
+            counter: AtomicU64::new(0),
+        })
+    }
+
+    fn path(kind: FileKind, name: &str) -> String {
+        match kind {
+            FileKind::Config => "config".into(),
+            FileKind::Pack => format!("data/{}/{name}", name.get(..2).unwrap_or("xx")),
+            _ => format!("{}/{name}", kind.dir()),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/{path}", self.location.base())
+    }
+
+    fn err(&self, path: &str) -> impl Fn(opendal::Error) -> Error + '_ {
+        let url = self.url(path);
+        move |e| remote_err(url.clone(), e)
+    }
+
+    /// Immutable files are cached locally once read or written.
+    fn cached(kind: FileKind) -> bool {
+        matches!(kind, FileKind::Index | FileKind::Snapshot | FileKind::Key)
+    }
+
+    fn cache_path(&self, kind: FileKind, name: &str) -> PathBuf {
+        self.cache.join(kind.dir()).join(name)
+    }
+
+    fn cache_put(&self, kind: FileKind, name: &str, data: &[u8]) {
+        if Self::cached(kind) {
+            // A cache that cannot be written only costs requests.
+            let _ = crate::atomic::write_atomic(&self.cache_path(kind, name), data, 0o600);
+        }
+    }
+
+    /// Whether the object at `path` is there with `len` bytes (a write found it existing).
+    fn same_size(&self, path: &str, len: usize) -> Result<bool> {
+        match self.op.stat(path) {
+            Ok(m) => Ok(m.content_length() == len as u64),
+            Err(e) => Err(self.err(path)(e)),
+        }
+    }
+
+    fn put(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
+        let path = Self::path(kind, name);
+        if self.sftp {
+            let n = self.counter.fetch_add(1, Ordering::Relaxed);
+            let tmp = format!("tmp/{}-{}-{n}", std::process::id(), nanos());
+            self.op.write(&tmp, data.to_vec()).map_err(self.err(&tmp))?;
+            if let Err(e) = self.op.rename(&tmp, &path) {
+                let _ = self.op.delete(&tmp);
+                if !self.same_size(&path, data.len()).unwrap_or(false) {
+                    return Err(self.err(&path)(e));
+                }
+            }
+        } else {
+            let opts = opendal::options::WriteOptions {
+                if_not_exists: true,
+                ..Default::default()
+            };
+            match self.op.write_options(&path, data.to_vec(), opts) {
+                Ok(_) => {}
+                Err(e) if e.kind() == OdErrorKind::ConditionNotMatch => {
+                    if !self.same_size(&path, data.len())? {
+                        return Err(Error::Remote {
+                            location: self.url(&path),
+                            message: "exists already with other content: not replaced".into(),
+                        });
+                    }
+                }
+                Err(e) => return Err(self.err(&path)(e)),
+            }
+        }
+        self.cache_put(kind, name, data);
+        Ok(())
+    }
+}
+
+fn nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+impl Backend for RemoteBackend {
+    fn location(&self) -> String {
+        self.location.to_string()
+    }
+
+    fn is_remote(&self) -> bool {
+        true
+    }
+
+    fn file_location(&self, kind: FileKind, name: &str) -> PathBuf {
+        PathBuf::from(self.url(&Self::path(kind, name)))
+    }
+
+    fn create(&self) -> Result<()> {
+        if self.exists(FileKind::Config, "config")? {
+            return Err(Error::CannotInit {
+                path: PathBuf::from(self.location()),
+                reason: "a repository already exists here".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn exists(&self, kind: FileKind, name: &str) -> Result<bool> {
+        let path = Self::path(kind, name);
+        self.op.exists(&path).map_err(self.err(&path))
+    }
+
+    fn list(&self, kind: FileKind) -> Result<Vec<String>> {
+        Ok(self.list_sizes(kind)?.into_iter().map(|(n, _)| n).collect())
+    }
+
+    fn list_sizes(&self, kind: FileKind) -> Result<Vec<(String, u64)>> {
+        let dir = format!("{}/", kind.dir());
+        let opts = opendal::options::ListOptions {
+            recursive: true,
+            ..Default::default()
+        };
+        let entries = match self.op.list_options(&dir, opts) {
+            Ok(e) => e,
+            Err(e) if e.kind() == OdErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(self.err(&dir)(e)),
+        };
+        let mut out: Vec<(String, u64)> = entries
+            .into_iter()
+            .filter(|e| e.metadata().is_file())
+            .map(|e| (e.name().to_string(), e.metadata().content_length()))
+            .filter(|(n, _)| !n.is_empty())
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>> {
+        if Self::cached(kind) {
+            if let Ok(data) = std::fs::read(self.cache_path(kind, name)) {
+                return Ok(data);
+            }
+        }
+        let path = Self::path(kind, name);
+        let data = self.op.read(&path).map_err(self.err(&path))?.to_vec();
+        self.cache_put(kind, name, &data);
+        Ok(data)
+    }
+
+    fn read_at(&self, kind: FileKind, name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let path = Self::path(kind, name);
+        let opts = opendal::options::ReadOptions {
+            range: BytesRange::new(offset, Some(len as u64)),
+            ..Default::default()
+        };
+        let data = self
+            .op
+            .read_options(&path, opts)
+            .map_err(self.err(&path))?
+            .to_vec();
+        if data.len() != len {
+            return Err(Error::io(
+                self.url(&path),
+                std::io::Error::new(
+                    ErrorKind::UnexpectedEof,
+                    format!("{} bytes at {offset} asked, {} read", len, data.len()),
+                ),
+            ));
+        }
+        Ok(data)
+    }
+
+    fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
+        self.put(kind, name, data)
+    }
+
+    fn create_temp(&self) -> Result<TempFile> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let path = self
+            .staging
+            .join(format!("{}-{}-{n}", std::process::id(), nanos()));
+        let open = || {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+        };
+        let file = match open() {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .create(&self.staging)
+                    .at(&self.staging)?;
+                open().at(&path)?
+            }
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        Ok(TempFile { file, path })
+    }
+
+    fn commit_temp(&self, temp: TempFile, kind: FileKind, name: &str) -> Result<()> {
+        let TempFile { file, path } = temp;
+        drop(file);
+        let data = std::fs::read(&path).at(&path);
+        let _ = std::fs::remove_file(&path);
+        self.put(kind, name, &data?)
+    }
+
+    fn sync(&self) -> Result<()> {
+        // Every write is durable on the store when it returns.
+        Ok(())
+    }
+
+    fn remove(&self, kind: FileKind, name: &str) -> Result<()> {
+        let path = Self::path(kind, name);
+        let _ = std::fs::remove_file(self.cache_path(kind, name));
+        self.op.delete(&path).map_err(self.err(&path))
+    }
+
+    fn clean_temp(&self) -> Result<usize> {
+        let mut n = 0;
+        if self.sftp {
+            let entries = match self.op.list("tmp/") {
+                Ok(e) => e,
+                Err(e) if e.kind() == OdErrorKind::NotFound => Vec::new(),
+                Err(e) => return Err(self.err("tmp/")(e)),
+            };
+            for e in entries.iter().filter(|e| e.metadata().is_file()) {
+                self.op.delete(e.path()).map_err(self.err(e.path()))?;
+                n += 1;
+            }
+        }
+        if let Ok(rd) = std::fs::read_dir(&self.staging) {
+            for e in rd.flatten() {
+                if std::fs::remove_file(e.path()).is_ok() {
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
+    }
+}

@@ -1,0 +1,435 @@
+//! Encryption at rest and repositories on real remote stores: a single-node Garage (S3) and
+//! OpenSSH's sshd (SFTP), both on loopback, driven through the real `sharekeepctl`.
+
+use sharekeep_tests::servers::{Garage, Sshd};
+use sharekeep_tests::{assert_same_tree, ctl_url, fingerprint, noise, write, Run};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// A word that must never appear in a repository's bytes once encrypted.
+const MARKER: &[u8] = b"CONFIDENTIAL-SALARY-GRID-2026";
+
+fn source(root: &Path) {
+    let mut text = Vec::new();
+    for i in 0..200 {
+        text.extend_from_slice(MARKER);
+        text.extend_from_slice(format!(" line {i}\n").as_bytes());
+    }
+    write(&root.join("rh/salaires.txt"), &text);
+    write(&root.join("rh/notes.md"), MARKER);
+    write(&root.join("ventes/big.bin"), &noise(3 << 20, 7));
+    write(&root.join("ventes/zeros.bin"), &vec![0u8; 1 << 20]);
+}
+
+fn key_env(key: &Path) -> Vec<(String, String)> {
+    vec![("SHAREKEEP_KEY_FILE".into(), key.display().to_string())]
+}
+
+fn with(mut a: Vec<(String, String)>, b: Vec<(String, String)>) -> Vec<(String, String)> {
+    a.extend(b);
+    a
+}
+
+/// Every byte of every file under `dir`.
+fn all_bytes(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    walk(dir)
+        .into_iter()
+        .map(|p| {
+            let b = fs::read(&p).unwrap();
+            (p, b)
+        })
+        .collect()
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn snapshot_ids(repo: &str, env: &[(String, String)]) -> Vec<String> {
+    let r = ctl_url(repo, &["snapshots", "--json"], env).ok();
+    r.json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn expect_err(r: Run, needle: &str) -> Run {
+    assert_ne!(r.code, 0, "expected failure: {r:?}");
+    assert!(
+        r.stderr.contains(needle),
+        "want {needle:?} in:\n{}",
+        r.stderr
+    );
+    r
+}
+
+#[test]
+fn an_encrypted_repository_hides_content_detects_tampering_and_manages_keys() {
+    let tmp = crate::scratch();
+    let src = tmp.path().join("src");
+    source(&src);
+    let repo_dir = tmp.path().join("repo");
+    let repo = repo_dir.display().to_string();
+    let key = tmp.path().join("key");
+    ctl_url(&repo, &["key", "generate", key.to_str().unwrap()], &[]).ok();
+    let env = key_env(&key);
+
+    // --encrypt needs a key; a key without --encrypt is a mistake.
+    expect_err(
+        ctl_url(&repo, &["init", "--encrypt"], &[]),
+        "--encrypt needs the first key",
+    );
+    expect_err(ctl_url(&repo, &["init"], &env), "without --encrypt");
+    let r = ctl_url(&repo, &["init", "--encrypt"], &env).ok();
+    assert!(r.stdout.contains("created encrypted"), "{}", r.stdout);
+    ctl_url(&repo, &["backup", src.to_str().unwrap()], &env).ok();
+    let second = ctl_url(&repo, &["backup", src.to_str().unwrap(), "--json"], &env).ok();
+    assert_eq!(
+        second.json()["summary"]["bytes_stored"],
+        0,
+        "unchanged content deduplicates: {}",
+        second.stdout
+    );
+
+    // Nothing readable in the repository's files, not even its config; an unencrypted one
+    // shows the marker (the positive control).
+    for (p, bytes) in all_bytes(&repo_dir) {
+        assert!(!contains(&bytes, MARKER), "{} holds plaintext", p.display());
+        assert!(
+            !contains(&bytes, b"salaires"),
+            "{} names a file",
+            p.display()
+        );
+        if p.ends_with("config") {
+            assert!(bytes.starts_with(b"SKE1"), "config sealed");
+        }
+    }
+    let plain = tmp.path().join("plain");
+    ctl_url(plain.to_str().unwrap(), &["init"], &[]).ok();
+    ctl_url(
+        plain.to_str().unwrap(),
+        &["backup", src.to_str().unwrap()],
+        &[],
+    )
+    .ok();
+    assert!(
+        all_bytes(&plain).iter().any(|(_, b)| contains(b, MARKER)),
+        "an unencrypted repository stores a small file as it is (the control)"
+    );
+
+    // Restored identical with the key; refused without it or with another.
+    let out = tmp.path().join("out");
+    ctl_url(
+        &repo,
+        &["restore", "latest", "--to", out.to_str().unwrap()],
+        &env,
+    )
+    .ok();
+    assert_same_tree(&fingerprint(&src), &fingerprint(&out), "restored");
+    expect_err(
+        ctl_url(&repo, &["snapshots"], &[]),
+        "is encrypted: give its key",
+    );
+    let other = tmp.path().join("other-key");
+    ctl_url(&repo, &["key", "generate", other.to_str().unwrap()], &[]).ok();
+    expect_err(
+        ctl_url(&repo, &["snapshots"], &key_env(&other)),
+        "opens none of its keys",
+    );
+    let pass = vec![(
+        "SHAREKEEP_PASSWORD".to_string(),
+        "correct horse battery".to_string(),
+    )];
+    expect_err(
+        ctl_url(&repo, &["snapshots"], &pass),
+        "opens none of its keys",
+    );
+
+    // A second key (a passphrase), used alone; the key in use cannot be removed.
+    let add = with(
+        env.clone(),
+        vec![(
+            "SHAREKEEP_NEW_PASSWORD".into(),
+            "correct horse battery".into(),
+        )],
+    );
+    ctl_url(&repo, &["key", "add"], &add).ok();
+    assert_eq!(snapshot_ids(&repo, &pass).len(), 2);
+    let list = ctl_url(&repo, &["key", "list"], &pass).ok().stdout;
+    assert_eq!(list.lines().count(), 3, "{list}");
+    let current = list
+        .lines()
+        .find(|l| l.starts_with('*'))
+        .expect("the key in use is marked");
+    assert!(current.contains("passphrase"), "{list}");
+    let file_key = list.lines().find(|l| l.contains("key file")).unwrap();
+    let file_key_name = file_key.split_whitespace().next().unwrap();
+    let in_use = current[1..].split_whitespace().next().unwrap();
+    expect_err(
+        ctl_url(&repo, &["key", "remove", in_use], &pass),
+        "opened the repository with",
+    );
+    ctl_url(&repo, &["key", "remove", file_key_name], &pass).ok();
+    expect_err(
+        ctl_url(&repo, &["snapshots"], &env),
+        "opens none of its keys",
+    );
+    assert_eq!(snapshot_ids(&repo, &pass).len(), 2);
+
+    // A changed byte in a pack: found by check, never restored as other content.
+    ctl_url(&repo, &["check", "--read-data"], &pass).ok();
+    let pack = walk(&repo_dir.join("data"))
+        .into_iter()
+        .max_by_key(|p| fs::metadata(p).unwrap().len())
+        .unwrap();
+    let mut bytes = fs::read(&pack).unwrap();
+    bytes[100] ^= 0x01;
+    fs::write(&pack, &bytes).unwrap();
+    let r = expect_err(ctl_url(&repo, &["check", "--read-data"], &pass), "damaged");
+    assert!(
+        r.stdout
+            .contains(&pack.file_name().unwrap().to_string_lossy().to_string())
+            || r.stderr
+                .contains(&pack.file_name().unwrap().to_string_lossy().to_string()),
+        "{r:?}"
+    );
+    // A changed snapshot file is refused by name.
+    let snap = walk(&repo_dir.join("snapshots")).remove(0);
+    let mut bytes = fs::read(&snap).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    fs::write(&snap, &bytes).unwrap();
+    let r = ctl_url(&repo, &["snapshots"], &pass);
+    assert!(
+        r.stderr.contains("tampered")
+            && r.stderr
+                .contains(&snap.file_name().unwrap().to_string_lossy().to_string()),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn backup_restore_check_forget_prune_on_garage() {
+    let tmp = crate::scratch();
+    let garage = Garage::start(&tmp.path().join("garage"), "sharekeep");
+    let src = tmp.path().join("src");
+    source(&src);
+    let key = tmp.path().join("key");
+    ctl_url("/", &["key", "generate", key.to_str().unwrap()], &[]).ok();
+    let url = garage.url("sales");
+    let env = with(garage.env(), key_env(&key));
+    let cache = vec![(
+        "XDG_CACHE_HOME".to_string(),
+        tmp.path().join("cache").display().to_string(),
+    )];
+    let env = with(env, cache);
+
+    // A remote repository must be encrypted; without credentials, a clear error.
+    expect_err(ctl_url(&url, &["init"], &garage.env()), "must be encrypted");
+    expect_err(
+        ctl_url(&url, &["init", "--encrypt"], &key_env(&key)),
+        "no S3 credentials",
+    );
+    ctl_url(&url, &["init", "--encrypt"], &env).ok();
+    expect_err(
+        ctl_url(&url, &["init", "--encrypt"], &env),
+        "already exists",
+    );
+
+    ctl_url(&url, &["backup", src.to_str().unwrap()], &env).ok();
+    write(&src.join("rh/notes.md"), b"changed");
+    ctl_url(&url, &["backup", src.to_str().unwrap()], &env).ok();
+    let ids = snapshot_ids(&url, &env);
+    assert_eq!(ids.len(), 2);
+    let ls = ctl_url(&url, &["ls", "latest", "rh"], &env).ok().stdout;
+    assert!(ls.contains("salaires.txt"), "{ls}");
+    let versions = ctl_url(&url, &["versions", "rh/notes.md"], &env)
+        .ok()
+        .stdout;
+    assert!(
+        versions.lines().count() >= 2,
+        "two versions of notes.md: {versions}"
+    );
+    let out = tmp.path().join("out");
+    ctl_url(
+        &url,
+        &["restore", "latest", "--to", out.to_str().unwrap()],
+        &env,
+    )
+    .ok();
+    assert_same_tree(&fingerprint(&src), &fingerprint(&out), "restored from S3");
+    ctl_url(&url, &["check", "--read-data"], &env).ok();
+    let r = ctl_url(&url, &["forget", "--keep-last", "1", "--prune"], &env).ok();
+    assert!(r.stdout.contains("remove"), "{}", r.stdout);
+    assert_eq!(snapshot_ids(&url, &env).len(), 1);
+    ctl_url(&url, &["check", "--read-data"], &env).ok();
+
+    // A tampered object (written through the S3 API by someone holding the bucket's
+    // credentials, not the key) is detected.
+    let location: sharekeep::Location = url.parse().unwrap();
+    let access = sharekeep::Access {
+        secret: None,
+        credentials: sharekeep::Credentials {
+            s3_access_key_id: Some(garage.key_id.clone()),
+            s3_secret_access_key: Some(garage.secret.clone()),
+            ..Default::default()
+        },
+        cache_root: Some(tmp.path().join("raw-cache")),
+    };
+    let raw = sharekeep::backend::open_backend(&location, &access).unwrap();
+    use sharekeep::backend::FileKind;
+    let (pack, _) = raw
+        .list_sizes(FileKind::Pack)
+        .unwrap()
+        .into_iter()
+        .max_by_key(|(_, s)| *s)
+        .unwrap();
+    let mut bytes = raw.read(FileKind::Pack, &pack).unwrap();
+    bytes[64] ^= 0x80;
+    raw.remove(FileKind::Pack, &pack).unwrap();
+    raw.write(FileKind::Pack, &pack, &bytes).unwrap();
+    let r = expect_err(ctl_url(&url, &["check", "--read-data"], &env), "damaged");
+    assert!(format!("{}{}", r.stdout, r.stderr).contains(&pack), "{r:?}");
+}
+
+#[test]
+fn a_backup_cut_off_by_the_store_resumes_and_checks_clean() {
+    let tmp = crate::scratch();
+    let mut garage = Garage::start(&tmp.path().join("garage"), "sharekeep");
+    let src = tmp.path().join("src");
+    for i in 0..12 {
+        write(&src.join(format!("f{i}.bin")), &noise(16 << 20, i));
+    }
+    let key = tmp.path().join("key");
+    ctl_url("/", &["key", "generate", key.to_str().unwrap()], &[]).ok();
+    let url = garage.url("cut");
+    let env = with(garage.env(), key_env(&key));
+    ctl_url(&url, &["init", "--encrypt"], &env).ok();
+
+    // The backup runs; once enough packs (and an index) are stored, the store dies.
+    let mut cmd = std::process::Command::new(sharekeep_tests::bin("sharekeepctl"));
+    cmd.args(["--repo", &url, "backup", src.to_str().unwrap()])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let puts = |g: &Garage| {
+        fs::read_to_string(&g.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(" PUT /sharekeep/cut/data/"))
+            .count()
+    };
+    let child = cmd.spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    // Six packs sent: the first four are indexed (an index file every four packs).
+    while puts(&garage) < 6 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the backup never stored packs"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    garage.kill();
+    let t = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    eprintln!("the cut backup failed after {:?}", t.elapsed());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "the backup cannot succeed: {stderr}"
+    );
+    assert!(
+        stderr.contains("127.0.0.1"),
+        "the error names the store: {stderr}"
+    );
+
+    garage.restart();
+    let t = std::time::Instant::now();
+    let r = ctl_url(&url, &["backup", src.to_str().unwrap(), "--json"], &env).ok();
+    eprintln!("the next backup took {:?}", t.elapsed());
+    let stored = r.json()["summary"]["bytes_added"].as_u64().unwrap();
+    let total: u64 = 12 * (16 << 20);
+    assert!(
+        stored < total,
+        "what the cut backup stored and indexed is not sent again: {stored} of {total}"
+    );
+    ctl_url(&url, &["check", "--read-data"], &env).ok();
+    let out = tmp.path().join("out");
+    ctl_url(
+        &url,
+        &["restore", "latest", "--to", out.to_str().unwrap()],
+        &env,
+    )
+    .ok();
+    assert_same_tree(
+        &fingerprint(&src),
+        &fingerprint(&out),
+        "restored after the cut",
+    );
+}
+
+#[test]
+fn backup_restore_check_forget_prune_over_sftp() {
+    let tmp = crate::scratch();
+    let sshd = Sshd::start(&tmp.path().join("sshd"));
+    let src = tmp.path().join("src");
+    source(&src);
+    let key = tmp.path().join("key");
+    ctl_url("/", &["key", "generate", key.to_str().unwrap()], &[]).ok();
+    let store = tmp.path().join("nas/backups/sales");
+    let url = sshd.url(&store);
+    let env = with(sshd.env(), key_env(&key));
+
+    // A host whose key is not known is refused by default (the positive control follows).
+    let strict = url.replace("known_hosts=accept", "known_hosts=strict");
+    let r = ctl_url(&strict, &["init", "--encrypt"], &env);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(!store.join("config").exists());
+
+    ctl_url(&url, &["init", "--encrypt"], &env).ok();
+    assert!(
+        store.join("config").exists(),
+        "the repository is on the server's disk"
+    );
+    ctl_url(&url, &["backup", src.to_str().unwrap()], &env).ok();
+    write(&src.join("ventes/new.txt"), b"new");
+    ctl_url(&url, &["backup", src.to_str().unwrap()], &env).ok();
+    assert_eq!(snapshot_ids(&url, &env).len(), 2);
+    for (p, bytes) in all_bytes(&store) {
+        assert!(!contains(&bytes, MARKER), "{} holds plaintext", p.display());
+    }
+    assert!(
+        walk(&store)
+            .iter()
+            .all(|p| !p.starts_with(store.join("tmp"))),
+        "no upload left half-done"
+    );
+    let out = tmp.path().join("out");
+    ctl_url(
+        &url,
+        &["restore", "latest", "--to", out.to_str().unwrap()],
+        &env,
+    )
+    .ok();
+    assert_same_tree(&fingerprint(&src), &fingerprint(&out), "restored over SFTP");
+    ctl_url(&url, &["check", "--read-data"], &env).ok();
+    ctl_url(&url, &["forget", "--keep-last", "1", "--prune"], &env).ok();
+    assert_eq!(snapshot_ids(&url, &env).len(), 1);
+    ctl_url(&url, &["check", "--read-data"], &env).ok();
+}
