@@ -433,3 +433,112 @@ fn backup_restore_check_forget_prune_over_sftp() {
     assert_eq!(snapshot_ids(&url, &env).len(), 1);
     ctl_url(&url, &["check", "--read-data"], &env).ok();
 }
+
+fn raw_backend(
+    url: &str,
+    creds: sharekeep::Credentials,
+    cache: &Path,
+) -> std::sync::Arc<dyn sharekeep::backend::Backend> {
+    let location: sharekeep::Location = url.parse().unwrap();
+    let access = sharekeep::Access {
+        secret: None,
+        credentials: creds,
+        cache_root: Some(cache.to_path_buf()),
+    };
+    sharekeep::backend::open_backend(&location, &access).unwrap()
+}
+
+/// Starts the helper writing a large pack; returns it once it says the upload begins.
+fn start_upload(url: &str, env: &[(String, String)], cache: &Path) -> std::process::Child {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(sharekeep_tests::bin("sk-backend-write"))
+        .args([url, "256"])
+        .arg(cache)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "uploading");
+    child
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not after 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn garage_passes_the_backend_conformance_suite() {
+    let tmp = crate::scratch();
+    let garage = Garage::start(&tmp.path().join("garage"), "conformance");
+    let creds = sharekeep::Credentials {
+        s3_access_key_id: Some(garage.key_id.clone()),
+        s3_secret_access_key: Some(garage.secret.clone()),
+        ..Default::default()
+    };
+    let b = raw_backend(&garage.url("suite"), creds.clone(), &tmp.path().join("c1"));
+    sharekeep::backend::conformance::run(b, sharekeep::backend::conformance::LISTING).unwrap();
+
+    // Killed mid-upload: nothing visible under the name, before or after the store restarts.
+    let url = garage.url("crash");
+    let mut child = start_upload(&url, &garage.env(), &tmp.path().join("c2"));
+    wait_until("the upload reaches the store", || {
+        fs::read_to_string(&garage.log)
+            .unwrap_or_default()
+            .contains("PUT /conformance/crash/data/c0/")
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let b = raw_backend(&url, creds, &tmp.path().join("c3"));
+    sharekeep::backend::conformance::check_after_crash(b.as_ref()).unwrap();
+}
+
+#[test]
+fn sftp_passes_the_backend_conformance_suite() {
+    let tmp = crate::scratch();
+    let sshd = Sshd::start(&tmp.path().join("sshd"));
+    let creds = sharekeep::Credentials {
+        ssh_identity: Some(sshd.identity.clone()),
+        ..Default::default()
+    };
+    // SFTP costs several round trips a file: the listing check writes 2,000.
+    let b = raw_backend(
+        &sshd.url(&tmp.path().join("suite")),
+        creds.clone(),
+        &tmp.path().join("c1"),
+    );
+    sharekeep::backend::conformance::run(b, 2_000).unwrap();
+
+    let store = tmp.path().join("crash");
+    let url = sshd.url(&store);
+    let mut child = start_upload(&url, &sshd.env(), &tmp.path().join("c2"));
+    wait_until("the upload reaches the server", || {
+        fs::read_dir(store.join("tmp"))
+            .map(|rd| {
+                rd.flatten()
+                    .any(|e| e.metadata().is_ok_and(|m| m.len() > 0))
+            })
+            .unwrap_or(false)
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let b = raw_backend(&url, creds, &tmp.path().join("c3"));
+    sharekeep::backend::conformance::check_after_crash(b.as_ref()).unwrap();
+    assert!(
+        !store
+            .join("data/c0")
+            .join(sharekeep::backend::conformance::CRASH_NAME)
+            .exists(),
+        "nothing under the final name on the server's disk"
+    );
+}

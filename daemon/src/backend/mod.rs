@@ -2,12 +2,15 @@
 //! kind and name (`data/ab/abcd…`, `index/…`, `snapshots/…`), so a local directory, an
 //! S3-compatible bucket or an SFTP server can hold a repository alike.
 //!
-//! Contract every backend keeps (and the conformance tests in `local.rs` check):
+//! Contract every backend keeps (and [`conformance`] checks, on every backend):
 //! - `write` and `commit_temp` are atomic and durable: once they return, the file is complete
 //!   under its final name and survives a crash; a crash before leaves no file under that name.
-//! - Files are written once and never modified; `remove` is the only other mutation.
-//! - `list` returns names only of complete files.
+//! - Files are written once and never replaced: writing a name that exists fails, unless the
+//!   file there has the same size (names are hashes of content: the same file, a retried
+//!   upload). `remove` is the only other mutation.
+//! - `list` returns names only of complete files; two writers at once lose nothing.
 
+pub mod conformance;
 mod local;
 mod location;
 #[cfg(feature = "remote")]

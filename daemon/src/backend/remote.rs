@@ -6,9 +6,11 @@
 //! - **Atomic**: on S3 a file is one `PutObject` of the whole file (an object is visible only
 //!   complete; a pack is staged in a local file first, then sent in one request); over SFTP a
 //!   file is written under `tmp/` and renamed into place.
-//! - **Never replaced**: S3 writes carry `If-None-Match: *`; an SFTP rename refuses an
-//!   existing target. A name that exists already with the same size is the same file (names
-//!   are hashes of content): a retried upload whose first answer was lost succeeds.
+//! - **Never replaced**: S3 writes carry `If-None-Match: *` where the store honours it (AWS,
+//!   MinIO, Ceph; probed once per store and remembered in the cache); where it does not
+//!   (Garage 2.5 ignores it), and over SFTP (whose rename replaces), the name is looked up
+//!   first. A name that exists already with the same size is the same file (names are hashes
+//!   of content): a retried upload whose first answer was lost succeeds.
 //! - **Retries**: transient errors (connection refused or reset, 5xx, throttling) are retried
 //!   with jittered exponential backoff, 6 attempts over about 30 s, then reported.
 //! - **Locks**: written, then listed (`lock.rs`): no rename needed, so they work on object
@@ -45,6 +47,8 @@ pub struct RemoteBackend {
     /// Where immutable files are cached.
     cache: PathBuf,
     counter: AtomicU64,
+    /// Whether the S3 store refuses a conditional write over an existing object.
+    conditional: std::sync::OnceLock<bool>,
 }
 
 impl std::fmt::Debug for RemoteBackend {
@@ -171,6 +175,7 @@ impl RemoteBackend {
             staging: base.join("staging"),
             cache: base.join("files"),
             counter: AtomicU64::new(0),
+            conditional: std::sync::OnceLock::new(),
         })
     }
 
@@ -215,8 +220,78 @@ impl RemoteBackend {
         }
     }
 
+    /// Whether the store honours `If-None-Match: *` (asked once: a probe object written twice,
+    /// then removed; the answer kept beside the cache).
+    fn conditional_writes(&self) -> bool {
+        *self.conditional.get_or_init(|| {
+            let memo = self.cache.with_file_name("conditional-writes");
+            match std::fs::read_to_string(&memo).as_deref().map(str::trim) {
+                Ok("yes") => return true,
+                Ok("no") => return false,
+                _ => {}
+            }
+            let probe = format!("locks/probe-{}-{}", std::process::id(), nanos());
+            let opts = || opendal::options::WriteOptions {
+                if_not_exists: true,
+                ..Default::default()
+            };
+            let answer = match self.op.write_options(&probe, b"1".to_vec(), opts()) {
+                Ok(_) => match self.op.write_options(&probe, b"2".to_vec(), opts()) {
+                    Err(e) if e.kind() == OdErrorKind::ConditionNotMatch => Some(true),
+                    Ok(_) => Some(false),
+                    Err(_) => None,
+                },
+                Err(_) => None,
+            };
+            let _ = self.op.delete(&probe);
+            match answer {
+                Some(a) => {
+                    let _ = crate::atomic::write_atomic(
+                        &memo,
+                        if a { b"yes\n" } else { b"no\n" },
+                        0o600,
+                    );
+                    a
+                }
+                // Unknown (the store is down): look names up first, as when it is not honoured.
+                None => false,
+            }
+        })
+    }
+
+    /// The error for a name that exists with other content.
+    fn exists_err(&self, path: &str) -> Error {
+        Error::io(
+            self.url(path),
+            std::io::Error::new(
+                ErrorKind::AlreadyExists,
+                "exists already with other content: not replaced",
+            ),
+        )
+    }
+
+    /// Whether `path` exists: `None` when not, `Some(size)` when it does.
+    fn existing(&self, path: &str) -> Result<Option<u64>> {
+        match self.op.stat(path) {
+            Ok(m) => Ok(Some(m.content_length())),
+            Err(e) if e.kind() == OdErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.err(path)(e)),
+        }
+    }
+
     fn put(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
         let path = Self::path(kind, name);
+        let conditional = !self.sftp && self.conditional_writes();
+        if !conditional {
+            match self.existing(&path)? {
+                Some(len) if len == data.len() as u64 => {
+                    self.cache_put(kind, name, data);
+                    return Ok(());
+                }
+                Some(_) => return Err(self.exists_err(&path)),
+                None => {}
+            }
+        }
         if self.sftp {
             let n = self.counter.fetch_add(1, Ordering::Relaxed);
             let tmp = format!("tmp/{}-{}-{n}", std::process::id(), nanos());
@@ -229,17 +304,14 @@ impl RemoteBackend {
             }
         } else {
             let opts = opendal::options::WriteOptions {
-                if_not_exists: true,
+                if_not_exists: conditional,
                 ..Default::default()
             };
             match self.op.write_options(&path, data.to_vec(), opts) {
                 Ok(_) => {}
                 Err(e) if e.kind() == OdErrorKind::ConditionNotMatch => {
                     if !self.same_size(&path, data.len())? {
-                        return Err(Error::Remote {
-                            location: self.url(&path),
-                            message: "exists already with other content: not replaced".into(),
-                        });
+                        return Err(self.exists_err(&path));
                     }
                 }
                 Err(e) => return Err(self.err(&path)(e)),
