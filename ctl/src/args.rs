@@ -61,6 +61,8 @@ pub enum Command {
         #[arg(long)]
         encrypt: bool,
     },
+    /// Copy snapshots to another repository (off site: S3, SFTP), sending only what it lacks.
+    Copy(CopyArgs),
     /// An encrypted repository's keys: list, add, remove; generate a key file.
     #[command(subcommand)]
     Key(KeyCommand),
@@ -125,6 +127,29 @@ pub enum Command {
         /// Where to write them.
         dir: PathBuf,
     },
+}
+
+/// `copy`.
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The repository to copy from (default: --repo).
+    #[arg(long, value_name = "REPO")]
+    pub from: Option<String>,
+    /// The repository to copy to.
+    #[arg(long, value_name = "REPO")]
+    pub to: String,
+    /// The destination's key file when it differs from the source's (or a passphrase in
+    /// SHAREKEEP_TO_PASSWORD); the source's key is --key-file / SHAREKEEP_PASSWORD.
+    #[arg(long, env = "SHAREKEEP_TO_KEY_FILE", value_name = "FILE")]
+    pub to_key_file: Option<PathBuf>,
+    /// Create the destination if it does not exist (encrypted with its key).
+    #[arg(long)]
+    pub init: bool,
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The snapshots to copy (id prefixes, latest, @TIME); all by default.
+    pub snapshots: Vec<String>,
 }
 
 /// `key`.

@@ -3,6 +3,7 @@
 
 mod access;
 mod args;
+mod copy;
 mod docs;
 mod maintenance;
 mod mount;
@@ -77,6 +78,7 @@ fn main() -> ExitCode {
         args::Command::Policy(cmd) => policy::run(cmd, cli.quiet),
         args::Command::Samba(cmd) => policy::samba(cmd),
         args::Command::Mount(a) => mount::run(cli.repo, cli.key_file, a, cli.quiet),
+        args::Command::Copy(a) => copy::run(cli.repo, cli.key_file.as_deref(), a, cli.quiet, &cancel),
         args::Command::Key(args::KeyCommand::Generate { file }) => {
             sharekeep::Secret::generate_key_file(&file)
                 .map(|()| {

@@ -67,6 +67,7 @@ pub fn run(cli: Cli, cancel: &CancelToken) -> Result<Outcome> {
     let mut out = BufWriter::new(std::io::stdout().lock());
     let outcome = match cli.command {
         Command::Init { .. }
+        | Command::Copy(_)
         | Command::Policy(_)
         | Command::Samba(_)
         | Command::Mount(_)

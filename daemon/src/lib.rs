@@ -12,6 +12,7 @@ mod backup;
 mod check;
 mod chunker;
 mod config;
+mod copy;
 mod crypto;
 mod drill;
 mod error;
@@ -44,6 +45,7 @@ pub use check::{check, repair_index, CheckOptions, CheckReport, Damage, RepairRe
 pub use chrono;
 pub use chunker::Chunker;
 pub use config::{ChunkerParams, RepoConfig, FORMAT_VERSION};
+pub use copy::{copy, CopyReport};
 pub use crypto::{KeyInfo, Keys, Secret, SecretKind, MIN_KEY_FILE};
 pub use drill::{drill, DrillOptions, DrillProblem, DrillReport};
 pub use error::{Error, Result};

@@ -200,6 +200,7 @@ mod tests {
             tags: tags.iter().map(|t| t.to_string()).collect(),
             tree: Id::default(),
             parent: None,
+            original: None,
             summary: Summary::default(),
             program_version: String::new(),
         }

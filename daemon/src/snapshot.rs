@@ -68,6 +68,10 @@ pub struct Snapshot {
     /// Parent snapshot used for change detection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<Id>,
+    /// For a copy (`sharekeepctl copy`), the snapshot first copied (in the repository the
+    /// chain of copies started from).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<Id>,
     /// What the backup did.
     #[serde(default)]
     pub summary: Summary,
@@ -206,6 +210,7 @@ mod tests {
             tags: vec![],
             tree: Id::default(),
             parent: None,
+            original: None,
             summary: Summary::default(),
             program_version: String::new(),
         }

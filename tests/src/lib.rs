@@ -470,6 +470,7 @@ pub fn crafted_snapshot(repo: &sharekeep::Repository, tree: &mut sharekeep::Tree
         tags: vec![],
         tree: root,
         parent: None,
+        original: None,
         summary: Default::default(),
         program_version: "crafted".into(),
     };

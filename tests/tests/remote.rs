@@ -542,3 +542,108 @@ fn sftp_passes_the_backend_conformance_suite() {
         "nothing under the final name on the server's disk"
     );
 }
+
+fn copy_report(r: &Run) -> serde_json::Value {
+    r.json()
+}
+
+#[test]
+fn snapshots_copied_to_garage_send_only_what_is_missing_and_restore_identical() {
+    let tmp = crate::scratch();
+    let garage = Garage::start(&tmp.path().join("garage"), "offsite");
+    let src = tmp.path().join("src");
+    source(&src);
+    let local = tmp.path().join("local").display().to_string();
+    ctl_url(&local, &["init"], &[]).ok();
+    ctl_url(&local, &["backup", src.to_str().unwrap()], &[]).ok();
+    let key = tmp.path().join("key");
+    ctl_url("/", &["key", "generate", key.to_str().unwrap()], &[]).ok();
+    let url = garage.url("copy");
+    let env = with(
+        garage.env(),
+        vec![("SHAREKEEP_TO_KEY_FILE".into(), key.display().to_string())],
+    );
+
+    // Unencrypted local → encrypted S3 (other content ids): everything sent once.
+    expect_err(ctl_url(&local, &["copy", "--to", &url], &env), "--init");
+    let first = ctl_url(&local, &["copy", "--to", &url, "--init", "--json"], &env).ok();
+    let first = copy_report(&first);
+    assert_eq!(first["copied"].as_array().unwrap().len(), 1, "{first}");
+    let sent = first["bytes_sent"].as_u64().unwrap();
+    assert!(sent > 4 << 20, "{first}");
+    let again = copy_report(&ctl_url(&local, &["copy", "--to", &url, "--json"], &env).ok());
+    assert_eq!(
+        (again["already"].as_u64(), again["blobs_sent"].as_u64()),
+        (Some(1), Some(0)),
+        "{again}"
+    );
+
+    // A day's change: only its blobs travel.
+    write(&src.join("rh/notes.md"), b"one changed file");
+    ctl_url(&local, &["backup", src.to_str().unwrap()], &[]).ok();
+    let day = copy_report(&ctl_url(&local, &["copy", "--to", &url, "--json"], &env).ok());
+    assert_eq!(day["copied"].as_array().unwrap().len(), 1, "{day}");
+    assert!(day["bytes_sent"].as_u64().unwrap() < 100_000, "{day}");
+
+    // Restored from S3, identical to the source; check --read-data clean there.
+    let s3 = with(garage.env(), key_env(&key));
+    ctl_url(&url, &["check", "--read-data"], &s3).ok();
+    let out = tmp.path().join("out");
+    ctl_url(
+        &url,
+        &["restore", "latest", "--to", out.to_str().unwrap()],
+        &s3,
+    )
+    .ok();
+    assert_same_tree(
+        &fingerprint(&src),
+        &fingerprint(&out),
+        "restored from the copy",
+    );
+
+    // S3 → a third repository under another key (re-encrypted); copies of copies keep
+    // their origin, so copying the same snapshots again sends nothing.
+    let key2 = tmp.path().join("key2");
+    ctl_url("/", &["key", "generate", key2.to_str().unwrap()], &[]).ok();
+    let third = tmp.path().join("third").display().to_string();
+    let env3 = with(
+        s3.clone(),
+        vec![("SHAREKEEP_TO_KEY_FILE".into(), key2.display().to_string())],
+    );
+    let r = copy_report(&ctl_url(&url, &["copy", "--to", &third, "--init", "--json"], &env3).ok());
+    assert_eq!(r["copied"].as_array().unwrap().len(), 2, "{r}");
+    let r = copy_report(&ctl_url(&url, &["copy", "--to", &third, "--json"], &env3).ok());
+    assert_eq!(r["already"].as_u64(), Some(2), "{r}");
+    let out3 = tmp.path().join("out3");
+    ctl_url(
+        &third,
+        &["restore", "latest", "--to", out3.to_str().unwrap()],
+        &key_env(&key2),
+    )
+    .ok();
+    assert_same_tree(
+        &fingerprint(&src),
+        &fingerprint(&out3),
+        "restored from the copy of the copy",
+    );
+    expect_err(
+        ctl_url(&third, &["snapshots"], &key_env(&key)),
+        "opens none of its keys",
+    );
+
+    // Unencrypted to unencrypted keeps ids: the second copy reads nothing it has.
+    let plain2 = tmp.path().join("plain2").display().to_string();
+    ctl_url(&local, &["copy", "--to", &plain2, "--init"], &[]).ok();
+    let out4 = tmp.path().join("out4");
+    ctl_url(
+        &plain2,
+        &["restore", "latest", "--to", out4.to_str().unwrap()],
+        &[],
+    )
+    .ok();
+    assert_same_tree(
+        &fingerprint(&src),
+        &fingerprint(&out4),
+        "restored from the plain copy",
+    );
+}

@@ -215,6 +215,7 @@ pub fn backup(
         tags: opts.tags.clone(),
         tree,
         parent: parent.map(|p| p.id),
+        original: None,
         summary,
         program_version: format!("sharekeep {}", env!("CARGO_PKG_VERSION")),
     };

@@ -62,6 +62,7 @@ mod tests {
             tags: vec![],
             tree: crate::id::Id::hash(b"t"),
             parent: None,
+            original: None,
             summary: Default::default(),
             program_version: "t".into(),
         }
