@@ -213,6 +213,13 @@ pub fn run(cli: Cli, cancel: &sharekeep::CancelToken) -> Result<Outcome> {
                     spoken(&s.next_backup, "-"),
                     if s.running { "; running now" } else { "" }
                 )?;
+                if let Some(to) = &s.copy_to {
+                    writeln!(
+                        out,
+                        "    off-site copy to {to}: {}",
+                        s.last_copy.as_deref().unwrap_or("none yet")
+                    )?;
+                }
                 if s.last_drill.is_some() || s.next_drill.is_some() {
                     writeln!(
                         out,

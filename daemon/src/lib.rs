@@ -24,6 +24,7 @@ mod lock;
 pub mod mount;
 pub mod pack;
 mod pack_writer;
+mod plan_repo;
 mod platform;
 mod progress;
 pub mod protocol;
@@ -38,7 +39,7 @@ mod stream;
 mod tree;
 
 pub use atomic::write_atomic;
-pub use backend::{Access, Credentials, Location};
+pub use backend::{redact_url, Access, Credentials, Location};
 pub use backup::{backup, BackupOptions, BackupOutcome, ParentChoice, Warning};
 pub use check::{check, repair_index, CheckOptions, CheckReport, Damage, RepairReport};
 /// Re-exported: snapshot times are `chrono` types.
@@ -53,6 +54,7 @@ pub use history::{diff, list, versions, Change, ChangeKind, ListedEntry, Version
 pub use id::Id;
 pub use index::{Index, IndexBuilder, IndexedPack};
 pub use lock::{list_locks, remove_stale_locks, LockInfo, LockKind, RepoLock};
+pub use plan_repo::{init_plan_repository, open_or_init_copy, open_plan_repository, plan_secret};
 pub use platform::raise_open_file_limit;
 pub use progress::{CancelToken, LiveProgress, NoProgress, Progress};
 pub use prune::{forget, prune, PruneOptions, PruneReport};

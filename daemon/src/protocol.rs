@@ -209,6 +209,13 @@ pub struct ShareStatus {
     /// When the next drill is due (RFC 3339).
     #[serde(default)]
     pub next_drill: Option<String>,
+    /// Where the share's snapshots are copied (`copy_to`), and the last copy's outcome in
+    /// words (`ok: …` / `failed: …`).
+    #[serde(default)]
+    pub copy_to: Option<String>,
+    /// The last copy's outcome.
+    #[serde(default)]
+    pub last_copy: Option<String>,
 }
 
 /// A snapshot as listed through the daemon.

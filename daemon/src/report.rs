@@ -319,7 +319,7 @@ pub fn from_state(
         .collect();
     let snapshots = match &policy.backup {
         Some(plan) if plan.repository.join("config").exists() => {
-            crate::Repository::open_local(&plan.repository)?
+            crate::open_plan_repository(plan, crate::IndexScope::All, None)?
                 .snapshots()?
                 .into_iter()
                 .filter(|s| std::path::Path::new(s.root()) == policy.path)

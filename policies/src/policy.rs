@@ -128,6 +128,14 @@ pub struct BackupPlan {
     pub drill_sample: u32,
     /// An alert fires when no backup succeeded for longer than this (seconds).
     pub max_age_secs: Option<u64>,
+    /// The key of the repository and of its copies (a root-only file): a repository created
+    /// by the service is encrypted with it.
+    pub key_file: Option<PathBuf>,
+    /// After each successful backup, its snapshots are copied there (`s3://…`, `sftp://…` or
+    /// a local folder).
+    pub copy_to: Option<String>,
+    /// Retention applied to the copies; `None` keeps every copied snapshot.
+    pub copy_keep: Option<Keep>,
 }
 
 /// The Samba export.

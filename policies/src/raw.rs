@@ -73,6 +73,9 @@ pub struct RawBackup {
     #[serde(default)]
     pub exclude: Vec<Spanned<String>>,
     pub repository_private: Option<bool>,
+    pub key_file: Option<Spanned<String>>,
+    pub copy_to: Option<Spanned<String>>,
+    pub copy_keep: Option<Spanned<RawKeep>>,
 }
 
 /// `[samba]`.
@@ -114,6 +117,9 @@ const BACKUP: &[&str] = &[
     "max_age",
     "exclude",
     "repository_private",
+    "key_file",
+    "copy_to",
+    "copy_keep",
 ];
 const KEEP: &[&str] = &[
     "last", "hourly", "daily", "weekly", "monthly", "yearly", "within", "tags",

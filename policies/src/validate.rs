@@ -312,6 +312,40 @@ fn is_link_on_the_way(root: &Path, rel: &str) -> bool {
     false
 }
 
+/// A `keep` (or `copy_keep`) table: `None` when it is wrong (reported).
+fn validate_keep(cx: &mut Ctx, k: &Spanned<raw::RawKeep>) -> Option<Keep> {
+    let rk = k.get_ref();
+    let mut ok = true;
+    let within_secs = match &rk.within {
+        None => None,
+        Some(w) => {
+            match parse_duration(w.get_ref()) {
+                Some(s) => Some(s),
+                None => {
+                    cx.at(w, format!("`{}` is not a duration", w.get_ref()), "write a number and a unit: y, m (30 days), w, d or h, e.g. \"2d\" or \"1y6m\"");
+                    ok = false;
+                    None
+                }
+            }
+        }
+    };
+    let keep = Keep {
+        last: rk.last,
+        hourly: rk.hourly,
+        daily: rk.daily,
+        weekly: rk.weekly,
+        monthly: rk.monthly,
+        yearly: rk.yearly,
+        within_secs,
+        tags: rk.tags.clone(),
+    };
+    if keep.is_empty() && rk.within.is_none() {
+        cx.at(k, "retention with no rule: `keep` sets nothing to keep", "set at least one of last, daily, weekly, monthly, yearly, within, tags (or remove `keep` to keep everything)");
+        ok = false;
+    }
+    ok.then_some(keep)
+}
+
 fn validate_backup(cx: &mut Ctx, b: &Spanned<raw::RawBackup>, share: &Path) -> Option<BackupPlan> {
     let rb = b.get_ref();
     let mut ok = true;
@@ -338,38 +372,71 @@ fn validate_backup(cx: &mut Ctx, b: &Spanned<raw::RawBackup>, share: &Path) -> O
         );
         ok = false;
     }
-    let keep = match &rb.keep {
-        None => None,
-        Some(k) => {
-            let rk = k.get_ref();
-            let within_secs = match &rk.within {
-                None => None,
-                Some(w) => match parse_duration(w.get_ref()) {
-                    Some(s) => Some(s),
-                    None => {
-                        cx.at(w, format!("`{}` is not a duration", w.get_ref()), "write a number and a unit: y, m (30 days), w, d or h, e.g. \"2d\" or \"1y6m\"");
-                        ok = false;
-                        None
-                    }
-                },
-            };
-            let keep = Keep {
-                last: rk.last,
-                hourly: rk.hourly,
-                daily: rk.daily,
-                weekly: rk.weekly,
-                monthly: rk.monthly,
-                yearly: rk.yearly,
-                within_secs,
-                tags: rk.tags.clone(),
-            };
-            if keep.is_empty() && rk.within.is_none() {
-                cx.at(k, "retention with no rule: `keep` sets nothing to keep", "set at least one of last, daily, weekly, monthly, yearly, within, tags (or remove `keep` to keep everything)");
-                ok = false;
-            }
-            Some(keep)
+    let keep = rb.keep.as_ref().and_then(|k| {
+        let v = validate_keep(cx, k);
+        ok &= v.is_some();
+        v
+    });
+    let copy_keep = rb.copy_keep.as_ref().and_then(|k| {
+        let v = validate_keep(cx, k);
+        ok &= v.is_some();
+        v
+    });
+    let key_file = rb
+        .key_file
+        .as_ref()
+        .map(|k| PathBuf::from(k.get_ref().trim()));
+    if let (Some(k), Some(path)) = (&rb.key_file, &key_file) {
+        if !path.is_absolute() {
+            cx.at(
+                k,
+                format!("key_file `{}` is not absolute", path.display()),
+                "give the key file's full path, e.g. /etc/sharekeep/keys/commercial.key (make it with `sharekeepctl key generate`)",
+            );
+            ok = false;
+        } else if path.starts_with(share) {
+            cx.at(
+                k,
+                "the key file is inside the share: its members could read it",
+                "keep it outside the share, e.g. /etc/sharekeep/keys/<share>.key (root only)",
+            );
+            ok = false;
         }
-    };
+    }
+    let copy_to = rb.copy_to.as_ref().map(|c| c.get_ref().trim().to_string());
+    if let (Some(c), Some(url)) = (&rb.copy_to, &copy_to) {
+        let remote = url.starts_with("s3://") || url.starts_with("sftp://");
+        if !remote && !Path::new(url).is_absolute() {
+            cx.at(
+                c,
+                format!("copy_to `{url}` is neither s3://, sftp:// nor an absolute folder"),
+                "e.g. \"s3://bucket/commercial?endpoint=https://s3.example.net&region=eu-west-1\" or \"sftp://backup@nas:22/volume1/commercial\"",
+            );
+            ok = false;
+        } else if remote && key_file.is_none() {
+            cx.at(
+                c,
+                "a copy on another machine is encrypted, and no key_file is set",
+                "add key_file = \"/etc/sharekeep/keys/<share>.key\" to [backup] (make it with `sharekeepctl key generate FILE`; keep a copy of it away from this machine)",
+            );
+            ok = false;
+        } else if !remote && Path::new(url) == repository {
+            cx.at(
+                c,
+                "copy_to is the repository itself",
+                "name another repository",
+            );
+            ok = false;
+        }
+    }
+    if let (Some(k), None) = (&rb.copy_keep, &rb.copy_to) {
+        cx.at(
+            k,
+            "copy_keep without copy_to",
+            "add copy_to, or remove copy_keep",
+        );
+        ok = false;
+    }
     for e in &rb.exclude {
         if e.get_ref().trim().is_empty() {
             cx.at(
@@ -445,6 +512,9 @@ fn validate_backup(cx: &mut Ctx, b: &Spanned<raw::RawBackup>, share: &Path) -> O
             .map(|e| e.get_ref().trim().to_string())
             .collect(),
         repository_private: rb.repository_private.unwrap_or(true),
+        key_file,
+        copy_to,
+        copy_keep,
     })
     .filter(|_| ok)
 }
@@ -755,6 +825,13 @@ mod tests {
             ("schedule = \"0 0 3 * * *\"\nrepository = \"/var/r\"\nexclude = [\"*.tmp\", \" \"]\n", "10: empty exclude pattern"),
             ("schedule = \"0 0 3 * * *\"\nrepository = \"/var/r\"\ndrill = \"fortnightly\"\n", "10: bad drill schedule `fortnightly`"),
             ("schedule = \"0 0 3 * * *\"\nrepository = \"/var/r\"\ndrill = \"weekly\"\ndrill_sample = 0\n", "11: drill_sample = 0 restores nothing"),
+            ("schedule = \"0 0 3 * * *\"\nrepository = \"/var/r\"\ncopy_to = \"s3://b/c\"\n", "10: a copy on another machine is encrypted, and no key_file is set"),
+            ("schedule = \"0 0 3 * * *\"\nrepository = \"/var/r\"\ncopy_to = \"nas:/r\"\n", "10: copy_to `nas:/r` is neither"),
+            ("schedule = \"0 0 3 * * *\"\nrepository = \"/var/r\"\ncopy_to = \"/var/r\"\n", "10: copy_to is the repository itself"),
+            ("schedule = \"0 0 3 * * *\"\nrepository = \"/var/r\"\nkey_file = \"k.key\"\n", "10: key_file `k.key` is not absolute"),
+            ("schedule = \"0 0 3 * * *\"\nrepository = \"/var/r\"\nkey_file = \"SHARE/k.key\"\n", "10: the key file is inside the share"),
+            ("schedule = \"0 0 3 * * *\"\nrepository = \"/var/r\"\ncopy_keep = { last = 3 }\n", "10: copy_keep without copy_to"),
+            ("schedule = \"0 0 3 * * *\"\nrepository = \"/var/r\"\nkey_file = \"/k\"\ncopy_to = \"/c\"\ncopy_keep = {}\n", "12: retention with no rule"),
         ];
         for (b, want) in bad {
             let got = sc.load(&plan(b)).expect_err(b).join("\n");

@@ -1023,3 +1023,112 @@ fn a_backup_older_than_max_age_is_an_alert_until_one_succeeds() {
             .any(|e| e["kind"] == "backup_too_old" && e["state"] == "resolved")
     });
 }
+
+#[test]
+fn backups_are_copied_off_site_encrypted_and_a_failed_copy_is_reported_and_alerted() {
+    use sharekeep_tests::ctl_url;
+    use sharekeep_tests::servers::Garage;
+    let mut a = Accounts::new();
+    let (dir, share) = setup(&mut a, "0 0 3 1 1 *");
+    let mut garage = Garage::start(&dir.path().join("garage"), "offsite");
+    fs::write(share.join("Docs/a.txt"), "first").unwrap();
+    let key = dir.path().join("team.key");
+    ctl_url("/", &["key", "generate", key.to_str().unwrap()], &[]).ok();
+    let url = garage.url("team");
+    let policy = dir.path().join("policies/team.toml");
+    let mut text = fs::read_to_string(&policy).unwrap();
+    text += &format!(
+        "key_file = {:?}\ncopy_to = {url:?}\ncopy_keep = {{ last = 1 }}\n",
+        key.display().to_string()
+    );
+    fs::write(&policy, text).unwrap();
+    let creds = dir.path().join("remote.env");
+    fs::write(
+        &creds,
+        format!(
+            "AWS_ACCESS_KEY_ID={}\nAWS_SECRET_ACCESS_KEY={}\n",
+            garage.key_id, garage.secret
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&creds, fs::Permissions::from_mode(0o600)).unwrap();
+    let alerts = dir.path().join("alerts.jsonl");
+    let d = Daemon::start_with(
+        dir.path(),
+        Some(&format!(
+            "remote_credentials = {:?}\n[alerts]\ncommand = \"cat >> {}\"\ncheck_every_secs = 1\n",
+            creds.display().to_string(),
+            alerts.display()
+        )),
+    );
+
+    let run = d.ctl(&["backup", "--share", "team"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let status = d.ctl(&["status"]).stdout;
+    assert!(
+        status.contains("off-site copy to s3://offsite/team")
+            && status.contains("ok: 1 snapshot(s) copied"),
+        "{status}\ndaemon:\n{}",
+        d.log()
+    );
+    assert!(
+        !status.contains(&garage.secret),
+        "no secret in status: {status}"
+    );
+    // The local repository is encrypted with the plan's key too (created by the service).
+    let local = dir.path().join("repo");
+    assert!(fs::read(local.join("config")).unwrap().starts_with(b"SKE1"));
+    let key_env = vec![("SHAREKEEP_KEY_FILE".to_string(), key.display().to_string())];
+    let s3 = [garage.env(), key_env.clone()].concat();
+    let out = dir.path().join("out");
+    ctl_url(
+        &url,
+        &["restore", "latest", "--to", out.to_str().unwrap()],
+        &s3,
+    )
+    .ok();
+    assert_eq!(fs::read_to_string(out.join("Docs/a.txt")).unwrap(), "first");
+
+    // A second backup: the copy keeps one snapshot (copy_keep), the local repository both.
+    fs::write(share.join("Docs/a.txt"), "second").unwrap();
+    assert_eq!(d.ctl(&["backup", "--share", "team"]).code, 0);
+    let count = |repo: &str, env: &[(String, String)]| {
+        ctl_url(repo, &["snapshots", "--json"], env)
+            .ok()
+            .json()
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(count(&url, &s3), 1);
+    assert_eq!(count(local.to_str().unwrap(), &key_env), 2);
+    assert!(d.ctl(&["status"]).stdout.contains("1 removed by copy_keep"));
+
+    // The store is down: the backup still succeeds; the copy's failure is shown and alerted.
+    garage.kill();
+    fs::write(share.join("Docs/a.txt"), "third").unwrap();
+    let run = d.ctl(&["backup", "--share", "team"]);
+    assert_eq!(
+        run.code, 0,
+        "the local backup succeeds: {}{}",
+        run.stdout, run.stderr
+    );
+    assert_eq!(count(local.to_str().unwrap(), &key_env), 3);
+    let status = d.ctl(&["status"]).stdout;
+    assert!(
+        status.contains("off-site copy to s3://offsite/team") && status.contains(": failed: "),
+        "{status}"
+    );
+    assert!(status.contains("did not answer after retries"), "{status}");
+    eventually("the copy_failed alert", PATIENCE, || {
+        fs::read_to_string(&alerts)
+            .unwrap_or_default()
+            .contains("\"copy_failed\"")
+    });
+    let alert = fs::read_to_string(&alerts).unwrap();
+    assert!(
+        alert.contains("the local backup itself succeeded"),
+        "{alert}"
+    );
+    assert!(!alert.contains(&garage.secret), "{alert}");
+}

@@ -168,6 +168,12 @@ impl FromStr for Location {
                 None => return Err(bad(url, "no path: write sftp://USER@HOST:PORT/PATH")),
             };
             let (user, hostport) = match authority.rsplit_once('@') {
+                Some((u, _)) if u.contains(':') => {
+                    return Err(bad(
+                        "sftp://…",
+                        "passwords in addresses are not accepted: log in with a key (SHAREKEEP_SSH_IDENTITY)",
+                    ))
+                }
                 Some((u, h)) => (Some(u.to_string()), h),
                 None => (None, authority),
             };
@@ -212,6 +218,14 @@ impl FromStr for Location {
         }
         Ok(Location::Local(PathBuf::from(url)))
     }
+}
+
+/// A repository address as it may be shown (logs, `status`, reports): parsed and printed
+/// again, so nothing but the location itself is shown.
+pub fn redact_url(url: &str) -> String {
+    url.parse::<Location>()
+        .map(|l| l.to_string())
+        .unwrap_or_else(|_| "<an address that does not parse>".into())
 }
 
 /// What a remote repository needs to be reached: S3 keys, the SSH identity. Never shown.
@@ -377,6 +391,10 @@ mod tests {
             ("sftp://nas:x/r", "not a number"),
             ("sftp://nas/../etc", "without `..`"),
             ("ftp://nas/r", "not a supported store"),
+            (
+                "sftp://me:secret@nas/r",
+                "passwords in addresses are not accepted",
+            ),
         ] {
             let err = url.parse::<Location>().unwrap_err().to_string();
             assert!(err.contains(why), "{url}: {err}");

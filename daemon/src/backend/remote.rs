@@ -18,8 +18,10 @@
 //! - **Requests**: index, snapshot and key files never change once written: they are kept in
 //!   a local cache (as stored: sealed) and read from the store once.
 //!
-//! OpenDAL is asynchronous; this backend owns a small tokio runtime and blocks on it, so the
-//! engine's threads (and the daemon's blocking pool) use it like the local directory.
+//! OpenDAL is asynchronous; remote backends share one small tokio runtime that lives as long
+//! as the process (the HTTP client's pooled connections belong to it: a runtime per backend
+//! left dead connections in the pool when a backend was dropped), and block on it, so the
+//! engine's threads (and the daemon's blocking pool) use them like the local directory.
 
 use super::location::{Credentials, Location};
 use super::{Backend, FileKind, TempFile};
@@ -38,9 +40,6 @@ const ATTEMPTS: usize = 6;
 pub struct RemoteBackend {
     location: Location,
     op: blocking::Operator,
-    /// Runs OpenDAL's futures; shut down without blocking on drop (a backend may be dropped
-    /// on an async thread of the daemon).
-    runtime: Option<tokio::runtime::Runtime>,
     sftp: bool,
     /// Where packs are staged before their upload.
     staging: PathBuf,
@@ -57,12 +56,38 @@ impl std::fmt::Debug for RemoteBackend {
     }
 }
 
-impl Drop for RemoteBackend {
-    fn drop(&mut self) {
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
-        }
+/// The runtime every remote backend runs on (created on first use, never dropped).
+fn runtime() -> Result<&'static tokio::runtime::Runtime> {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    if let Some(rt) = RUNTIME.get() {
+        return Ok(rt);
     }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("sk-remote")
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("tokio runtime", e))?;
+    Ok(RUNTIME.get_or_init(|| rt))
+}
+
+/// Whether an error is a lost or refused connection: worth retrying, though OpenDAL's HTTP
+/// transport marks it permanent (a store restarting, a network blip).
+fn connection_lost(e: &opendal::Error) -> bool {
+    if e.is_temporary() || e.kind() != OdErrorKind::Unexpected {
+        return false;
+    }
+    let c = causes(e).to_ascii_lowercase();
+    [
+        "connect",
+        "connection",
+        "broken pipe",
+        "reset",
+        "closed",
+        "timed out",
+    ]
+    .iter()
+    .any(|w| c.contains(w))
 }
 
 fn remote_err(location: String, e: opendal::Error) -> Error {
@@ -76,16 +101,33 @@ fn remote_err(location: String, e: opendal::Error) -> Error {
         None => Error::Remote {
             location,
             message: format!(
-                "{} ({})",
+                "{}{} ({})",
                 e,
-                if e.is_temporary() {
+                causes(&e),
+                if e.is_temporary() || connection_lost(&e) {
                     "the store did not answer after retries: check it is up and reachable"
                 } else {
-                    "the store refused"
+                    "the store refused: check the address, the bucket and the credentials"
                 }
             ),
         },
     }
+}
+
+/// The chain of causes below an error (`: cause: cause…`), which OpenDAL's message leaves out
+/// ("error sending request" says nothing of a refused connection).
+fn causes(e: &opendal::Error) -> String {
+    let mut out = String::new();
+    let mut next = std::error::Error::source(e);
+    let mut depth = 0;
+    while let Some(c) = next {
+        if depth > 0 {
+            out += &format!(": {c}");
+        }
+        depth += 1;
+        next = c.source();
+    }
+    out
 }
 
 impl RemoteBackend {
@@ -95,13 +137,7 @@ impl RemoteBackend {
     pub fn open(location: &Location, creds: &Credentials, cache_root: &Path) -> Result<Self> {
         // The HTTP client OpenDAL's S3 service sends requests with (once per process).
         opendal::install_default();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("sk-remote")
-            .enable_all()
-            .build()
-            .map_err(|e| Error::io("tokio runtime", e))?;
-        let _guard = runtime.enter();
+        let _guard = runtime()?.enter();
         let retry = opendal::layers::RetryLayer::new()
             .with_max_times(ATTEMPTS - 1)
             .with_min_delay(Duration::from_millis(200))
@@ -170,13 +206,29 @@ impl RemoteBackend {
         Ok(RemoteBackend {
             location: location.clone(),
             op,
-            runtime: Some(runtime),
             sftp,
             staging: base.join("staging"),
             cache: base.join("files"),
             counter: AtomicU64::new(0),
             conditional: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Runs one request, again after a lost or refused connection (the retry layer already
+    /// retries what OpenDAL deems temporary): [`ATTEMPTS`] in all, backing off from 0.2 s.
+    fn call<T>(&self, f: impl Fn(&blocking::Operator) -> opendal::Result<T>) -> opendal::Result<T> {
+        let mut delay = Duration::from_millis(200);
+        let mut attempt = 1;
+        loop {
+            match f(&self.op) {
+                Err(e) if attempt < ATTEMPTS && connection_lost(&e) => {
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(Duration::from_secs(8));
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
     }
 
     fn path(kind: FileKind, name: &str) -> String {
@@ -214,7 +266,7 @@ impl RemoteBackend {
 
     /// Whether the object at `path` is there with `len` bytes (a write found it existing).
     fn same_size(&self, path: &str, len: usize) -> Result<bool> {
-        match self.op.stat(path) {
+        match self.call(|op| op.stat(path)) {
             Ok(m) => Ok(m.content_length() == len as u64),
             Err(e) => Err(self.err(path)(e)),
         }
@@ -235,15 +287,15 @@ impl RemoteBackend {
                 if_not_exists: true,
                 ..Default::default()
             };
-            let answer = match self.op.write_options(&probe, b"1".to_vec(), opts()) {
-                Ok(_) => match self.op.write_options(&probe, b"2".to_vec(), opts()) {
+            let answer = match self.call(|op| op.write_options(&probe, b"1".to_vec(), opts())) {
+                Ok(_) => match self.call(|op| op.write_options(&probe, b"2".to_vec(), opts())) {
                     Err(e) if e.kind() == OdErrorKind::ConditionNotMatch => Some(true),
                     Ok(_) => Some(false),
                     Err(_) => None,
                 },
                 Err(_) => None,
             };
-            let _ = self.op.delete(&probe);
+            let _ = self.call(|op| op.delete(&probe));
             match answer {
                 Some(a) => {
                     let _ = crate::atomic::write_atomic(
@@ -272,7 +324,7 @@ impl RemoteBackend {
 
     /// Whether `path` exists: `None` when not, `Some(size)` when it does.
     fn existing(&self, path: &str) -> Result<Option<u64>> {
-        match self.op.stat(path) {
+        match self.call(|op| op.stat(path)) {
             Ok(m) => Ok(Some(m.content_length())),
             Err(e) if e.kind() == OdErrorKind::NotFound => Ok(None),
             Err(e) => Err(self.err(path)(e)),
@@ -295,9 +347,10 @@ impl RemoteBackend {
         if self.sftp {
             let n = self.counter.fetch_add(1, Ordering::Relaxed);
             let tmp = format!("tmp/{}-{}-{n}", std::process::id(), nanos());
-            self.op.write(&tmp, data.to_vec()).map_err(self.err(&tmp))?;
-            if let Err(e) = self.op.rename(&tmp, &path) {
-                let _ = self.op.delete(&tmp);
+            self.call(|op| op.write(&tmp, data.to_vec()))
+                .map_err(self.err(&tmp))?;
+            if let Err(e) = self.call(|op| op.rename(&tmp, &path)) {
+                let _ = self.call(|op| op.delete(&tmp));
                 if !self.same_size(&path, data.len()).unwrap_or(false) {
                     return Err(self.err(&path)(e));
                 }
@@ -307,7 +360,7 @@ impl RemoteBackend {
                 if_not_exists: conditional,
                 ..Default::default()
             };
-            match self.op.write_options(&path, data.to_vec(), opts) {
+            match self.call(|op| op.write_options(&path, data.to_vec(), opts.clone())) {
                 Ok(_) => {}
                 Err(e) if e.kind() == OdErrorKind::ConditionNotMatch => {
                     if !self.same_size(&path, data.len())? {
@@ -354,7 +407,7 @@ impl Backend for RemoteBackend {
 
     fn exists(&self, kind: FileKind, name: &str) -> Result<bool> {
         let path = Self::path(kind, name);
-        self.op.exists(&path).map_err(self.err(&path))
+        self.call(|op| op.exists(&path)).map_err(self.err(&path))
     }
 
     fn list(&self, kind: FileKind) -> Result<Vec<String>> {
@@ -367,7 +420,7 @@ impl Backend for RemoteBackend {
             recursive: true,
             ..Default::default()
         };
-        let entries = match self.op.list_options(&dir, opts) {
+        let entries = match self.call(|op| op.list_options(&dir, opts.clone())) {
             Ok(e) => e,
             Err(e) if e.kind() == OdErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(self.err(&dir)(e)),
@@ -389,7 +442,10 @@ impl Backend for RemoteBackend {
             }
         }
         let path = Self::path(kind, name);
-        let data = self.op.read(&path).map_err(self.err(&path))?.to_vec();
+        let data = self
+            .call(|op| op.read(&path))
+            .map_err(self.err(&path))?
+            .to_vec();
         self.cache_put(kind, name, &data);
         Ok(data)
     }
@@ -465,19 +521,20 @@ impl Backend for RemoteBackend {
     fn remove(&self, kind: FileKind, name: &str) -> Result<()> {
         let path = Self::path(kind, name);
         let _ = std::fs::remove_file(self.cache_path(kind, name));
-        self.op.delete(&path).map_err(self.err(&path))
+        self.call(|op| op.delete(&path)).map_err(self.err(&path))
     }
 
     fn clean_temp(&self) -> Result<usize> {
         let mut n = 0;
         if self.sftp {
-            let entries = match self.op.list("tmp/") {
+            let entries = match self.call(|op| op.list("tmp/")) {
                 Ok(e) => e,
                 Err(e) if e.kind() == OdErrorKind::NotFound => Vec::new(),
                 Err(e) => return Err(self.err("tmp/")(e)),
             };
             for e in entries.iter().filter(|e| e.metadata().is_file()) {
-                self.op.delete(e.path()).map_err(self.err(e.path()))?;
+                self.call(|op| op.delete(e.path()))
+                    .map_err(self.err(e.path()))?;
                 n += 1;
             }
         }

@@ -10,6 +10,7 @@
 //!            policy_broken   the policy file no longer loads (its problems; the last good
 //!                            version stays enforced)
 //!            backup_too_old  no backup succeeded for longer than [backup] max_age
+//!            copy_failed     the last off-site copy (copy_to) failed
 //! ```
 
 use super::config::{AlertsConfig, EmailConfig};
@@ -102,6 +103,21 @@ fn problems(inner: &Inner) -> BTreeMap<String, Event> {
                 ),
             );
         }
+        if let Some(err) = st
+            .last_copy
+            .as_deref()
+            .and_then(|r| r.strip_prefix("failed: "))
+        {
+            add(
+                "copy_failed",
+                name,
+                path.clone(),
+                format!(
+                    "the off-site copy of {path} to {} failed (the local backup itself succeeded): {err}",
+                    sharekeep::redact_url(plan.copy_to.as_deref().unwrap_or_default())
+                ),
+            );
+        }
         let drill = drills::load(&inner.settings.state, name);
         if drill.last.is_some() && !drill.ok {
             add(
@@ -137,6 +153,7 @@ fn subject(e: &Event) -> String {
     let what = match e.kind.as_str() {
         "backup_failed" => "backup failed",
         "drill_failed" => "restore drill failed",
+        "copy_failed" => "off-site copy failed",
         "policy_broken" => "policy no longer loads",
         "backup_too_old" => "no recent backup",
         other => other,

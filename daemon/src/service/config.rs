@@ -40,6 +40,9 @@ pub struct RawConfig {
     pub samba_conf: Option<PathBuf>,
     /// Where problems are sent: a command and/or email.
     pub alerts: Option<AlertsConfig>,
+    /// A file of `NAME=VALUE` lines with the credentials of remote stores (`copy_to`):
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, SHAREKEEP_SSH_IDENTITY; private to root.
+    pub remote_credentials: Option<PathBuf>,
 }
 
 /// `[alerts]`: how admins learn about a failed backup or drill, a broken policy, a backup too
@@ -103,6 +106,8 @@ pub struct Settings {
     pub samba: Option<(PathBuf, Option<PathBuf>)>,
     /// Alerts, when configured.
     pub alerts: Option<AlertsConfig>,
+    /// The credentials file for remote stores (else the service's environment).
+    pub remote_credentials: Option<PathBuf>,
 }
 
 impl Settings {
@@ -178,6 +183,7 @@ impl Settings {
                     .max(10),
             ),
             alerts: flags.alerts.or(file.alerts),
+            remote_credentials: flags.remote_credentials.or(file.remote_credentials),
             samba: flags
                 .samba_manage
                 .or(file.samba_manage)

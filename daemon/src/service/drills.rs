@@ -7,7 +7,7 @@
 use super::{schedule, Inner};
 use chrono::{DateTime, Local};
 use serde::{Deserialize, Serialize};
-use sharekeep::{CancelToken, DrillOptions, DrillProblem, DrillReport, Repository};
+use sharekeep::{CancelToken, DrillOptions, DrillProblem, DrillReport};
 use sharekeep_policies::Policy;
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt;
@@ -50,7 +50,8 @@ pub(crate) fn run(
         )
     })?;
     let outcome = (|| {
-        let repo = Repository::open_local(&plan.repository).map_err(|e| e.to_string())?;
+        let repo = sharekeep::open_plan_repository(plan, sharekeep::IndexScope::All, None)
+            .map_err(|e| e.to_string())?;
         let snap = repo
             .snapshots()
             .map_err(|e| e.to_string())?

@@ -55,11 +55,12 @@ pub(crate) async fn scheduler(
         counters.lock().expect("lock").running = true;
         let cancel = CancelToken::new();
         inner.running.lock().expect("lock").push(cancel.clone());
-        let (p, d, c, prune_every) = (
+        let (p, d, c, prune_every, creds) = (
             policy.clone(),
             dir.clone(),
             cancel.clone(),
             inner.settings.prune_every,
+            inner.settings.remote_credentials.clone(),
         );
         let (live, fixed, checked) = {
             let c = counters.lock().expect("lock");
@@ -67,7 +68,16 @@ pub(crate) async fn scheduler(
         };
         live.reset();
         let result = tokio::task::spawn_blocking(move || {
-            run_once(&p, &d, why, &c, prune_every, &live, (fixed, checked))
+            run_once(
+                &p,
+                &d,
+                why,
+                &c,
+                prune_every,
+                &live,
+                (fixed, checked),
+                creds.as_deref(),
+            )
         })
         .await;
         inner
@@ -91,7 +101,9 @@ pub(crate) async fn scheduler(
     }
 }
 
-/// One run: backup, retention, prune when due; the report is written whatever happens.
+/// One run: backup, retention, prune when due, then the off-site copy; the report is written
+/// whatever happens.
+#[allow(clippy::too_many_arguments)]
 fn run_once(
     policy: &Policy,
     state_dir: &std::path::Path,
@@ -100,6 +112,7 @@ fn run_once(
     prune_every: std::time::Duration,
     progress: &sharekeep::LiveProgress,
     (rights_fixed, rights_checked): (u64, u64),
+    remote_credentials: Option<&std::path::Path>,
 ) -> Result<(serde_json::Value, Vec<String>), String> {
     let plan = policy.backup.as_ref().expect("plan");
     let start = Local::now();
@@ -117,6 +130,7 @@ fn run_once(
         kept: 0,
         removed: 0,
         pruned: false,
+        copy: None,
         rights_fixed_since_start: rights_fixed,
         rights_checked_since_start: rights_checked,
     };
@@ -156,6 +170,23 @@ fn run_once(
             tracing::error!(share = %policy.name, trigger, "backup failed: {e}");
         }
     }
+    // The off-site copy: after a successful backup only; its failure is reported (status,
+    // report, alert) but does not fail the backup.
+    if outcome.is_ok() && plan.copy_to.is_some() {
+        let copy = match copy_offsite(policy, plan, remote_credentials, state_dir, cancel) {
+            Ok(done) => {
+                tracing::info!(share = %policy.name, "off-site copy: {done}");
+                format!("ok: {done}")
+            }
+            Err(e) => {
+                tracing::error!(share = %policy.name, "off-site copy failed: {e}");
+                format!("failed: {e}")
+            }
+        };
+        report.copy = Some(copy.clone());
+        st.last_copy = Some(copy);
+        report.end = Local::now();
+    }
     if let Err(e) = state::save(state_dir, &policy.name, &st) {
         tracing::error!("cannot save the state of {}: {e}", policy.name);
     }
@@ -171,10 +202,18 @@ fn run_once(
 fn open_or_init(plan: &sharekeep_policies::BackupPlan) -> Result<Repository, Error> {
     let path = &plan.repository;
     let repo = if path.join("config").exists() {
-        Repository::open_local(path)?
+        sharekeep::open_plan_repository(plan, sharekeep::IndexScope::All, None)?
     } else {
-        tracing::info!("creating repository {}", path.display());
-        Repository::init_local(path)?
+        tracing::info!(
+            "creating {}repository {}",
+            if plan.key_file.is_some() {
+                "encrypted "
+            } else {
+                ""
+            },
+            path.display()
+        );
+        sharekeep::init_plan_repository(plan)?
     };
     if let Some(why) = repo.exposure() {
         if plan.repository_private {
@@ -252,4 +291,52 @@ fn backup_and_retain(
     .sum::<u64>()
     .into();
     Ok((s.to_json(), report.warnings.clone()))
+}
+
+/// Copies the share's snapshots to the plan's `copy_to` (created there, encrypted with the
+/// plan's key, if missing), then applies `copy_keep` there; what was done, in words.
+fn copy_offsite(
+    policy: &Policy,
+    plan: &sharekeep_policies::BackupPlan,
+    remote_credentials: Option<&std::path::Path>,
+    state_dir: &std::path::Path,
+    cancel: &CancelToken,
+) -> Result<String, String> {
+    let e = |e: Error| e.to_string();
+    let creds = match remote_credentials {
+        Some(f) => sharekeep::Credentials::from_file(f).map_err(e)?,
+        None => sharekeep::Credentials::from_env(),
+    };
+    let src = sharekeep::open_plan_repository(plan, sharekeep::IndexScope::All, None).map_err(e)?;
+    let dst = sharekeep::open_or_init_copy(plan, creds, &state_dir.join("cache")).map_err(e)?;
+    let tag = format!("share:{}", policy.name);
+    let mine: Vec<sharekeep::Snapshot> = src
+        .snapshots()
+        .map_err(e)?
+        .into_iter()
+        .filter(|s| s.has_tag(&tag))
+        .collect();
+    if mine.is_empty() {
+        return Ok("nothing to copy yet".into());
+    }
+    let r = sharekeep::copy(&src, &dst, &mine, &sharekeep::NoProgress, cancel).map_err(e)?;
+    let mut removed = 0;
+    if let Some(keep) = &plan.copy_keep {
+        let rules = KeepRules::from_policy(keep, plan.keep_min_days);
+        let decisions = sharekeep::forget(&dst, &rules, false).map_err(e)?;
+        removed = decisions.iter().filter(|d| !d.keep).count();
+        if removed > 0 {
+            let dst = dst.reopen().map_err(e)?;
+            sharekeep::prune(&dst, &PruneOptions::default()).map_err(e)?;
+        }
+    }
+    Ok(format!(
+        "{} snapshot(s) copied to {} ({} blob(s), {} bytes sent), {} already there; {} removed by copy_keep",
+        r.copied.len(),
+        sharekeep::redact_url(plan.copy_to.as_deref().unwrap_or_default()),
+        r.blobs_sent,
+        r.bytes_sent,
+        r.already,
+        removed
+    ))
 }

@@ -165,6 +165,13 @@ impl Inner {
                         .and_then(|b| b.drill.as_ref())
                         .and_then(|d| schedule::next_after(d, chrono::Local::now()))
                         .map(|t| t.to_rfc3339()),
+                    copy_to: s
+                        .policy
+                        .as_ref()
+                        .and_then(|p| p.backup.as_ref())
+                        .and_then(|b| b.copy_to.as_deref())
+                        .map(sharekeep::redact_url),
+                    last_copy: st.last_copy,
                 }
             })
             .collect()

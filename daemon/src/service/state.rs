@@ -18,6 +18,9 @@ pub struct ShareState {
     pub last_prune: Option<DateTime<Local>>,
     /// When the service first managed the share (catch-up starts from there).
     pub first_seen: Option<DateTime<Local>>,
+    /// The last off-site copy's outcome (`ok: …` / `failed: …`).
+    #[serde(default)]
+    pub last_copy: Option<String>,
 }
 
 fn file(dir: &Path, share: &str) -> PathBuf {
@@ -74,6 +77,9 @@ pub struct RunReport {
     pub removed: usize,
     /// Whether the repository was pruned.
     pub pruned: bool,
+    /// The off-site copy after the backup (`ok: …` / `failed: …`), when the plan has one.
+    #[serde(default)]
+    pub copy: Option<String>,
     /// Entries whose rights the service fixed since it started (drift found and corrected).
     pub rights_fixed_since_start: u64,
     /// Entries it checked since it started.

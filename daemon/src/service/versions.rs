@@ -16,7 +16,7 @@
 use crate::service::server::authz::visibility;
 use crate::service::server::Caller;
 use sharekeep::mount::{Gate, Layout, MountOptions};
-use sharekeep::{Repository, Visibility};
+use sharekeep::Visibility;
 use sharekeep_policies::{Policy, Rights};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -155,8 +155,12 @@ pub(crate) fn mount(state: &Path, policy: &Arc<Policy>) -> Result<Option<Version
     }
     // Data blobs' locations stay on disk (<state>/cache, root's): the mount's memory does not
     // grow with the repository.
-    let repo = Repository::open_local_paged(&plan.repository, &state.join("cache"))
-        .map_err(|e| e.to_string())?;
+    let repo = sharekeep::open_plan_repository(
+        plan,
+        sharekeep::IndexScope::Paged,
+        Some(&state.join("cache")),
+    )
+    .map_err(|e| e.to_string())?;
     let root = policy.path.clone();
     let session = sharekeep::mount::session(
         repo,

@@ -17,7 +17,7 @@ pub(super) async fn snapshots(ctx: &Ctx<'_>) -> Response {
     let everything = view.everything;
     let listed =
         tokio::task::spawn_blocking(move || -> Result<Vec<SnapshotEntry>, sharekeep::Error> {
-            let repo = sharekeep::Repository::open_local(&plan.repository)?;
+            let repo = sharekeep::open_plan_repository(&plan, sharekeep::IndexScope::All, None)?;
             Ok(view
                 .snapshots(&repo)?
                 .iter()

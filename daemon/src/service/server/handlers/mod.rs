@@ -146,7 +146,7 @@ async fn open_snapshot(
     };
     let view = ctx.view();
     let found = tokio::task::spawn_blocking(move || {
-        let repo = Repository::open_local(&plan.repository)?;
+        let repo = sharekeep::open_plan_repository(&plan, sharekeep::IndexScope::All, None)?;
         let snap = view.find(&repo, &selector)?;
         Ok::<_, sharekeep::Error>((repo, snap))
     })
@@ -178,7 +178,7 @@ async fn in_repo(
     let live = Arc::new(sharekeep::LiveProgress::default());
     let progress = live.clone();
     let task = tokio::task::spawn_blocking(move || {
-        let repo = Repository::open_local(&plan.repository)?;
+        let repo = sharekeep::open_plan_repository(&plan, sharekeep::IndexScope::All, None)?;
         work(repo, policy, &progress)
     });
     match with_progress(w, ctx.inner.settings.progress_every, &live, what, task).await {

@@ -142,7 +142,7 @@ async fn by_daemon(
     ctx.inner.running.lock().expect("lock").push(cancel.clone());
     let c = cancel.clone();
     let task = tokio::task::spawn_blocking(move || -> Result<Response, sharekeep::Error> {
-        let repo = sharekeep::Repository::open_local(&plan.repository)?;
+        let repo = sharekeep::open_plan_repository(&plan, sharekeep::IndexScope::All, None)?;
         let snap = view.find(&repo, &snapshot)?;
         let in_place = to.is_none();
         let target = match to {
