@@ -406,6 +406,11 @@ pub fn check_config(settings: &Settings) -> (Vec<String>, bool) {
             problem(&mut lines, p);
         }
     }
+    if let Some(f) = &settings.remote_credentials {
+        if let Err(e) = sharekeep::Credentials::from_file(f) {
+            problem(&mut lines, format!("remote_credentials: {e}"));
+        }
+    }
     match sharekeep_policies::policy_files(&settings.policies) {
         Err(e) => problem(&mut lines, e.to_string()),
         Ok(files) if files.is_empty() => lines.push(format!(
@@ -415,16 +420,31 @@ pub fn check_config(settings: &Settings) -> (Vec<String>, bool) {
         Ok(_) => {
             for l in load_all(&settings.policies) {
                 match l {
-                    Loaded::Good(p, _) => lines.push(format!(
-                        "ok: {}: share `{}` at {}{}",
-                        p.file.display(),
-                        p.name,
-                        p.path.display(),
-                        match &p.backup {
-                            Some(b) => format!(", backed up to {}", b.repository.display()),
-                            None => String::new(),
+                    Loaded::Good(p, _) => {
+                        if let Some(b) = &p.backup {
+                            if let Err(e) = sharekeep::plan_secret(b) {
+                                problem(&mut lines, format!("{}: [backup] key_file: {e}", p.file.display()));
+                                continue;
+                            }
                         }
-                    )),
+                        lines.push(format!(
+                            "ok: {}: share `{}` at {}{}",
+                            p.file.display(),
+                            p.name,
+                            p.path.display(),
+                            match &p.backup {
+                                Some(b) => format!(
+                                    ", backed up to {}{}",
+                                    b.repository.display(),
+                                    b.copy_to
+                                        .as_deref()
+                                        .map(|c| format!(", copied to {}", sharekeep::redact_url(c)))
+                                        .unwrap_or_default()
+                                ),
+                                None => String::new(),
+                            }
+                        ))
+                    }
                     Loaded::Broken { problems, .. } => {
                         for p in problems {
                             problem(&mut lines, p);
