@@ -79,6 +79,9 @@ pub struct Repository {
     scope: IndexScope,
     /// Where a paged index keeps its (anonymous) files.
     cache_dir: Option<PathBuf>,
+    /// A remote repository's tree blobs, as stored (sealed), kept on local disk: browsing and
+    /// the next backup's comparison with its parent read them without a request each.
+    tree_cache: Option<PathBuf>,
 }
 
 impl Repository {
@@ -133,6 +136,7 @@ impl Repository {
             damaged_index: Vec::new(),
             scope: IndexScope::All,
             cache_dir: None,
+            tree_cache: None,
         })
     }
 
@@ -141,7 +145,9 @@ impl Repository {
     pub fn init_at(location: &Location, access: &Access) -> Result<Repository> {
         backend::require_encryption(location, access.secret.as_ref())?;
         let backend = backend::open_backend(location, access)?;
-        Repository::init_with(backend, RepoConfig::new(), access.secret.as_ref())
+        let mut repo = Repository::init_with(backend, RepoConfig::new(), access.secret.as_ref())?;
+        repo.set_tree_cache(access);
+        Ok(repo)
     }
 
     /// Opens the repository at `location` with `access`, loading the index `scope` asks for.
@@ -151,7 +157,21 @@ impl Repository {
         }
         let backend = backend::open_backend(location, access)?;
         let cache = (scope == IndexScope::Paged).then(|| access.cache_root());
-        Repository::open_keyed(backend, scope, access.secret.as_ref(), cache.as_deref())
+        let mut repo =
+            Repository::open_keyed(backend, scope, access.secret.as_ref(), cache.as_deref())?;
+        repo.set_tree_cache(access);
+        Ok(repo)
+    }
+
+    /// Keeps a remote repository's trees in the local cache.
+    fn set_tree_cache(&mut self, access: &Access) {
+        if self.raw_backend.is_remote() {
+            self.tree_cache = Some(
+                access
+                    .cache_root()
+                    .join(format!("trees-{}", &self.config.id)),
+            );
+        }
     }
 
     /// Opens the repository in a local directory.
@@ -226,6 +246,12 @@ impl Repository {
 
     /// The same repository opened again with the same key, loading the index `scope` asks for.
     pub fn reopen_with(&self, scope: IndexScope) -> Result<Repository> {
+        let mut repo = self.reopen_inner(scope)?;
+        repo.tree_cache = self.tree_cache.clone();
+        Ok(repo)
+    }
+
+    fn reopen_inner(&self, scope: IndexScope) -> Result<Repository> {
         let config_path = self.raw_backend.file_location(FileKind::Config, "config");
         let bytes = self.raw_backend.read(FileKind::Config, "config")?;
         let json = open_config(&bytes, &self.keys, &config_path)?;
@@ -289,6 +315,7 @@ impl Repository {
             damaged_index: damaged,
             scope,
             cache_dir,
+            tree_cache: None,
         })
     }
 
@@ -472,6 +499,21 @@ impl Repository {
     /// Reads one blob, checking it against its hash.
     pub fn read_blob(&self, id: &Id) -> Result<Vec<u8>> {
         let (name, entry) = self.locate(id)?;
+        let cached = match &self.tree_cache {
+            Some(dir) if entry.blob_type == BlobType::Tree => {
+                let hex = id.to_hex();
+                Some(dir.join(&hex[..2]).join(hex))
+            }
+            _ => None,
+        };
+        if let Some(path) = &cached {
+            if let Ok(stored) = std::fs::read(path) {
+                // Checked like any read: a damaged cache entry is read again from the store.
+                if let Ok(raw) = pack::decode_blob(&self.keys, &entry, stored, path) {
+                    return Ok(raw);
+                }
+            }
+        }
         let stored = self
             .backend
             .read_at(
@@ -481,6 +523,10 @@ impl Repository {
                 entry.length as usize,
             )
             .map_err(|e| Repository::pack_read_error(id, e))?;
+        if let Some(path) = &cached {
+            // A cache that cannot be written only costs requests.
+            let _ = crate::atomic::write_atomic(path, &stored, 0o600);
+        }
         pack::decode_blob(
             &self.keys,
             &entry,

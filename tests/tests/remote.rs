@@ -258,6 +258,18 @@ fn backup_restore_check_forget_prune_on_garage() {
     assert_eq!(ids.len(), 2);
     let ls = ctl_url(&url, &["ls", "latest", "rh"], &env).ok().stdout;
     assert!(ls.contains("salaires.txt"), "{ls}");
+    // Trees are kept in the local cache: listing again reads no pack from the store.
+    let pack_gets = || {
+        fs::read_to_string(&garage.log)
+            .unwrap_or_default()
+            .matches(" GET /sharekeep/sales/data/")
+            .count()
+    };
+    let before = pack_gets();
+    assert!(before > 0, "the first listing read trees from the store");
+    let again = ctl_url(&url, &["ls", "latest", "rh"], &env).ok().stdout;
+    assert_eq!(again, ls);
+    assert_eq!(pack_gets(), before, "the second listing read packs again");
     let versions = ctl_url(&url, &["versions", "rh/notes.md"], &env)
         .ok()
         .stdout;

@@ -35,6 +35,20 @@ use std::time::Duration;
 
 /// Attempts for a request before its error is reported.
 const ATTEMPTS: usize = 6;
+/// A read of less than this from a pack fetches the rest of the pack from the asked offset (a
+/// restore reads a pack's blobs in order: one request serves many of them, and object stores
+/// bill per request; the store answers an open range to the object's end, which a fixed
+/// window past it would not be).
+const WINDOW: usize = 8 << 20;
+/// Windows kept in memory (the most recently fetched; a pack is 16 MiB or a little more).
+const WINDOWS: usize = 4;
+
+/// A part of a pack fetched at once.
+struct Window {
+    pack: String,
+    start: u64,
+    data: std::sync::Arc<Vec<u8>>,
+}
 
 /// A repository on a remote store.
 pub struct RemoteBackend {
@@ -48,6 +62,8 @@ pub struct RemoteBackend {
     counter: AtomicU64,
     /// Whether the S3 store refuses a conditional write over an existing object.
     conditional: std::sync::OnceLock<bool>,
+    /// Parts of packs fetched last, newest first.
+    windows: std::sync::Mutex<Vec<Window>>,
 }
 
 impl std::fmt::Debug for RemoteBackend {
@@ -211,6 +227,7 @@ impl RemoteBackend {
             cache: base.join("files"),
             counter: AtomicU64::new(0),
             conditional: std::sync::OnceLock::new(),
+            windows: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -375,6 +392,56 @@ impl RemoteBackend {
     }
 }
 
+impl RemoteBackend {
+    /// Reads exactly `len` bytes at `offset`.
+    fn fetch(&self, kind: FileKind, name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let data = self.fetch_range(kind, name, offset, len)?;
+        if data.len() != len {
+            return Err(self.short_read(kind, name, offset, len, data.len()));
+        }
+        Ok(data)
+    }
+
+    /// Reads from `offset` to the pack's end (at least `len` bytes).
+    fn fetch_window(&self, name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let path = Self::path(FileKind::Pack, name);
+        let opts = opendal::options::ReadOptions {
+            range: BytesRange::new(offset, None),
+            ..Default::default()
+        };
+        let data = self
+            .call(|op| op.read_options(&path, opts.clone()))
+            .map_err(self.err(&path))?
+            .to_vec();
+        if data.len() < len {
+            return Err(self.short_read(FileKind::Pack, name, offset, len, data.len()));
+        }
+        Ok(data)
+    }
+
+    fn fetch_range(&self, kind: FileKind, name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let path = Self::path(kind, name);
+        let opts = opendal::options::ReadOptions {
+            range: BytesRange::new(offset, Some(len as u64)),
+            ..Default::default()
+        };
+        Ok(self
+            .call(|op| op.read_options(&path, opts.clone()))
+            .map_err(self.err(&path))?
+            .to_vec())
+    }
+
+    fn short_read(&self, kind: FileKind, name: &str, offset: u64, len: usize, got: usize) -> Error {
+        Error::io(
+            self.url(&Self::path(kind, name)),
+            std::io::Error::new(
+                ErrorKind::UnexpectedEof,
+                format!("{len} bytes at {offset} asked, {got} read"),
+            ),
+        )
+    }
+}
+
 fn nanos() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -451,26 +518,44 @@ impl Backend for RemoteBackend {
     }
 
     fn read_at(&self, kind: FileKind, name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
-        let path = Self::path(kind, name);
-        let opts = opendal::options::ReadOptions {
-            range: BytesRange::new(offset, Some(len as u64)),
-            ..Default::default()
-        };
-        let data = self
-            .op
-            .read_options(&path, opts)
-            .map_err(self.err(&path))?
-            .to_vec();
-        if data.len() != len {
-            return Err(Error::io(
-                self.url(&path),
-                std::io::Error::new(
-                    ErrorKind::UnexpectedEof,
-                    format!("{} bytes at {offset} asked, {} read", len, data.len()),
-                ),
-            ));
+        let mut out = vec![0u8; len];
+        self.read_at_into(kind, name, offset, &mut out)?;
+        Ok(out)
+    }
+
+    fn read_at_into(&self, kind: FileKind, name: &str, offset: u64, out: &mut [u8]) -> Result<()> {
+        if kind != FileKind::Pack || out.len() >= WINDOW {
+            let data = self.fetch(kind, name, offset, out.len())?;
+            out.copy_from_slice(&data);
+            return Ok(());
         }
-        Ok(data)
+        let end = offset + out.len() as u64;
+        {
+            let mut windows = self.windows.lock().expect("lock");
+            if let Some(i) = windows.iter().position(|w| {
+                w.pack == name && w.start <= offset && end <= w.start + w.data.len() as u64
+            }) {
+                let w = windows.remove(i);
+                let from = (offset - w.start) as usize;
+                out.copy_from_slice(&w.data[from..from + out.len()]);
+                windows.insert(0, w);
+                return Ok(());
+            }
+        }
+        // Fetched outside the lock: other readers go on meanwhile.
+        let data = self.fetch_window(name, offset, out.len())?;
+        out.copy_from_slice(&data[..out.len()]);
+        let mut windows = self.windows.lock().expect("lock");
+        windows.insert(
+            0,
+            Window {
+                pack: name.to_string(),
+                start: offset,
+                data: std::sync::Arc::new(data),
+            },
+        );
+        windows.truncate(WINDOWS);
+        Ok(())
     }
 
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
