@@ -783,6 +783,9 @@ impl Filesystem for SnapshotFs {
         if gone {
             self.inodes.remove(&ino);
         }
+        // Each forget makes room in the invalidation queue: trimming goes on after a burst of
+        // new entries stopped (it would otherwise wait for the next new entry, over the cap).
+        self.trim();
     }
 
     fn getattr(&mut self, req: &Request<'_>, ino: u64, _fh: Option<u64>, reply: ReplyAttr) {
@@ -918,6 +921,7 @@ impl Filesystem for SnapshotFs {
     }
 
     fn statfs(&mut self, _req: &Request<'_>, _ino: u64, reply: fuser::ReplyStatfs) {
+        self.trim();
         // Files: the entries held for the kernel now (`df -i` shows what the mount holds).
         reply.statfs(0, 0, 0, self.inodes.len() as u64, 0, 4096, 255, 4096);
     }

@@ -170,7 +170,7 @@ mod tests {
         let f = std::fs::read(latest.join("d07/f013.txt")).unwrap();
         assert_eq!(f, b"folder 7 file 13\n".repeat(20));
         let (mut last, mut since) = (held(mnt), Instant::now());
-        while since.elapsed() < Duration::from_millis(500)
+        while since.elapsed() < Duration::from_millis(1500)
             && start.elapsed() < Duration::from_secs(30)
         {
             std::thread::sleep(Duration::from_millis(50));
@@ -221,7 +221,9 @@ mod tests {
         // last few added (trimmed as new ones come, a few at a time).
         let (seen, capped) = walk_mounted(&repo_path, &cache, &mnt, 100);
         assert!(seen >= 1020, "walked {seen}");
-        assert!(capped <= 100 + 16, "held {capped} with a cap of 100");
+        // (Under a loaded machine a few dozen more may still be on their way: CI once saw 126.
+        // Without invalidations the mount holds every one of the 1,020.)
+        assert!(capped <= 100 + 32, "held {capped} with a cap of 100");
         assert_eq!(
             std::fs::read_dir(&cache).unwrap().count(),
             0,
