@@ -18,6 +18,7 @@ pub fn run(
     a: MountArgs,
     quiet: bool,
 ) -> Result<Outcome> {
+    let mut key_file = key_file;
     let (repo_path, filter, name) = match (&repo, &a.share) {
         (Some(_), Some(_)) => bail!("give --repo DIR or --share NAME, not both"),
         (None, None) => bail!("give the repository (--repo DIR) or a share (--share NAME)"),
@@ -37,14 +38,14 @@ pub fn run(
                     policy.file.display()
                 );
             };
+            // The plan's key unless another is given (readable by root only, as it should be).
+            if key_file.is_none() && std::env::var_os("SHAREKEEP_PASSWORD").is_none() {
+                key_file = plan.key_file.clone();
+            }
             let root = policy.path.clone();
             let filter: sharekeep::mount::SnapshotFilter =
                 Arc::new(move |s: &sharekeep::Snapshot| Path::new(s.root()) == root);
-            (
-                plan.repository.display().to_string(),
-                Some(filter),
-                share.clone(),
-            )
+            (plan.repository.to_string(), Some(filter), share.clone())
         }
     };
     // Data blobs' locations stay on disk: the mount's memory does not grow with the repository.

@@ -54,7 +54,10 @@ pub use history::{diff, list, versions, Change, ChangeKind, ListedEntry, Version
 pub use id::Id;
 pub use index::{Index, IndexBuilder, IndexedPack};
 pub use lock::{list_locks, remove_stale_locks, LockInfo, LockKind, RepoLock};
-pub use plan_repo::{init_plan_repository, open_or_init_copy, open_plan_repository, plan_secret};
+pub use plan_repo::{
+    init_plan_repository, open_or_init_copy, open_plan_repository, open_plan_repository_if_any,
+    plan_location, plan_repository_shown, plan_secret, PlanEnv,
+};
 pub use platform::raise_open_file_limit;
 pub use progress::{CancelToken, LiveProgress, NoProgress, Progress};
 pub use prune::{forget, prune, PruneOptions, PruneReport};

@@ -278,6 +278,7 @@ pub fn build(i: Inputs<'_>) -> Report {
 pub fn from_state(
     policy: &Policy,
     state: &std::path::Path,
+    env: &crate::PlanEnv,
     from: NaiveDate,
     to: NaiveDate,
     now: DateTime<Local>,
@@ -318,15 +319,18 @@ pub fn from_state(
         .filter_map(|v| drill_of(&v))
         .collect();
     let snapshots = match &policy.backup {
-        Some(plan) if plan.repository.join("config").exists() => {
-            crate::open_plan_repository(plan, crate::IndexScope::All, None)?
-                .snapshots()?
-                .into_iter()
-                .filter(|s| std::path::Path::new(s.root()) == policy.path)
-                .map(|s| s.time)
-                .collect()
+        Some(plan) => {
+            match crate::open_plan_repository_if_any(plan, crate::IndexScope::All, env)? {
+                Some(repo) => repo
+                    .snapshots()?
+                    .into_iter()
+                    .filter(|s| std::path::Path::new(s.root()) == policy.path)
+                    .map(|s| s.time)
+                    .collect(),
+                None => Vec::new(),
+            }
         }
-        _ => Vec::new(),
+        None => Vec::new(),
     };
     Ok(build(Inputs {
         policy,

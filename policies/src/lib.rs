@@ -21,7 +21,10 @@ pub use apply::{
     apply, plan, run, run_below, run_one, Drift, Refusal, Report, StateView, WalkMode,
 };
 pub use explain::{explain, matrix, Explanation, Matrix, MatrixRow};
-pub use policy::{parse_duration, BackupPlan, Keep, Origin, Policy, PrincipalSet, Rule, Samba};
+pub use policy::{
+    is_remote_url, parse_duration, BackupPlan, Keep, Origin, Policy, PrincipalSet,
+    RepositoryAddress, Rule, Samba,
+};
 pub use principal::{
     groups_of, resolve, resolve_group, resolve_user, Group, Principal, ResolveError, User,
 };

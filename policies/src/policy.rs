@@ -101,6 +101,61 @@ impl Keep {
     }
 }
 
+/// Where a plan's repository is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RepositoryAddress {
+    /// A local folder (absolute).
+    Local(PathBuf),
+    /// An object store or an SFTP server (`s3://…`, `sftp://…`), as written; validation refuses
+    /// passwords in it, so it holds no secret.
+    Remote(String),
+}
+
+impl RepositoryAddress {
+    /// Parses what a policy wrote: `s3://` and `sftp://` are remote, anything else a path.
+    pub fn parse(text: &str) -> RepositoryAddress {
+        let t = text.trim();
+        if is_remote_url(t) {
+            RepositoryAddress::Remote(t.to_string())
+        } else {
+            RepositoryAddress::Local(PathBuf::from(t))
+        }
+    }
+
+    /// The folder, for a local repository.
+    pub fn local(&self) -> Option<&Path> {
+        match self {
+            RepositoryAddress::Local(p) => Some(p),
+            RepositoryAddress::Remote(_) => None,
+        }
+    }
+
+    /// Whether it is on another machine.
+    pub fn is_remote(&self) -> bool {
+        matches!(self, RepositoryAddress::Remote(_))
+    }
+}
+
+/// Whether `text` names a remote store (`s3://`, `sftp://`).
+pub fn is_remote_url(text: &str) -> bool {
+    text.starts_with("s3://") || text.starts_with("sftp://")
+}
+
+impl std::fmt::Display for RepositoryAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RepositoryAddress::Local(p) => write!(f, "{}", p.display()),
+            RepositoryAddress::Remote(u) => f.write_str(u),
+        }
+    }
+}
+
+impl serde::Serialize for RepositoryAddress {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// The share's backup plan.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BackupPlan {
@@ -109,8 +164,8 @@ pub struct BackupPlan {
     /// Parsed schedule.
     #[serde(skip)]
     pub schedule: cron::Schedule,
-    /// Repository (a local directory).
-    pub repository: PathBuf,
+    /// The repository: a local folder, or `s3://…` / `sftp://…`.
+    pub repository: RepositoryAddress,
     /// Retention; `None` keeps everything.
     pub keep: Option<Keep>,
     /// No snapshot younger than this many days is ever removed.

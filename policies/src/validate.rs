@@ -3,7 +3,10 @@
 //! empty retention, a repository inside the share…), and loading a file or a directory of
 //! policies with the checks that span files (duplicate names, overlapping shares).
 
-use crate::policy::{parse_duration, BackupPlan, Keep, Origin, Policy, PrincipalSet, Rule, Samba};
+use crate::policy::{
+    is_remote_url, parse_duration, BackupPlan, Keep, Origin, Policy, PrincipalSet,
+    RepositoryAddress, Rule, Samba,
+};
 use crate::principal::{self, Principal};
 use crate::problem::{Locator, Problem, Problems};
 use crate::raw::{self, RawPolicy};
@@ -346,6 +349,33 @@ fn validate_keep(cx: &mut Ctx, k: &Spanned<raw::RawKeep>) -> Option<Keep> {
     ok.then_some(keep)
 }
 
+/// A remote address's shape: a bucket or host after the scheme, and no password in it (a
+/// policy is readable by the share's admins; credentials live in sharekeepd.toml's
+/// `remote_credentials`). The store itself is checked when the service opens it.
+fn check_url<T>(cx: &mut Ctx, at: &Spanned<T>, url: &str) -> bool {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or("");
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    if authority.is_empty() {
+        cx.at(
+            at,
+            format!("`{url}` names no bucket or host"),
+            "e.g. \"s3://bucket/commercial?endpoint=https://s3.example.net&region=eu-west-1\" or \"sftp://backup@nas:22/volume1/commercial\"",
+        );
+        return false;
+    }
+    let userinfo = authority.rsplit_once('@').map(|(u, _)| u).unwrap_or("");
+    let lower = url.to_ascii_lowercase();
+    if userinfo.contains(':') || lower.contains("secret") || lower.contains("password") {
+        cx.at(
+            at,
+            "a secret is written in the address",
+            "remove it: credentials go in the private file sharekeepd.toml's `remote_credentials` names (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), SFTP logs in with a key",
+        );
+        return false;
+    }
+    true
+}
+
 fn validate_backup(cx: &mut Ctx, b: &Spanned<raw::RawBackup>, share: &Path) -> Option<BackupPlan> {
     let rb = b.get_ref();
     let mut ok = true;
@@ -356,21 +386,26 @@ fn validate_backup(cx: &mut Ctx, b: &Spanned<raw::RawBackup>, share: &Path) -> O
             None
         }
     };
-    let repository = PathBuf::from(rb.repository.get_ref().trim());
-    if !repository.is_absolute() {
-        cx.at(
-            &rb.repository,
-            format!("repository `{}` is not absolute", repository.display()),
-            "give the repository directory's full path, e.g. /var/backups/sharekeep/commercial",
-        );
-        ok = false;
-    } else if repository.starts_with(share) {
-        cx.at(
-            &rb.repository,
-            "the repository is inside the share it backs up",
-            "keep backups outside the share, e.g. /var/backups/sharekeep/<share>",
-        );
-        ok = false;
+    let repository = RepositoryAddress::parse(rb.repository.get_ref());
+    match &repository {
+        RepositoryAddress::Local(path) if !path.is_absolute() => {
+            cx.at(
+                &rb.repository,
+                format!("repository `{}` is neither s3://, sftp:// nor an absolute folder", path.display()),
+                "give the repository directory's full path, e.g. /var/backups/sharekeep/commercial, or a store: \"s3://bucket/commercial?endpoint=https://s3.example.net&region=eu-west-1\", \"sftp://backup@nas:22/volume1/commercial\"",
+            );
+            ok = false;
+        }
+        RepositoryAddress::Local(path) if path.starts_with(share) => {
+            cx.at(
+                &rb.repository,
+                "the repository is inside the share it backs up",
+                "keep backups outside the share, e.g. /var/backups/sharekeep/<share>",
+            );
+            ok = false;
+        }
+        RepositoryAddress::Remote(url) => ok &= check_url(cx, &rb.repository, url),
+        RepositoryAddress::Local(_) => {}
     }
     let keep = rb.keep.as_ref().and_then(|k| {
         let v = validate_keep(cx, k);
@@ -404,14 +439,24 @@ fn validate_backup(cx: &mut Ctx, b: &Spanned<raw::RawBackup>, share: &Path) -> O
         }
     }
     let copy_to = rb.copy_to.as_ref().map(|c| c.get_ref().trim().to_string());
+    if repository.is_remote() && key_file.is_none() {
+        cx.at(
+            &rb.repository,
+            "a repository on another machine is encrypted, and no key_file is set",
+            "add key_file = \"/etc/sharekeep/keys/<share>.key\" to [backup] (make it with `sharekeepctl key generate FILE`; keep a copy of it away from this machine)",
+        );
+        ok = false;
+    }
     if let (Some(c), Some(url)) = (&rb.copy_to, &copy_to) {
-        let remote = url.starts_with("s3://") || url.starts_with("sftp://");
+        let remote = is_remote_url(url);
         if !remote && !Path::new(url).is_absolute() {
             cx.at(
                 c,
                 format!("copy_to `{url}` is neither s3://, sftp:// nor an absolute folder"),
                 "e.g. \"s3://bucket/commercial?endpoint=https://s3.example.net&region=eu-west-1\" or \"sftp://backup@nas:22/volume1/commercial\"",
             );
+            ok = false;
+        } else if remote && !check_url(cx, c, url) {
             ok = false;
         } else if remote && key_file.is_none() {
             cx.at(
@@ -420,7 +465,7 @@ fn validate_backup(cx: &mut Ctx, b: &Spanned<raw::RawBackup>, share: &Path) -> O
                 "add key_file = \"/etc/sharekeep/keys/<share>.key\" to [backup] (make it with `sharekeepctl key generate FILE`; keep a copy of it away from this machine)",
             );
             ok = false;
-        } else if !remote && Path::new(url) == repository {
+        } else if RepositoryAddress::parse(url) == repository {
             cx.at(
                 c,
                 "copy_to is the repository itself",
@@ -818,7 +863,11 @@ mod tests {
         let plan = |b: &str| format!("{SHARE}\n[backup]\n{b}");
         let bad: &[(&str, &str)] = &[
             ("schedule = \"every day\"\nrepository = \"/var/r\"\n", "8: bad cron expression `every day`"),
-            ("schedule = \"0 0 3 * * *\"\nrepository = \"var/r\"\n", "9: repository `var/r` is not absolute"),
+            ("schedule = \"0 0 3 * * *\"\nrepository = \"var/r\"\n", "9: repository `var/r` is neither s3://, sftp:// nor an absolute folder"),
+            ("schedule = \"0 0 3 * * *\"\nrepository = \"s3://b/r?endpoint=http://127.0.0.1:9000\"\n", "9: a repository on another machine is encrypted, and no key_file is set"),
+            ("schedule = \"0 0 3 * * *\"\nrepository = \"sftp://backup:hunter2@nas/r\"\nkey_file = \"/k\"\n", "9: a secret is written in the address"),
+            ("schedule = \"0 0 3 * * *\"\nrepository = \"s3:///r\"\nkey_file = \"/k\"\n", "9: `s3:///r` names no bucket or host"),
+            ("schedule = \"0 0 3 * * *\"\nrepository = \"s3://b/r\"\nkey_file = \"/k\"\ncopy_to = \" s3://b/r \"\n", "11: copy_to is the repository itself"),
             ("schedule = \"0 0 3 * * *\"\nrepository = \"SHARE/.backup\"\n", "9: the repository is inside the share"),
             ("schedule = \"0 0 3 * * *\"\nrepository = \"/var/r\"\nkeep = {}\n", "10: retention with no rule"),
             ("schedule = \"0 0 3 * * *\"\nrepository = \"/var/r\"\nkeep = { within = \"2 days\" }\n", "10: `2 days` is not a duration"),
@@ -843,7 +892,7 @@ mod tests {
             .unwrap();
         let b = p.backup.unwrap();
         assert_eq!(b.schedule_text, "0 30 18 * * Mon-Fri");
-        assert_eq!(b.repository, Path::new("/var/r"));
+        assert_eq!(b.repository, RepositoryAddress::Local("/var/r".into()));
         assert_eq!(b.keep.unwrap().within_secs, Some(2 * 86400));
         assert_eq!(b.keep_min_days, 30);
         assert_eq!(b.exclude, ["*.tmp"]);
@@ -864,6 +913,16 @@ mod tests {
             .unwrap();
         assert!(!open.repository_private);
         assert_eq!(open.keep.unwrap().daily, Some(7));
+        let remote = sc
+            .load(&plan("schedule = \"0 0 3 * * *\"\nrepository = \" s3://b/team?endpoint=http://127.0.0.1:9000 \"\nkey_file = \"/etc/sharekeep/team.key\"\n"))
+            .unwrap()
+            .backup
+            .unwrap();
+        assert_eq!(
+            remote.repository,
+            RepositoryAddress::Remote("s3://b/team?endpoint=http://127.0.0.1:9000".into())
+        );
+        assert_eq!(remote.repository.local(), None);
         assert_eq!(open.keep_min_days, 0);
     }
 

@@ -183,6 +183,11 @@ pub fn ctl_url(repo: &str, args: &[&str], env: &[(String, String)]) -> Run {
     Run::from(cmd.output().expect("run sharekeepctl"))
 }
 
+/// `sharekeepctl key generate PATH`: a new random key file (0600).
+pub fn generate_key(path: &Path) {
+    ctl_url("/", &["key", "generate", path.to_str().unwrap()], &[]).ok();
+}
+
 fn ctl_cmd(repo: &Path, args: &[&str], user: Option<(u32, u32)>) -> Run {
     let mut cmd = match user {
         Some((uid, gid)) => {

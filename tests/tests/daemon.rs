@@ -2,6 +2,7 @@
 //! and moved-in entries within 2 s; on-demand, scheduled and caught-up backups; a broken policy
 //! and SIGHUP; SIGTERM during a backup; callers refused; garbage on the socket.
 
+use sharekeep_tests::generate_key;
 use sharekeep_tests::users::Accounts;
 use sharekeep_tests::{bin, ctl, open_scratch};
 use std::fs;
@@ -1033,7 +1034,7 @@ fn backups_are_copied_off_site_encrypted_and_a_failed_copy_is_reported_and_alert
     let mut garage = Garage::start(&dir.path().join("garage"), "offsite");
     fs::write(share.join("Docs/a.txt"), "first").unwrap();
     let key = dir.path().join("team.key");
-    ctl_url("/", &["key", "generate", key.to_str().unwrap()], &[]).ok();
+    generate_key(&key);
     let url = garage.url("team");
     let policy = dir.path().join("policies/team.toml");
     let mut text = fs::read_to_string(&policy).unwrap();
@@ -1042,16 +1043,7 @@ fn backups_are_copied_off_site_encrypted_and_a_failed_copy_is_reported_and_alert
         key.display().to_string()
     );
     fs::write(&policy, text).unwrap();
-    let creds = dir.path().join("remote.env");
-    fs::write(
-        &creds,
-        format!(
-            "AWS_ACCESS_KEY_ID={}\nAWS_SECRET_ACCESS_KEY={}\n",
-            garage.key_id, garage.secret
-        ),
-    )
-    .unwrap();
-    fs::set_permissions(&creds, fs::Permissions::from_mode(0o600)).unwrap();
+    let creds = credentials_file(dir.path(), &garage);
     let alerts = dir.path().join("alerts.jsonl");
     let d = Daemon::start_with(
         dir.path(),
@@ -1131,4 +1123,119 @@ fn backups_are_copied_off_site_encrypted_and_a_failed_copy_is_reported_and_alert
         "{alert}"
     );
     assert!(!alert.contains(&garage.secret), "{alert}");
+}
+
+/// sharekeepd.toml's `remote_credentials` for `garage`: a private NAME=VALUE file.
+fn credentials_file(dir: &Path, garage: &sharekeep_tests::servers::Garage) -> PathBuf {
+    let creds = dir.join("remote.env");
+    fs::write(
+        &creds,
+        format!(
+            "AWS_ACCESS_KEY_ID={}\nAWS_SECRET_ACCESS_KEY={}\n",
+            garage.key_id, garage.secret
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&creds, fs::Permissions::from_mode(0o600)).unwrap();
+    creds
+}
+
+#[test]
+fn a_share_backed_up_straight_to_an_object_store_is_served_like_a_local_one() {
+    use sharekeep_tests::ctl_url;
+    use sharekeep_tests::servers::Garage;
+    let mut a = Accounts::new();
+    let (dir, share) = setup(&mut a, YEARLY);
+    let garage = Garage::start(&dir.path().join("garage"), "primary");
+    let key = dir.path().join("team.key");
+    generate_key(&key);
+    let url = garage.url("team");
+    // The policy's repository is the store (the setup's local one is replaced).
+    let policy = dir.path().join("policies/team.toml");
+    let local = dir.path().join("repo").display().to_string();
+    let text = fs::read_to_string(&policy)
+        .unwrap()
+        .replace(&format!("{local:?}"), &format!("{url:?}"))
+        + &format!("key_file = {:?}\n", key.display().to_string());
+    fs::write(&policy, text).unwrap();
+    let creds = credentials_file(dir.path(), &garage);
+    let check = Command::new(bin("sharekeepd"))
+        .arg("--check-config")
+        .arg("--policies")
+        .arg(dir.path().join("policies"))
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&check.stdout).contains(&format!("backed up to {url}")),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let d = Daemon::start_with(
+        dir.path(),
+        Some(&format!(
+            "remote_credentials = {:?}\n",
+            creds.display().to_string()
+        )),
+    );
+    let file = share.join("Docs/devis.docx");
+    fs::write(&file, "version 1").unwrap();
+    let first = d.ctl(&["backup", "--share", "team", "--json"]);
+    assert_eq!(
+        first.code,
+        0,
+        "{}{}\n{}",
+        first.stdout,
+        first.stderr,
+        d.log()
+    );
+    let first = first.json()["id"].as_str().unwrap().to_string();
+    fs::write(&file, "version 2, longer").unwrap();
+    assert_eq!(d.ctl(&["backup", "--share", "team"]).code, 0);
+    assert!(
+        !dir.path().join("repo").exists(),
+        "nothing written to the old local path"
+    );
+    // The store holds the repository: read directly with the key.
+    let s3 = [
+        garage.env(),
+        vec![("SHAREKEEP_KEY_FILE".to_string(), key.display().to_string())],
+    ]
+    .concat();
+    let listed = ctl_url(&url, &["snapshots", "--json"], &s3).ok().json();
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    // Through the service: snapshots, versions, an in-place restore (what it replaced kept),
+    // a drill; the same as with a local repository.
+    let snaps = d.ctl(&["snapshots", "--share", "team", "--json"]);
+    assert_eq!(
+        snaps.json().as_array().unwrap().len(),
+        2,
+        "{}",
+        snaps.stderr
+    );
+    let versions = d.ctl(&["versions", "--share", "team", "Docs/devis.docx"]);
+    assert!(
+        versions.stdout.contains("2 version(s)"),
+        "{}{}",
+        versions.stdout,
+        versions.stderr
+    );
+    fs::write(&file, "oops").unwrap();
+    let done = d.ctl(&[
+        "restore",
+        "--share",
+        "team",
+        &first[..8],
+        "Docs/devis.docx",
+        "--json",
+    ]);
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    assert_eq!(fs::read(&file).unwrap(), b"version 1");
+    assert!(done.json()["pre_restore"].is_string());
+    let drill = d.ctl(&["drill", "--share", "team", "--json"]);
+    assert_eq!(drill.code, 0, "{}{}", drill.stdout, drill.stderr);
+    assert_eq!(drill.json()["files_in_snapshot"], 1, "{}", drill.stdout);
+    let status = d.ctl(&["status"]).stdout;
+    assert!(!status.contains(&garage.secret), "{status}");
+    assert!(!d.log().contains(&garage.secret), "no secret in the log");
 }

@@ -1,6 +1,7 @@
 //! Encryption at rest and repositories on real remote stores: a single-node Garage (S3) and
 //! OpenSSH's sshd (SFTP), both on loopback, driven through the real `sharekeepctl`.
 
+use sharekeep_tests::generate_key;
 use sharekeep_tests::servers::{Garage, Sshd};
 use sharekeep_tests::{assert_same_tree, ctl_url, fingerprint, noise, write, Run};
 use std::fs;
@@ -86,7 +87,7 @@ fn an_encrypted_repository_hides_content_detects_tampering_and_manages_keys() {
     let repo_dir = tmp.path().join("repo");
     let repo = repo_dir.display().to_string();
     let key = tmp.path().join("key");
-    ctl_url(&repo, &["key", "generate", key.to_str().unwrap()], &[]).ok();
+    generate_key(&key);
     let env = key_env(&key);
 
     // --encrypt needs a key; a key without --encrypt is a mistake.
@@ -146,7 +147,7 @@ fn an_encrypted_repository_hides_content_detects_tampering_and_manages_keys() {
         "is encrypted: give its key",
     );
     let other = tmp.path().join("other-key");
-    ctl_url(&repo, &["key", "generate", other.to_str().unwrap()], &[]).ok();
+    generate_key(&other);
     expect_err(
         ctl_url(&repo, &["snapshots"], &key_env(&other)),
         "opens none of its keys",
@@ -230,7 +231,7 @@ fn backup_restore_check_forget_prune_on_garage() {
     let src = tmp.path().join("src");
     source(&src);
     let key = tmp.path().join("key");
-    ctl_url("/", &["key", "generate", key.to_str().unwrap()], &[]).ok();
+    generate_key(&key);
     let url = garage.url("sales");
     let env = with(garage.env(), key_env(&key));
     let cache = vec![(
@@ -252,6 +253,13 @@ fn backup_restore_check_forget_prune_on_garage() {
     );
 
     ctl_url(&url, &["backup", src.to_str().unwrap()], &env).ok();
+    // Packs (named by the hash of their bytes) are sent without being looked up first.
+    let log = fs::read_to_string(&garage.log).unwrap();
+    assert!(log.contains(" PUT /sharekeep/sales/data/"), "packs sent");
+    assert!(
+        !log.contains(" HEAD /sharekeep/sales/data/"),
+        "a pack looked up before being sent"
+    );
     write(&src.join("rh/notes.md"), b"changed");
     ctl_url(&url, &["backup", src.to_str().unwrap()], &env).ok();
     let ids = snapshot_ids(&url, &env);
@@ -328,7 +336,7 @@ fn a_backup_cut_off_by_the_store_resumes_and_checks_clean() {
         write(&src.join(format!("f{i}.bin")), &noise(16 << 20, i));
     }
     let key = tmp.path().join("key");
-    ctl_url("/", &["key", "generate", key.to_str().unwrap()], &[]).ok();
+    generate_key(&key);
     let url = garage.url("cut");
     let env = with(garage.env(), key_env(&key));
     ctl_url(&url, &["init", "--encrypt"], &env).ok();
@@ -403,7 +411,7 @@ fn backup_restore_check_forget_prune_over_sftp() {
     let src = tmp.path().join("src");
     source(&src);
     let key = tmp.path().join("key");
-    ctl_url("/", &["key", "generate", key.to_str().unwrap()], &[]).ok();
+    generate_key(&key);
     let store = tmp.path().join("nas/backups/sales");
     let url = sshd.url(&store);
     let env = with(sshd.env(), key_env(&key));
@@ -569,7 +577,7 @@ fn snapshots_copied_to_garage_send_only_what_is_missing_and_restore_identical() 
     ctl_url(&local, &["init"], &[]).ok();
     ctl_url(&local, &["backup", src.to_str().unwrap()], &[]).ok();
     let key = tmp.path().join("key");
-    ctl_url("/", &["key", "generate", key.to_str().unwrap()], &[]).ok();
+    generate_key(&key);
     let url = garage.url("copy");
     let env = with(
         garage.env(),
@@ -616,7 +624,7 @@ fn snapshots_copied_to_garage_send_only_what_is_missing_and_restore_identical() 
     // S3 → a third repository under another key (re-encrypted); copies of copies keep
     // their origin, so copying the same snapshots again sends nothing.
     let key2 = tmp.path().join("key2");
-    ctl_url("/", &["key", "generate", key2.to_str().unwrap()], &[]).ok();
+    generate_key(&key2);
     let third = tmp.path().join("third").display().to_string();
     let env3 = with(
         s3.clone(),

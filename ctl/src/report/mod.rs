@@ -32,7 +32,14 @@ pub fn run(a: ReportArgs, socket: &Path, out: &mut dyn Write) -> Result<Outcome>
         let Some(policy) = all.into_iter().find(|p| p.name == a.share) else {
             bail!("no share `{}` in {}", a.share, source.display());
         };
-        report::from_state(&policy, &a.state, from, to, now)?
+        report::from_state(
+            &policy,
+            &a.state,
+            &sharekeep::PlanEnv::default(),
+            from,
+            to,
+            now,
+        )?
     } else {
         crate::remote::report(socket, &a.share, from, to)?
     };

@@ -121,34 +121,37 @@ fn never_replaces(b: &dyn Backend) -> Result<(), String> {
     Ok(())
 }
 
-fn two_writers(b: &Arc<dyn Backend>) -> Result<(), String> {
-    let data: Vec<u8> = (0..(1u32 << 20)).map(|i| (i * 7 + i / 251) as u8).collect();
-    let name = Id::hash(&data).to_hex();
-    let results: Vec<Result<(), String>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..2)
-            .map(|w| {
-                let b = b.clone();
-                let data = &data;
-                let name = &name;
-                s.spawn(move || {
-                    // The same pack from both, and one of its own each.
-                    let mut t = b.create_temp().map_err(|e| fail("create_temp", e))?;
-                    t.file.write_all(data).map_err(|e| fail("temp", e))?;
-                    b.commit_temp(t, FileKind::Pack, name)
-                        .map_err(|e| fail("commit_temp (two writers)", e))?;
-                    b.write(FileKind::Lock, &format!("writer{w}"), b"lock")
-                        .map_err(|e| fail("write (two writers)", e))
+/// Runs `work(0..n)` on `n` threads at once; the first error.
+fn in_threads(n: usize, work: impl Fn(usize) -> Result<(), String> + Sync) -> Result<(), String> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .map(|i| {
+                s.spawn({
+                    let work = &work;
+                    move || work(i)
                 })
             })
             .collect();
         handles
             .into_iter()
             .map(|h| h.join().unwrap_or_else(|_| Err("a writer panicked".into())))
-            .collect()
-    });
-    for r in results {
-        r?;
-    }
+            .collect::<Result<Vec<()>, String>>()
+    })
+    .map(|_| ())
+}
+
+fn two_writers(b: &Arc<dyn Backend>) -> Result<(), String> {
+    let data: Vec<u8> = (0..(1u32 << 20)).map(|i| (i * 7 + i / 251) as u8).collect();
+    let name = Id::hash(&data).to_hex();
+    in_threads(2, |w| {
+        // The same pack from both, and one of its own each.
+        let mut t = b.create_temp().map_err(|e| fail("create_temp", e))?;
+        t.file.write_all(&data).map_err(|e| fail("temp", e))?;
+        b.commit_temp(t, FileKind::Pack, &name)
+            .map_err(|e| fail("commit_temp (two writers)", e))?;
+        b.write(FileKind::Lock, &format!("writer{w}"), b"lock")
+            .map_err(|e| fail("write (two writers)", e))
+    })?;
     let packs = b.list_sizes(FileKind::Pack).map_err(|e| fail("list", e))?;
     if packs != vec![(name.clone(), data.len() as u64)] {
         return Err(fail("two writers of one pack", packs));
@@ -171,27 +174,13 @@ fn two_writers(b: &Arc<dyn Backend>) -> Result<(), String> {
 
 fn many(b: &Arc<dyn Backend>, n: usize) -> Result<(), String> {
     let threads = 8;
-    let results: Vec<Result<(), String>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let b = b.clone();
-                s.spawn(move || {
-                    for i in (t..n).step_by(threads) {
-                        b.write(FileKind::Snapshot, &format!("{i:05}"), &i.to_le_bytes())
-                            .map_err(|e| fail("write (listing)", e))?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err("a writer panicked".into())))
-            .collect()
-    });
-    for r in results {
-        r?;
-    }
+    in_threads(threads, |t| {
+        for i in (t..n).step_by(threads) {
+            b.write(FileKind::Snapshot, &format!("{i:05}"), &i.to_le_bytes())
+                .map_err(|e| fail("write (listing)", e))?;
+        }
+        Ok(())
+    })?;
     let listed = b
         .list_sizes(FileKind::Snapshot)
         .map_err(|e| fail("list", e))?;

@@ -138,6 +138,27 @@ fn nanos_now() -> u128 {
 }
 
 /// Creates `dir` and its missing parents with mode 0700.
+/// A new file at `path` (in `dir`) only its owner may read (0600), `dir` created (0700) when
+/// missing.
+pub(super) fn create_private_temp(dir: &Path, path: PathBuf) -> Result<TempFile> {
+    let open = || {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+    };
+    let file = match open() {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            private_dirs(dir).at(dir)?;
+            open().at(&path)?
+        }
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    Ok(TempFile { file, path })
+}
+
 fn private_dirs(dir: &Path) -> std::io::Result<()> {
     fs::DirBuilder::new()
         .recursive(true)
@@ -291,23 +312,7 @@ impl Backend for LocalBackend {
     }
 
     fn create_temp(&self) -> Result<TempFile> {
-        let path = self.temp_path();
-        let open = || {
-            OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-        };
-        let file = match open() {
-            Ok(f) => f,
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                private_dirs(&self.root.join("tmp")).at(self.root.join("tmp"))?;
-                open().at(&path)?
-            }
-            Err(e) => return Err(Error::io(&path, e)),
-        };
-        Ok(TempFile { file, path })
+        create_private_temp(&self.root.join("tmp"), self.temp_path())
     }
 
     fn commit_temp(&self, temp: TempFile, kind: FileKind, name: &str) -> Result<()> {

@@ -228,6 +228,25 @@ pub fn redact_url(url: &str) -> String {
         .unwrap_or_else(|_| "<an address that does not parse>".into())
 }
 
+/// Refuses a file of secrets (`what`: "credentials", "key file") that others than its owner
+/// may read, or that is not ours: it holds keys to every backup.
+pub(crate) fn require_private(path: &Path, what: &str) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    let me = rustix::process::geteuid().as_raw();
+    if meta.mode() & 0o077 != 0 || meta.uid() != me {
+        return Err(Error::Invalid(format!(
+            "{what} {}: must be private to their owner (owner uid {}, mode {:04o}; want uid {me}, mode 0600): `chown {me} {} && chmod 600 {}`",
+            path.display(),
+            meta.uid(),
+            meta.mode() & 0o7777,
+            path.display(),
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
 /// What a remote repository needs to be reached: S3 keys, the SSH identity. Never shown.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Credentials {
@@ -285,19 +304,7 @@ impl Credentials {
     /// which must be private to its owner (and owned by root when read by root): it holds
     /// keys to every backup.
     pub fn from_file(path: &Path) -> Result<Credentials> {
-        use std::os::unix::fs::MetadataExt;
-        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-        let me = rustix::process::geteuid().as_raw();
-        if meta.mode() & 0o077 != 0 || meta.uid() != me {
-            return Err(Error::Invalid(format!(
-                "{}: credentials must be private to their owner (owner uid {}, mode {:04o}; want uid {me}, mode 0600): `chown {me} {} && chmod 600 {}`",
-                path.display(),
-                meta.uid(),
-                meta.mode() & 0o7777,
-                path.display(),
-                path.display()
-            )));
-        }
+        require_private(path, "credentials")?;
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let mut c = Credentials::default();
         let mut problems = Vec::new();

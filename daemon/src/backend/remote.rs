@@ -9,8 +9,9 @@
 //! - **Never replaced**: S3 writes carry `If-None-Match: *` where the store honours it (AWS,
 //!   MinIO, Ceph; probed once per store and remembered in the cache); where it does not
 //!   (Garage 2.5 ignores it), and over SFTP (whose rename replaces), the name is looked up
-//!   first. A name that exists already with the same size is the same file (names are hashes
-//!   of content): a retried upload whose first answer was lost succeeds.
+//!   first (but for packs: a pack's name is the hash of its bytes, so a second write of it is
+//!   the same file). A name that exists already with the same size is the same file (names
+//!   are hashes of content): a retried upload whose first answer was lost succeeds.
 //! - **Retries**: transient errors (connection refused or reset, 5xx, throttling) are retried
 //!   with jittered exponential backoff, 6 attempts over about 30 s, then reported.
 //! - **Locks**: written, then listed (`lock.rs`): no rename needed, so they work on object
@@ -351,7 +352,10 @@ impl RemoteBackend {
     fn put(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
         let path = Self::path(kind, name);
         let conditional = !self.sftp && self.conditional_writes();
-        if !conditional {
+        // A pack's name is the sha256 of its bytes: writing one over an existing one of the
+        // same name changes nothing, so it is not looked up first (one request fewer per pack,
+        // which object stores bill).
+        if !conditional && kind != FileKind::Pack {
             match self.existing(&path)? {
                 Some(len) if len == data.len() as u64 => {
                     self.cache_put(kind, name, data);
@@ -563,31 +567,11 @@ impl Backend for RemoteBackend {
     }
 
     fn create_temp(&self) -> Result<TempFile> {
-        use std::os::unix::fs::OpenOptionsExt;
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let path = self
             .staging
             .join(format!("{}-{}-{n}", std::process::id(), nanos()));
-        let open = || {
-            std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-        };
-        let file = match open() {
-            Ok(f) => f,
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                std::fs::DirBuilder::new()
-                    .recursive(true)
-                    .create(&self.staging)
-                    .at(&self.staging)?;
-                open().at(&path)?
-            }
-            Err(e) => return Err(Error::io(&path, e)),
-        };
-        Ok(TempFile { file, path })
+        super::local::create_private_temp(&self.staging, path)
     }
 
     fn commit_temp(&self, temp: TempFile, kind: FileKind, name: &str) -> Result<()> {

@@ -99,7 +99,7 @@ fn problems(inner: &Inner) -> BTreeMap<String, Event> {
                 path.clone(),
                 format!(
                     "the backup of {path} into {} failed: {err}",
-                    plan.repository.display()
+                    sharekeep::plan_repository_shown(plan)
                 ),
             );
         }

@@ -111,6 +111,15 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// What opening the shares' repositories takes: the credentials file, the cache folder
+    /// (`<state>/cache`, root's).
+    pub fn plan_env(&self) -> sharekeep::PlanEnv {
+        sharekeep::PlanEnv {
+            credentials: self.remote_credentials.clone(),
+            cache: Some(self.state.join("cache")),
+        }
+    }
+
     /// Reads the configuration file (`None`: the default one, which may be absent).
     pub fn load(file: Option<&Path>) -> Result<RawConfig, String> {
         let (path, required) = match file {

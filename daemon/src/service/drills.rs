@@ -39,6 +39,7 @@ pub(crate) fn load(state: &Path, share: &str) -> DrillState {
 /// One drill of the share's latest snapshot, now (blocking); recorded and logged.
 pub(crate) fn run(
     state: &Path,
+    env: &sharekeep::PlanEnv,
     policy: &Policy,
     sample: Option<usize>,
     cancel: &CancelToken,
@@ -50,7 +51,7 @@ pub(crate) fn run(
         )
     })?;
     let outcome = (|| {
-        let repo = sharekeep::open_plan_repository(plan, sharekeep::IndexScope::All, None)
+        let repo = sharekeep::open_plan_repository(plan, sharekeep::IndexScope::All, env)
             .map_err(|e| e.to_string())?;
         let snap = repo
             .snapshots()
@@ -157,8 +158,13 @@ pub(crate) async fn scheduler(inner: Arc<Inner>, policy: Arc<Policy>, stop: Canc
         catch_up = false;
         let cancel = CancelToken::new();
         inner.running.lock().expect("lock").push(cancel.clone());
-        let (d, p, c) = (dir.clone(), policy.clone(), cancel.clone());
-        let _ = tokio::task::spawn_blocking(move || run(&d, &p, None, &c)).await;
+        let (d, env, p, c) = (
+            dir.clone(),
+            inner.settings.plan_env(),
+            policy.clone(),
+            cancel.clone(),
+        );
+        let _ = tokio::task::spawn_blocking(move || run(&d, &env, &p, None, &c)).await;
         inner
             .running
             .lock()

@@ -60,7 +60,7 @@ pub(crate) async fn scheduler(
             dir.clone(),
             cancel.clone(),
             inner.settings.prune_every,
-            inner.settings.remote_credentials.clone(),
+            inner.settings.plan_env(),
         );
         let (live, fixed, checked) = {
             let c = counters.lock().expect("lock");
@@ -76,7 +76,7 @@ pub(crate) async fn scheduler(
                 prune_every,
                 &live,
                 (fixed, checked),
-                creds.as_deref(),
+                &creds,
             )
         })
         .await;
@@ -90,9 +90,16 @@ pub(crate) async fn scheduler(
         let result = result.unwrap_or_else(|e| Err(format!("backup task failed: {e}")));
         if result.is_ok() && policy.samba.previous_versions {
             // The first backup creates the repository the Previous Versions are mounted from.
-            let (state, p, slot) = (dir.clone(), policy.clone(), versions.clone());
-            let _ = tokio::task::spawn_blocking(move || super::versions::ensure(&state, &p, &slot))
-                .await;
+            let (state, env, p, slot) = (
+                dir.clone(),
+                inner.settings.plan_env(),
+                policy.clone(),
+                versions.clone(),
+            );
+            let _ = tokio::task::spawn_blocking(move || {
+                super::versions::ensure(&state, &env, &p, &slot)
+            })
+            .await;
         }
         let _ = outcomes.send(RunOutcome { generation, result });
         if stop.is_cancelled() {
@@ -112,7 +119,7 @@ fn run_once(
     prune_every: std::time::Duration,
     progress: &sharekeep::LiveProgress,
     (rights_fixed, rights_checked): (u64, u64),
-    remote_credentials: Option<&std::path::Path>,
+    env: &sharekeep::PlanEnv,
 ) -> Result<(serde_json::Value, Vec<String>), String> {
     let plan = policy.backup.as_ref().expect("plan");
     let start = Local::now();
@@ -143,6 +150,7 @@ fn run_once(
         &mut report,
         prune_every,
         progress,
+        env,
     );
     report.end = Local::now();
     match &outcome {
@@ -173,7 +181,7 @@ fn run_once(
     // The off-site copy: after a successful backup only; its failure is reported (status,
     // report, alert) but does not fail the backup.
     if outcome.is_ok() && plan.copy_to.is_some() {
-        let copy = match copy_offsite(policy, plan, remote_credentials, state_dir, cancel) {
+        let copy = match copy_offsite(policy, plan, env, cancel) {
             Ok(done) => {
                 tracing::info!(share = %policy.name, "off-site copy: {done}");
                 format!("ok: {done}")
@@ -199,21 +207,25 @@ fn run_once(
 /// The share's repository, created (private) if missing. One that others may read is refused
 /// unless the policy says `repository_private = false`: it would hand every member's files,
 /// whatever their rights, to anyone on the machine.
-fn open_or_init(plan: &sharekeep_policies::BackupPlan) -> Result<Repository, Error> {
-    let path = &plan.repository;
-    let repo = if path.join("config").exists() {
-        sharekeep::open_plan_repository(plan, sharekeep::IndexScope::All, None)?
-    } else {
-        tracing::info!(
-            "creating {}repository {}",
-            if plan.key_file.is_some() {
-                "encrypted "
-            } else {
-                ""
-            },
-            path.display()
-        );
-        sharekeep::init_plan_repository(plan)?
+fn open_or_init(
+    plan: &sharekeep_policies::BackupPlan,
+    env: &sharekeep::PlanEnv,
+) -> Result<Repository, Error> {
+    let repo = match sharekeep::open_plan_repository_if_any(plan, sharekeep::IndexScope::All, env)?
+    {
+        Some(repo) => repo,
+        None => {
+            tracing::info!(
+                "creating {}repository {}",
+                if plan.key_file.is_some() {
+                    "encrypted "
+                } else {
+                    ""
+                },
+                sharekeep::plan_repository_shown(plan)
+            );
+            sharekeep::init_plan_repository(plan, env)?
+        }
     };
     if let Some(why) = repo.exposure() {
         if plan.repository_private {
@@ -226,6 +238,7 @@ fn open_or_init(plan: &sharekeep_policies::BackupPlan) -> Result<Repository, Err
     Ok(repo)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn backup_and_retain(
     policy: &Policy,
     plan: &sharekeep_policies::BackupPlan,
@@ -234,8 +247,9 @@ fn backup_and_retain(
     report: &mut state::RunReport,
     prune_every: std::time::Duration,
     progress: &sharekeep::LiveProgress,
+    env: &sharekeep::PlanEnv,
 ) -> Result<(serde_json::Value, Vec<String>), String> {
-    let repo = open_or_init(plan).map_err(|e| e.to_string())?;
+    let repo = open_or_init(plan, env).map_err(|e| e.to_string())?;
     let opts = BackupOptions {
         excludes: plan.exclude.clone(),
         tags: vec![format!("share:{}", policy.name)],
@@ -298,17 +312,12 @@ fn backup_and_retain(
 fn copy_offsite(
     policy: &Policy,
     plan: &sharekeep_policies::BackupPlan,
-    remote_credentials: Option<&std::path::Path>,
-    state_dir: &std::path::Path,
+    env: &sharekeep::PlanEnv,
     cancel: &CancelToken,
 ) -> Result<String, String> {
     let e = |e: Error| e.to_string();
-    let creds = match remote_credentials {
-        Some(f) => sharekeep::Credentials::from_file(f).map_err(e)?,
-        None => sharekeep::Credentials::from_env(),
-    };
-    let src = sharekeep::open_plan_repository(plan, sharekeep::IndexScope::All, None).map_err(e)?;
-    let dst = sharekeep::open_or_init_copy(plan, creds, &state_dir.join("cache")).map_err(e)?;
+    let src = sharekeep::open_plan_repository(plan, sharekeep::IndexScope::All, env).map_err(e)?;
+    let dst = sharekeep::open_or_init_copy(plan, env).map_err(e)?;
     let tag = format!("share:{}", policy.name);
     let mine: Vec<sharekeep::Snapshot> = src
         .snapshots()

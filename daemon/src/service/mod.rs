@@ -426,6 +426,11 @@ pub fn check_config(settings: &Settings) -> (Vec<String>, bool) {
                                 problem(&mut lines, format!("{}: [backup] key_file: {e}", p.file.display()));
                                 continue;
                             }
+                            let copy = b.copy_to.as_deref().map(str::parse::<sharekeep::Location>);
+                            if let Err(e) = sharekeep::plan_location(b).and(copy.transpose()) {
+                                problem(&mut lines, format!("{}: [backup]: {e}", p.file.display()));
+                                continue;
+                            }
                         }
                         lines.push(format!(
                             "ok: {}: share `{}` at {}{}",
@@ -435,7 +440,7 @@ pub fn check_config(settings: &Settings) -> (Vec<String>, bool) {
                             match &p.backup {
                                 Some(b) => format!(
                                     ", backed up to {}{}",
-                                    b.repository.display(),
+                                    sharekeep::plan_repository_shown(b),
                                     b.copy_to
                                         .as_deref()
                                         .map(|c| format!(", copied to {}", sharekeep::redact_url(c)))
@@ -496,12 +501,13 @@ fn start_share(inner: &Arc<Inner>, policy: Arc<Policy>, counters: Arc<Mutex<Coun
             )));
         }
         if policy.samba.previous_versions {
-            let (state, p, slot) = (
+            let (state, env, p, slot) = (
                 inner.settings.state.clone(),
+                inner.settings.plan_env(),
                 policy.clone(),
                 versions.clone(),
             );
-            tokio::task::spawn_blocking(move || versions::ensure(&state, &p, &slot));
+            tokio::task::spawn_blocking(move || versions::ensure(&state, &env, &p, &slot));
         }
     }
     Share {

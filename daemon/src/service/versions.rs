@@ -113,7 +113,7 @@ pub(crate) type Slot = Arc<Mutex<Option<Versions>>>;
 
 /// Mounts the share's Previous Versions if its policy wants them and they are not mounted
 /// yet (blocking). A failure is logged, and tried again after the next backup.
-pub(crate) fn ensure(state: &Path, policy: &Arc<Policy>, slot: &Slot) {
+pub(crate) fn ensure(state: &Path, env: &sharekeep::PlanEnv, policy: &Arc<Policy>, slot: &Slot) {
     if !policy.samba.previous_versions {
         return;
     }
@@ -121,7 +121,7 @@ pub(crate) fn ensure(state: &Path, policy: &Arc<Policy>, slot: &Slot) {
     if s.is_some() {
         return;
     }
-    match mount(state, policy) {
+    match mount(state, env, policy) {
         Ok(Some(v)) => *s = Some(v),
         Ok(None) => {
             tracing::info!(share = %policy.name, "Previous Versions: mounted after the first backup")
@@ -134,7 +134,11 @@ pub(crate) fn ensure(state: &Path, policy: &Arc<Policy>, slot: &Slot) {
 
 /// Mounts `policy`'s snapshots under `state` (blocking: opens the repository). `Ok(None)`:
 /// nothing to mount yet (no repository before the first backup).
-pub(crate) fn mount(state: &Path, policy: &Arc<Policy>) -> Result<Option<Versions>, String> {
+pub(crate) fn mount(
+    state: &Path,
+    env: &sharekeep::PlanEnv,
+    policy: &Arc<Policy>,
+) -> Result<Option<Versions>, String> {
     let Some(plan) = &policy.backup else {
         return Ok(None);
     };
@@ -150,17 +154,14 @@ pub(crate) fn mount(state: &Path, policy: &Arc<Policy>) -> Result<Option<Version
             .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)))
             .map_err(|e| format!("{}: {e}", dir.display()))?;
     }
-    if !plan.repository.join("config").exists() {
+    // Data blobs' locations stay on disk (the service's cache, root's): the mount's memory
+    // does not grow with the repository.
+    let Some(repo) =
+        sharekeep::open_plan_repository_if_any(plan, sharekeep::IndexScope::Paged, env)
+            .map_err(|e| e.to_string())?
+    else {
         return Ok(None);
-    }
-    // Data blobs' locations stay on disk (<state>/cache, root's): the mount's memory does not
-    // grow with the repository.
-    let repo = sharekeep::open_plan_repository(
-        plan,
-        sharekeep::IndexScope::Paged,
-        Some(&state.join("cache")),
-    )
-    .map_err(|e| e.to_string())?;
+    };
     let root = policy.path.clone();
     let session = sharekeep::mount::session(
         repo,

@@ -13,11 +13,12 @@ pub(super) async fn snapshots(ctx: &Ctx<'_>) -> Response {
     let Some(plan) = policy.backup.clone() else {
         return super::no_plan(&policy);
     };
+    let env = ctx.inner.settings.plan_env();
     let view = ctx.view();
     let everything = view.everything;
     let listed =
         tokio::task::spawn_blocking(move || -> Result<Vec<SnapshotEntry>, sharekeep::Error> {
-            let repo = sharekeep::open_plan_repository(&plan, sharekeep::IndexScope::All, None)?;
+            let repo = sharekeep::open_plan_repository(&plan, sharekeep::IndexScope::All, &env)?;
             Ok(view
                 .snapshots(&repo)?
                 .iter()

@@ -37,13 +37,16 @@ pub(super) async fn drill(
     w: &mut OwnedWriteHalf,
 ) -> Response {
     let policy = ctx.policy();
-    let state = ctx.inner.settings.state.clone();
+    let (state, env) = (
+        ctx.inner.settings.state.clone(),
+        ctx.inner.settings.plan_env(),
+    );
     tracing::info!(uid = ctx.who.uid, share = %policy.name, "drill requested");
     let cancel = sharekeep::CancelToken::new();
     ctx.inner.running.lock().expect("lock").push(cancel.clone());
     let c = cancel.clone();
     let task = tokio::task::spawn_blocking(move || {
-        crate::service::drills::run(&state, &policy, sample, &c)
+        crate::service::drills::run(&state, &env, &policy, sample, &c)
     });
     let live = sharekeep::LiveProgress::default();
     let done = crate::service::server::framing::with_progress(
@@ -72,10 +75,13 @@ pub(super) async fn report(
     to: chrono::NaiveDate,
 ) -> Response {
     let policy = ctx.policy();
-    let state = ctx.inner.settings.state.clone();
+    let (state, env) = (
+        ctx.inner.settings.state.clone(),
+        ctx.inner.settings.plan_env(),
+    );
     tracing::info!(uid = ctx.who.uid, share = %policy.name, "report requested");
     let built = tokio::task::spawn_blocking(move || {
-        sharekeep::report::from_state(&policy, &state, from, to, chrono::Local::now())
+        sharekeep::report::from_state(&policy, &state, &env, from, to, chrono::Local::now())
     })
     .await;
     match built {

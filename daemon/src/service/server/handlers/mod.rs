@@ -144,9 +144,10 @@ async fn open_snapshot(
     let Some(plan) = policy.backup.clone() else {
         return Err(no_plan(&policy));
     };
+    let env = ctx.inner.settings.plan_env();
     let view = ctx.view();
     let found = tokio::task::spawn_blocking(move || {
-        let repo = sharekeep::open_plan_repository(&plan, sharekeep::IndexScope::All, None)?;
+        let repo = sharekeep::open_plan_repository(&plan, sharekeep::IndexScope::All, &env)?;
         let snap = view.find(&repo, &selector)?;
         Ok::<_, sharekeep::Error>((repo, snap))
     })
@@ -175,10 +176,11 @@ async fn in_repo(
     let Some(plan) = policy.backup.clone() else {
         return no_plan(&policy);
     };
+    let env = ctx.inner.settings.plan_env();
     let live = Arc::new(sharekeep::LiveProgress::default());
     let progress = live.clone();
     let task = tokio::task::spawn_blocking(move || {
-        let repo = sharekeep::open_plan_repository(&plan, sharekeep::IndexScope::All, None)?;
+        let repo = sharekeep::open_plan_repository(&plan, sharekeep::IndexScope::All, &env)?;
         work(repo, policy, &progress)
     });
     match with_progress(w, ctx.inner.settings.progress_every, &live, what, task).await {

@@ -134,6 +134,7 @@ async fn by_daemon(
     let Some(plan) = policy.backup.clone() else {
         return super::no_plan(&policy);
     };
+    let env = ctx.inner.settings.plan_env();
     let view = ctx.view();
     let role = ctx.grant.role;
     let live = Arc::new(sharekeep::LiveProgress::default());
@@ -142,7 +143,7 @@ async fn by_daemon(
     ctx.inner.running.lock().expect("lock").push(cancel.clone());
     let c = cancel.clone();
     let task = tokio::task::spawn_blocking(move || -> Result<Response, sharekeep::Error> {
-        let repo = sharekeep::open_plan_repository(&plan, sharekeep::IndexScope::All, None)?;
+        let repo = sharekeep::open_plan_repository(&plan, sharekeep::IndexScope::All, &env)?;
         let snap = view.find(&repo, &snapshot)?;
         let in_place = to.is_none();
         let target = match to {
