@@ -97,6 +97,10 @@ pub enum Command {
     /// Restore drill: restore a sample of a snapshot's files into a scratch folder, check them
     /// against the snapshot, remove them (exit 1 when a file does not restore identical)
     Drill(DrillArgs),
+    /// The share's guard against mass changes (ransomware): locks and incidents; give write
+    /// back (root and the share's admins, via sharekeepd).
+    #[command(subcommand)]
+    Guard(GuardCommand),
     /// Repair the repository.
     #[command(subcommand)]
     Repair(RepairCommand),
@@ -150,6 +154,29 @@ pub struct CopyArgs {
     pub json: bool,
     /// The snapshots to copy (id prefixes, latest, @TIME); all by default.
     pub snapshots: Vec<String>,
+}
+
+/// `guard`.
+#[derive(Debug, Subcommand)]
+pub enum GuardCommand {
+    /// Locks in place and incidents (who, when, why, how many files, examples).
+    Status {
+        /// The share.
+        #[arg(long)]
+        share: String,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give write back: the policy's rights apply again (to USER only with --user).
+    Release {
+        /// The share.
+        #[arg(long)]
+        share: String,
+        /// Only this user's lock (a name or a uid).
+        #[arg(long)]
+        user: Option<String>,
+    },
 }
 
 /// `key`.

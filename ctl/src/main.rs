@@ -93,7 +93,9 @@ fn main() -> ExitCode {
                 .map_err(anyhow::Error::from)
         }
         args::Command::Report(a) => report::run(a, &cli.socket, &mut std::io::stdout().lock()),
-        args::Command::Status { .. } | args::Command::Reload => remote::run(cli, &cancel),
+        args::Command::Status { .. } | args::Command::Reload | args::Command::Guard(_) => {
+            remote::run(cli, &cancel)
+        }
         args::Command::Backup(_)
         | args::Command::Snapshots(_)
         | args::Command::Versions(_)

@@ -75,6 +75,7 @@ pub fn run(cli: Cli, cancel: &CancelToken) -> Result<Outcome> {
         | Command::Status { .. }
         | Command::Completions { .. }
         | Command::GenerateMan { .. }
+        | Command::Guard(_)
         | Command::Reload => {
             unreachable!("handled elsewhere")
         }

@@ -213,6 +213,16 @@ pub fn run(cli: Cli, cancel: &sharekeep::CancelToken) -> Result<Outcome> {
                     spoken(&s.next_backup, "-"),
                     if s.running { "; running now" } else { "" }
                 )?;
+                for l in &s.locks {
+                    writeln!(
+                        out,
+                        "    LOCKED: write taken away from {} since {} by the guard (incident {}); `sharekeepctl guard status --share {}`",
+                        l.user.as_deref().unwrap_or("EVERYONE"),
+                        crate::output::spoken_rfc3339(&l.since),
+                        l.incident,
+                        s.name
+                    )?;
+                }
                 if let Some(to) = &s.copy_to {
                     writeln!(
                         out,
@@ -230,7 +240,9 @@ pub fn run(cli: Cli, cancel: &sharekeep::CancelToken) -> Result<Outcome> {
                     )?;
                 }
             }
-            let stale = shares.iter().any(|s| s.policy != "ok");
+            let stale = shares
+                .iter()
+                .any(|s| s.policy != "ok" || !s.locks.is_empty());
             Ok(if stale {
                 Outcome::Warnings
             } else {
@@ -426,6 +438,32 @@ pub fn run(cli: Cli, cancel: &sharekeep::CancelToken) -> Result<Outcome> {
                 bail!("unexpected answer to drill");
             };
             crate::maintenance::print_drill(&r, a.json, &mut out)
+        }
+        Command::Guard(crate::args::GuardCommand::Status { share, json }) => {
+            let Response::Guard(r) = client.call(&Request::Guard { share }, &mut progress)? else {
+                bail!("unexpected answer to guard status");
+            };
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&r)?)?;
+            } else {
+                render::guard(&mut out, &r)?;
+            }
+            Ok(if r.locks.is_empty() {
+                Outcome::Ok
+            } else {
+                Outcome::Warnings
+            })
+        }
+        Command::Guard(crate::args::GuardCommand::Release { share, user }) => {
+            match client.call(&Request::GuardRelease { share, user }, &mut progress)? {
+                Response::Ok { message } => {
+                    if !quiet {
+                        writeln!(out, "{message}")?;
+                    }
+                    Ok(Outcome::Ok)
+                }
+                other => Err(unexpected(other)),
+            }
         }
         Command::Check(a) => {
             let share = need_share(a.share)?;

@@ -385,3 +385,52 @@ pub fn snapshots_table(out: &mut dyn Write, list: &[SnapshotEntry]) -> Result<()
     writeln!(out, "{} snapshots", list.len())?;
     Ok(())
 }
+
+/// `guard status`.
+pub fn guard(out: &mut dyn Write, r: &sharekeep::protocol::GuardReport) -> Result<()> {
+    writeln!(
+        out,
+        "share {}: guard {}",
+        r.share,
+        if r.enabled { "on" } else { "off" }
+    )?;
+    writeln!(out, "    watching: {}", r.watching)?;
+    if r.locks.is_empty() {
+        writeln!(out, "    no lock: the policy's rights apply")?;
+    }
+    for l in &r.locks {
+        writeln!(
+            out,
+            "    LOCKED: write taken away from {} since {} (incident {})",
+            l.user.as_deref().unwrap_or("EVERYONE"),
+            output::spoken_rfc3339(&l.since),
+            l.incident
+        )?;
+    }
+    for i in &r.incidents {
+        writeln!(
+            out,
+            "incident {}: {} by {}",
+            i.id,
+            i.reason,
+            i.user.as_deref().unwrap_or("an unknown process")
+        )?;
+        writeln!(
+            out,
+            "    started {}, detected {}; {} entries changed{}; {}",
+            output::spoken_rfc3339(&i.started),
+            output::spoken_rfc3339(&i.detected),
+            i.changes,
+            if i.locked { ", write taken away" } else { "" },
+            match &i.released {
+                Some(t) => format!("released {}", output::spoken_rfc3339(t)),
+                None if i.locked => "not released".to_string(),
+                None => "alert only".to_string(),
+            }
+        )?;
+        for e in &i.examples {
+            writeln!(out, "    e.g. {e}")?;
+        }
+    }
+    Ok(())
+}

@@ -125,6 +125,18 @@ pub enum Request {
         /// Files drawn (default: the policy's `drill_sample`).
         sample: Option<usize>,
     },
+    /// The share's guard: locks in place, incidents.
+    Guard {
+        /// Share name.
+        share: String,
+    },
+    /// Gives write back: every lock of the share, or the one of `user`.
+    GuardRelease {
+        /// Share name.
+        share: String,
+        /// A user name or uid; `None`: every lock.
+        user: Option<String>,
+    },
 }
 
 impl Request {
@@ -145,6 +157,8 @@ impl Request {
             Request::Check { .. } => "check",
             Request::Drill { .. } => "drill",
             Request::Report { .. } => "report",
+            Request::Guard { .. } => "guard",
+            Request::GuardRelease { .. } => "guard_release",
         }
     }
 
@@ -161,7 +175,9 @@ impl Request {
             | Request::Forget { share, .. }
             | Request::Check { share, .. }
             | Request::Drill { share, .. }
-            | Request::Report { share, .. } => Some(share),
+            | Request::Report { share, .. }
+            | Request::Guard { share }
+            | Request::GuardRelease { share, .. } => Some(share),
             _ => None,
         }
     }
@@ -216,6 +232,63 @@ pub struct ShareStatus {
     /// The last copy's outcome.
     #[serde(default)]
     pub last_copy: Option<String>,
+    /// Write taken away by the guard (empty: none).
+    #[serde(default)]
+    pub locks: Vec<GuardLock>,
+}
+
+/// Write the guard took away, until an admin gives it back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuardLock {
+    /// The user (`None`: everyone, the writer could not be told).
+    pub user: Option<String>,
+    /// Their uid.
+    pub uid: Option<u32>,
+    /// Since when (RFC 3339).
+    pub since: String,
+    /// The incident that caused it.
+    pub incident: String,
+}
+
+/// What the guard saw: one attack (or what looked like one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Incident {
+    /// `YYYYMMDD-HHMMSS-user`.
+    pub id: String,
+    /// Whose changes (`None`: a process that could not be attributed).
+    pub user: Option<String>,
+    /// Their uid.
+    pub uid: Option<u32>,
+    /// The signal, in words.
+    pub reason: String,
+    /// The first change of the window that triggered (RFC 3339).
+    pub started: String,
+    /// When it triggered (RFC 3339).
+    pub detected: String,
+    /// Whether write was taken away (`[guard] action = "lock"`).
+    pub locked: bool,
+    /// Entries the user changed, recorded so far.
+    pub changes: u64,
+    /// A few of them.
+    pub examples: Vec<String>,
+    /// When an admin gave write back (RFC 3339).
+    #[serde(default)]
+    pub released: Option<String>,
+}
+
+/// A share's guard, as `guard status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuardReport {
+    /// Share name.
+    pub share: String,
+    /// Whether the policy has `[guard]`.
+    pub enabled: bool,
+    /// How the share is watched (`fanotify`, or why it is not).
+    pub watching: String,
+    /// Locks in place.
+    pub locks: Vec<GuardLock>,
+    /// Incidents, oldest first.
+    pub incidents: Vec<Incident>,
 }
 
 /// A snapshot as listed through the daemon.
@@ -497,6 +570,8 @@ pub enum Response {
     Drill(Box<crate::DrillReport>),
     /// A share's report.
     Report(Box<crate::report::Report>),
+    /// A share's guard.
+    Guard(Box<GuardReport>),
     /// A backup finished.
     BackupDone {
         /// The snapshot written, as `Snapshot::to_json` gives it.

@@ -22,8 +22,8 @@ pub use apply::{
 };
 pub use explain::{explain, matrix, Explanation, Matrix, MatrixRow};
 pub use policy::{
-    is_remote_url, parse_duration, BackupPlan, Keep, Origin, Policy, PrincipalSet,
-    RepositoryAddress, Rule, Samba,
+    is_remote_url, parse_duration, BackupPlan, Guard, GuardAction, Keep, Lockdown, LockedUser,
+    Origin, Policy, PrincipalSet, RepositoryAddress, Rule, Samba,
 };
 pub use principal::{
     groups_of, resolve, resolve_group, resolve_user, Group, Principal, ResolveError, User,

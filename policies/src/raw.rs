@@ -90,6 +90,18 @@ pub struct RawSamba {
     pub previous_versions: Option<Spanned<bool>>,
 }
 
+/// `[guard]`: counts per user and minute beyond which the share defends itself.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGuard {
+    pub rewrites_per_minute: Option<Spanned<u32>>,
+    pub suspicious_per_minute: Option<Spanned<u32>>,
+    pub renames_per_minute: Option<Spanned<u32>>,
+    pub deletions_per_minute: Option<Spanned<u32>>,
+    pub note_folders: Option<Spanned<u32>>,
+    pub action: Option<Spanned<String>>,
+}
+
 /// A whole policy file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -101,9 +113,10 @@ pub struct RawPolicy {
     pub rules: Vec<Spanned<RawRule>>,
     pub backup: Option<Spanned<RawBackup>>,
     pub samba: Option<Spanned<RawSamba>>,
+    pub guard: Option<Spanned<RawGuard>>,
 }
 
-const TOP: &[&str] = &["share", "access", "rule", "backup", "samba"];
+const TOP: &[&str] = &["share", "access", "rule", "backup", "samba", "guard"];
 const SHARE: &[&str] = &["name", "path", "owner", "group", "admins", "description"];
 const ACCESS: &[&str] = &["read", "write"];
 const RULE: &[&str] = &["path", "read", "write", "comment"];
@@ -120,6 +133,14 @@ const BACKUP: &[&str] = &[
     "key_file",
     "copy_to",
     "copy_keep",
+];
+const GUARD: &[&str] = &[
+    "rewrites_per_minute",
+    "suspicious_per_minute",
+    "renames_per_minute",
+    "deletions_per_minute",
+    "note_folders",
+    "action",
 ];
 const KEEP: &[&str] = &[
     "last", "hourly", "daily", "weekly", "monthly", "yearly", "within", "tags",
@@ -191,11 +212,12 @@ pub fn unknown_keys(loc: &Locator, doc: &toml_edit::ImDocument<&str>) -> Vec<Pro
     let mut out = Vec::new();
     let root = doc.as_table();
     check_table_like(loc, "the policy file", root, TOP, &mut out);
-    let sections: [(&str, &[&str]); 4] = [
+    let sections: [(&str, &[&str]); 5] = [
         ("share", SHARE),
         ("access", ACCESS),
         ("backup", BACKUP),
         ("samba", SAMBA),
+        ("guard", GUARD),
     ];
     for (name, known) in sections {
         if let Some(t) = root.get(name).and_then(|i| i.as_table_like()) {

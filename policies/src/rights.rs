@@ -88,6 +88,8 @@ pub struct Grants {
     pub groups: BTreeMap<u32, Access>,
     /// The share's group.
     pub group_obj: Access,
+    /// The share's owner may only read (the guard's lockdown took their write away).
+    pub owner_read_only: bool,
 }
 
 impl Grants {
@@ -210,14 +212,53 @@ impl Rights {
                 *access = (*access).max(via);
             }
         }
+        self.lock(&mut g);
         g
+    }
+
+    /// The guard's lockdown: write becomes read for the locked users (a named entry, which
+    /// shadows the group entries that would let them write), for everyone when the whole
+    /// share is locked.
+    fn lock(&self, g: &mut Grants) {
+        let lock = &self.policy.lockdown;
+        if lock.share {
+            for a in g.users.values_mut().chain(g.groups.values_mut()) {
+                *a = (*a).min(Access::Read);
+            }
+            g.group_obj = g.group_obj.min(Access::Read);
+            g.owner_read_only = true;
+        }
+        for locked in &lock.users {
+            let u = &locked.user;
+            if u.uid == self.policy.owner.uid {
+                g.owner_read_only = true;
+                continue;
+            }
+            let mut access = g.users.get(&u.uid).copied().unwrap_or_default();
+            for gid in &locked.groups {
+                let via = if *gid == self.policy.group.gid {
+                    g.group_obj
+                } else {
+                    g.groups.get(gid).copied().unwrap_or_default()
+                };
+                access = access.max(via);
+            }
+            if access > Access::None {
+                g.users.insert(u.uid, access.min(Access::Read));
+            }
+        }
     }
 
     fn acl(grants: &Grants, is_dir: bool, exec: bool) -> Acl {
         let mut entries = vec![
             Entry {
                 tag: Tag::UserObj,
-                perm: Access::Write.perm(is_dir, exec),
+                perm: if grants.owner_read_only {
+                    Access::Read
+                } else {
+                    Access::Write
+                }
+                .perm(is_dir, exec),
             },
             Entry {
                 tag: Tag::GroupObj,
@@ -266,7 +307,11 @@ impl Rights {
     pub fn desired(&self, rel: &str, is_dir: bool, exec: bool) -> EntryState {
         let grants = self.grants(rel, is_dir);
         let access = Self::acl(&grants, is_dir, exec);
-        let default = is_dir.then(|| Self::acl(&self.per_rule[self.rule_index(rel)], true, false));
+        let default = is_dir.then(|| {
+            let mut own = self.per_rule[self.rule_index(rel)].clone();
+            self.lock(&mut own);
+            Self::acl(&own, true, false)
+        });
         let special = if is_dir { 0o2000 } else { 0 };
         EntryState {
             uid: self.policy.owner.uid,
@@ -281,7 +326,9 @@ impl Rights {
     /// way the kernel will from the ACL sharekeep sets.
     pub fn user_access(&self, rel: &str, is_dir: bool, uid: u32, groups: &[u32]) -> Access {
         if uid == self.policy.owner.uid {
-            return Access::Write;
+            let locked = self.policy.lockdown.share
+                || self.policy.lockdown.users.iter().any(|u| u.user.uid == uid);
+            return if locked { Access::Read } else { Access::Write };
         }
         let want = self.desired(rel, is_dir, false);
         let perm = want
@@ -371,6 +418,8 @@ mod tests {
             ],
             backup: None,
             samba: Samba::default(),
+            guard: None,
+            lockdown: Default::default(),
         }
     }
 
@@ -406,6 +455,129 @@ mod tests {
                 "{uid} on {path:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_guards_lockdown_leaves_read_and_takes_write() {
+        use crate::policy::{Lockdown, LockedUser};
+        type Who = (u32, &'static [u32]);
+        let member: Who = (5001, &[5001, 6000]);
+        let outsider: Who = (5002, &[5002]);
+        let dg: Who = (5003, &[5003]);
+        let owner: Who = (5000, &[6000]);
+        let locked = |who: &[Who], share: bool| {
+            let mut p = policy();
+            p.lockdown = Lockdown {
+                users: who
+                    .iter()
+                    .map(|(uid, groups)| LockedUser {
+                        user: user(&format!("u{uid}"), *uid, groups[0]),
+                        groups: groups.to_vec(),
+                    })
+                    .collect(),
+                share,
+            };
+            Rights::new(&p)
+        };
+        // (locked users, whole share, path, is_dir, who, access)
+        type Case<'a> = (&'a [Who], bool, &'a str, bool, Who, Access);
+        let cases: &[Case<'_>] = &[
+            // The member wrote through the share's group: a named read entry shadows it.
+            (&[member], false, "Propositions", true, member, Access::Read),
+            (
+                &[member],
+                false,
+                "Propositions/a/b.docx",
+                false,
+                member,
+                Access::Read,
+            ),
+            (
+                &[member],
+                false,
+                "Tarifs/grille.csv",
+                false,
+                member,
+                Access::Read,
+            ),
+            (
+                &[member],
+                false,
+                "Direction/Confidentiel",
+                true,
+                member,
+                Access::None,
+            ),
+            // Others keep their rights.
+            (
+                &[member],
+                false,
+                "Propositions",
+                true,
+                (5004, &[5004, 6000]),
+                Access::Write,
+            ),
+            (
+                &[member],
+                false,
+                "Direction/Confidentiel",
+                true,
+                dg,
+                Access::Write,
+            ),
+            (&[member], false, "", true, owner, Access::Write),
+            // A user named in a rule; a user with no right stays without.
+            (
+                &[dg],
+                false,
+                "Direction/Confidentiel",
+                true,
+                dg,
+                Access::Read,
+            ),
+            (&[dg], false, "Direction", true, dg, Access::Traverse),
+            (&[outsider], false, "", true, outsider, Access::None),
+            // The owner: their own entry.
+            (
+                &[owner],
+                false,
+                "Tarifs/grille.csv",
+                false,
+                owner,
+                Access::Read,
+            ),
+            (&[owner], false, "Propositions", true, member, Access::Write),
+            // The whole share: everyone reads at most.
+            (&[], true, "Propositions", true, member, Access::Read),
+            (&[], true, "Direction/Confidentiel", true, dg, Access::Read),
+            (&[], true, "", true, owner, Access::Read),
+            (
+                &[],
+                true,
+                "Tarifs/grille.csv",
+                false,
+                outsider,
+                Access::None,
+            ),
+            // No lockdown: the policy's rights.
+            (&[], false, "Propositions", true, member, Access::Write),
+        ];
+        for (who, share, path, dir, (uid, groups), want) in cases {
+            let r = locked(who, *share);
+            assert_eq!(
+                r.user_access(path, *dir, *uid, groups),
+                *want,
+                "{uid} on {path:?}, locked {who:?} share {share}"
+            );
+        }
+        // New entries inherit the lock: the default ACL carries the named read entry.
+        let want = locked(&[member], false).desired("Propositions", true, false);
+        let default = want.default.expect("a folder has a default ACL");
+        assert_eq!(
+            default.effective(5000, 6000, 5001, &[5001, 6000]),
+            5,
+            "{default:?}"
+        );
     }
 
     #[test]

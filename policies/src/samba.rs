@@ -81,7 +81,19 @@ pub fn share_of(policy: &Policy, versions: &std::path::Path) -> Option<SambaShar
             writers.insert(principal(p));
         }
     }
-    let readers: BTreeSet<String> = everyone.difference(&writers).cloned().collect();
+    // The guard's lockdown: the locked users read only (a user who writes through a group
+    // listed in `write list` keeps share-level write there, and the folder's ACLs, which
+    // name them read-only, refuse it); the whole share read-only when the writer is unknown.
+    let lock = &policy.lockdown;
+    for u in &lock.users {
+        writers.remove(&u.user.name);
+    }
+    let mut readers: BTreeSet<String> = everyone.difference(&writers).cloned().collect();
+    readers.extend(lock.users.iter().map(|u| u.user.name.clone()));
+    if lock.share {
+        writers.clear();
+        readers.clone_from(&everyone);
+    }
     let join = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(" ");
     let mut settings = BTreeMap::new();
     settings.insert("path".into(), policy.path.display().to_string());
@@ -92,9 +104,14 @@ pub fn share_of(policy: &Policy, versions: &std::path::Path) -> Option<SambaShar
         "browseable".into(),
         if policy.samba.browseable { "Yes" } else { "No" }.into(),
     );
-    settings.insert("read only".into(), "No".into());
+    settings.insert(
+        "read only".into(),
+        if lock.share { "Yes" } else { "No" }.into(),
+    );
     settings.insert("valid users".into(), join(&everyone));
-    settings.insert("write list".into(), join(&writers));
+    if !writers.is_empty() {
+        settings.insert("write list".into(), join(&writers));
+    }
     if !readers.is_empty() {
         settings.insert("read list".into(), join(&readers));
     }

@@ -4,8 +4,8 @@
 //! policies with the checks that span files (duplicate names, overlapping shares).
 
 use crate::policy::{
-    is_remote_url, parse_duration, BackupPlan, Keep, Origin, Policy, PrincipalSet,
-    RepositoryAddress, Rule, Samba,
+    is_remote_url, parse_duration, BackupPlan, Guard, GuardAction, Keep, Lockdown, Origin, Policy,
+    PrincipalSet, RepositoryAddress, Rule, Samba,
 };
 use crate::principal::{self, Principal};
 use crate::problem::{Locator, Problem, Problems};
@@ -284,6 +284,10 @@ pub fn validate(raw: RawPolicy, loc: &Locator) -> Result<Policy, Vec<Problem>> {
             ..Samba::default()
         },
     };
+    let guard = raw
+        .guard
+        .as_ref()
+        .map(|g| validate_guard(&mut cx, g.get_ref()));
     if !cx.problems.is_empty() {
         return Err(cx.problems);
     }
@@ -298,7 +302,64 @@ pub fn validate(raw: RawPolicy, loc: &Locator) -> Result<Policy, Vec<Problem>> {
         rules,
         backup,
         samba,
+        guard,
+        lockdown: Lockdown::default(),
     })
+}
+
+/// `[guard]`: every count at least 1 (0 would lock the share at the first change), `action`
+/// `lock` or `alert`.
+fn validate_guard(cx: &mut Ctx, g: &raw::RawGuard) -> Guard {
+    let d = Guard::default();
+    let mut count = |v: &Option<Spanned<u32>>, default: u32, what: &str| match v {
+        Some(n) if *n.get_ref() == 0 => {
+            cx.at(
+                n,
+                format!("{what} = 0 would defend the share against its first change"),
+                "give a count of at least 1, or remove the key for the default",
+            );
+            default
+        }
+        Some(n) => *n.get_ref(),
+        None => default,
+    };
+    let guard = Guard {
+        rewrites_per_minute: count(
+            &g.rewrites_per_minute,
+            d.rewrites_per_minute,
+            "rewrites_per_minute",
+        ),
+        suspicious_per_minute: count(
+            &g.suspicious_per_minute,
+            d.suspicious_per_minute,
+            "suspicious_per_minute",
+        ),
+        renames_per_minute: count(
+            &g.renames_per_minute,
+            d.renames_per_minute,
+            "renames_per_minute",
+        ),
+        deletions_per_minute: count(
+            &g.deletions_per_minute,
+            d.deletions_per_minute,
+            "deletions_per_minute",
+        ),
+        note_folders: count(&g.note_folders, d.note_folders, "note_folders"),
+        action: d.action,
+    };
+    let action = match g.action.as_ref().map(|a| (a, a.get_ref().trim())) {
+        None | Some((_, "lock")) => GuardAction::Lock,
+        Some((_, "alert")) => GuardAction::Alert,
+        Some((a, other)) => {
+            cx.at(
+                a,
+                format!("unknown guard action `{other}`"),
+                "\"lock\" (take write away, pin the last good snapshot, alert) or \"alert\" (alert only)",
+            );
+            GuardAction::Lock
+        }
+    };
+    Guard { action, ..guard }
 }
 
 fn is_link_on_the_way(root: &Path, rel: &str) -> bool {
@@ -855,6 +916,53 @@ mod tests {
             .join("\n");
         assert!(bad.contains("9: Samba share name holds"), "{bad}");
         assert!(bad.contains("10: Samba comment holds"), "{bad}");
+    }
+
+    #[test]
+    fn guard_settings_are_checked() {
+        let sc = Scene::new();
+        assert_eq!(sc.load(SHARE).unwrap().guard, None, "off unless asked");
+        let defaults = sc.load(&format!("{SHARE}\n[guard]\n")).unwrap();
+        assert_eq!(defaults.guard, Some(Guard::default()));
+        assert!(defaults.lockdown.is_empty());
+        let set = sc
+            .load(&format!("{SHARE}\n[guard]\nsuspicious_per_minute = 5\nrenames_per_minute = 7\naction = \"alert\"\n"))
+            .unwrap()
+            .guard
+            .unwrap();
+        assert_eq!(
+            (
+                set.suspicious_per_minute,
+                set.renames_per_minute,
+                set.action
+            ),
+            (5, 7, GuardAction::Alert)
+        );
+        assert_eq!(
+            set.rewrites_per_minute,
+            Guard::default().rewrites_per_minute
+        );
+        let bad = sc
+            .load(&format!(
+                "{SHARE}\n[guard]\nnote_folders = 0\naction = \"panic\"\nrenames_per_minut = 3\n"
+            ))
+            .unwrap_err()
+            .join("\n");
+        assert!(
+            bad.contains("unknown key `renames_per_minut` in [guard]"),
+            "{bad}"
+        );
+        let bad = sc
+            .load(&format!(
+                "{SHARE}\n[guard]\nnote_folders = 0\naction = \"panic\"\n"
+            ))
+            .unwrap_err()
+            .join("\n");
+        assert!(
+            bad.contains("8: note_folders = 0 would defend the share against its first change"),
+            "{bad}"
+        );
+        assert!(bad.contains("9: unknown guard action `panic`"), "{bad}");
     }
 
     #[test]

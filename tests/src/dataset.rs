@@ -488,7 +488,7 @@ pub fn create_small(root: &Path, files: u64, seed: u64) -> io::Result<Summary> {
 }
 
 /// Every regular file below `root` (not following symlinks), sorted by path.
-fn all_files(root: &Path) -> io::Result<Vec<PathBuf>> {
+pub fn all_files(root: &Path) -> io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {

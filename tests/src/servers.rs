@@ -358,3 +358,140 @@ fn whoami() -> String {
         .map(|u| u.name)
         .unwrap_or_else(|| "root".into())
 }
+
+/// Samba's smbd on a free 127.0.0.1 port, with its own folders (under `dir/samba`), serving the
+/// shares of an include file sharekeep writes; killed when dropped.
+#[derive(Debug)]
+pub struct Smbd {
+    child: Option<Child>,
+    /// The SMB port.
+    pub port: u16,
+    /// Its smb.conf (for `smbcontrol -s`, `testparm`, sharekeepd's `samba_conf`).
+    pub conf: PathBuf,
+}
+
+impl Smbd {
+    /// Starts smbd with the shares of `include`; each of `users` (system accounts) gets an
+    /// SMB password, `password`.
+    pub fn start(dir: &Path, include: &Path, users: &[String], password: &str) -> Smbd {
+        let d = dir.join("samba");
+        for sub in ["private", "state", "cache", "lock", "pid"] {
+            fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        let port = free_port();
+        let s = |x: &str| d.join(x).display().to_string();
+        let conf = d.join("smb.conf");
+        fs::write(
+            &conf,
+            format!(
+                "[global]\n   server role = standalone server\n   interfaces = 127.0.0.1\n   bind interfaces only = yes\n   smb ports = {port}\n   disable netbios = yes\n   private dir = {}\n   state directory = {}\n   cache directory = {}\n   lock directory = {}\n   pid directory = {}\n   ncalrpc dir = {}/ncalrpc\n   log file = {}/log.%m\n   passdb backend = tdbsam:{}/passdb.tdb\n   map to guest = never\n   load printers = no\n   printing = bsd\n   printcap name = /dev/null\n   disable spoolss = yes\n   include = {}\n",
+                s("private"), s("state"), s("cache"), s("lock"), s("pid"), s("lock"), s("state"), s("private"), include.display()
+            ),
+        )
+        .unwrap();
+        for u in users {
+            let mut child = Command::new("smbpasswd")
+                .args(["-c", conf.to_str().unwrap(), "-a", "-s", u])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("smbpasswd (apt-get install samba)");
+            std::io::Write::write_all(
+                child.stdin.as_mut().unwrap(),
+                format!("{password}\n{password}\n").as_bytes(),
+            )
+            .unwrap();
+            assert!(child.wait().unwrap().success(), "smbpasswd for {u}");
+        }
+        let out = d.join("smbd.out");
+        let mut child = Command::new("smbd")
+            .args([
+                "--foreground",
+                "--no-process-group",
+                "-s",
+                conf.to_str().unwrap(),
+                "--debug-stdout",
+                "-d",
+                "0",
+            ])
+            .stdout(fs::File::create(&out).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("smbd (apt-get install samba)");
+        wait_for_port(port, "smbd", &mut child, Some(&out));
+        Smbd {
+            child: Some(child),
+            port,
+            conf,
+        }
+    }
+
+    /// Runs smbclient `commands` on `//127.0.0.1/share` as `user`; (success, output).
+    /// smbclient reports some refusals only in its output: any `NT_STATUS_` is a failure.
+    pub fn client(
+        &self,
+        share: &str,
+        user: &str,
+        password: &str,
+        commands: &str,
+    ) -> (bool, String) {
+        let out = Command::new("smbclient")
+            .arg(format!("//127.0.0.1/{share}"))
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                &format!("{user}%{password}"),
+                "-c",
+                commands,
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .expect("smbclient (apt-get install smbclient)");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let failed = !out.status.success() || text.contains("NT_STATUS_");
+        (!failed, text)
+    }
+
+    /// Lists the server's shares as `user`: succeeds only if the credentials are good (the
+    /// positive control of a refusal: the same login is accepted, only the share or the
+    /// action is refused).
+    pub fn login_ok(&self, user: &str, password: &str) -> bool {
+        Command::new("smbclient")
+            .args([
+                "-L",
+                "//127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                &format!("{user}%{password}"),
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+}
+
+impl Drop for Smbd {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The NT status smbclient reported, if any.
+pub fn nt_status(out: &str) -> Option<&str> {
+    let at = out.find("NT_STATUS_")?;
+    let rest = &out[at..];
+    Some(
+        &rest[..rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len())],
+    )
+}

@@ -5,6 +5,7 @@ mod backup_restore;
 mod crash;
 mod daemon;
 mod debian;
+mod guard;
 mod history;
 mod hostile;
 mod maintenance;

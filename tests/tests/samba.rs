@@ -4,6 +4,7 @@
 //! by mistake; the admin finds the version and restores it; the member reads it back. The test
 //! writes the "compte rendu des tests" (markdown: step, user, expected, observed).
 
+use sharekeep_tests::servers::{nt_status, Smbd};
 use sharekeep_tests::users::Accounts;
 use sharekeep_tests::{bin, ctl, open_scratch};
 use std::fmt::Write as _;
@@ -12,11 +13,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const PORT: u16 = 4450;
-
-/// A child process killed when dropped (smbd, sharekeepd).
-struct Smbd(Child);
-impl Drop for Smbd {
+/// A child process killed when dropped (sharekeepd).
+struct Killed(Child);
+impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
@@ -29,59 +28,6 @@ fn sharekeepctl(args: &[&str]) -> std::process::Output {
         .env_remove("SHAREKEEP_REPO")
         .output()
         .unwrap()
-}
-
-/// Runs smbclient commands as `user`; (success, output).
-fn smb(user: &str, password: &str, commands: &str) -> (bool, String) {
-    let out = Command::new("smbclient")
-        .arg("//127.0.0.1/commercial")
-        .args([
-            "-p",
-            &PORT.to_string(),
-            "-U",
-            &format!("{user}%{password}"),
-            "-c",
-            commands,
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .expect("smbclient (apt-get install smbclient)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // smbclient reports some refusals only in its output.
-    let failed = !out.status.success() || text.contains("NT_STATUS_");
-    (!failed, text)
-}
-
-/// The NT status smbclient reported, if any.
-fn nt_status(out: &str) -> Option<&str> {
-    let at = out.find("NT_STATUS_")?;
-    let rest = &out[at..];
-    Some(
-        &rest[..rest
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(rest.len())],
-    )
-}
-
-/// Lists the server's shares as `user`: succeeds only if the credentials are good (the positive
-/// control of a refusal: the same login is accepted, only the share or the action is refused).
-fn login_ok(user: &str, password: &str) -> bool {
-    Command::new("smbclient")
-        .args([
-            "-L",
-            "//127.0.0.1",
-            "-p",
-            &PORT.to_string(),
-            "-U",
-            &format!("{user}%{password}"),
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .is_ok_and(|o| o.status.success())
 }
 
 struct Report {
@@ -128,65 +74,24 @@ fn department_scenario_over_real_smb() {
     assert!(sharekeepctl(&["policy", "apply", p]).status.success());
 
     // smbd with its own folders, on loopback, an unprivileged port.
-    for sub in ["private", "state", "cache", "lock", "pid"] {
-        fs::create_dir_all(d.join("samba").join(sub)).unwrap();
-    }
     let include = d.join("samba/sharekeep.conf");
+    fs::create_dir_all(d.join("samba")).unwrap();
     assert!(
         sharekeepctl(&["samba", "export", p, "-o", include.to_str().unwrap()])
             .status
             .success()
     );
-    let s = |x: &str| d.join("samba").join(x).display().to_string();
-    let conf = d.join("samba/smb.conf");
-    fs::write(
-        &conf,
-        format!(
-            "[global]\n   server role = standalone server\n   interfaces = 127.0.0.1\n   bind interfaces only = yes\n   smb ports = {PORT}\n   disable netbios = yes\n   private dir = {}\n   state directory = {}\n   cache directory = {}\n   lock directory = {}\n   pid directory = {}\n   ncalrpc dir = {}/ncalrpc\n   log file = {}/log.%m\n   passdb backend = tdbsam:{}/passdb.tdb\n   map to guest = never\n   load printers = no\n   printing = bsd\n   printcap name = /dev/null\n   disable spoolss = yes\n   include = {}\n",
-            s("private"), s("state"), s("cache"), s("lock"), s("pid"), s("lock"), s("state"), s("private"), include.display()
-        ),
-    )
-    .unwrap();
     let password = "Mot-de-passe-1";
-    for u in ["adjoint", "alice", "bob", "eve"] {
-        let mut child = Command::new("smbpasswd")
-            .args(["-c", conf.to_str().unwrap(), "-a", "-s", &a.name(u)])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::io::Write::write_all(
-            child.stdin.as_mut().unwrap(),
-            format!("{password}\n{password}\n").as_bytes(),
-        )
-        .unwrap();
-        assert!(child.wait().unwrap().success(), "smbpasswd for {u}");
-    }
-    let _smbd = Smbd(
-        Command::new("smbd")
-            .args([
-                "--foreground",
-                "--no-process-group",
-                "-s",
-                conf.to_str().unwrap(),
-                "--debug-stdout",
-                "-d",
-                "0",
-            ])
-            .stdout(fs::File::create(d.join("samba/smbd.out")).unwrap())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("smbd (apt-get install samba)"),
-    );
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", PORT)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "smbd did not start: {}",
-            fs::read_to_string(d.join("samba/smbd.out")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let users: Vec<String> = ["adjoint", "alice", "bob", "eve"]
+        .iter()
+        .map(|u| a.name(u))
+        .collect();
+    let smbd = Smbd::start(d, &include, &users, password);
+    let conf = smbd.conf.clone();
+    let smb = |user: &str, password: &str, commands: &str| {
+        smbd.client("commercial", user, password, commands)
+    };
+    let login_ok = |user: &str, password: &str| smbd.login_ok(user, password);
     let check = sharekeepctl(&["samba", "check", p, "--smb-conf", conf.to_str().unwrap()]);
     assert!(
         check.status.success(),
@@ -443,9 +348,9 @@ fn department_scenario_over_real_smb() {
         .stderr(fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let mut daemon = Smbd(daemon); // killed on drop, also when a step fails
-                                   // The Previous Versions mount goes with the test, even when a step fails (a killed
-                                   // sharekeepd cannot unmount it); declared after the daemon, so dropped first.
+    let mut daemon = Killed(daemon); // killed on drop, also when a step fails
+                                     // The Previous Versions mount goes with the test, even when a step fails (a killed
+                                     // sharekeepd cannot unmount it); declared after the daemon, so dropped first.
     struct Detach(PathBuf);
     impl Drop for Detach {
         fn drop(&mut self) {
@@ -720,8 +625,9 @@ fn department_scenario_over_real_smb() {
     let report_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("reports");
     fs::create_dir_all(&report_dir).unwrap();
     let report = format!(
-        "# Compte rendu des tests — partage commercial sur SMB\n\nsmbd {} on 127.0.0.1:{PORT}, policy `policies/examples/commercial.toml`.\n\n| step | user | expected | observed |\n|---|---|---|---|\n{}",
+        "# Compte rendu des tests — partage commercial sur SMB\n\nsmbd {} on 127.0.0.1:{}, policy `policies/examples/commercial.toml`.\n\n| step | user | expected | observed |\n|---|---|---|---|\n{}",
         String::from_utf8_lossy(&Command::new("smbd").arg("--version").output().map(|o| o.stdout).unwrap_or_default()).trim(),
+        smbd.port,
         r.rows
     );
     let path = report_dir.join("samba-scenario.md");

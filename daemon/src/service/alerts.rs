@@ -11,6 +11,8 @@
 //!                            version stays enforced)
 //!            backup_too_old  no backup succeeded for longer than [backup] max_age
 //!            copy_failed     the last off-site copy (copy_to) failed
+//!            share_locked    the guard took write away (who, when, why, how many files,
+//!                            examples); resolved when an admin gives it back
 //! ```
 
 use super::config::{AlertsConfig, EmailConfig};
@@ -85,6 +87,34 @@ fn problems(inner: &Inner) -> BTreeMap<String, Event> {
             );
         }
         let Some(policy) = &s.policy else { continue };
+        let guard = super::guard::state::load(&inner.settings.state, name);
+        if !guard.locks.is_empty() {
+            let mut what = Vec::new();
+            for lock in &guard.locks {
+                let who = lock
+                    .user
+                    .as_deref()
+                    .unwrap_or("everyone (the writer could not be told)");
+                match guard.incidents.iter().find(|i| i.id == lock.incident) {
+                    Some(i) => what.push(format!(
+                        "write taken away from {who} since {}: {} by {}; {} entries changed, e.g. {} (incident {}; give write back with `sharekeepctl guard release --share {name}`)",
+                        lock.since,
+                        i.reason,
+                        i.user.as_deref().unwrap_or("an unknown process"),
+                        i.changes,
+                        i.examples.join(", "),
+                        i.id
+                    )),
+                    None => what.push(format!("write taken away from {who} since {}", lock.since)),
+                }
+            }
+            add(
+                "share_locked",
+                name,
+                policy.path.display().to_string(),
+                what.join("; "),
+            );
+        }
         let Some(plan) = &policy.backup else { continue };
         let path = policy.path.display().to_string();
         let st = state::load(&inner.settings.state, name);
@@ -156,6 +186,7 @@ fn subject(e: &Event) -> String {
         "copy_failed" => "off-site copy failed",
         "policy_broken" => "policy no longer loads",
         "backup_too_old" => "no recent backup",
+        "share_locked" => "SHARE LOCKED by its guard",
         other => other,
     };
     if e.state == "resolved" {

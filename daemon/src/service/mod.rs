@@ -22,6 +22,7 @@ mod alerts;
 pub mod config;
 mod drills;
 mod enforce;
+mod guard;
 mod jobs;
 pub mod schedule;
 mod server;
@@ -61,6 +62,8 @@ pub(crate) struct Counters {
     pub(crate) progress: Arc<sharekeep::LiveProgress>,
     /// Folders watched (set by the share's watcher thread).
     pub(crate) watches: Arc<std::sync::atomic::AtomicU64>,
+    /// How the guard watches the share (`fanotify`, or why it does not).
+    pub(crate) guard: Arc<Mutex<String>>,
 }
 
 /// A share the service manages (or knows about but cannot manage).
@@ -172,6 +175,11 @@ impl Inner {
                         .and_then(|b| b.copy_to.as_deref())
                         .map(sharekeep::redact_url),
                     last_copy: st.last_copy,
+                    locks: if details {
+                        guard::state::load(&self.settings.state, name).locks
+                    } else {
+                        Vec::new()
+                    },
                 }
             })
             .collect()
@@ -188,8 +196,11 @@ fn policy_fingerprint(p: &Policy) -> String {
 
 /// Loads (or reloads) every policy file; starts, restarts or stops the shares' tasks.
 pub(crate) async fn reload(inner: &Arc<Inner>) {
-    let dir = inner.settings.policies.clone();
-    let loaded = tokio::task::spawn_blocking(move || load_all(&dir))
+    let (dir, state) = (
+        inner.settings.policies.clone(),
+        inner.settings.state.clone(),
+    );
+    let loaded = tokio::task::spawn_blocking(move || load_all(&dir, Some(&state)))
         .await
         .expect("load task");
     let exported = update_shares(inner, loaded);
@@ -343,7 +354,7 @@ enum Loaded {
 
 /// Every policy file, validated one by one (a broken file does not affect the others), then
 /// the checks across files (a share overlapping an earlier one is refused).
-fn load_all(dir: &std::path::Path) -> Vec<Loaded> {
+fn load_all(dir: &std::path::Path, state: Option<&std::path::Path>) -> Vec<Loaded> {
     let files = match sharekeep_policies::policy_files(dir) {
         Ok(f) => f,
         Err(p) => {
@@ -375,8 +386,16 @@ fn load_all(dir: &std::path::Path) -> Vec<Loaded> {
             }),
         }
     }
-    for p in good {
-        let fp = policy_fingerprint(&p);
+    for mut p in good {
+        // The guard's locks (kept in the state folder) overlay the policy; a lock taken or
+        // lifted restarts the share with its new rights.
+        let mut fp = policy_fingerprint(&p);
+        if let Some(state) = state {
+            p.lockdown = guard::state::lockdown(state, &p.name);
+            if !p.lockdown.is_empty() {
+                fp = format!("{fp}+{:?}", p.lockdown);
+            }
+        }
         out.push(Loaded::Good(Box::new(p), fp));
     }
     out
@@ -418,7 +437,7 @@ pub fn check_config(settings: &Settings) -> (Vec<String>, bool) {
             settings.policies.display()
         )),
         Ok(_) => {
-            for l in load_all(&settings.policies) {
+            for l in load_all(&settings.policies, None) {
                 match l {
                     Loaded::Good(p, _) => {
                         if let Some(b) = &p.backup {
@@ -482,6 +501,14 @@ fn start_share(inner: &Arc<Inner>, policy: Arc<Policy>, counters: Arc<Mutex<Coun
         counters.clone(),
         stop.clone(),
     ))];
+    if policy.guard.is_some() {
+        tasks.push(tokio::spawn(guard::guard(
+            inner.clone(),
+            policy.clone(),
+            counters.lock().expect("lock").guard.clone(),
+            stop.clone(),
+        )));
+    }
     let versions = versions::Slot::default();
     if policy.backup.is_some() {
         tasks.push(tokio::spawn(jobs::scheduler(

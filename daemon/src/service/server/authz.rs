@@ -359,6 +359,8 @@ mod tests {
             ],
             backup: None,
             samba: Samba::default(),
+            guard: None,
+            lockdown: Default::default(),
         })
     }
 

@@ -4,6 +4,7 @@
 //! paths.
 
 mod backup;
+mod guard;
 mod history;
 mod maintenance;
 mod restore;
@@ -218,5 +219,7 @@ pub(crate) async fn handle(
         Request::Check { read_data, .. } => maintenance::check(ctx, read_data, w).await,
         Request::Drill { sample, .. } => maintenance::drill(ctx, sample, w).await,
         Request::Report { from, to, .. } => maintenance::report(ctx, from, to).await,
+        Request::Guard { .. } => guard::status(ctx).await,
+        Request::GuardRelease { user, .. } => guard::release(ctx, user).await,
     })
 }

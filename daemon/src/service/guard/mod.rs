@@ -1,0 +1,407 @@
+//! The share that defends itself (`[guard]` in its policy): mass changes noticed as they
+//! happen, attributed to the member who makes them, and write taken away from them within a
+//! moment.
+//!
+//! ```text
+//! thread guard-<share>:  fanotify on the share's filesystem (fanotify.rs)
+//!   each change inside the share, by a process other than root's and ours:
+//!     written -> its first and last 4 KiB sampled by handle (sample.rs)
+//!     -> the detector (detect.rs): per user, a sliding minute against the [guard] limits
+//!   a limit reached -> Trigger to the task below; that user's later changes follow it
+//! task:
+//!   Trigger -> incident recorded (<state>/guard/<share>.json, its changes in .jsonl);
+//!              with action = "lock": a lock for the user (everyone when unknown), then the
+//!              policies reloaded: the share's policy carries the lockdown (its ACLs name the
+//!              user read-only, the Samba include lists them in `read list`), and a full
+//!              reconcile applies it at once
+//!   status shows the lock; the alert `share_locked` fires; `guard release` lifts it
+//! ```
+
+pub(crate) mod detect;
+mod fanotify;
+mod sample;
+pub(crate) mod state;
+
+use super::Inner;
+use detect::{Change, Detector, Kind, Trigger};
+use fanotify::{Fanotify, RawEvent};
+use sharekeep::protocol::{GuardLock, Incident};
+use sharekeep_policies::{GuardAction, Policy};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// What the reader thread tells the task.
+enum Note {
+    /// A limit reached.
+    Trigger(Trigger),
+    /// More changes by a triggered user (for their incident's record).
+    More(Option<u32>, Vec<Change>),
+    /// How the share is watched.
+    Watching(String),
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+/// Reads a written file's ends by its handle (never by name: it may be renamed already).
+fn sample(fan: &Fanotify, ev: &RawEvent, name: &str) -> bool {
+    use std::os::unix::fs::FileExt;
+    let Some(h) = &ev.file else { return false };
+    let Ok(fd) = fan.open(
+        h,
+        libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY,
+    ) else {
+        return false;
+    };
+    let file = std::fs::File::from(fd);
+    let Ok(meta) = file.metadata() else {
+        return false;
+    };
+    if !meta.is_file() {
+        return false;
+    }
+    let size = meta.len();
+    let mut head = vec![0u8; sample::SAMPLE.min(size as usize)];
+    if file.read_exact_at(&mut head, 0).is_err() {
+        return false;
+    }
+    let tail_len = sample::SAMPLE.min(size as usize);
+    let mut tail = vec![0u8; tail_len];
+    if file
+        .read_exact_at(&mut tail, size - tail_len as u64)
+        .is_err()
+    {
+        return false;
+    }
+    sample::looks_encrypted(&sample::extension(name), &head, &tail)
+}
+
+fn join(dir: &Path, name: &[u8]) -> String {
+    let name = String::from_utf8_lossy(name);
+    if dir.as_os_str().is_empty() {
+        name.into_owned()
+    } else {
+        format!("{}/{name}", dir.to_string_lossy())
+    }
+}
+
+/// The changes one event stands for (none when outside the share, or by root or us).
+fn changes(fan: &mut Fanotify, root: &Path, me: i32, ev: &RawEvent) -> Vec<Change> {
+    let mut out = Vec::new();
+    if ev.pid == me {
+        return out;
+    }
+    if ev.is(libc::FAN_ONDIR) {
+        if ev.is(libc::FAN_RENAME) {
+            // Paths below the folder changed.
+            fan.forget_paths();
+        }
+        return out;
+    }
+    let Some((dir, name)) = &ev.dir else {
+        return out;
+    };
+    let Some(rel_dir) = fan.dir_path(dir, root) else {
+        tracing::trace!(?dir, "guard: outside");
+        return out;
+    };
+    let uid = fanotify::fsuid(ev.pid);
+    if uid == Some(0) {
+        return out;
+    }
+    let path = join(&rel_dir, name);
+    let at_ms = now_ms();
+    let mut push = |kind| {
+        out.push(Change {
+            at_ms,
+            uid,
+            path: path.clone(),
+            kind,
+        })
+    };
+    if ev.is(libc::FAN_CREATE) {
+        push(Kind::Created);
+    }
+    if ev.is(libc::FAN_RENAME) {
+        let from = ev
+            .old
+            .as_ref()
+            .and_then(|(d, n)| fan.dir_path(d, root).map(|p| join(&p, n)));
+        match from {
+            Some(from) => push(Kind::Renamed { from }),
+            // Moved in from outside the share: new here.
+            None => push(Kind::Created),
+        }
+    }
+    if ev.is(libc::FAN_CLOSE_WRITE) {
+        let suspicious = sample(fan, ev, &String::from_utf8_lossy(name));
+        push(Kind::Written { suspicious });
+    }
+    if ev.is(libc::FAN_DELETE) {
+        push(Kind::Deleted);
+    }
+    out
+}
+
+/// The reader thread: fanotify -> detector -> the task, until `stop`.
+fn watch(
+    root: PathBuf,
+    guard: sharekeep_policies::Guard,
+    already: Vec<Option<u32>>,
+    tx: mpsc::UnboundedSender<Note>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut fan = match Fanotify::new(&root) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = tx.send(Note::Watching(format!(
+                "not watched: fanotify refused ({e}); the guard needs root and Linux 5.17 or later"
+            )));
+            return;
+        }
+    };
+    let _ = tx.send(Note::Watching("fanotify".into()));
+    let mut detector = Detector::new(guard);
+    for uid in already {
+        detector.set_triggered(uid);
+    }
+    let mut triggered: HashSet<Option<u32>> = HashSet::new();
+    let me = std::process::id() as i32;
+    let mut buf = vec![0u8; 256 * 1024];
+    while !stop.load(Ordering::Relaxed) {
+        let events = match fan.read(&mut buf, 200) {
+            Ok(e) => e,
+            Err(e) => {
+                let _ = tx.send(Note::Watching(format!("stopped: {e}")));
+                return;
+            }
+        };
+        let mut more: HashMap<Option<u32>, Vec<Change>> = HashMap::new();
+        for ev in &events {
+            tracing::trace!(mask = ev.mask, pid = ev.pid, "guard: event");
+            for c in changes(&mut fan, &root, me, ev) {
+                tracing::trace!(?c, "guard: change");
+                if triggered.contains(&c.uid) {
+                    more.entry(c.uid).or_default().push(c.clone());
+                }
+                if let Some(t) = detector.observe(c) {
+                    triggered.insert(t.uid);
+                    let _ = tx.send(Note::Trigger(t));
+                }
+            }
+        }
+        for (uid, list) in more {
+            let _ = tx.send(Note::More(uid, list));
+        }
+    }
+}
+
+/// The guard task of one share (started when its policy has `[guard]`).
+pub(crate) async fn guard(
+    inner: Arc<Inner>,
+    policy: Arc<Policy>,
+    watching: Arc<Mutex<String>>,
+    stop: CancellationToken,
+) {
+    let Some(g) = policy.guard.clone() else {
+        return;
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel::<Note>();
+    let stop_thread = Arc::new(AtomicBool::new(false));
+    struct StopOnDrop(Arc<AtomicBool>);
+    impl Drop for StopOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    let _stop = StopOnDrop(stop_thread.clone());
+    let state_dir = inner.settings.state.clone();
+    let already: Vec<Option<u32>> = {
+        let (s, n) = (state_dir.clone(), policy.name.clone());
+        tokio::task::spawn_blocking(move || state::load(&s, &n))
+            .await
+            .map(|s| s.locks.iter().map(|l| l.uid).collect())
+            .unwrap_or_default()
+    };
+    let root = policy.path.clone();
+    let spawned = std::thread::Builder::new()
+        .name(format!("guard-{}", policy.name))
+        .spawn(move || watch(root, g, already, tx, stop_thread));
+    if let Err(e) = spawned {
+        *watching.lock().expect("lock") = format!("not watched: {e}");
+        return;
+    }
+    // The incident each triggered user's later changes go to.
+    let mut open: HashMap<Option<u32>, String> = HashMap::new();
+    loop {
+        let note = tokio::select! {
+            _ = stop.cancelled() => return,
+            n = rx.recv() => match n {
+                Some(n) => n,
+                None => return,
+            },
+        };
+        match note {
+            Note::Watching(how) => {
+                if how != "fanotify" {
+                    tracing::error!(share = %policy.name, "guard: {how}");
+                }
+                *watching.lock().expect("lock") = how;
+            }
+            Note::Trigger(t) => {
+                let (inner2, p) = (inner.clone(), policy.clone());
+                let uid = t.uid;
+                match tokio::task::spawn_blocking(move || respond(&inner2, &p, t)).await {
+                    Ok(Ok((id, locked))) => {
+                        open.insert(uid, id);
+                        if locked {
+                            // The policy is reloaded with the lockdown (this task among the
+                            // share's is restarted by it).
+                            let inner = inner.clone();
+                            tokio::spawn(async move { super::reload(&inner).await });
+                        }
+                    }
+                    Ok(Err(e)) => {
+                        tracing::error!(share = %policy.name, "guard: cannot record the incident: {e}")
+                    }
+                    Err(e) => tracing::error!(share = %policy.name, "guard: {e}"),
+                }
+            }
+            Note::More(uid, list) => {
+                let Some(id) = open.get(&uid).cloned() else {
+                    continue;
+                };
+                let (s, n) = (state_dir.clone(), policy.name.clone());
+                let _ = tokio::task::spawn_blocking(move || record_more(&s, &n, &id, &list)).await;
+            }
+        }
+    }
+}
+
+/// Adds changes to an open incident (its record, its count).
+fn record_more(state_dir: &Path, share: &str, id: &str, list: &[Change]) {
+    if let Err(e) = state::append_changes(state_dir, share, id, list) {
+        tracing::error!(share, "guard: cannot record changes of incident {id}: {e}");
+    }
+    let mut st = state::load(state_dir, share);
+    if let Some(i) = st.incidents.iter_mut().find(|i| i.id == id) {
+        i.changes += list.len() as u64;
+        let _ = state::save(state_dir, share, &st);
+    }
+}
+
+fn rfc3339_ms(ms: u64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms as i64)
+        .map(|t| t.with_timezone(&chrono::Local).to_rfc3339())
+        .unwrap_or_default()
+}
+
+/// Records the incident and, with `action = "lock"`, the lock; (incident id, locked).
+fn respond(inner: &Inner, policy: &Policy, t: Trigger) -> std::io::Result<(String, bool)> {
+    let state_dir = &inner.settings.state;
+    let now = chrono::Local::now();
+    let user = t.uid.and_then(|u| {
+        nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(u))
+            .ok()
+            .flatten()
+    });
+    let name = user.as_ref().map(|u| u.name.clone());
+    let who = match (&name, t.uid) {
+        (Some(n), _) => n.clone(),
+        (None, Some(uid)) => format!("uid {uid}"),
+        (None, None) => "an unknown process".into(),
+    };
+    let id = format!(
+        "{}-{}",
+        now.format("%Y%m%d-%H%M%S"),
+        name.clone()
+            .or(t.uid.map(|u| u.to_string()))
+            .unwrap_or_else(|| "unknown".into())
+    );
+    let locked = policy.guard.as_ref().map(|g| g.action) == Some(GuardAction::Lock);
+    let mut examples: Vec<String> = Vec::new();
+    for c in t.changes.iter().rev() {
+        if !examples.contains(&c.path) {
+            examples.push(c.path.clone());
+        }
+        if examples.len() == 5 {
+            break;
+        }
+    }
+    let incident = Incident {
+        id: id.clone(),
+        user: name.clone(),
+        uid: t.uid,
+        reason: t.reason.clone(),
+        started: rfc3339_ms(t.first_ms),
+        detected: now.to_rfc3339(),
+        locked,
+        changes: t.changes.len() as u64,
+        examples,
+        released: None,
+    };
+    state::append_changes(state_dir, &policy.name, &id, &t.changes)?;
+    let mut st = state::load(state_dir, &policy.name);
+    st.incidents.push(incident);
+    if locked {
+        st.locks.push(GuardLock {
+            // A uid that does not resolve cannot get a named ACL entry: everyone is locked.
+            user: name.clone(),
+            uid: if name.is_some() { t.uid } else { None },
+            since: now.to_rfc3339(),
+            incident: id.clone(),
+        });
+    }
+    state::save(state_dir, &policy.name, &st)?;
+    if locked {
+        tracing::error!(
+            share = %policy.name,
+            incident = %id,
+            "guard: {} by {who}: write taken away from {}",
+            t.reason,
+            if name.is_some() { who.as_str() } else { "everyone" }
+        );
+    } else {
+        tracing::error!(share = %policy.name, incident = %id, "guard: {} by {who} (action = alert: nothing locked)", t.reason);
+    }
+    Ok((id, locked))
+}
+
+/// Lifts the share's locks (all, or `user`'s: a name or a uid); what was lifted.
+pub(crate) fn release(
+    state_dir: &Path,
+    share: &str,
+    user: Option<&str>,
+) -> Result<Vec<GuardLock>, String> {
+    let mut st = state::load(state_dir, share);
+    let (lifted, kept): (Vec<GuardLock>, Vec<GuardLock>) =
+        st.locks.drain(..).partition(|l| match user {
+            None => true,
+            Some(u) => {
+                l.user.as_deref() == Some(u) || l.uid.map(|n| n.to_string()).as_deref() == Some(u)
+            }
+        });
+    if lifted.is_empty() {
+        return Err(match user {
+            Some(u) => format!("no lock on share `{share}` for `{u}`"),
+            None => format!("share `{share}` has no lock"),
+        });
+    }
+    st.locks = kept;
+    let now = chrono::Local::now().to_rfc3339();
+    for l in &lifted {
+        if let Some(i) = st.incidents.iter_mut().find(|i| i.id == l.incident) {
+            i.released = Some(now.clone());
+        }
+    }
+    state::save(state_dir, share, &st).map_err(|e| e.to_string())?;
+    Ok(lifted)
+}

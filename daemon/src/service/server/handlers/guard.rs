@@ -1,0 +1,67 @@
+//! `guard` (a share's locks and incidents) and `guard release` (write given back, the policy's
+//! rights applied again): root and the share's admins (the authorisation table refuses
+//! members).
+
+use super::Ctx;
+use sharekeep::protocol::{GuardReport, Response};
+
+pub(super) async fn status(ctx: &Ctx<'_>) -> Response {
+    let policy = ctx.policy();
+    let watching = {
+        let shares = ctx.inner.shares.lock().expect("lock");
+        shares
+            .get(&policy.name)
+            .map(|s| s.counters.lock().expect("lock").guard.clone())
+            .map(|g| g.lock().expect("lock").clone())
+            .unwrap_or_default()
+    };
+    let state = ctx.inner.settings.state.clone();
+    let name = policy.name.clone();
+    let st = tokio::task::spawn_blocking(move || crate::service::guard::state::load(&state, &name))
+        .await
+        .unwrap_or_default();
+    Response::Guard(Box::new(GuardReport {
+        share: policy.name.clone(),
+        enabled: policy.guard.is_some(),
+        watching: if policy.guard.is_none() {
+            "off: the policy has no [guard]".into()
+        } else if watching.is_empty() {
+            "starting".into()
+        } else {
+            watching
+        },
+        locks: st.locks,
+        incidents: st.incidents,
+    }))
+}
+
+pub(super) async fn release(ctx: &Ctx<'_>, user: Option<String>) -> Response {
+    let policy = ctx.policy();
+    let state = ctx.inner.settings.state.clone();
+    let name = policy.name.clone();
+    let u = user.clone();
+    let lifted = tokio::task::spawn_blocking(move || {
+        crate::service::guard::release(&state, &name, u.as_deref())
+    })
+    .await;
+    match lifted {
+        Ok(Ok(locks)) => {
+            let who: Vec<String> = locks
+                .iter()
+                .map(|l| l.user.clone().unwrap_or_else(|| "everyone".into()))
+                .collect();
+            tracing::warn!(uid = ctx.who.uid, share = %policy.name, "guard: write given back to {}", who.join(", "));
+            // The policy's rights again: the share restarts without the lockdown.
+            crate::service::reload(ctx.inner).await;
+            Response::Ok {
+                message: format!(
+                    "write given back to {} on share `{}`: the policy's rights apply again",
+                    who.join(", "),
+                    policy.name
+                ),
+            }
+        }
+        Ok(Err(e)) => Response::error("not_found", e),
+        Err(e) => Response::error("io", e.to_string()),
+    }
+}

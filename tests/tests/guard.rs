@@ -1,0 +1,282 @@
+//! The share that defends itself: an attacker simulated as a real member over the real smbd
+//! (`smbclient`) rewrites the scale-0.05 department folder with random bytes, renames each
+//! file to `*.locked` and drops a ransom note in each folder; sharekeepd's guard sees it
+//! through fanotify, attributes it to that member, and takes their write away. A working day
+//! of edits at full speed raises nothing.
+
+use crate::daemon::{eventually, Daemon, PATIENCE};
+use sharekeep_tests::dataset;
+use sharekeep_tests::servers::{nt_status, Smbd};
+use sharekeep_tests::users::Accounts;
+use sharekeep_tests::{bin, example_commercial, open_scratch};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const PASSWORD: &str = "Mot-de-passe-1";
+
+/// The department's share (the scale-0.05 folder in Propositions, where members write),
+/// its policy with `[guard]` in `dir/policies`.
+fn department(a: &Accounts, dir: &Path) -> PathBuf {
+    let share = dir.join("commercial");
+    fs::create_dir_all(share.join("Tarifs")).unwrap();
+    dataset::create(&share.join("Propositions"), 0.05, 91).unwrap();
+    fs::create_dir_all(dir.join("policies")).unwrap();
+    let mut policy = example_commercial(a, &share, &dir.join("repo"));
+    if !policy.contains("[guard]") {
+        policy += "\n[guard]\n";
+    }
+    fs::write(dir.join("policies/commercial.toml"), policy).unwrap();
+    share
+}
+
+fn guard_status(d: &Daemon) -> serde_json::Value {
+    let r = d.ctl(&["guard", "status", "--share", "commercial", "--json"]);
+    assert!(r.code == 0 || r.code == 3, "{}{}", r.stdout, r.stderr);
+    r.json()
+}
+
+/// Waits until the guard watches the share and the rights were applied once.
+fn ready(d: &Daemon) {
+    eventually("the guard watching", PATIENCE, || {
+        guard_status(d)["watching"] == "fanotify"
+    });
+    eventually("the first reconcile", PATIENCE, || {
+        d.ctl(&["status", "--json"]).json()[0]["last_reconcile"].is_string()
+    });
+}
+
+/// Paths that can be quoted in an smbclient or sh command line as they are.
+fn quotable(files: Vec<PathBuf>) -> impl Iterator<Item = PathBuf> {
+    files.into_iter().filter(|p| {
+        let t = p.to_string_lossy();
+        !t.contains(['"', '\'', ';', '\\'])
+    })
+}
+
+fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut rng = dataset::Rng::new(seed);
+    (0..n).map(|_| rng.next_u64() as u8).collect()
+}
+
+#[test]
+fn a_member_encrypting_the_share_over_smb_is_locked_out_within_seconds() {
+    let a = Accounts::department();
+    let tmp = open_scratch();
+    let d = tmp.path();
+    let share = department(&a, d);
+    let props = share.join("Propositions");
+    let originals: Vec<(PathBuf, Vec<u8>)> = quotable(dataset::all_files(&props).unwrap())
+        .take(500)
+        .map(|p| {
+            let data = fs::read(&p).unwrap();
+            (p, data)
+        })
+        .collect();
+    assert_eq!(originals.len(), 500);
+
+    fs::create_dir_all(d.join("samba")).unwrap();
+    let include = d.join("samba/sharekeep.conf");
+    let export = Command::new(bin("sharekeepctl"))
+        .args(["samba", "export"])
+        .arg(d.join("policies/commercial.toml"))
+        .arg("-o")
+        .arg(&include)
+        .output()
+        .unwrap();
+    assert!(export.status.success());
+    let users: Vec<String> = ["adjoint", "alice", "bob", "eve"]
+        .iter()
+        .map(|u| a.name(u))
+        .collect();
+    let smbd = Smbd::start(d, &include, &users, PASSWORD);
+    let alerts = d.join("alerts.jsonl");
+    let daemon = Daemon::start_with(
+        d,
+        Some(&format!(
+            "samba_manage = true\nsamba_include = {:?}\nsamba_conf = {:?}\n[alerts]\ncommand = \"cat >> {}\"\ncheck_every_secs = 1\n",
+            include.display().to_string(),
+            smbd.conf.display().to_string(),
+            alerts.display()
+        )),
+    );
+    ready(&daemon);
+    let (alice, bob) = (a.name("alice"), a.name("bob"));
+    let smb = |user: &str, commands: &str| smbd.client("commercial", user, PASSWORD, commands);
+    let local = |name: &str, data: &[u8]| {
+        let f = d.join(name);
+        fs::write(&f, data).unwrap();
+        f.display().to_string()
+    };
+    // Positive control: alice writes in Propositions before the attack.
+    let before = local("before.txt", b"un devis de plus");
+    let (ok, out) = smb(
+        &alice,
+        &format!("put \"{before}\" \"Propositions/avant.txt\""),
+    );
+    assert!(ok, "alice may write before the attack: {out}");
+
+    // The attack: 10 files per connection, as fast as smbclient goes.
+    let payload = local("payload.bin", &random_bytes(64 * 1024, 5));
+    let note = local(
+        "note.txt",
+        b"Vos fichiers sont chiffres. Payez pour les recuperer.\n",
+    );
+    let mut noted = std::collections::HashSet::new();
+    let start = Instant::now();
+    let mut stopped = None;
+    for chunk in originals.chunks(10) {
+        let mut cmds = String::new();
+        for (p, _) in chunk {
+            let rel = p.strip_prefix(&share).unwrap().display().to_string();
+            cmds += &format!("put \"{payload}\" \"{rel}\"; rename \"{rel}\" \"{rel}.locked\"; ");
+            let folder = Path::new(&rel).parent().unwrap().display().to_string();
+            if noted.insert(folder.clone()) {
+                cmds += &format!("put \"{note}\" \"{folder}/LISEZ-MOI-RANCON.txt\"; ");
+            }
+        }
+        let (ok, out) = smb(&alice, &cmds);
+        if !ok {
+            assert_eq!(
+                nt_status(&out),
+                Some("NT_STATUS_ACCESS_DENIED"),
+                "a refusal, not another failure: {out}"
+            );
+            stopped = Some(start.elapsed());
+            break;
+        }
+    }
+    let stopped = stopped.expect("the attacker was never stopped");
+    let damaged = originals
+        .iter()
+        .filter(|(p, data)| fs::read(p).ok().as_ref() != Some(data))
+        .count();
+    eprintln!("guard: attacker refused after {stopped:?}, {damaged} of 500 files damaged");
+    assert!(stopped < Duration::from_secs(5), "locked after {stopped:?}");
+    assert!(damaged < 100, "{damaged} files damaged before the lock");
+    assert!(damaged > 0, "the attack did start");
+
+    // The member's next write is refused over SMB; she may still read; bob still writes.
+    let (ok, out) = smb(
+        &alice,
+        &format!("put \"{before}\" \"Propositions/apres.txt\""),
+    );
+    assert!(
+        !ok && nt_status(&out) == Some("NT_STATUS_ACCESS_DENIED"),
+        "{out}"
+    );
+    assert!(!props.join("apres.txt").exists());
+    let got = d.join("got.txt");
+    let (ok, out) = smb(
+        &alice,
+        &format!("get \"Propositions/avant.txt\" \"{}\"", got.display()),
+    );
+    assert!(ok, "alice still reads: {out}");
+    let (ok, out) = smb(&bob, &format!("put \"{before}\" \"Propositions/bob.txt\""));
+    assert!(ok, "bob still writes: {out}");
+
+    // status (red words), the guard's record, the alert.
+    let status = daemon.ctl(&["status"]);
+    assert_eq!(status.code, 3, "a lock is a warning: {}", status.stdout);
+    assert!(
+        status
+            .stdout
+            .contains(&format!("LOCKED: write taken away from {alice}")),
+        "{}",
+        status.stdout
+    );
+    let g = guard_status(&daemon);
+    assert_eq!(g["locks"][0]["user"], alice.as_str(), "{g}");
+    let incident = &g["incidents"][0];
+    assert_eq!(incident["user"], alice.as_str(), "{g}");
+    assert_eq!(incident["locked"], true);
+    assert!(incident["examples"].as_array().unwrap().len() >= 3, "{g}");
+    let id = incident["id"].as_str().unwrap().to_string();
+    let record =
+        fs::read_to_string(d.join("state/guard/commercial").join(format!("{id}.jsonl"))).unwrap();
+    assert!(record.contains(".locked"), "the renames are recorded");
+    eventually("the share_locked alert", PATIENCE, || {
+        fs::read_to_string(&alerts)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.contains("\"share_locked\"") && l.contains(&alice))
+    });
+
+    // A member may not release; an admin (root here) gives write back.
+    let (ok, out) = a.sh_as(
+        "bob",
+        &format!(
+            "{} --socket {} guard release --share commercial",
+            bin("sharekeepctl").display(),
+            daemon.socket.display()
+        ),
+    );
+    assert!(!ok && out.contains("only root and the admins"), "{out}");
+    let released = daemon.ctl(&[
+        "guard",
+        "release",
+        "--share",
+        "commercial",
+        "--user",
+        &alice,
+    ]);
+    assert_eq!(released.code, 0, "{}{}", released.stdout, released.stderr);
+    eventually("alice writes again", PATIENCE, || {
+        smb(
+            &alice,
+            &format!("put \"{before}\" \"Propositions/apres.txt\""),
+        )
+        .0
+    });
+    assert!(guard_status(&daemon)["incidents"][0]["released"].is_string());
+}
+
+#[test]
+fn a_working_day_of_edits_at_full_speed_raises_nothing() {
+    let a = Accounts::department();
+    let tmp = open_scratch();
+    let d = tmp.path();
+    let share = department(&a, d);
+    let daemon = Daemon::start(d);
+    ready(&daemon);
+    // The assistant (the share's owner) works through a day at full speed.
+    let props = share.join("Propositions");
+    let (ok, out) = a.sh_as(
+        "adjoint",
+        &format!(
+            "{} edit '{}' --round 1",
+            bin("sk-dataset").display(),
+            props.display()
+        ),
+    );
+    assert!(ok, "{out}");
+    // Positive control, after the day in the same event stream: bob renames 30 documents to
+    // one new extension (20 trigger). When his incident is recorded, the day was seen whole.
+    let files: Vec<PathBuf> = quotable(dataset::all_files(&props).unwrap())
+        .take(30)
+        .collect();
+    let script: String = files
+        .iter()
+        .map(|p| format!("mv '{}' '{}.crypt'; ", p.display(), p.display()))
+        .collect();
+    // (The last ones may be refused already: the lock can come before the 30th.)
+    a.sh_as("bob", &script);
+    eventually("bob's incident", PATIENCE, || {
+        !guard_status(&daemon)["incidents"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    });
+    let g = guard_status(&daemon);
+    let incidents = g["incidents"].as_array().unwrap();
+    assert_eq!(incidents.len(), 1, "the day raised nothing: {g}");
+    assert_eq!(incidents[0]["user"], a.name("bob").as_str(), "{g}");
+    assert!(
+        incidents[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("renamed to .crypt"),
+        "{g}"
+    );
+}
