@@ -97,6 +97,9 @@ impl<'r> PackWriter<'r> {
         open.builder
             .add(blob_type, id, compression, stored, raw_len)
             .at(&open.path)?;
+        if blob_type == BlobType::Tree {
+            self.repo.cache_tree(&id, stored);
+        }
         if open.builder.size() >= self.repo.config().pack_size {
             let full = self.open.take().expect("open");
             return seal(full).map(Some);

@@ -496,14 +496,27 @@ impl Repository {
         }
     }
 
+    /// Where a remote repository keeps tree `id` locally (`None`: a local repository).
+    fn tree_cache_path(&self, id: &Id) -> Option<PathBuf> {
+        let dir = self.tree_cache.as_ref()?;
+        let hex = id.to_hex();
+        Some(dir.join(&hex[..2]).join(hex))
+    }
+
+    /// Keeps a tree this process stores (its stored bytes, as in the pack) in the local cache
+    /// of a remote repository: the next backup compares with it without a request.
+    pub(crate) fn cache_tree(&self, id: &Id, stored: &[u8]) {
+        if let Some(path) = self.tree_cache_path(id) {
+            // A cache that cannot be written only costs requests.
+            let _ = crate::atomic::write_atomic(&path, stored, 0o600);
+        }
+    }
+
     /// Reads one blob, checking it against its hash.
     pub fn read_blob(&self, id: &Id) -> Result<Vec<u8>> {
         let (name, entry) = self.locate(id)?;
-        let cached = match &self.tree_cache {
-            Some(dir) if entry.blob_type == BlobType::Tree => {
-                let hex = id.to_hex();
-                Some(dir.join(&hex[..2]).join(hex))
-            }
+        let cached = match entry.blob_type {
+            BlobType::Tree => self.tree_cache_path(id),
             _ => None,
         };
         if let Some(path) = &cached {
@@ -572,6 +585,14 @@ impl Repository {
     /// Reads a blob's stored bytes and drops them: the page cache has them when it is read
     /// for real (prefetching). Errors are for the real read to report.
     pub(crate) fn warm_blob(&self, id: &Id) {
+        if let Some(path) = self.tree_cache_path(id) {
+            // A remote repository: its tree cache is the warm copy (a read fills it), and a
+            // read of the store would cost a request for what the cache may hold already.
+            if !path.exists() {
+                let _ = self.read_blob(id);
+            }
+            return;
+        }
         let found = self.index().get(id);
         if let Some((pack, e)) = found {
             let _ = self.backend.read_at(

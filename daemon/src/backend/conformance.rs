@@ -100,23 +100,24 @@ fn basics(b: &dyn Backend) -> Result<(), String> {
     Ok(())
 }
 
+/// A key slot (named, not content-addressed) is never replaced.
 fn never_replaces(b: &dyn Backend) -> Result<(), String> {
-    b.write(FileKind::Index, "i1", b"first")
+    b.write(FileKind::Key, "i1", b"first")
         .map_err(|e| fail("write", e))?;
-    // The same name and size: the same file (names are hashes), a retried upload.
-    b.write(FileKind::Index, "i1", b"first")
+    // The same name and size: the same file, a retried upload.
+    b.write(FileKind::Key, "i1", b"first")
         .map_err(|e| fail("writing the same file again", e))?;
-    if b.write(FileKind::Index, "i1", b"other content").is_ok() {
+    if b.write(FileKind::Key, "i1", b"other content").is_ok() {
         return Err("a file was replaced by other content".into());
     }
-    let got = b.read(FileKind::Index, "i1").map_err(|e| fail("read", e))?;
+    let got = b.read(FileKind::Key, "i1").map_err(|e| fail("read", e))?;
     if got != b"first" {
         return Err(fail(
             "after a refused overwrite",
             String::from_utf8_lossy(&got),
         ));
     }
-    b.remove(FileKind::Index, "i1")
+    b.remove(FileKind::Key, "i1")
         .map_err(|e| fail("remove", e))?;
     Ok(())
 }

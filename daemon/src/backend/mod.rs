@@ -98,6 +98,13 @@ pub enum FileKind {
 }
 
 impl FileKind {
+    /// Whether a file of this kind is named by the hash of its content (packs, index,
+    /// snapshot and lock files; not the config nor key slots): writing one again under its
+    /// name writes the same content.
+    pub fn content_addressed(self) -> bool {
+        !matches!(self, FileKind::Config | FileKind::Key)
+    }
+
     /// The kinds listed when walking a repository.
     pub const ALL: [FileKind; 4] = [
         FileKind::Pack,

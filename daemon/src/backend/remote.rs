@@ -9,8 +9,8 @@
 //! - **Never replaced**: S3 writes carry `If-None-Match: *` where the store honours it (AWS,
 //!   MinIO, Ceph; probed once per store and remembered in the cache); where it does not
 //!   (Garage 2.5 ignores it), and over SFTP (whose rename replaces), the name is looked up
-//!   first (but for packs: a pack's name is the hash of its bytes, so a second write of it is
-//!   the same file). A name that exists already with the same size is the same file (names
+//!   first, for the config and key slots (the other files are named by the hash of their
+//!   content: a second write of one is the same file). A name that exists already with the same size is the same file (names
 //!   are hashes of content): a retried upload whose first answer was lost succeeds.
 //! - **Retries**: transient errors (connection refused or reset, 5xx, throttling) are retried
 //!   with jittered exponential backoff, 6 attempts over about 30 s, then reported.
@@ -352,10 +352,11 @@ impl RemoteBackend {
     fn put(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
         let path = Self::path(kind, name);
         let conditional = !self.sftp && self.conditional_writes();
-        // A pack's name is the sha256 of its bytes: writing one over an existing one of the
-        // same name changes nothing, so it is not looked up first (one request fewer per pack,
-        // which object stores bill).
-        if !conditional && kind != FileKind::Pack {
+        // Packs, index, snapshot and lock files are named by the hash of their content:
+        // writing one over an existing one of the same name changes nothing, so they are not
+        // looked up first (a request fewer each, which object stores bill; a missing name
+        // costs OpenDAL two). The config and key slots are.
+        if !conditional && !kind.content_addressed() {
             match self.existing(&path)? {
                 Some(len) if len == data.len() as u64 => {
                     self.cache_put(kind, name, data);
