@@ -428,6 +428,14 @@ pub fn guard(out: &mut dyn Write, r: &sharekeep::protocol::GuardReport) -> Resul
                 None => "alert only".to_string(),
             }
         )?;
+        match &i.pinned {
+            Some(p) => writeln!(
+                out,
+                "    last good snapshot {} pinned (tag guard: retention keeps it)",
+                &p[..p.len().min(8)]
+            )?,
+            None => writeln!(out, "    no snapshot before the attack to pin")?,
+        }
         for e in &i.examples {
             writeln!(out, "    e.g. {e}")?;
         }

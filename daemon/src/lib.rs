@@ -36,6 +36,7 @@ mod restore;
 mod retention;
 mod snapshot;
 mod stream;
+mod tag;
 mod tree;
 
 pub use atomic::write_atomic;
@@ -70,4 +71,5 @@ pub use restore::{
 pub use retention::{apply_rules, Decision, KeepRules};
 pub use snapshot::{Selector, Snapshot, Summary, PRE_RESTORE_TAG};
 pub use stream::{send_selection, FrameSink, StreamOptions, Visibility};
+pub use tag::{add_tag, GUARD_TAG, INCIDENT_TAG};
 pub use tree::{Bytes, Node, NodeKind, Tree, Xattr};

@@ -274,6 +274,9 @@ pub struct Incident {
     /// When an admin gave write back (RFC 3339).
     #[serde(default)]
     pub released: Option<String>,
+    /// The last snapshot before the attack, tagged `guard`: retention keeps it.
+    #[serde(default)]
+    pub pinned: Option<String>,
 }
 
 /// A share's guard, as `guard status` shows it.

@@ -9,6 +9,8 @@
 //!   within D    keep every snapshot newer than now - D
 //!   tags T      keep every snapshot carrying one of T
 //!   min days M  keep every snapshot younger than M days, whatever the rules say (legal floor)
+//!   `guard`     a snapshot the share's guard pinned (the last good one before an attack), and
+//!   `incident`  the backup it took of the damage, are kept whatever the rules say
 //! a snapshot is removed only when no rule keeps it; no rule at all is refused
 //! ```
 
@@ -167,6 +169,12 @@ pub fn apply_rules(
                 if s.time > now - chrono::Duration::days(d as i64) {
                     reasons[i].push("min-days".into());
                 }
+            }
+            if s.has_tag(crate::tag::GUARD_TAG) {
+                reasons[i].push("pinned by the guard".into());
+            }
+            if s.has_tag(crate::tag::INCIDENT_TAG) {
+                reasons[i].push("the guard's incident".into());
             }
         }
         for (s, r) in list.iter().zip(reasons) {
@@ -350,6 +358,20 @@ mod tests {
                 },
                 now,
                 want: vec![2, 4],
+            },
+            Case {
+                name: "the guard's pin keeps whatever the rules say",
+                snaps: vec![
+                    snap(1, at(2020, 1, 1, 0, 0), &["guard"]),
+                    snap(2, at(2021, 1, 1, 0, 0), &["incident"]),
+                    snap(3, at(2026, 3, 31, 9, 0), &[]),
+                ],
+                rules: KeepRules {
+                    last: Some(1),
+                    ..r()
+                },
+                now,
+                want: vec![1, 2, 3],
             },
             Case {
                 name: "tags keep whatever their age",

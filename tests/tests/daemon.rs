@@ -586,17 +586,7 @@ fn versions_diff_restore_forget_and_check_through_the_service() {
         plan.stderr
     );
     assert_eq!(fs::read(&file).unwrap(), b"oops");
-    let done = d.ctl(&[
-        "restore",
-        "--share",
-        "team",
-        &first[..8],
-        "Docs/devis.docx",
-        "--json",
-    ]);
-    assert_eq!(done.code, 0, "{}", done.stderr);
-    assert_eq!(fs::read(&file).unwrap(), b"version 1");
-    assert!(done.json()["pre_restore"].is_string());
+    restore_in_place(&d, &first, &file, b"version 1");
     // forget applies the share's policy (keep last 50: nothing goes); check passes.
     let f = d.ctl(&["forget", "--share", "team", "--dry-run"]);
     assert!(
@@ -1125,6 +1115,22 @@ fn backups_are_copied_off_site_encrypted_and_a_failed_copy_is_reported_and_alert
     assert!(!alert.contains(&garage.secret), "{alert}");
 }
 
+/// Restores `Docs/devis.docx` (at `file`) of share `team` from `snapshot` in place through the
+/// service: it holds `want` again, and what it replaced is kept in a pre-restore snapshot.
+fn restore_in_place(d: &Daemon, snapshot: &str, file: &Path, want: &[u8]) {
+    let done = d.ctl(&[
+        "restore",
+        "--share",
+        "team",
+        &snapshot[..8],
+        "Docs/devis.docx",
+        "--json",
+    ]);
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    assert_eq!(fs::read(file).unwrap(), want);
+    assert!(done.json()["pre_restore"].is_string());
+}
+
 /// sharekeepd.toml's `remote_credentials` for `garage`: a private NAME=VALUE file.
 fn credentials_file(dir: &Path, garage: &sharekeep_tests::servers::Garage) -> PathBuf {
     let creds = dir.join("remote.env");
@@ -1221,17 +1227,7 @@ fn a_share_backed_up_straight_to_an_object_store_is_served_like_a_local_one() {
         versions.stderr
     );
     fs::write(&file, "oops").unwrap();
-    let done = d.ctl(&[
-        "restore",
-        "--share",
-        "team",
-        &first[..8],
-        "Docs/devis.docx",
-        "--json",
-    ]);
-    assert_eq!(done.code, 0, "{}", done.stderr);
-    assert_eq!(fs::read(&file).unwrap(), b"version 1");
-    assert!(done.json()["pre_restore"].is_string());
+    restore_in_place(&d, &first, &file, b"version 1");
     let drill = d.ctl(&["drill", "--share", "team", "--json"]);
     assert_eq!(drill.code, 0, "{}{}", drill.stdout, drill.stderr);
     assert_eq!(drill.json()["files_in_snapshot"], 1, "{}", drill.stdout);

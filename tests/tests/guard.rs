@@ -109,6 +109,10 @@ fn a_member_encrypting_the_share_over_smb_is_locked_out_within_seconds() {
         fs::write(&f, data).unwrap();
         f.display().to_string()
     };
+    // Last night's backup: the one the guard pins.
+    let night = daemon.ctl(&["backup", "--share", "commercial", "--json"]);
+    assert_eq!(night.code, 0, "{}{}", night.stdout, night.stderr);
+    let night_time = night.json()["time"].as_str().unwrap().to_string();
     // Positive control: alice writes in Propositions before the attack.
     let before = local("before.txt", b"un devis de plus");
     let (ok, out) = smb(
@@ -202,6 +206,50 @@ fn a_member_encrypting_the_share_over_smb_is_locked_out_within_seconds() {
             .lines()
             .any(|l| l.contains("\"share_locked\"") && l.contains(&alice))
     });
+
+    // The last good snapshot is pinned (tag guard: retention keeps it), and the damage is
+    // backed up apart (tag incident).
+    let snapshots = || {
+        daemon
+            .ctl(&["snapshots", "--share", "commercial", "--json"])
+            .json()
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let tagged = |list: &[serde_json::Value], tag: &str| {
+        list.iter()
+            .filter(|s| {
+                s["tags"]
+                    .as_array()
+                    .is_some_and(|t| t.iter().any(|x| x == tag))
+            })
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    eventually("the incident backup", PATIENCE, || {
+        !tagged(&snapshots(), "incident").is_empty()
+    });
+    let list = snapshots();
+    let pinned = tagged(&list, "guard");
+    assert_eq!(pinned.len(), 1, "{list:?}");
+    assert_eq!(
+        pinned[0]["time"],
+        night_time.as_str(),
+        "the night's snapshot is the one pinned"
+    );
+    assert_eq!(
+        guard_status(&daemon)["incidents"][0]["pinned"],
+        pinned[0]["id"],
+        "the incident names it"
+    );
+    let forget = daemon.ctl(&["forget", "--share", "commercial", "--dry-run", "--json"]);
+    assert!(
+        forget.stdout.contains("pinned by the guard"),
+        "{}{}",
+        forget.stdout,
+        forget.stderr
+    );
 
     // A member may not release; an admin (root here) gives write back.
     let (ok, out) = a.sh_as(

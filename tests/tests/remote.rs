@@ -278,7 +278,11 @@ fn backup_restore_check_forget_prune_on_garage() {
     // Without the cache (another machine), the first listing reads them, the next does not.
     for e in fs::read_dir(tmp.path().join("cache/sharekeep")).unwrap() {
         let p = e.unwrap().path();
-        if p.file_name().unwrap().to_string_lossy().starts_with("trees-") {
+        if p.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("trees-")
+        {
             fs::remove_dir_all(p).unwrap();
         }
     }

@@ -143,6 +143,7 @@ fn nanos_now() -> u128 {
 pub(super) fn create_private_temp(dir: &Path, path: PathBuf) -> Result<TempFile> {
     let open = || {
         OpenOptions::new()
+            .read(true)
             .write(true)
             .create_new(true)
             .mode(0o600)

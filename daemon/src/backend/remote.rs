@@ -41,14 +41,17 @@ const ATTEMPTS: usize = 6;
 /// bill per request; the store answers an open range to the object's end, which a fixed
 /// window past it would not be).
 const WINDOW: usize = 8 << 20;
-/// Windows kept in memory (the most recently fetched; a pack is 16 MiB or a little more).
-const WINDOWS: usize = 4;
+/// Windows kept (the most recently fetched; a pack is 16 MiB or a little more): in unlinked
+/// files of the staging folder, not in memory, so a restore's several threads, each in its
+/// own packs, do not fetch them again (at most about 400 MiB of disk, gone with the process).
+const WINDOWS: usize = 24;
 
-/// A part of a pack fetched at once.
+/// A part of a pack fetched at once, as stored (sealed when the repository is encrypted).
 struct Window {
     pack: String,
     start: u64,
-    data: std::sync::Arc<Vec<u8>>,
+    len: u64,
+    file: std::sync::Arc<std::fs::File>,
 }
 
 /// A repository on a remote store.
@@ -407,6 +410,16 @@ impl RemoteBackend {
         Ok(data)
     }
 
+    /// `data` in a new file of the staging folder, already unlinked: only this process holds
+    /// it, and it goes with the process.
+    fn window_file(&self, data: &[u8]) -> Result<std::fs::File> {
+        use std::io::Write;
+        let TempFile { mut file, path } = self.create_temp()?;
+        let _ = std::fs::remove_file(&path);
+        file.write_all(data).at(&path)?;
+        Ok(file)
+    }
+
     /// Reads from `offset` to the pack's end (at least `len` bytes).
     fn fetch_window(&self, name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
         let path = Self::path(FileKind::Pack, name);
@@ -529,37 +542,48 @@ impl Backend for RemoteBackend {
     }
 
     fn read_at_into(&self, kind: FileKind, name: &str, offset: u64, out: &mut [u8]) -> Result<()> {
+        use std::os::unix::fs::FileExt;
         if kind != FileKind::Pack || out.len() >= WINDOW {
             let data = self.fetch(kind, name, offset, out.len())?;
             out.copy_from_slice(&data);
             return Ok(());
         }
         let end = offset + out.len() as u64;
-        {
+        let hit = {
             let mut windows = self.windows.lock().expect("lock");
-            if let Some(i) = windows.iter().position(|w| {
-                w.pack == name && w.start <= offset && end <= w.start + w.data.len() as u64
-            }) {
-                let w = windows.remove(i);
-                let from = (offset - w.start) as usize;
-                out.copy_from_slice(&w.data[from..from + out.len()]);
-                windows.insert(0, w);
+            windows
+                .iter()
+                .position(|w| w.pack == name && w.start <= offset && end <= w.start + w.len)
+                .map(|i| {
+                    let w = windows.remove(i);
+                    let found = (w.file.clone(), offset - w.start);
+                    windows.insert(0, w);
+                    found
+                })
+        };
+        if let Some((file, from)) = hit {
+            // Read outside the lock; a window file that cannot be read is fetched again.
+            if file.read_exact_at(out, from).is_ok() {
                 return Ok(());
             }
         }
         // Fetched outside the lock: other readers go on meanwhile.
         let data = self.fetch_window(name, offset, out.len())?;
         out.copy_from_slice(&data[..out.len()]);
-        let mut windows = self.windows.lock().expect("lock");
-        windows.insert(
-            0,
-            Window {
-                pack: name.to_string(),
-                start: offset,
-                data: std::sync::Arc::new(data),
-            },
-        );
-        windows.truncate(WINDOWS);
+        // Kept on disk; without room there, only this read is served.
+        if let Ok(file) = self.window_file(&data) {
+            let mut windows = self.windows.lock().expect("lock");
+            windows.insert(
+                0,
+                Window {
+                    pack: name.to_string(),
+                    start: offset,
+                    len: data.len() as u64,
+                    file: std::sync::Arc::new(file),
+                },
+            );
+            windows.truncate(WINDOWS);
+        }
         Ok(())
     }
 

@@ -52,6 +52,8 @@ pub(crate) async fn scheduler(
                 _ = trigger.notified() => "request",
             }
         };
+        let tags = std::mem::take(&mut counters.lock().expect("lock").next_tags);
+        let why = if tags.is_empty() { why } else { "incident" };
         counters.lock().expect("lock").running = true;
         let cancel = CancelToken::new();
         inner.running.lock().expect("lock").push(cancel.clone());
@@ -77,6 +79,7 @@ pub(crate) async fn scheduler(
                 &live,
                 (fixed, checked),
                 &creds,
+                &tags,
             )
         })
         .await;
@@ -120,6 +123,7 @@ fn run_once(
     progress: &sharekeep::LiveProgress,
     (rights_fixed, rights_checked): (u64, u64),
     env: &sharekeep::PlanEnv,
+    tags: &[String],
 ) -> Result<(serde_json::Value, Vec<String>), String> {
     let plan = policy.backup.as_ref().expect("plan");
     let start = Local::now();
@@ -151,6 +155,7 @@ fn run_once(
         prune_every,
         progress,
         env,
+        tags,
     );
     report.end = Local::now();
     match &outcome {
@@ -248,11 +253,14 @@ fn backup_and_retain(
     prune_every: std::time::Duration,
     progress: &sharekeep::LiveProgress,
     env: &sharekeep::PlanEnv,
+    tags: &[String],
 ) -> Result<(serde_json::Value, Vec<String>), String> {
     let repo = open_or_init(plan, env).map_err(|e| e.to_string())?;
     let opts = BackupOptions {
         excludes: plan.exclude.clone(),
-        tags: vec![format!("share:{}", policy.name)],
+        tags: std::iter::once(format!("share:{}", policy.name))
+            .chain(tags.iter().cloned())
+            .collect(),
         ..BackupOptions::default()
     };
     let out = sharekeep::backup(&repo, &policy.path, &opts, progress, cancel)

@@ -64,6 +64,8 @@ pub(crate) struct Counters {
     pub(crate) watches: Arc<std::sync::atomic::AtomicU64>,
     /// How the guard watches the share (`fanotify`, or why it does not).
     pub(crate) guard: Arc<Mutex<String>>,
+    /// Tags the next backup carries (the guard's `incident`), taken by the run.
+    pub(crate) next_tags: Vec<String>,
 }
 
 /// A share the service manages (or knows about but cannot manage).

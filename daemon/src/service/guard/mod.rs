@@ -258,16 +258,27 @@ pub(crate) async fn guard(
             }
             Note::Trigger(t) => {
                 let (inner2, p) = (inner.clone(), policy.clone());
-                let uid = t.uid;
+                let (uid, first_ms) = (t.uid, t.first_ms);
                 match tokio::task::spawn_blocking(move || respond(&inner2, &p, t)).await {
                     Ok(Ok((id, locked))) => {
-                        open.insert(uid, id);
-                        if locked {
-                            // The policy is reloaded with the lockdown (this task among the
-                            // share's is restarted by it).
-                            let inner = inner.clone();
-                            tokio::spawn(async move { super::reload(&inner).await });
-                        }
+                        open.insert(uid, id.clone());
+                        // First the lock: the policy reloaded with the lockdown (this task
+                        // among the share's is restarted by it); then the last good snapshot
+                        // pinned, and the damage backed up apart.
+                        let (inner, p) = (inner.clone(), policy.clone());
+                        tokio::spawn(async move {
+                            if locked {
+                                super::reload(&inner).await;
+                            }
+                            if p.backup.is_some() {
+                                let (i2, p2) = (inner.clone(), p.clone());
+                                let _ = tokio::task::spawn_blocking(move || {
+                                    record_pin(&i2, &p2, &id, first_ms)
+                                })
+                                .await;
+                                incident_backup(&inner, &p.name);
+                            }
+                        });
                     }
                     Ok(Err(e)) => {
                         tracing::error!(share = %policy.name, "guard: cannot record the incident: {e}")
@@ -282,6 +293,80 @@ pub(crate) async fn guard(
                 let (s, n) = (state_dir.clone(), policy.name.clone());
                 let _ = tokio::task::spawn_blocking(move || record_more(&s, &n, &id, &list)).await;
             }
+        }
+    }
+}
+
+/// Asks the share's scheduler for a backup now, tagged `incident`: the damage is recorded
+/// apart from the pinned snapshot, so nothing is lost either way.
+fn incident_backup(inner: &Inner, share: &str) {
+    let shares = inner.shares.lock().expect("lock");
+    if let Some(s) = shares.get(share) {
+        s.counters
+            .lock()
+            .expect("lock")
+            .next_tags
+            .push(sharekeep::INCIDENT_TAG.into());
+        s.trigger.notify_one();
+    }
+}
+
+/// Tags the newest snapshot of the share older than `before_ms` (the attack's first change)
+/// `guard`: retention keeps it until an admin removes the tag. Its id, if there is one.
+fn pin(inner: &Inner, policy: &Policy, before_ms: u64) -> Result<Option<String>, String> {
+    let Some(plan) = &policy.backup else {
+        return Ok(None);
+    };
+    let e = |e: sharekeep::Error| e.to_string();
+    let Some(repo) = sharekeep::open_plan_repository_if_any(
+        plan,
+        sharekeep::IndexScope::All,
+        &inner.settings.plan_env(),
+    )
+    .map_err(e)?
+    else {
+        return Ok(None);
+    };
+    let before = chrono::DateTime::from_timestamp_millis(before_ms as i64).unwrap_or_default();
+    let good = repo
+        .snapshots()
+        .map_err(e)?
+        .into_iter()
+        .filter(|s| {
+            Path::new(s.root()) == policy.path
+                && !s.has_tag(sharekeep::PRE_RESTORE_TAG)
+                && !s.has_tag(sharekeep::INCIDENT_TAG)
+                && s.time < before
+        })
+        .max_by_key(|s| s.time);
+    match good {
+        Some(s) => {
+            let tagged = sharekeep::add_tag(&repo, &s, sharekeep::GUARD_TAG).map_err(e)?;
+            Ok(Some(tagged.id.to_hex()))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Pins the last good snapshot and records it in the incident.
+fn record_pin(inner: &Inner, policy: &Policy, id: &str, first_ms: u64) {
+    match pin(inner, policy, first_ms) {
+        Ok(Some(snap)) => {
+            tracing::warn!(share = %policy.name, incident = %id, "guard: snapshot {} pinned (tag guard)", &snap[..8]);
+            let state_dir = &inner.settings.state;
+            let mut st = state::load(state_dir, &policy.name);
+            if let Some(i) = st.incidents.iter_mut().find(|i| i.id == id) {
+                i.pinned = Some(snap);
+            }
+            if let Err(e) = state::save(state_dir, &policy.name, &st) {
+                tracing::error!(share = %policy.name, "guard: {e}");
+            }
+        }
+        Ok(None) => {
+            tracing::warn!(share = %policy.name, incident = %id, "guard: no snapshot before the attack to pin")
+        }
+        Err(e) => {
+            tracing::error!(share = %policy.name, incident = %id, "guard: cannot pin the last good snapshot: {e}")
         }
     }
 }
@@ -347,6 +432,7 @@ fn respond(inner: &Inner, policy: &Policy, t: Trigger) -> std::io::Result<(Strin
         changes: t.changes.len() as u64,
         examples,
         released: None,
+        pinned: None,
     };
     state::append_changes(state_dir, &policy.name, &id, &t.changes)?;
     let mut st = state::load(state_dir, &policy.name);

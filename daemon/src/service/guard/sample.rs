@@ -87,15 +87,11 @@ pub(crate) fn extension(name: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Random-looking bytes: hashes of a counter.
     fn random(n: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
+        (0..n.div_ceil(32) as u64)
+            .flat_map(|i| sharekeep::Id::hash(&(seed << 32 | i).to_le_bytes()).0)
+            .take(n)
             .collect()
     }
 
