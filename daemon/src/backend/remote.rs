@@ -36,10 +36,9 @@ use std::time::Duration;
 
 /// Attempts for a request before its error is reported.
 const ATTEMPTS: usize = 6;
-/// A read of less than this from a pack fetches the rest of the pack from the asked offset (a
-/// restore reads a pack's blobs in order: one request serves many of them, and object stores
-/// bill per request; the store answers an open range to the object's end, which a fixed
-/// window past it would not be).
+/// A read of less than this from a pack fetches the whole pack (a restore reads all of a
+/// pack's blobs, in any order: one request serves them all, and object stores bill per
+/// request; the store answers an open range to the object's end).
 const WINDOW: usize = 8 << 20;
 /// Windows kept (the most recently fetched; a pack is 16 MiB or a little more): in unlinked
 /// files of the staging folder, not in memory, so a restore's several threads, each in its
@@ -68,6 +67,10 @@ pub struct RemoteBackend {
     conditional: std::sync::OnceLock<bool>,
     /// Parts of packs fetched last, newest first.
     windows: std::sync::Mutex<Vec<Window>>,
+    /// Packs being fetched now: another reader of one waits for it rather than fetching it
+    /// again.
+    fetching: std::sync::Mutex<std::collections::HashSet<String>>,
+    fetched: std::sync::Condvar,
 }
 
 impl std::fmt::Debug for RemoteBackend {
@@ -232,6 +235,8 @@ impl RemoteBackend {
             counter: AtomicU64::new(0),
             conditional: std::sync::OnceLock::new(),
             windows: std::sync::Mutex::new(Vec::new()),
+            fetching: std::sync::Mutex::new(std::collections::HashSet::new()),
+            fetched: std::sync::Condvar::new(),
         })
     }
 
@@ -549,7 +554,7 @@ impl Backend for RemoteBackend {
             return Ok(());
         }
         let end = offset + out.len() as u64;
-        let hit = {
+        let find = || {
             let mut windows = self.windows.lock().expect("lock");
             windows
                 .iter()
@@ -561,15 +566,38 @@ impl Backend for RemoteBackend {
                     found
                 })
         };
-        if let Some((file, from)) = hit {
-            // Read outside the lock; a window file that cannot be read is fetched again.
-            if file.read_exact_at(out, from).is_ok() {
-                return Ok(());
+        loop {
+            if let Some((file, from)) = find() {
+                // Read outside the lock; a window file that cannot be read is fetched again.
+                if file.read_exact_at(out, from).is_ok() {
+                    return Ok(());
+                }
+            }
+            // One fetch of a pack at a time: the others wait for it, then find it above.
+            let mut fetching = self.fetching.lock().expect("lock");
+            if !fetching.contains(name) {
+                fetching.insert(name.to_string());
+                break;
+            }
+            while fetching.contains(name) {
+                fetching = self.fetched.wait(fetching).expect("lock");
             }
         }
-        // Fetched outside the lock: other readers go on meanwhile.
-        let data = self.fetch_window(name, offset, out.len())?;
-        out.copy_from_slice(&data[..out.len()]);
+        // The whole pack in one request (from its start: blobs of a pack are read in any
+        // order, as its files are restored by several workers), fetched outside the lock.
+        let done = |this: &Self| {
+            this.fetching.lock().expect("lock").remove(name);
+            this.fetched.notify_all();
+        };
+        let data = match self.fetch_window(name, 0, (end as usize).max(1)) {
+            Ok(d) => d,
+            Err(e) => {
+                done(self);
+                return Err(e);
+            }
+        };
+        let from = offset as usize;
+        out.copy_from_slice(&data[from..from + out.len()]);
         // Kept on disk; without room there, only this read is served.
         if let Ok(file) = self.window_file(&data) {
             let mut windows = self.windows.lock().expect("lock");
@@ -577,13 +605,14 @@ impl Backend for RemoteBackend {
                 0,
                 Window {
                     pack: name.to_string(),
-                    start: offset,
+                    start: 0,
                     len: data.len() as u64,
                     file: std::sync::Arc::new(file),
                 },
             );
             windows.truncate(WINDOWS);
         }
+        done(self);
         Ok(())
     }
 

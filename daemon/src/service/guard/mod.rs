@@ -55,6 +55,18 @@ fn now_ms() -> u64 {
 fn sample(fan: &Fanotify, ev: &RawEvent, name: &str) -> bool {
     use std::os::unix::fs::FileExt;
     let Some(h) = &ev.file else { return false };
+    // Its type first, through a descriptor that opens nothing (a device's open could act);
+    // a handle names one inode, whose type never changes: the second open is of the same
+    // regular file.
+    let regular = fan
+        .open(h, libc::O_PATH | libc::O_NOFOLLOW)
+        .ok()
+        .map(std::fs::File::from)
+        .and_then(|f| f.metadata().ok())
+        .is_some_and(|m| m.is_file());
+    if !regular {
+        return false;
+    }
     let Ok(fd) = fan.open(
         h,
         libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY,
@@ -65,9 +77,6 @@ fn sample(fan: &Fanotify, ev: &RawEvent, name: &str) -> bool {
     let Ok(meta) = file.metadata() else {
         return false;
     };
-    if !meta.is_file() {
-        return false;
-    }
     let size = meta.len();
     let mut head = vec![0u8; sample::SAMPLE.min(size as usize)];
     if file.read_exact_at(&mut head, 0).is_err() {
