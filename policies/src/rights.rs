@@ -201,19 +201,30 @@ impl Rights {
             }
         }
         // A named user gets at least what their groups get here.
-        let group_obj_gid = self.policy.group.gid;
-        for (uid, access) in g.users.iter_mut() {
-            for gid in self.user_groups.get(uid).map(Vec::as_slice).unwrap_or(&[]) {
-                let via = if *gid == group_obj_gid {
-                    g.group_obj
-                } else {
-                    g.groups.get(gid).copied().unwrap_or_default()
-                };
-                *access = (*access).max(via);
-            }
+        let uids: Vec<u32> = g.users.keys().copied().collect();
+        for uid in uids {
+            let gids = self.user_groups.get(&uid).map(Vec::as_slice).unwrap_or(&[]);
+            let via = self.via_groups(&g, gids);
+            let access = g.users.get_mut(&uid).expect("listed");
+            *access = (*access).max(via);
         }
         self.lock(&mut g);
         g
+    }
+
+    /// The most `gids` give here: the owning group's entry for the policy's group, the named
+    /// group entries for the others.
+    fn via_groups(&self, g: &Grants, gids: &[u32]) -> Access {
+        gids.iter()
+            .map(|gid| {
+                if *gid == self.policy.group.gid {
+                    g.group_obj
+                } else {
+                    g.groups.get(gid).copied().unwrap_or_default()
+                }
+            })
+            .max()
+            .unwrap_or_default()
     }
 
     /// The guard's lockdown: write becomes read for the locked users (a named entry, which
@@ -234,15 +245,12 @@ impl Rights {
                 g.owner_read_only = true;
                 continue;
             }
-            let mut access = g.users.get(&u.uid).copied().unwrap_or_default();
-            for gid in &locked.groups {
-                let via = if *gid == self.policy.group.gid {
-                    g.group_obj
-                } else {
-                    g.groups.get(gid).copied().unwrap_or_default()
-                };
-                access = access.max(via);
-            }
+            let access = g
+                .users
+                .get(&u.uid)
+                .copied()
+                .unwrap_or_default()
+                .max(self.via_groups(g, &locked.groups));
             if access > Access::None {
                 g.users.insert(u.uid, access.min(Access::Read));
             }

@@ -45,10 +45,9 @@ const WINDOW: usize = 8 << 20;
 /// own packs, do not fetch them again (at most about 400 MiB of disk, gone with the process).
 const WINDOWS: usize = 24;
 
-/// A part of a pack fetched at once, as stored (sealed when the repository is encrypted).
+/// A pack fetched whole, as stored (sealed when the repository is encrypted).
 struct Window {
     pack: String,
-    start: u64,
     len: u64,
     file: std::sync::Arc<std::fs::File>,
 }
@@ -425,19 +424,19 @@ impl RemoteBackend {
         Ok(file)
     }
 
-    /// Reads from `offset` to the pack's end (at least `len` bytes).
-    fn fetch_window(&self, name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
+    /// Reads a whole pack (at least `min_len` bytes).
+    fn fetch_pack(&self, name: &str, min_len: usize) -> Result<Vec<u8>> {
         let path = Self::path(FileKind::Pack, name);
         let opts = opendal::options::ReadOptions {
-            range: BytesRange::new(offset, None),
+            range: BytesRange::new(0, None),
             ..Default::default()
         };
         let data = self
             .call(|op| op.read_options(&path, opts.clone()))
             .map_err(self.err(&path))?
             .to_vec();
-        if data.len() < len {
-            return Err(self.short_read(FileKind::Pack, name, offset, len, data.len()));
+        if data.len() < min_len {
+            return Err(self.short_read(FileKind::Pack, name, 0, min_len, data.len()));
         }
         Ok(data)
     }
@@ -558,18 +557,18 @@ impl Backend for RemoteBackend {
             let mut windows = self.windows.lock().expect("lock");
             windows
                 .iter()
-                .position(|w| w.pack == name && w.start <= offset && end <= w.start + w.len)
+                .position(|w| w.pack == name && end <= w.len)
                 .map(|i| {
                     let w = windows.remove(i);
-                    let found = (w.file.clone(), offset - w.start);
+                    let file = w.file.clone();
                     windows.insert(0, w);
-                    found
+                    file
                 })
         };
         loop {
-            if let Some((file, from)) = find() {
+            if let Some(file) = find() {
                 // Read outside the lock; a window file that cannot be read is fetched again.
-                if file.read_exact_at(out, from).is_ok() {
+                if file.read_exact_at(out, offset).is_ok() {
                     return Ok(());
                 }
             }
@@ -589,7 +588,7 @@ impl Backend for RemoteBackend {
             this.fetching.lock().expect("lock").remove(name);
             this.fetched.notify_all();
         };
-        let data = match self.fetch_window(name, 0, (end as usize).max(1)) {
+        let data = match self.fetch_pack(name, (end as usize).max(1)) {
             Ok(d) => d,
             Err(e) => {
                 done(self);
@@ -605,7 +604,6 @@ impl Backend for RemoteBackend {
                 0,
                 Window {
                     pack: name.to_string(),
-                    start: 0,
                     len: data.len() as u64,
                     file: std::sync::Arc::new(file),
                 },

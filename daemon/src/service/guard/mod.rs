@@ -380,15 +380,11 @@ fn record_pin(inner: &Inner, policy: &Policy, id: &str, first_ms: u64) {
     }
 }
 
-/// Adds changes to an open incident (its record, its count).
+/// Adds changes to an open incident's record (its count is the record's length:
+/// [`state::load_counted`]).
 fn record_more(state_dir: &Path, share: &str, id: &str, list: &[Change]) {
     if let Err(e) = state::append_changes(state_dir, share, id, list) {
         tracing::error!(share, "guard: cannot record changes of incident {id}: {e}");
-    }
-    let mut st = state::load(state_dir, share);
-    if let Some(i) = st.incidents.iter_mut().find(|i| i.id == id) {
-        i.changes += list.len() as u64;
-        let _ = state::save(state_dir, share, &st);
     }
 }
 

@@ -50,6 +50,19 @@ pub(crate) fn load(state: &Path, share: &str) -> GuardState {
     }
 }
 
+/// The share's record with each incident's count of changes taken from its changes file
+/// (changes recorded after the trigger are only appended there).
+pub(crate) fn load_counted(state: &Path, share: &str) -> GuardState {
+    let mut st = load(state, share);
+    for i in &mut st.incidents {
+        if let Ok(f) = std::fs::File::open(changes_file(state, share, &i.id)) {
+            use std::io::BufRead;
+            i.changes = std::io::BufReader::new(f).split(b'\n').count() as u64;
+        }
+    }
+    st
+}
+
 /// Saves the share's record.
 pub(crate) fn save(state: &Path, share: &str, s: &GuardState) -> std::io::Result<()> {
     let path = file(state, share);

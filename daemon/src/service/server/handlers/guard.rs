@@ -17,9 +17,11 @@ pub(super) async fn status(ctx: &Ctx<'_>) -> Response {
     };
     let state = ctx.inner.settings.state.clone();
     let name = policy.name.clone();
-    let st = tokio::task::spawn_blocking(move || crate::service::guard::state::load(&state, &name))
-        .await
-        .unwrap_or_default();
+    let st = tokio::task::spawn_blocking(move || {
+        crate::service::guard::state::load_counted(&state, &name)
+    })
+    .await
+    .unwrap_or_default();
     Response::Guard(Box::new(GuardReport {
         share: policy.name.clone(),
         enabled: policy.guard.is_some(),
