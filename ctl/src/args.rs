@@ -101,6 +101,11 @@ pub enum Command {
     /// back (root and the share's admins, via sharekeepd).
     #[command(subcommand)]
     Guard(GuardCommand),
+    /// Undo what an incident's user changed, from the snapshot the guard pinned: what they
+    /// changed, renamed or deleted brought back, what they made removed, later work by others
+    /// left alone; what is replaced or removed is saved first in a pre-restore snapshot (root
+    /// and the share's admins, via sharekeepd)
+    Rollback(RollbackArgs),
     /// Repair the repository.
     #[command(subcommand)]
     Repair(RepairCommand),
@@ -177,6 +182,23 @@ pub enum GuardCommand {
         #[arg(long)]
         user: Option<String>,
     },
+}
+
+/// `rollback`.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The share.
+    #[arg(long)]
+    pub share: String,
+    /// The incident (`guard status` lists them).
+    #[arg(long)]
+    pub incident: String,
+    /// Print what would be brought back, removed and left, changing nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `key`.

@@ -93,7 +93,10 @@ fn main() -> ExitCode {
                 .map_err(anyhow::Error::from)
         }
         args::Command::Report(a) => report::run(a, &cli.socket, &mut std::io::stdout().lock()),
-        args::Command::Status { .. } | args::Command::Reload | args::Command::Guard(_) => {
+        args::Command::Status { .. }
+        | args::Command::Reload
+        | args::Command::Guard(_)
+        | args::Command::Rollback(_) => {
             remote::run(cli, &cancel)
         }
         args::Command::Backup(_)

@@ -76,6 +76,7 @@ pub fn run(cli: Cli, cancel: &CancelToken) -> Result<Outcome> {
         | Command::Completions { .. }
         | Command::GenerateMan { .. }
         | Command::Guard(_)
+        | Command::Rollback(_)
         | Command::Reload => {
             unreachable!("handled elsewhere")
         }

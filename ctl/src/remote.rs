@@ -465,6 +465,26 @@ pub fn run(cli: Cli, cancel: &sharekeep::CancelToken) -> Result<Outcome> {
                 other => Err(unexpected(other)),
             }
         }
+        Command::Rollback(a) => {
+            let req = Request::Rollback {
+                share: a.share,
+                incident: a.incident,
+                dry_run: a.dry_run,
+            };
+            let Response::Rollback(r) = client.call(&req, &mut progress)? else {
+                bail!("unexpected answer to rollback");
+            };
+            if a.json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&r)?)?;
+            } else {
+                render::rollback(&mut out, &r)?;
+            }
+            Ok(if r.warnings.is_empty() {
+                Outcome::Ok
+            } else {
+                Outcome::Warnings
+            })
+        }
         Command::Check(a) => {
             let share = need_share(a.share)?;
             let req = Request::Check {

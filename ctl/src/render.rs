@@ -386,6 +386,56 @@ pub fn snapshots_table(out: &mut dyn Write, list: &[SnapshotEntry]) -> Result<()
     Ok(())
 }
 
+/// `rollback`: the summary (every step with `--dry-run`), what was left and why.
+pub fn rollback(out: &mut dyn Write, r: &sharekeep::protocol::RollbackResult) -> Result<()> {
+    use sharekeep::UndoAction;
+    let snap = &r.snapshot[..r.snapshot.len().min(8)];
+    if r.dry_run {
+        for s in &r.steps {
+            let word = match s.action {
+                UndoAction::Restore => "restore",
+                UndoAction::Remove => "remove ",
+                UndoAction::Leave => "leave  ",
+            };
+            writeln!(out, "{word} {}  ({})", s.path, s.why)?;
+        }
+        writeln!(
+            out,
+            "dry run: incident {} of share {}: {} entries to bring back from snapshot {snap}, {} to remove, {} left as they are; nothing changed",
+            r.incident,
+            r.share,
+            r.restore,
+            r.remove,
+            r.left.len()
+        )?;
+        return Ok(());
+    }
+    for s in &r.left {
+        writeln!(out, "left {}: {}", s.path, s.why)?;
+    }
+    for (path, why) in &r.warnings {
+        writeln!(out, "warning: {path}: {why}")?;
+    }
+    writeln!(
+        out,
+        "incident {} of share {} rolled back: {} entries brought back from snapshot {snap} ({}), {} removed, {} left as they are",
+        r.incident,
+        r.share,
+        r.restore,
+        output::size(r.bytes_written),
+        r.remove,
+        r.left.len()
+    )?;
+    if let Some(p) = &r.pre_restore {
+        writeln!(
+            out,
+            "what was replaced or removed is in snapshot {} (tag pre-restore)",
+            &p[..p.len().min(8)]
+        )?;
+    }
+    Ok(())
+}
+
 /// `guard status`.
 pub fn guard(out: &mut dyn Write, r: &sharekeep::protocol::GuardReport) -> Result<()> {
     writeln!(
@@ -428,6 +478,9 @@ pub fn guard(out: &mut dyn Write, r: &sharekeep::protocol::GuardReport) -> Resul
                 None => "alert only".to_string(),
             }
         )?;
+        if let Some(t) = &i.rolled_back {
+            writeln!(out, "    rolled back {}", output::spoken_rfc3339(t))?;
+        }
         match &i.pinned {
             Some(p) => writeln!(
                 out,

@@ -38,6 +38,7 @@ mod snapshot;
 mod stream;
 mod tag;
 mod tree;
+mod undo;
 
 pub use atomic::write_atomic;
 pub use backend::{redact_url, Access, Credentials, Location};
@@ -73,3 +74,4 @@ pub use snapshot::{Selector, Snapshot, Summary, PRE_RESTORE_TAG};
 pub use stream::{send_selection, FrameSink, StreamOptions, Visibility};
 pub use tag::{add_tag, GUARD_TAG, INCIDENT_TAG};
 pub use tree::{Bytes, Node, NodeKind, Tree, Xattr};
+pub use undo::{plan_undo, undo, Made, Touched, Undo, UndoAction, UndoPlan, UndoReport, UndoStep};

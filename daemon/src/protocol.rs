@@ -137,6 +137,15 @@ pub enum Request {
         /// A user name or uid; `None`: every lock.
         user: Option<String>,
     },
+    /// Undoes what an incident's user changed, from the snapshot the guard pinned.
+    Rollback {
+        /// Share name.
+        share: String,
+        /// The incident's id (`guard status` lists them).
+        incident: String,
+        /// Plan only.
+        dry_run: bool,
+    },
 }
 
 impl Request {
@@ -159,6 +168,7 @@ impl Request {
             Request::Report { .. } => "report",
             Request::Guard { .. } => "guard",
             Request::GuardRelease { .. } => "guard_release",
+            Request::Rollback { .. } => "rollback",
         }
     }
 
@@ -177,7 +187,8 @@ impl Request {
             | Request::Drill { share, .. }
             | Request::Report { share, .. }
             | Request::Guard { share }
-            | Request::GuardRelease { share, .. } => Some(share),
+            | Request::GuardRelease { share, .. }
+            | Request::Rollback { share, .. } => Some(share),
             _ => None,
         }
     }
@@ -277,6 +288,39 @@ pub struct Incident {
     /// The last snapshot before the attack, tagged `guard`: retention keeps it.
     #[serde(default)]
     pub pinned: Option<String>,
+    /// When an admin rolled it back (RFC 3339).
+    #[serde(default)]
+    pub rolled_back: Option<String>,
+}
+
+/// What a rollback did (or, dry, will do).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackResult {
+    /// Share name.
+    pub share: String,
+    /// The incident.
+    pub incident: String,
+    /// The snapshot entries are brought back from (full id).
+    pub snapshot: String,
+    /// Whether nothing was changed.
+    pub dry_run: bool,
+    /// Entries to bring back / brought back.
+    pub restore: usize,
+    /// Entries to remove / removed.
+    pub remove: usize,
+    /// Entries left as they are, with why.
+    pub left: Vec<crate::UndoStep>,
+    /// Every step (dry run only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<crate::UndoStep>,
+    /// Bytes written.
+    pub bytes_written: u64,
+    /// The snapshot holding what was replaced or removed.
+    pub pre_restore: Option<String>,
+    /// (path, why) of what could not be done.
+    pub warnings: Vec<(String, String)>,
+    /// Entries given today's policy rights after the restore.
+    pub rights_applied: u64,
 }
 
 /// A share's guard, as `guard status` shows it.
@@ -575,6 +619,8 @@ pub enum Response {
     Report(Box<crate::report::Report>),
     /// A share's guard.
     Guard(Box<GuardReport>),
+    /// A rollback's result.
+    Rollback(Box<RollbackResult>),
     /// A backup finished.
     BackupDone {
         /// The snapshot written, as `Snapshot::to_json` gives it.

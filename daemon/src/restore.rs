@@ -188,6 +188,9 @@ pub struct RestorePlan {
     existing: HashMap<(u32, u32), (u64, u64)>,
     /// Owner and group for a restore into a managed share ([`RestorePlan::for_share`]).
     share_owner: Option<(u32, u32)>,
+    /// Paths saved in the pre-restore snapshot besides those the plan replaces
+    /// ([`RestorePlan::also_save`]).
+    also_save: Vec<PathBuf>,
 }
 
 impl RestorePlan {
@@ -360,6 +363,12 @@ impl RestorePlan {
         self.share_owner = Some((uid, gid));
     }
 
+    /// Saves `paths` (relative to the target root) in the pre-restore snapshot too: what the
+    /// caller will remove once the restore is done (a rollback's renamed copies).
+    pub fn also_save(&mut self, paths: Vec<PathBuf>) {
+        self.also_save = paths;
+    }
+
     /// Bytes of file content to write.
     pub fn bytes_to_write(&self) -> u64 {
         self.dirs.iter().map(|d| d.bytes).sum()
@@ -412,6 +421,8 @@ pub fn plan_restore(
         existing: HashMap::new(),
         // Only selections can overlap: one selection never plans a path twice.
         seen: (selections.len() > 1).then(HashSet::new),
+        leading: HashMap::new(),
+        trees: HashMap::new(),
     };
     for sel in &selections {
         let comps = repo.relative_components(snap, sel)?;
@@ -433,13 +444,13 @@ pub fn plan_restore(
             root: snap.root().to_string(),
         };
         for (i, c) in comps.iter().enumerate() {
-            let tree = repo.read_tree(&tree_id)?;
+            let tree = planner.selection_tree(&tree_id)?;
             let pos = tree
                 .nodes
                 .binary_search_by(|n| n.name.0.as_slice().cmp(c.as_bytes()))
                 .map_err(|_| missing())?;
             let node = tree.nodes[pos].clone();
-            let pd = planner.new_dir(&rel, tree_id);
+            let pd = planner.leading_dir(&rel, tree_id);
             if i + 1 == comps.len() {
                 if let Some(level) = planner.plan_one(dir_fd.as_ref(), pd, &rel, pos, node)? {
                     planner.drain(vec![level])?;
@@ -484,6 +495,7 @@ pub fn plan_restore(
         dirs: planner.dirs,
         existing: planner.existing,
         share_owner: None,
+        also_save: Vec::new(),
     })
 }
 
@@ -505,6 +517,11 @@ struct Planner<'r> {
     existing: HashMap<(u32, u32), (u64, u64)>,
     /// Paths planned, as bytes, when several selections could overlap.
     seen: Option<HashSet<Vec<u8>>>,
+    /// With several selections: the directories on their way, planned once (a rollback's
+    /// 10,000 files in 100 folders make 100 directories of the plan, not 30,000)...
+    leading: HashMap<PathBuf, usize>,
+    /// ...and their trees, read once.
+    trees: HashMap<Id, std::rc::Rc<crate::tree::Tree>>,
 }
 
 impl Planner<'_> {
@@ -516,6 +533,34 @@ impl Planner<'_> {
             bytes: 0,
         });
         self.dirs.len() - 1
+    }
+
+    /// The plan's directory for `rel`, on the way to a selected path.
+    fn leading_dir(&mut self, rel: &Path, tree: Id) -> usize {
+        if self.seen.is_none() {
+            return self.new_dir(rel, tree);
+        }
+        if let Some(d) = self.leading.get(rel) {
+            if self.dirs[*d].tree == tree {
+                return *d;
+            }
+        }
+        let d = self.new_dir(rel, tree);
+        self.leading.insert(rel.to_path_buf(), d);
+        d
+    }
+
+    /// A tree on the way to a selected path.
+    fn selection_tree(&mut self, id: &Id) -> Result<std::rc::Rc<crate::tree::Tree>> {
+        if self.seen.is_none() {
+            return Ok(std::rc::Rc::new(self.repo.read_tree(id)?));
+        }
+        if let Some(t) = self.trees.get(id) {
+            return Ok(t.clone());
+        }
+        let t = std::rc::Rc::new(self.repo.read_tree(id)?);
+        self.trees.insert(*id, t.clone());
+        Ok(t)
     }
 
     fn first_time(&mut self, rel: &Path) -> bool {
@@ -700,6 +745,32 @@ impl DirMeta {
     }
 }
 
+/// Saves `paths` (relative to `root`) in a new snapshot tagged `pre-restore`, before they are
+/// replaced or removed; refuses when any of them could not be saved.
+pub(crate) fn save_before_change(
+    repo: &Repository,
+    root: &Path,
+    paths: Vec<PathBuf>,
+    cancel: &CancelToken,
+) -> Result<Snapshot> {
+    let opts = BackupOptions {
+        tags: vec![crate::snapshot::PRE_RESTORE_TAG.into()],
+        parent: ParentChoice::Auto,
+        only: Some(paths),
+        ..BackupOptions::default()
+    };
+    let saved = backup(repo, root, &opts, &NoProgress, cancel)?;
+    if let Some(w) = saved.warnings.first() {
+        // Refuse to replace what could not be saved.
+        return Err(Error::Invalid(format!(
+            "{}: could not be saved before being replaced ({}); nothing was restored",
+            w.path.display(),
+            w.message
+        )));
+    }
+    Ok(saved.snapshot)
+}
+
 /// Files of at least this many blobs (16 MiB on average) are read on a second thread while
 /// they are written.
 const PIPELINE_FROM_BLOBS: usize = 16;
@@ -731,23 +802,14 @@ pub fn restore(
             Ok(())
         })?;
     }
+    changed.extend(plan.also_save.iter().cloned());
     if !changed.is_empty() {
-        let opts = BackupOptions {
-            tags: vec![crate::snapshot::PRE_RESTORE_TAG.into()],
-            parent: ParentChoice::Auto,
-            only: Some(changed),
-            ..BackupOptions::default()
-        };
-        let saved = backup(repo, &plan.target_root, &opts, &NoProgress, cancel)?;
-        if let Some(w) = saved.warnings.first() {
-            // Refuse to replace what could not be saved.
-            return Err(Error::Invalid(format!(
-                "{}: could not be saved before being replaced ({}); nothing was restored",
-                w.path.display(),
-                w.message
-            )));
-        }
-        report.pre_restore = Some(saved.snapshot);
+        report.pre_restore = Some(save_before_change(
+            repo,
+            &plan.target_root,
+            changed,
+            cancel,
+        )?);
     }
     if cancel.is_cancelled() {
         return Err(Error::Interrupted);

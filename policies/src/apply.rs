@@ -409,22 +409,28 @@ impl Worker<'_> {
 
 /// Walks `policy`'s share, comparing (and with [`WalkMode::Apply`] fixing) every entry.
 pub fn run(policy: &Policy, mode: WalkMode) -> std::io::Result<Report> {
-    walk(policy, mode, "", true)
+    walk(policy, mode, &[""], true)
 }
 
 /// Like [`run_below`], for the entry at `rel` alone (a directory's entries are not walked):
 /// what the service does when a folder is renamed within rights that do not change.
 pub fn run_one(policy: &Policy, mode: WalkMode, rel: &str) -> std::io::Result<Report> {
-    walk(policy, mode, rel, false)
+    walk(policy, mode, &[rel], false)
 }
 
 /// Like [`run`], for the entry at `rel` (relative to the share root) and, if it is a
 /// directory, everything below it: what the service does when entries appear or change.
 pub fn run_below(policy: &Policy, mode: WalkMode, rel: &str) -> std::io::Result<Report> {
-    walk(policy, mode, rel, true)
+    walk(policy, mode, &[rel], true)
 }
 
-fn walk(policy: &Policy, mode: WalkMode, rel: &str, below: bool) -> std::io::Result<Report> {
+/// Like [`run_below`], for several entries in one walk (the policy's rights worked out once):
+/// what a restore or a rollback applies to what it wrote.
+pub fn run_below_each(policy: &Policy, mode: WalkMode, rels: &[&str]) -> std::io::Result<Report> {
+    walk(policy, mode, rels, true)
+}
+
+fn walk(policy: &Policy, mode: WalkMode, rels: &[&str], below: bool) -> std::io::Result<Report> {
     let root = rustix::fs::open(
         &policy.path,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
@@ -440,25 +446,29 @@ fn walk(policy: &Policy, mode: WalkMode, rel: &str, below: bool) -> std::io::Res
         work: Mutex::new((Vec::new(), 0)),
         wake: Condvar::new(),
     };
-    let mut report = Report {
-        share: policy.name.clone(),
-        ..Report::default()
+    // Single entries are checked here; directories below which to walk go to the workers.
+    let mut w = Worker {
+        shared: &shared,
+        acls: PosixAcls,
+        names: Names::default(),
+        report: Report {
+            share: policy.name.clone(),
+            ..Report::default()
+        },
     };
-    let rel = rel.trim_matches('/');
-    if !rel.is_empty() {
-        // One entry: a file is checked here; a directory is walked like a share.
+    for rel in rels {
+        let rel = rel.trim_matches('/');
+        if rel.is_empty() {
+            shared.work.lock().expect("lock").0.push(Pending {
+                parent: None,
+                name: OsString::new(),
+                rel: String::new(),
+            });
+            continue;
+        }
         let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
-        let mut w = Worker {
-            shared: &shared,
-            acls: PosixAcls,
-            names: Names::default(),
-            report: Report {
-                share: policy.name.clone(),
-                ..Report::default()
-            },
-        };
         let Some(dir) = w.open_dir(parent) else {
-            return Ok(w.report);
+            continue;
         };
         match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory && !below => {
@@ -473,7 +483,6 @@ fn walk(policy: &Policy, mode: WalkMode, rel: &str, below: bool) -> std::io::Res
                         Err(e) => w.error(rel, e),
                     }
                 }
-                return Ok(w.report);
             }
             Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
                 shared.work.lock().expect("lock").0.push(Pending {
@@ -484,20 +493,14 @@ fn walk(policy: &Policy, mode: WalkMode, rel: &str, below: bool) -> std::io::Res
             }
             Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile => {
                 w.file(&dir, std::ffi::OsStr::new(name), rel);
-                return Ok(w.report);
             }
-            Ok(_) => {
-                w.report.skipped += 1;
-                return Ok(w.report);
-            }
-            Err(_) => return Ok(w.report), // gone meanwhile
+            Ok(_) => w.report.skipped += 1,
+            Err(_) => {} // gone meanwhile
         }
-    } else {
-        shared.work.lock().expect("lock").0.push(Pending {
-            parent: None,
-            name: OsString::new(),
-            rel: String::new(),
-        });
+    }
+    let mut report = w.report;
+    if shared.work.lock().expect("lock").0.is_empty() {
+        return Ok(report);
     }
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let reports: Vec<Report> = std::thread::scope(|s| {

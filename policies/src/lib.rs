@@ -18,7 +18,8 @@ mod validate;
 pub mod walk;
 
 pub use apply::{
-    apply, plan, run, run_below, run_one, Drift, Refusal, Report, StateView, WalkMode,
+    apply, plan, run, run_below, run_below_each, run_one, Drift, Refusal, Report, StateView,
+    WalkMode,
 };
 pub use explain::{explain, matrix, Explanation, Matrix, MatrixRow};
 pub use policy::{

@@ -251,6 +251,103 @@ fn a_member_encrypting_the_share_over_smb_is_locked_out_within_seconds() {
         forget.stderr
     );
 
+    // Meanwhile bob puts his own version of a file the attack renamed away: the rollback
+    // leaves it as he left it.
+    let (kept, _) = originals
+        .iter()
+        .find(|(p, _)| !p.exists())
+        .expect("a file renamed by the attack");
+    let kept_rel = kept.strip_prefix(&share).unwrap().display().to_string();
+    let bobs = local("bobs.txt", b"la version de bob, refaite de memoire");
+    let (ok, out) = smb(&bob, &format!("put \"{bobs}\" \"{kept_rel}\""));
+    assert!(ok, "bob writes his version: {out}");
+
+    // rollback: members may not; a dry run changes nothing; then the incident is undone.
+    let rollback = |extra: &[&str]| {
+        let mut args = vec!["rollback", "--share", "commercial", "--incident", &id];
+        args.extend_from_slice(extra);
+        daemon.ctl(&args)
+    };
+    let (ok, out) = a.sh_as(
+        "bob",
+        &format!(
+            "{} --socket {} rollback --share commercial --incident {id}",
+            bin("sharekeepctl").display(),
+            daemon.socket.display()
+        ),
+    );
+    assert!(!ok && out.contains("only root and the admins"), "{out}");
+    let locked_copies = || {
+        dataset::all_files(&share)
+            .unwrap()
+            .into_iter()
+            .filter(|p| {
+                let n = p.file_name().unwrap().to_string_lossy();
+                n.ends_with(".locked") || n == "LISEZ-MOI-RANCON.txt"
+            })
+            .count()
+    };
+    let debris = locked_copies();
+    assert!(debris > damaged, "copies and notes are there: {debris}");
+    let dry = rollback(&["--dry-run", "--json"]);
+    assert_eq!(dry.code, 0, "{}{}", dry.stdout, dry.stderr);
+    let plan = dry.json();
+    assert_eq!(plan["snapshot"], pinned[0]["id"], "{plan}");
+    let step = |path: &str| {
+        plan["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["path"] == path)
+            .cloned()
+            .unwrap_or_else(|| panic!("no step for {path}: {plan}"))
+    };
+    assert_eq!(step(&kept_rel)["action"], "leave", "{plan}");
+    assert_eq!(step(&format!("{kept_rel}.locked"))["action"], "remove");
+    assert_eq!(plan["restore"], damaged - 1, "{plan}");
+    assert_eq!(locked_copies(), debris, "a dry run changes nothing");
+    let done = rollback(&["--json"]);
+    assert_eq!(done.code, 0, "{}{}", done.stdout, done.stderr);
+    let result = done.json();
+    eprintln!("rollback: {result}");
+    for (p, data) in &originals {
+        if p == kept {
+            assert_eq!(
+                fs::read(p).unwrap(),
+                fs::read(&bobs).unwrap(),
+                "bob's version kept"
+            );
+        } else {
+            assert!(
+                fs::read(p).ok().as_ref() == Some(data),
+                "{} brought back byte for byte",
+                p.display()
+            );
+        }
+    }
+    assert_eq!(
+        locked_copies(),
+        0,
+        "every .locked copy and every note removed"
+    );
+    assert!(props.join("bob.txt").exists(), "bob's own file untouched");
+    let pre = result["pre_restore"]
+        .as_str()
+        .expect("a pre-restore snapshot");
+    assert!(
+        tagged(&snapshots(), "pre-restore")
+            .iter()
+            .any(|s| s["id"] == pre),
+        "what was replaced or removed is kept"
+    );
+    assert!(guard_status(&daemon)["incidents"][0]["rolled_back"].is_string());
+    let text = rollback(&["--dry-run"]);
+    assert!(
+        text.stdout.contains(&format!("leave   {kept_rel}")),
+        "bob's version is still left alone: {}",
+        text.stdout
+    );
+
     // A member may not release; an admin (root here) gives write back.
     let (ok, out) = a.sh_as(
         "bob",

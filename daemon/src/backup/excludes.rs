@@ -3,6 +3,8 @@
 
 use crate::error::{Error, Result};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use std::collections::BTreeSet;
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
 /// Compiled exclude patterns.
@@ -54,18 +56,37 @@ pub(super) enum Include {
     No,
 }
 
-/// Where `rel` stands with respect to the selection (`None`: everything).
-pub(super) fn include(rel: &Path, only: Option<&[PathBuf]>) -> Include {
-    let Some(only) = only else {
-        return Include::All;
-    };
-    if only.iter().any(|p| rel.starts_with(p)) {
-        Include::All
-    } else if only.iter().any(|p| p.starts_with(rel)) {
-        Include::Leading
-    } else {
-        Include::No
+/// An `only` selection, sorted: where an entry stands is found in O(depth · log n), so a
+/// pre-restore save of 10,000 paths does not compare every entry with every path.
+#[derive(Debug)]
+pub(super) struct Only(BTreeSet<PathBuf>);
+
+impl Only {
+    pub(super) fn new(paths: &[PathBuf]) -> Only {
+        Only(paths.iter().cloned().collect())
     }
+
+    /// Where `rel` stands with respect to the selection.
+    pub(super) fn include(&self, rel: &Path) -> Include {
+        if rel.ancestors().any(|a| self.0.contains(a)) {
+            Include::All
+        } else if self
+            .0
+            .range::<Path, _>((Bound::Excluded(rel), Bound::Unbounded))
+            .next()
+            .is_some_and(|p| p.starts_with(rel))
+        {
+            // Paths are ordered by components: those below `rel` follow it.
+            Include::Leading
+        } else {
+            Include::No
+        }
+    }
+}
+
+/// Where `rel` stands with respect to the selection (`None`: everything).
+pub(super) fn include(rel: &Path, only: Option<&Only>) -> Include {
+    only.map_or(Include::All, |o| o.include(rel))
 }
 
 #[cfg(test)]
@@ -104,12 +125,29 @@ mod tests {
 
     #[test]
     fn only_filter_includes_the_path_its_contents_and_leading_dirs() {
-        let only = vec![PathBuf::from("a/b")];
-        let o = Some(only.as_slice());
-        assert_eq!(include(Path::new("a"), o), Include::Leading);
-        assert_eq!(include(Path::new("a/b"), o), Include::All);
-        assert_eq!(include(Path::new("a/b/c"), o), Include::All);
-        assert_eq!(include(Path::new("a/c"), o), Include::No);
+        let only = Only::new(&[
+            PathBuf::from("a/b"),
+            PathBuf::from("a/c d/e"),
+            PathBuf::from("ab"),
+        ]);
+        let o = Some(&only);
+        let cases = [
+            ("a", Include::Leading),
+            ("a/b", Include::All),
+            ("a/b/c", Include::All),
+            ("a/c", Include::No),
+            ("a/c d", Include::Leading),
+            ("a/c d/e/f", Include::All),
+            ("a/c d/ee", Include::No),
+            ("a/b c", Include::No),
+            ("ab", Include::All),
+            ("abc", Include::No),
+            ("a/a", Include::No),
+            ("b", Include::No),
+        ];
+        for (rel, want) in cases {
+            assert_eq!(include(Path::new(rel), o), want, "{rel}");
+        }
         assert_eq!(include(Path::new("z"), None), Include::All);
     }
 }

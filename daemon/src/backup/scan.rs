@@ -21,7 +21,7 @@
 //! directory waiting on the stack, and one directory of the parent snapshot at a time. Never
 //! the whole tree.
 
-use super::excludes::{include, Excludes, Include};
+use super::excludes::{include, Excludes, Include, Only};
 use super::packer::Packer;
 use super::read::{Job, JobResult};
 use super::{BackupOptions, Warning};
@@ -107,8 +107,8 @@ struct Pending {
 pub(super) struct Scan<'a, 'r> {
     pub(super) repo: &'a Repository,
     pub(super) root: &'a Path,
-    pub(super) opts: &'a BackupOptions,
     pub(super) excludes: Excludes,
+    only: Option<Only>,
     pub(super) names: NameCache,
     pub(super) packer: &'a Packer<'r>,
     pub(super) progress: &'a dyn Progress,
@@ -135,8 +135,8 @@ impl<'a, 'r> Scan<'a, 'r> {
         Scan {
             repo,
             root,
-            opts,
             excludes,
+            only: opts.only.as_deref().map(Only::new),
             names: NameCache::default(),
             packer,
             progress,
@@ -347,7 +347,7 @@ impl<'a, 'r> Scan<'a, 'r> {
                 if self.excludes.excluded(&name, &rel_child) {
                     continue;
                 }
-                let inc = include(&rel_child, self.opts.only.as_deref());
+                let inc = include(&rel_child, self.only.as_ref());
                 if inc == Include::No {
                     continue;
                 }

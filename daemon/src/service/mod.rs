@@ -66,6 +66,8 @@ pub(crate) struct Counters {
     pub(crate) guard: Arc<Mutex<String>>,
     /// Tags the next backup carries (the guard's `incident`), taken by the run.
     pub(crate) next_tags: Vec<String>,
+    /// The guard's watch of the share, kept across restarts of its tasks.
+    pub(crate) guard_watch: Option<Arc<guard::Watch>>,
 }
 
 /// A share the service manages (or knows about but cannot manage).
@@ -507,9 +509,11 @@ fn start_share(inner: &Arc<Inner>, policy: Arc<Policy>, counters: Arc<Mutex<Coun
         tasks.push(tokio::spawn(guard::guard(
             inner.clone(),
             policy.clone(),
-            counters.lock().expect("lock").guard.clone(),
+            counters.clone(),
             stop.clone(),
         )));
+    } else {
+        counters.lock().expect("lock").guard_watch = None;
     }
     let versions = versions::Slot::default();
     if policy.backup.is_some() {

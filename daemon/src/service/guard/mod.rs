@@ -19,6 +19,7 @@
 
 pub(crate) mod detect;
 mod fanotify;
+pub(crate) mod rollback;
 mod sample;
 pub(crate) mod state;
 
@@ -179,10 +180,11 @@ fn watch(
     };
     let _ = tx.send(Note::Watching("fanotify".into()));
     let mut detector = Detector::new(guard);
-    for uid in already {
-        detector.set_triggered(uid);
+    for uid in &already {
+        detector.set_triggered(*uid);
     }
-    let mut triggered: HashSet<Option<u32>> = HashSet::new();
+    // Users whose changes go on being recorded for their incident.
+    let mut triggered: HashSet<Option<u32>> = already.into_iter().collect();
     let me = std::process::id() as i32;
     let mut buf = vec![0u8; 256 * 1024];
     while !stop.load(Ordering::Relaxed) {
@@ -213,50 +215,114 @@ fn watch(
     }
 }
 
-/// The guard task of one share (started when its policy has `[guard]`).
+/// A share's reader thread and what must outlive the share's tasks: a lock reloads the
+/// policy, which restarts them, and the watch must go on through it (the attacker's changes
+/// until the lock lands are part of the incident, and a rollback undoes them).
+pub(crate) struct Watch {
+    /// What the thread watches with: a different root or `[guard]` needs a new thread.
+    key: (PathBuf, sharekeep_policies::Guard),
+    notes: tokio::sync::Mutex<mpsc::UnboundedReceiver<Note>>,
+    /// The incident each triggered user's later changes go to.
+    open: Mutex<HashMap<Option<u32>, String>>,
+    /// Stops the thread when the last holder lets go (the share removed, its guard changed).
+    _stop: StopOnDrop,
+}
+
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watch").field("root", &self.key.0).finish()
+    }
+}
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Starts the reader thread of `policy`'s share.
+fn start_watch(
+    policy: &Policy,
+    g: sharekeep_policies::Guard,
+    st: &state::GuardState,
+    watching: &Arc<Mutex<String>>,
+) -> Option<Watch> {
+    let (tx, rx) = mpsc::unbounded_channel::<Note>();
+    let stop = Arc::new(AtomicBool::new(false));
+    // After a restart of the service: the locked users' changes still go to their incident.
+    let already: Vec<Option<u32>> = st.locks.iter().map(|l| l.uid).collect();
+    let open = st
+        .locks
+        .iter()
+        .map(|l| (l.uid, l.incident.clone()))
+        .collect();
+    let (root, stop2, g2) = (policy.path.clone(), stop.clone(), g.clone());
+    let spawned = std::thread::Builder::new()
+        .name(format!("guard-{}", policy.name))
+        .spawn(move || watch(root, g2, already, tx, stop2));
+    if let Err(e) = spawned {
+        *watching.lock().expect("lock") = format!("not watched: {e}");
+        return None;
+    }
+    Some(Watch {
+        key: (policy.path.clone(), g),
+        notes: tokio::sync::Mutex::new(rx),
+        open: Mutex::new(open),
+        _stop: StopOnDrop(stop),
+    })
+}
+
+/// The guard task of one share (started when its policy has `[guard]`): the share's watch
+/// (kept in its counters across restarts of its tasks) read, and answered.
 pub(crate) async fn guard(
     inner: Arc<Inner>,
     policy: Arc<Policy>,
-    watching: Arc<Mutex<String>>,
+    counters: Arc<Mutex<super::Counters>>,
     stop: CancellationToken,
 ) {
     let Some(g) = policy.guard.clone() else {
         return;
     };
-    let (tx, mut rx) = mpsc::unbounded_channel::<Note>();
-    let stop_thread = Arc::new(AtomicBool::new(false));
-    struct StopOnDrop(Arc<AtomicBool>);
-    impl Drop for StopOnDrop {
-        fn drop(&mut self) {
-            self.0.store(true, Ordering::Relaxed);
-        }
-    }
-    let _stop = StopOnDrop(stop_thread.clone());
     let state_dir = inner.settings.state.clone();
-    let already: Vec<Option<u32>> = {
+    let st = {
         let (s, n) = (state_dir.clone(), policy.name.clone());
         tokio::task::spawn_blocking(move || state::load(&s, &n))
             .await
-            .map(|s| s.locks.iter().map(|l| l.uid).collect())
             .unwrap_or_default()
     };
-    let root = policy.path.clone();
-    let spawned = std::thread::Builder::new()
-        .name(format!("guard-{}", policy.name))
-        .spawn(move || watch(root, g, already, tx, stop_thread));
-    if let Err(e) = spawned {
-        *watching.lock().expect("lock") = format!("not watched: {e}");
-        return;
-    }
-    // The incident each triggered user's later changes go to.
-    let mut open: HashMap<Option<u32>, String> = HashMap::new();
+    let watching = counters.lock().expect("lock").guard.clone();
+    let key = (policy.path.clone(), g.clone());
+    let existing = counters
+        .lock()
+        .expect("lock")
+        .guard_watch
+        .clone()
+        .filter(|w| w.key == key);
+    let watch = match existing {
+        Some(w) => w,
+        None => {
+            let Some(w) = start_watch(&policy, g, &st, &watching) else {
+                return;
+            };
+            let w = Arc::new(w);
+            counters.lock().expect("lock").guard_watch = Some(w.clone());
+            w
+        }
+    };
     loop {
-        let note = tokio::select! {
-            _ = stop.cancelled() => return,
-            n = rx.recv() => match n {
-                Some(n) => n,
-                None => return,
-            },
+        // The receiver stays in the watch when this task is stopped: notes not yet read
+        // are read by the next one.
+        let note = {
+            let mut notes = watch.notes.lock().await;
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                n = notes.recv() => match n {
+                    Some(n) => n,
+                    None => return,
+                },
+            }
         };
         match note {
             Note::Watching(how) => {
@@ -270,7 +336,7 @@ pub(crate) async fn guard(
                 let (uid, first_ms) = (t.uid, t.first_ms);
                 match tokio::task::spawn_blocking(move || respond(&inner2, &p, t)).await {
                     Ok(Ok((id, locked))) => {
-                        open.insert(uid, id.clone());
+                        watch.open.lock().expect("lock").insert(uid, id.clone());
                         // First the lock: the policy reloaded with the lockdown (this task
                         // among the share's is restarted by it); then the last good snapshot
                         // pinned, and the damage backed up apart.
@@ -296,7 +362,7 @@ pub(crate) async fn guard(
                 }
             }
             Note::More(uid, list) => {
-                let Some(id) = open.get(&uid).cloned() else {
+                let Some(id) = watch.open.lock().expect("lock").get(&uid).cloned() else {
                     continue;
                 };
                 let (s, n) = (state_dir.clone(), policy.name.clone());
@@ -438,6 +504,7 @@ fn respond(inner: &Inner, policy: &Policy, t: Trigger) -> std::io::Result<(Strin
         examples,
         released: None,
         pinned: None,
+        rolled_back: None,
     };
     state::append_changes(state_dir, &policy.name, &id, &t.changes)?;
     let mut st = state::load(state_dir, &policy.name);

@@ -388,6 +388,13 @@ mod tests {
                 from: chrono::NaiveDate::MIN,
                 to: chrono::NaiveDate::MAX,
             },
+            "guard" => Request::Guard { share },
+            "release" => Request::GuardRelease { share, user: None },
+            "rollback" => Request::Rollback {
+                share,
+                incident: "20261130-100000-m".into(),
+                dry_run: path == "dry",
+            },
             "snapshots" => Request::Snapshots { share },
             "versions" => Request::Versions { share, path },
             "ls" => Request::Ls {
@@ -476,6 +483,17 @@ mod tests {
             (&admin, "report", "", None, false, ok(Admin, Everything, Daemon), ""),
             (&member, "report", "", None, false, None, "only root and the admins"),
             (&outsider, "backup", "", None, false, None, "not named"),
+            // The guard: root and admins only (a member may not lift their own lock, nor
+            // roll back, even dry).
+            (&admin, "guard", "", None, false, ok(Admin, Everything, Daemon), ""),
+            (&admin, "release", "", None, false, ok(Admin, Everything, Daemon), ""),
+            (&admin, "rollback", "", None, false, ok(Admin, Everything, Daemon), ""),
+            (&root, "rollback", "", None, false, ok(Root, Everything, Daemon), ""),
+            (&member, "guard", "", None, false, None, "only root and the admins"),
+            (&member, "release", "", None, false, None, "only root and the admins"),
+            (&member, "rollback", "", None, false, None, "only root and the admins"),
+            (&member, "rollback", "dry", None, false, None, "only root and the admins"),
+            (&outsider, "rollback", "", None, false, None, "not named"),
             // History: members see what they may read.
             (&admin, "snapshots", "", None, false, ok(Admin, Everything, Daemon), ""),
             (&member, "snapshots", "", None, false, ok(Member, Readable, ByCaller), ""),

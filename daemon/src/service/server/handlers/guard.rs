@@ -67,3 +67,54 @@ pub(super) async fn release(ctx: &Ctx<'_>, user: Option<String>) -> Response {
         Err(e) => Response::error("io", e.to_string()),
     }
 }
+
+/// `rollback`: the incident's changes undone from the pinned snapshot (see
+/// `service/guard/rollback.rs`), with progress lines while it runs.
+pub(super) async fn rollback(
+    ctx: &Ctx<'_>,
+    incident: String,
+    dry_run: bool,
+    w: &mut tokio::net::unix::OwnedWriteHalf,
+) -> Response {
+    use crate::service::guard::rollback::Failure;
+    let policy = ctx.policy();
+    ctx.audit(
+        if dry_run {
+            "rollback (dry run)"
+        } else {
+            "rollback"
+        },
+        &incident,
+        &[],
+    );
+    let live = std::sync::Arc::new(sharekeep::LiveProgress::default());
+    let progress = live.clone();
+    let cancel = sharekeep::CancelToken::new();
+    ctx.inner.running.lock().expect("lock").push(cancel.clone());
+    let (inner, c) = (ctx.inner.clone(), cancel.clone());
+    let task = tokio::task::spawn_blocking(move || {
+        crate::service::guard::rollback::rollback(
+            &inner, &policy, &incident, dry_run, &*progress, &c,
+        )
+    });
+    let done = crate::service::server::framing::with_progress(
+        w,
+        ctx.inner.settings.progress_every,
+        &live,
+        "rollback",
+        task,
+    )
+    .await;
+    ctx.inner
+        .running
+        .lock()
+        .expect("lock")
+        .retain(|t| !t.same_as(&cancel));
+    match done {
+        Ok(Ok(r)) => Response::Rollback(Box::new(r)),
+        Ok(Err(Failure::NotFound(m))) => Response::error("not_found", m),
+        Ok(Err(Failure::Invalid(m))) => Response::error("invalid", m),
+        Ok(Err(Failure::Engine(e))) => super::error_response(&e),
+        Err(e) => Response::error("io", e.to_string()),
+    }
+}

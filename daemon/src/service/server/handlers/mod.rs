@@ -221,5 +221,8 @@ pub(crate) async fn handle(
         Request::Report { from, to, .. } => maintenance::report(ctx, from, to).await,
         Request::Guard { .. } => guard::status(ctx).await,
         Request::GuardRelease { user, .. } => guard::release(ctx, user).await,
+        Request::Rollback {
+            incident, dry_run, ..
+        } => guard::rollback(ctx, incident, dry_run, w).await,
     })
 }
