@@ -425,3 +425,153 @@ fn a_working_day_of_edits_at_full_speed_raises_nothing() {
         "{g}"
     );
 }
+
+/// The rollback benchmark (`bench/rollback.sh` runs it on the release binaries): a member (a
+/// local process as them) rewrites every file of a folder of `SK_ROLLBACK_FILES` small files
+/// (default 10,000) with random bytes and renames it to `*.locked`, a note in each folder,
+/// with `action = "alert"` so that the attack runs to its end and every change is in the
+/// incident. The incident is then rolled back (timed; target ≤ 10 s) and every file checked
+/// byte for byte. For scale, restic 0.14 restores the same folder from its own backup into
+/// an empty one (what a restic user starts with, before sorting damaged from intact by hand).
+#[test]
+#[ignore = "a benchmark: bench/rollback.sh"]
+fn rollback_benchmark() {
+    let files: u64 = std::env::var("SK_ROLLBACK_FILES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let slow = Duration::from_secs(600);
+    let a = Accounts::department();
+    let tmp = open_scratch();
+    let d = tmp.path();
+    let share = d.join("commercial");
+    fs::create_dir_all(share.join("Tarifs")).unwrap();
+    let props = share.join("Propositions");
+    dataset::create_small(&props, files, 17).unwrap();
+    fs::create_dir_all(d.join("policies")).unwrap();
+    let policy = example_commercial(&a, &share, &d.join("repo"))
+        .replace("[guard]", "[guard]\naction = \"alert\"");
+    fs::write(d.join("policies/commercial.toml"), policy).unwrap();
+    let originals: Vec<(PathBuf, Vec<u8>)> = dataset::all_files(&props)
+        .unwrap()
+        .into_iter()
+        .map(|p| {
+            let data = fs::read(&p).unwrap();
+            (p, data)
+        })
+        .collect();
+    let daemon = Daemon::start(d);
+    ready(&daemon);
+    let night = daemon.ctl(&["backup", "--share", "commercial"]);
+    assert_eq!(night.code, 0, "{}{}", night.stdout, night.stderr);
+    // restic's backup of the same folder, for the comparison.
+    let restic_repo = d.join("restic");
+    let restic = |args: &[&str]| {
+        let out = Command::new("restic")
+            .args(args)
+            .env("RESTIC_REPOSITORY", &restic_repo)
+            .env("RESTIC_PASSWORD", "bench")
+            .output()
+            .expect("restic");
+        assert!(out.status.success(), "restic {args:?}: {out:?}");
+    };
+    restic(&["init", "-q"]);
+    restic(&["backup", "-q", &props.display().to_string()]);
+
+    let attack = format!(
+        r#"python3 - '{}' <<'PY'
+import os, sys
+for folder, _, names in os.walk(sys.argv[1]):
+    for n in names:
+        p = os.path.join(folder, n)
+        with open(p, 'wb') as f:
+            f.write(os.urandom(4096))
+        os.rename(p, p + '.locked')
+    with open(os.path.join(folder, 'LISEZ-MOI-RANCON.txt'), 'w') as f:
+        f.write('Payez.\n')
+PY"#,
+        props.display()
+    );
+    let t = Instant::now();
+    let (ok, out) = a.sh_as("alice", &attack);
+    assert!(ok, "{out}");
+    eprintln!(
+        "attack: {} files rewritten and renamed in {:.2} s",
+        originals.len(),
+        t.elapsed().as_secs_f64()
+    );
+    let changes = 2 * originals.len() as u64;
+    eventually(
+        "every change in the incident, the pin and the incident backup",
+        slow,
+        || {
+            let g = guard_status(&daemon);
+            let i = &g["incidents"][0];
+            i["changes"].as_u64().unwrap_or(0) >= changes
+                && i["pinned"].is_string()
+                && daemon
+                    .ctl(&["snapshots", "--share", "commercial", "--json"])
+                    .stdout
+                    .contains("\"incident\"")
+        },
+    );
+    let id = guard_status(&daemon)["incidents"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let t = Instant::now();
+    let dry = daemon.ctl(&[
+        "rollback",
+        "--share",
+        "commercial",
+        "--incident",
+        &id,
+        "--dry-run",
+        "--json",
+    ]);
+    let planned = t.elapsed();
+    assert_eq!(dry.code, 0, "{}{}", dry.stdout, dry.stderr);
+    let t = Instant::now();
+    let done = daemon.ctl(&[
+        "rollback",
+        "--share",
+        "commercial",
+        "--incident",
+        &id,
+        "--json",
+    ]);
+    let took = t.elapsed();
+    assert_eq!(done.code, 0, "{}{}", done.stdout, done.stderr);
+    let r = done.json();
+    for (p, data) in &originals {
+        assert!(
+            fs::read(p).ok().as_ref() == Some(data),
+            "{} brought back",
+            p.display()
+        );
+    }
+    let debris = dataset::all_files(&props).unwrap().len() - originals.len();
+    assert_eq!(debris, 0, "no copy nor note left");
+
+    let target = d.join("restic-restore");
+    let t = Instant::now();
+    restic(&[
+        "restore",
+        "-q",
+        "latest",
+        "--target",
+        &target.display().to_string(),
+    ]);
+    let restic_took = t.elapsed();
+    eprintln!(
+        "rollback: {} files: {} brought back, {} removed in {:.2} s (plan alone, dry run: {:.2} s; target <= 10 s); restic restore of the folder into an empty one: {:.2} s; ratio {:.2}x",
+        originals.len(),
+        r["restore"],
+        r["remove"],
+        took.as_secs_f64(),
+        planned.as_secs_f64(),
+        restic_took.as_secs_f64(),
+        took.as_secs_f64() / restic_took.as_secs_f64()
+    );
+}
