@@ -277,7 +277,7 @@ fn a_member_encrypting_the_share_over_smb_is_locked_out_within_seconds() {
         ),
     );
     assert!(!ok && out.contains("only root and the admins"), "{out}");
-    let locked_copies = || {
+    let debris_list = || {
         dataset::all_files(&share)
             .unwrap()
             .into_iter()
@@ -285,8 +285,9 @@ fn a_member_encrypting_the_share_over_smb_is_locked_out_within_seconds() {
                 let n = p.file_name().unwrap().to_string_lossy();
                 n.ends_with(".locked") || n == "LISEZ-MOI-RANCON.txt"
             })
-            .count()
+            .collect::<Vec<_>>()
     };
+    let locked_copies = || debris_list().len();
     let debris = locked_copies();
     assert!(debris > damaged, "copies and notes are there: {debris}");
     let dry = rollback(&["--dry-run", "--json"]);
@@ -325,10 +326,11 @@ fn a_member_encrypting_the_share_over_smb_is_locked_out_within_seconds() {
             );
         }
     }
-    assert_eq!(
-        locked_copies(),
-        0,
-        "every .locked copy and every note removed"
+    assert!(
+        debris_list().is_empty(),
+        "every .locked copy and every note removed: {:?} left; {result}\n{}",
+        debris_list(),
+        daemon.log()
     );
     assert!(props.join("bob.txt").exists(), "bob's own file untouched");
     let pre = result["pre_restore"]
@@ -573,5 +575,108 @@ PY"#,
         planned.as_secs_f64(),
         restic_took.as_secs_f64(),
         took.as_secs_f64() / restic_took.as_secs_f64()
+    );
+}
+
+/// Where fanotify is refused (forced here with `guard_watch = "inotify"`), the guard counts
+/// with inotify, which cannot tell who writes: a limit reached makes the whole share
+/// read-only, for the member who attacked and everyone else. Given write back, the share is
+/// judged again: the service's own writes (a rollback removing more files than the deletion
+/// limit) are not counted, a member's deletions are.
+#[test]
+fn without_fanotify_inotify_counts_and_a_limit_locks_the_whole_share() {
+    let a = Accounts::department();
+    let tmp = open_scratch();
+    let d = tmp.path();
+    let share = department(&a, d);
+    let file = d.join("policies/commercial.toml");
+    let policy = fs::read_to_string(&file)
+        .unwrap()
+        .replace("[guard]", "[guard]\ndeletions_per_minute = 10");
+    fs::write(&file, policy).unwrap();
+    let daemon = Daemon::start_with(d, Some("guard_watch = \"inotify\"\n"));
+    eventually("the guard watching with inotify", PATIENCE, || {
+        guard_status(&daemon)["watching"]
+            .as_str()
+            .is_some_and(|w| w.starts_with("inotify"))
+    });
+    eventually("the first reconcile", PATIENCE, || {
+        daemon.ctl(&["status", "--json"]).json()[0]["last_reconcile"].is_string()
+    });
+    let night = daemon.ctl(&["backup", "--share", "commercial"]);
+    assert_eq!(night.code, 0, "{}{}", night.stdout, night.stderr);
+    let props = share.join("Propositions");
+    let write = |who: &str, name: &str| {
+        a.sh_as(who, &format!("echo x > '{}'", props.join(name).display()))
+            .0
+    };
+    let files: Vec<(PathBuf, Vec<u8>)> = quotable(dataset::all_files(&props).unwrap())
+        .take(30)
+        .map(|p| {
+            let data = fs::read(&p).unwrap();
+            (p, data)
+        })
+        .collect();
+    assert!(write("bob", "bob-avant.txt"), "bob writes before");
+
+    // alice renames 30 documents to one new extension (20 trigger).
+    let script: String = files
+        .iter()
+        .map(|(p, _)| format!("mv '{}' '{}.crypt'; ", p.display(), p.display()))
+        .collect();
+    a.sh_as("alice", &script);
+    eventually("the whole share locked", PATIENCE, || {
+        !write("bob", "bob-pendant.txt")
+    });
+    assert!(!write("alice", "alice-pendant.txt"), "alice too");
+    let g = guard_status(&daemon);
+    assert!(g["locks"][0]["user"].is_null(), "everyone: {g}");
+    assert!(g["incidents"][0]["user"].is_null(), "{g}");
+    let status = daemon.ctl(&["status"]);
+    assert_eq!(status.code, 3, "{}", status.stdout);
+    let id = g["incidents"][0]["id"].as_str().unwrap().to_string();
+
+    // Write given back; then the rollback removes the 30 copies (more than the 10 deletions
+    // a minute allowed): the service's own writes, not counted.
+    let released = daemon.ctl(&["guard", "release", "--share", "commercial"]);
+    assert_eq!(released.code, 0, "{}{}", released.stdout, released.stderr);
+    eventually("bob writes again", PATIENCE, || {
+        write("bob", "bob-apres.txt")
+    });
+    let done = daemon.ctl(&["rollback", "--share", "commercial", "--incident", &id]);
+    assert_eq!(done.code, 0, "{}{}", done.stdout, done.stderr);
+    for (p, data) in &files {
+        assert!(
+            fs::read(p).ok().as_ref() == Some(data),
+            "{} back",
+            p.display()
+        );
+        assert!(!Path::new(&format!("{}.crypt", p.display())).exists());
+    }
+    // Positive control: a member deleting files is counted again (until an incident).
+    let victims: Vec<PathBuf> = quotable(dataset::all_files(&props).unwrap())
+        .filter(|p| !p.to_string_lossy().ends_with(".txt"))
+        .skip(100)
+        .collect();
+    let mut next = victims.iter();
+    eventually("a second incident, for the deletions", PATIENCE, || {
+        let batch: String = next
+            .by_ref()
+            .take(11)
+            .map(|p| format!("rm -f '{}'; ", p.display()))
+            .collect();
+        a.sh_as("alice", &batch);
+        guard_status(&daemon)["incidents"].as_array().unwrap().len() >= 2
+    });
+    let g = guard_status(&daemon);
+    let incidents = g["incidents"].as_array().unwrap();
+    assert_eq!(incidents.len(), 2, "the rollback raised nothing: {g}");
+    assert!(
+        incidents[1]["reason"].as_str().unwrap().contains("deleted"),
+        "{g}"
+    );
+    assert!(
+        !incidents[1]["examples"].to_string().contains(".crypt"),
+        "not the rollback's removals: {g}"
     );
 }

@@ -43,6 +43,20 @@ pub struct RawConfig {
     /// A file of `NAME=VALUE` lines with the credentials of remote stores (`copy_to`):
     /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, SHAREKEEP_SSH_IDENTITY; private to root.
     pub remote_credentials: Option<PathBuf>,
+    /// How the guard watches a share: `auto` (fanotify, which tells who writes; inotify,
+    /// which cannot, where fanotify is refused) or `inotify`.
+    pub guard_watch: Option<GuardWatch>,
+}
+
+/// `guard_watch`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum GuardWatch {
+    /// fanotify, else inotify.
+    #[default]
+    Auto,
+    /// inotify only: changes are not attributed, a limit reached locks everyone.
+    Inotify,
 }
 
 /// `[alerts]`: how admins learn about a failed backup or drill, a broken policy, a backup too
@@ -108,6 +122,8 @@ pub struct Settings {
     pub alerts: Option<AlertsConfig>,
     /// The credentials file for remote stores (else the service's environment).
     pub remote_credentials: Option<PathBuf>,
+    /// How the guard watches.
+    pub guard_watch: GuardWatch,
 }
 
 impl Settings {
@@ -193,6 +209,7 @@ impl Settings {
             ),
             alerts: flags.alerts.or(file.alerts),
             remote_credentials: flags.remote_credentials.or(file.remote_credentials),
+            guard_watch: flags.guard_watch.or(file.guard_watch).unwrap_or_default(),
             samba: flags
                 .samba_manage
                 .or(file.samba_manage)

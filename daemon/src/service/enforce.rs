@@ -43,7 +43,7 @@ fn coalesce(policy: &Policy, signals: Vec<Signal>) -> (Vec<String>, Vec<String>)
                     walk.insert(to);
                 }
             }
-            Signal::Rescan | Signal::Budget => {}
+            Signal::Rescan | Signal::Budget | Signal::Changes(_) => {}
         }
     }
     let covers = |k: &String, r: &String| k.is_empty() || r == k || r.starts_with(&format!("{k}/"));

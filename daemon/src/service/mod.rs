@@ -68,6 +68,8 @@ pub(crate) struct Counters {
     pub(crate) next_tags: Vec<String>,
     /// The guard's watch of the share, kept across restarts of its tasks.
     pub(crate) guard_watch: Option<Arc<guard::Watch>>,
+    /// The service's own writes into the share (a guard on inotify does not count them).
+    pub(crate) own_writes: Arc<guard::OwnWrites>,
 }
 
 /// A share the service manages (or knows about but cannot manage).

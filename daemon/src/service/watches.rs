@@ -41,6 +41,17 @@ pub(crate) enum Signal {
     Rescan,
     /// The watch budget is reached: reconcile periodically.
     Budget,
+    /// Files written, made, renamed, removed (only from watches made [`Watches::for_guard`]).
+    Changes(Vec<FsChange>),
+}
+
+/// A change to an entry, as inotify tells it: what, not who.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FsChange {
+    Created(String),
+    Written(String),
+    Deleted(String),
+    Renamed { from: String, to: String },
 }
 
 const MASK: AddWatchFlags = AddWatchFlags::IN_CREATE
@@ -73,6 +84,9 @@ pub(crate) struct Watches {
     /// Shown by `status`.
     count: Arc<AtomicU64>,
     name: String,
+    mask: AddWatchFlags,
+    /// Report files' changes too (the guard's watches).
+    changes: bool,
 }
 
 impl Watches {
@@ -93,7 +107,17 @@ impl Watches {
             over_budget: false,
             count,
             name: name.to_string(),
+            mask: MASK,
+            changes: false,
         })
+    }
+
+    /// Watches that also report files written, made, renamed and removed
+    /// ([`Signal::Changes`]): the guard's, where fanotify is refused.
+    pub(crate) fn for_guard(mut self) -> Watches {
+        self.mask = MASK | AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_DELETE;
+        self.changes = true;
+        self
     }
 
     /// Opens the folder `rel` from the share root, one name at a time, never following a link.
@@ -156,7 +180,7 @@ impl Watches {
         }
         // The very folder opened by descriptor (a magic link to it, not a path to resolve).
         let proc_path = format!("/proc/self/fd/{}", fd.as_raw_fd());
-        match self.ino.add_watch(proc_path.as_str(), MASK) {
+        match self.ino.add_watch(proc_path.as_str(), self.mask) {
             Ok(wd) => {
                 self.by_wd.insert(wd, rel.to_string());
                 self.count.store(self.by_wd.len() as u64, Ordering::Relaxed);
@@ -212,6 +236,9 @@ impl Watches {
         let mut out = Vec::new();
         let mut moved_from: HashMap<u32, String> = HashMap::new();
         let mut rescan = false;
+        let mut changes: Vec<FsChange> = Vec::new();
+        // Files renamed: paired by cookie within the batch (unpaired: moved in or out).
+        let mut files_from: HashMap<u32, (usize, String)> = HashMap::new();
         for ev in events {
             if ev.mask.contains(AddWatchFlags::IN_Q_OVERFLOW) {
                 rescan = true;
@@ -237,6 +264,32 @@ impl Watches {
             };
             let rel = join(&dir, text);
             let is_dir = ev.mask.contains(AddWatchFlags::IN_ISDIR);
+            if self.changes && !is_dir {
+                let m = ev.mask;
+                if m.contains(AddWatchFlags::IN_MOVED_FROM) {
+                    files_from.insert(ev.cookie, (changes.len(), rel.clone()));
+                    changes.push(FsChange::Deleted(rel.clone()));
+                } else if m.contains(AddWatchFlags::IN_MOVED_TO) {
+                    match files_from.remove(&ev.cookie) {
+                        Some((i, from)) => {
+                            changes[i] = FsChange::Renamed {
+                                from,
+                                to: rel.clone(),
+                            }
+                        }
+                        None => changes.push(FsChange::Created(rel.clone())),
+                    }
+                } else if m.contains(AddWatchFlags::IN_CREATE) {
+                    changes.push(FsChange::Created(rel.clone()));
+                } else if m.contains(AddWatchFlags::IN_CLOSE_WRITE) {
+                    changes.push(FsChange::Written(rel.clone()));
+                } else if m.contains(AddWatchFlags::IN_DELETE) {
+                    changes.push(FsChange::Deleted(rel.clone()));
+                }
+                if m.intersects(AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_DELETE) {
+                    continue; // nothing for the rights
+                }
+            }
             if ev.mask.contains(AddWatchFlags::IN_MOVED_FROM) {
                 if is_dir {
                     moved_from.insert(ev.cookie, rel);
@@ -284,6 +337,9 @@ impl Watches {
         }
         if !one.is_empty() {
             out.push(Signal::One(one));
+        }
+        if !changes.is_empty() {
+            out.push(Signal::Changes(changes));
         }
         out
     }

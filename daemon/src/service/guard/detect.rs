@@ -284,6 +284,12 @@ impl Detector {
         self.triggered.insert(uid);
     }
 
+    /// A user given write back: judged again, from an empty window.
+    pub(crate) fn release(&mut self, uid: Option<u32>) {
+        self.triggered.remove(&uid);
+        self.users.remove(&uid);
+    }
+
     /// Takes one change into account; the trigger when it makes its user reach a limit.
     pub(crate) fn observe(&mut self, c: Change) -> Option<Trigger> {
         let now = c.at_ms;

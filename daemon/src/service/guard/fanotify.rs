@@ -296,3 +296,44 @@ pub(crate) fn fsuid(pid: i32) -> Option<u32> {
     let line = status.lines().find(|l| l.starts_with("Uid:"))?;
     line.split_whitespace().nth(4)?.parse().ok()
 }
+
+/// Whose process made an event, remembered per process: a process may be gone when its last
+/// events are read (an SMB session's smbd exits right after its client disconnects), or
+/// briefly root (smbd becomes root for a moment for some of its work). A process's last
+/// known non-root filesystem uid answers then. Entries untouched for 10 minutes are forgotten
+/// (a pid is reused only after the whole pid range has gone round).
+#[derive(Debug, Default)]
+pub(crate) struct Owners {
+    known: std::collections::HashMap<i32, (u32, std::time::Instant)>,
+    swept: Option<std::time::Instant>,
+}
+
+const FORGET_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
+
+impl Owners {
+    /// The filesystem uid `pid` works as (`None`: gone and never seen).
+    pub(crate) fn uid(&mut self, pid: i32) -> Option<u32> {
+        let now = std::time::Instant::now();
+        if self
+            .swept
+            .is_none_or(|t| now.duration_since(t) > FORGET_AFTER / 10)
+        {
+            self.known
+                .retain(|_, (_, seen)| now.duration_since(*seen) < FORGET_AFTER);
+            self.swept = Some(now);
+        }
+        match fsuid(pid) {
+            Some(uid) if uid != 0 => {
+                self.known.insert(pid, (uid, now));
+                Some(uid)
+            }
+            read => match self.known.get_mut(&pid) {
+                Some((uid, seen)) => {
+                    *seen = now;
+                    Some(*uid)
+                }
+                None => read,
+            },
+        }
+    }
+}

@@ -23,6 +23,7 @@ pub(crate) mod rollback;
 mod sample;
 pub(crate) mod state;
 
+use super::config::GuardWatch;
 use super::Inner;
 use detect::{Change, Detector, Kind, Trigger};
 use fanotify::{Fanotify, RawEvent};
@@ -52,29 +53,9 @@ fn now_ms() -> u64 {
         .unwrap_or_default()
 }
 
-/// Reads a written file's ends by its handle (never by name: it may be renamed already).
-fn sample(fan: &Fanotify, ev: &RawEvent, name: &str) -> bool {
+/// Whether a regular file's first and last 4 KiB look encrypted for its name's extension.
+fn judge(file: std::fs::File, name: &str) -> bool {
     use std::os::unix::fs::FileExt;
-    let Some(h) = &ev.file else { return false };
-    // Its type first, through a descriptor that opens nothing (a device's open could act);
-    // a handle names one inode, whose type never changes: the second open is of the same
-    // regular file.
-    let regular = fan
-        .open(h, libc::O_PATH | libc::O_NOFOLLOW)
-        .ok()
-        .map(std::fs::File::from)
-        .and_then(|f| f.metadata().ok())
-        .is_some_and(|m| m.is_file());
-    if !regular {
-        return false;
-    }
-    let Ok(fd) = fan.open(
-        h,
-        libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY,
-    ) else {
-        return false;
-    };
-    let file = std::fs::File::from(fd);
     let Ok(meta) = file.metadata() else {
         return false;
     };
@@ -94,6 +75,66 @@ fn sample(fan: &Fanotify, ev: &RawEvent, name: &str) -> bool {
     sample::looks_encrypted(&sample::extension(name), &head, &tail)
 }
 
+const READ_FLAGS: i32 = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
+
+/// Reads a written file's ends by its handle (never by name: it may be renamed already).
+fn sample(fan: &Fanotify, ev: &RawEvent, name: &str) -> bool {
+    let Some(h) = &ev.file else { return false };
+    // Its type first, through a descriptor that opens nothing (a device's open could act);
+    // a handle names one inode, whose type never changes: the second open is of the same
+    // regular file.
+    let regular = fan
+        .open(h, libc::O_PATH | libc::O_NOFOLLOW)
+        .ok()
+        .map(std::fs::File::from)
+        .and_then(|f| f.metadata().ok())
+        .is_some_and(|m| m.is_file());
+    if !regular {
+        return false;
+    }
+    match fan.open(h, READ_FLAGS) {
+        Ok(fd) => judge(std::fs::File::from(fd), name),
+        Err(_) => false,
+    }
+}
+
+/// Reads a written file's ends by its path below the share root (inotify names no inode):
+/// its folder opened from the root without following links, the file opened O_PATH and
+/// checked regular, then read through that very descriptor.
+fn sample_at(root: &rustix::fd::OwnedFd, rel: &str) -> bool {
+    let (dir, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+    let Ok(dir) = sharekeep_policies::walk::open_dir_beneath(root, dir) else {
+        return false;
+    };
+    let Ok(path) = rustix::fs::openat(
+        &dir,
+        name,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    ) else {
+        return false;
+    };
+    let regular = rustix::fs::fstat(&path).is_ok_and(|st| {
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
+    });
+    if !regular {
+        return false;
+    }
+    use std::os::fd::AsRawFd;
+    let proc_path = format!("/proc/self/fd/{}", path.as_raw_fd());
+    match rustix::fs::open(
+        proc_path.as_str(),
+        rustix::fs::OFlags::RDONLY
+            | rustix::fs::OFlags::NONBLOCK
+            | rustix::fs::OFlags::NOCTTY
+            | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    ) {
+        Ok(fd) => judge(std::fs::File::from(fd), name),
+        Err(_) => false,
+    }
+}
+
 fn join(dir: &Path, name: &[u8]) -> String {
     let name = String::from_utf8_lossy(name);
     if dir.as_os_str().is_empty() {
@@ -104,7 +145,13 @@ fn join(dir: &Path, name: &[u8]) -> String {
 }
 
 /// The changes one event stands for (none when outside the share, or by root or us).
-fn changes(fan: &mut Fanotify, root: &Path, me: i32, ev: &RawEvent) -> Vec<Change> {
+fn changes(
+    fan: &mut Fanotify,
+    owners: &mut fanotify::Owners,
+    root: &Path,
+    me: i32,
+    ev: &RawEvent,
+) -> Vec<Change> {
     let mut out = Vec::new();
     if ev.pid == me {
         return out;
@@ -123,7 +170,7 @@ fn changes(fan: &mut Fanotify, root: &Path, me: i32, ev: &RawEvent) -> Vec<Chang
         tracing::trace!(?dir, "guard: outside");
         return out;
     };
-    let uid = fanotify::fsuid(ev.pid);
+    let uid = owners.uid(ev.pid);
     if uid == Some(0) {
         return out;
     }
@@ -162,20 +209,28 @@ fn changes(fan: &mut Fanotify, root: &Path, me: i32, ev: &RawEvent) -> Vec<Chang
 }
 
 /// The reader thread: fanotify -> detector -> the task, until `stop`.
+#[allow(clippy::too_many_arguments)]
 fn watch(
     root: PathBuf,
     guard: sharekeep_policies::Guard,
     already: Vec<Option<u32>>,
     tx: mpsc::UnboundedSender<Note>,
     stop: Arc<AtomicBool>,
+    how: GuardWatch,
+    own: Arc<OwnWrites>,
+    releases: Releases,
 ) {
-    let mut fan = match Fanotify::new(&root) {
+    let fanotify = match how {
+        GuardWatch::Auto => Fanotify::new(&root),
+        GuardWatch::Inotify => Err(std::io::Error::other("guard_watch = \"inotify\"")),
+    };
+    let mut fan = match fanotify {
         Ok(f) => f,
         Err(e) => {
-            let _ = tx.send(Note::Watching(format!(
-                "not watched: fanotify refused ({e}); the guard needs root and Linux 5.17 or later"
-            )));
-            return;
+            tracing::warn!(
+                "guard: fanotify refused ({e}): inotify instead, which cannot tell who writes"
+            );
+            return watch_inotify(root, guard, already, tx, stop, own, releases);
         }
     };
     let _ = tx.send(Note::Watching("fanotify".into()));
@@ -186,8 +241,10 @@ fn watch(
     // Users whose changes go on being recorded for their incident.
     let mut triggered: HashSet<Option<u32>> = already.into_iter().collect();
     let me = std::process::id() as i32;
+    let mut owners = fanotify::Owners::default();
     let mut buf = vec![0u8; 256 * 1024];
     while !stop.load(Ordering::Relaxed) {
+        take_releases(&releases, &mut detector, &mut triggered);
         let events = match fan.read(&mut buf, 200) {
             Ok(e) => e,
             Err(e) => {
@@ -198,7 +255,7 @@ fn watch(
         let mut more: HashMap<Option<u32>, Vec<Change>> = HashMap::new();
         for ev in &events {
             tracing::trace!(mask = ev.mask, pid = ev.pid, "guard: event");
-            for c in changes(&mut fan, &root, me, ev) {
+            for c in changes(&mut fan, &mut owners, &root, me, ev) {
                 tracing::trace!(?c, "guard: change");
                 if triggered.contains(&c.uid) {
                     more.entry(c.uid).or_default().push(c.clone());
@@ -215,6 +272,146 @@ fn watch(
     }
 }
 
+/// Users given write back since the reader last looked (see [`Watch::released`]).
+type Releases = Arc<Mutex<Vec<Option<u32>>>>;
+
+fn take_releases(
+    releases: &Releases,
+    detector: &mut Detector,
+    triggered: &mut HashSet<Option<u32>>,
+) {
+    for uid in std::mem::take(&mut *releases.lock().expect("lock")) {
+        detector.release(uid);
+        triggered.remove(&uid);
+    }
+}
+
+/// The reader thread where fanotify is refused: inotify watches of every folder (the
+/// enforcement's watcher, reporting changes too), which cannot tell who changed what. Every
+/// change counts under an unknown writer, so a limit reached makes the whole share
+/// read-only; the service's own writes (restores, rollbacks) are not counted.
+fn watch_inotify(
+    root: PathBuf,
+    guard: sharekeep_policies::Guard,
+    already: Vec<Option<u32>>,
+    tx: mpsc::UnboundedSender<Note>,
+    stop: Arc<AtomicBool>,
+    own: Arc<OwnWrites>,
+    releases: Releases,
+) {
+    use crate::service::watches::{self, FsChange, Signal};
+    let watches = rustix::fs::open(
+        &root,
+        rustix::fs::OFlags::RDONLY
+            | rustix::fs::OFlags::DIRECTORY
+            | rustix::fs::OFlags::NOFOLLOW
+            | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .and_then(|fd| {
+        watches::Watches::new(&root, usize::MAX, "guard", Default::default())
+            .map(|w| (fd, w.for_guard()))
+            .map_err(|e| rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::IO))
+    });
+    let (root_fd, w) = match watches {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = tx.send(Note::Watching(format!(
+                "not watched: neither fanotify nor inotify ({e})"
+            )));
+            return;
+        }
+    };
+    let _ = tx.send(Note::Watching(
+        "inotify (fanotify refused): changes are not attributed; a limit reached makes the whole share read-only".into(),
+    ));
+    let (sig_tx, mut sig_rx) = mpsc::unbounded_channel::<Signal>();
+    let stop2 = stop.clone();
+    let reader = std::thread::Builder::new()
+        .name("guard-inotify".into())
+        .spawn(move || watches::run(w, sig_tx, stop2));
+    if reader.is_err() {
+        return;
+    }
+    let mut detector = Detector::new(guard);
+    for uid in &already {
+        detector.set_triggered(*uid);
+    }
+    let mut triggered: HashSet<Option<u32>> = already.into_iter().collect();
+    while let Some(signal) = sig_rx.blocking_recv() {
+        let Signal::Changes(list) = signal else {
+            continue;
+        };
+        take_releases(&releases, &mut detector, &mut triggered);
+        let at_ms = now_ms();
+        if own.quiet(at_ms) {
+            continue;
+        }
+        let mut more = Vec::new();
+        for fc in list {
+            let (path, kind) = match fc {
+                FsChange::Created(p) => (p, Kind::Created),
+                FsChange::Deleted(p) => (p, Kind::Deleted),
+                FsChange::Renamed { from, to } => (to, Kind::Renamed { from }),
+                FsChange::Written(p) => {
+                    let suspicious = sample_at(&root_fd, &p);
+                    (p, Kind::Written { suspicious })
+                }
+            };
+            let c = Change {
+                at_ms,
+                uid: None,
+                path,
+                kind,
+            };
+            if triggered.contains(&None) {
+                more.push(c.clone());
+            }
+            if let Some(t) = detector.observe(c) {
+                triggered.insert(t.uid);
+                let _ = tx.send(Note::Trigger(t));
+            }
+        }
+        if !more.is_empty() {
+            let _ = tx.send(Note::More(None, more));
+        }
+    }
+}
+
+/// The service's own writes into a share (restores, rollbacks), which a guard watching with
+/// inotify could not tell from a member's: while one runs, and a moment after, its changes are
+/// not counted. (fanotify tells them apart by process: it needs none of this.)
+#[derive(Debug, Default)]
+pub(crate) struct OwnWrites {
+    running: std::sync::atomic::AtomicUsize,
+    until_ms: std::sync::atomic::AtomicU64,
+}
+
+/// Held while the service writes into a share.
+pub(crate) struct Writing(Arc<OwnWrites>);
+
+impl OwnWrites {
+    /// The service starts writing into the share.
+    pub(crate) fn begin(self: &Arc<Self>) -> Writing {
+        self.running.fetch_add(1, Ordering::SeqCst);
+        Writing(self.clone())
+    }
+
+    fn quiet(&self, now_ms: u64) -> bool {
+        self.running.load(Ordering::SeqCst) > 0 || now_ms <= self.until_ms.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        // Events reach the reader a moment after the writes.
+        self.0
+            .until_ms
+            .fetch_max(now_ms() + 2_000, Ordering::SeqCst);
+        self.0.running.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// A share's reader thread and what must outlive the share's tasks: a lock reloads the
 /// policy, which restarts them, and the watch must go on through it (the attacker's changes
 /// until the lock lands are part of the incident, and a rollback undoes them).
@@ -224,8 +421,22 @@ pub(crate) struct Watch {
     notes: tokio::sync::Mutex<mpsc::UnboundedReceiver<Note>>,
     /// The incident each triggered user's later changes go to.
     open: Mutex<HashMap<Option<u32>, String>>,
+    /// Users given write back, for the reader to judge again.
+    releases: Releases,
     /// Stops the thread when the last holder lets go (the share removed, its guard changed).
     _stop: StopOnDrop,
+}
+
+impl Watch {
+    /// `uids` were given write back: their changes are judged again (and no longer recorded
+    /// in their incident).
+    pub(crate) fn released(&self, uids: &[Option<u32>]) {
+        let mut open = self.open.lock().expect("lock");
+        for uid in uids {
+            open.remove(uid);
+        }
+        self.releases.lock().expect("lock").extend_from_slice(uids);
+    }
 }
 
 struct StopOnDrop(Arc<AtomicBool>);
@@ -248,6 +459,8 @@ fn start_watch(
     g: sharekeep_policies::Guard,
     st: &state::GuardState,
     watching: &Arc<Mutex<String>>,
+    how: GuardWatch,
+    own: Arc<OwnWrites>,
 ) -> Option<Watch> {
     let (tx, rx) = mpsc::unbounded_channel::<Note>();
     let stop = Arc::new(AtomicBool::new(false));
@@ -258,10 +471,16 @@ fn start_watch(
         .iter()
         .map(|l| (l.uid, l.incident.clone()))
         .collect();
-    let (root, stop2, g2) = (policy.path.clone(), stop.clone(), g.clone());
+    let releases: Releases = Default::default();
+    let (root, stop2, g2, r2) = (
+        policy.path.clone(),
+        stop.clone(),
+        g.clone(),
+        releases.clone(),
+    );
     let spawned = std::thread::Builder::new()
         .name(format!("guard-{}", policy.name))
-        .spawn(move || watch(root, g2, already, tx, stop2));
+        .spawn(move || watch(root, g2, already, tx, stop2, how, own, r2));
     if let Err(e) = spawned {
         *watching.lock().expect("lock") = format!("not watched: {e}");
         return None;
@@ -270,6 +489,7 @@ fn start_watch(
         key: (policy.path.clone(), g),
         notes: tokio::sync::Mutex::new(rx),
         open: Mutex::new(open),
+        releases,
         _stop: StopOnDrop(stop),
     })
 }
@@ -303,7 +523,9 @@ pub(crate) async fn guard(
     let watch = match existing {
         Some(w) => w,
         None => {
-            let Some(w) = start_watch(&policy, g, &st, &watching) else {
+            let own = counters.lock().expect("lock").own_writes.clone();
+            let how = inner.settings.guard_watch;
+            let Some(w) = start_watch(&policy, g, &st, &watching, how, own) else {
                 return;
             };
             let w = Arc::new(w);

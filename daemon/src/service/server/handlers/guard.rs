@@ -48,6 +48,17 @@ pub(super) async fn release(ctx: &Ctx<'_>, user: Option<String>) -> Response {
     .await;
     match lifted {
         Ok(Ok(locks)) => {
+            // The guard judges them again from now on.
+            let watch = ctx
+                .inner
+                .shares
+                .lock()
+                .expect("lock")
+                .get(&policy.name)
+                .and_then(|s| s.counters.lock().expect("lock").guard_watch.clone());
+            if let Some(w) = watch {
+                w.released(&locks.iter().map(|l| l.uid).collect::<Vec<_>>());
+            }
             let who: Vec<String> = locks
                 .iter()
                 .map(|l| l.user.clone().unwrap_or_else(|| "everyone".into()))
@@ -92,7 +103,9 @@ pub(super) async fn rollback(
     let cancel = sharekeep::CancelToken::new();
     ctx.inner.running.lock().expect("lock").push(cancel.clone());
     let (inner, c) = (ctx.inner.clone(), cancel.clone());
+    let writing = (!dry_run).then(|| super::writing(ctx)).flatten();
     let task = tokio::task::spawn_blocking(move || {
+        let _writing = writing;
         crate::service::guard::rollback::rollback(
             &inner, &policy, &incident, dry_run, &*progress, &c,
         )

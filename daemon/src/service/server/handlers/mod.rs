@@ -160,6 +160,15 @@ async fn open_snapshot(
     }
 }
 
+/// Marks the service writing into the ctx's share until the value is dropped (a guard on
+/// inotify does not count those writes).
+fn writing(ctx: &Ctx<'_>) -> Option<crate::service::guard::Writing> {
+    let shares = ctx.inner.shares.lock().expect("lock");
+    let share = shares.get(&ctx.policy().name)?;
+    let own = share.counters.lock().expect("lock").own_writes.clone();
+    Some(own.begin())
+}
+
 /// Runs `work` on the blocking pool with the share's repository, sending progress lines.
 async fn in_repo(
     ctx: &Ctx<'_>,

@@ -142,7 +142,9 @@ async fn by_daemon(
     let cancel = sharekeep::CancelToken::new();
     ctx.inner.running.lock().expect("lock").push(cancel.clone());
     let c = cancel.clone();
+    let writing = super::writing(ctx);
     let task = tokio::task::spawn_blocking(move || -> Result<Response, sharekeep::Error> {
+        let _writing = writing;
         let repo = sharekeep::open_plan_repository(&plan, sharekeep::IndexScope::All, &env)?;
         let snap = view.find(&repo, &snapshot)?;
         let in_place = to.is_none();
