@@ -520,6 +520,9 @@ impl Backend for EncryptedBackend {
     fn is_remote(&self) -> bool {
         self.inner.is_remote()
     }
+    fn journal_dir(&self) -> Option<PathBuf> {
+        self.inner.journal_dir()
+    }
     fn file_location(&self, kind: FileKind, name: &str) -> PathBuf {
         self.inner.file_location(kind, name)
     }

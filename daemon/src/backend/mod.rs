@@ -148,6 +148,11 @@ pub trait Backend: Send + Sync + Debug {
     fn is_remote(&self) -> bool {
         false
     }
+    /// Where a backup notes the packs it committed and has not indexed yet (a local folder;
+    /// `None`: index files are cheap enough to write every few packs).
+    fn journal_dir(&self) -> Option<PathBuf> {
+        None
+    }
     /// The location of one file, for messages.
     fn file_location(&self, kind: FileKind, name: &str) -> PathBuf;
     /// Creates the empty structure; fails if a repository is already there.

@@ -618,6 +618,10 @@ impl Backend for RemoteBackend {
         self.put(kind, name, data)
     }
 
+    fn journal_dir(&self) -> Option<PathBuf> {
+        Some(self.cache.with_file_name("unindexed"))
+    }
+
     fn create_temp(&self) -> Result<TempFile> {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let path = self

@@ -17,6 +17,7 @@
 //! the number of files backed up (see the memory model in the README).
 
 mod excludes;
+mod journal;
 mod packer;
 mod read;
 mod scan;
@@ -31,6 +32,7 @@ use crate::progress::{CancelToken, Progress};
 use crate::repo::Repository;
 use crate::snapshot::Snapshot;
 use crate::Error;
+use journal::Journal;
 use packer::Packer;
 use read::{read_job, Job, JobResult};
 use scan::Scan;
@@ -139,7 +141,11 @@ pub fn backup(
     let (job_tx, job_rx) = crossbeam_channel::bounded::<Job>(256);
     let (res_tx, res_rx) = crossbeam_channel::unbounded::<Result<JobResult>>();
     let (sealed_tx, sealed_rx) = crossbeam_channel::bounded(4);
-    let packer = Packer::new(repo, sealed_tx);
+    let journal = match repo.backend().journal_dir() {
+        Some(dir) => Some(Journal::open(repo, &dir)?),
+        None => None,
+    };
+    let packer = Packer::new(repo, sealed_tx, journal);
     let inner_cancel = CancelToken::new();
     let mut scan = Scan::new(repo, &root, opts, excludes, &packer, progress);
     let (prefetch_tx, prefetch_rx) = crossbeam_channel::bounded(PREFETCH_QUEUE);

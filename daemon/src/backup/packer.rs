@@ -4,8 +4,8 @@
 //! ```text
 //! claim(id)   the repository's index lacks it and no one in this backup is storing it
 //! add         compress outside the lock, append to the open pack ([`PackWriter`])
-//! finisher    commits sealed packs under data/; every INDEX_EVERY_PACKS packs (and at the
-//!             end) syncs, writes an index file, then moves their blobs from `in_flight` to
+//! finisher    commits sealed packs under data/; every INDEX_EVERY_PACKS packs (64 to a remote store, the
+//!             packs in between in a local journal: journal.rs; and at the end) syncs, writes an index file, then moves their blobs from `in_flight` to
 //!             the repository's in-memory index
 //! ```
 //! `in_flight` holds only the blobs of packs not yet listed in an index file (the open pack,
@@ -24,7 +24,9 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-/// Index files are written after this many packs, so an interrupted backup's data is reused.
+/// Index files are written after this many packs, so an interrupted backup's data is reused
+/// (to a remote store: every [`super::journal::REMOTE_INDEX_EVERY_PACKS`], the packs in
+/// between noted in a local journal).
 const INDEX_EVERY_PACKS: usize = 4;
 
 /// Accumulates blobs into packs shared by all workers.
@@ -33,17 +35,31 @@ pub(super) struct Packer<'r> {
     writer: Mutex<PackWriter<'r>>,
     sealed: Mutex<Option<Sender<SealedPack>>>,
     in_flight: Mutex<HashSet<Id>>,
+    /// Committed packs not indexed yet, noted locally (remote stores).
+    journal: Mutex<Option<super::journal::Journal>>,
+    index_every: usize,
     pub(super) blobs_added: AtomicU64,
     pub(super) bytes_added: AtomicU64,
 }
 
 impl<'r> Packer<'r> {
-    pub(super) fn new(repo: &'r Repository, sealed: Sender<SealedPack>) -> Packer<'r> {
+    pub(super) fn new(
+        repo: &'r Repository,
+        sealed: Sender<SealedPack>,
+        journal: Option<super::journal::Journal>,
+    ) -> Packer<'r> {
+        let index_every = if journal.is_some() {
+            super::journal::REMOTE_INDEX_EVERY_PACKS
+        } else {
+            INDEX_EVERY_PACKS
+        };
         Packer {
             repo,
             writer: Mutex::new(PackWriter::new(repo)),
             sealed: Mutex::new(Some(sealed)),
             in_flight: Mutex::new(HashSet::new()),
+            journal: Mutex::new(journal),
+            index_every,
             blobs_added: AtomicU64::new(0),
             bytes_added: AtomicU64::new(0),
         }
@@ -123,7 +139,20 @@ impl<'r> Packer<'r> {
             }
         }
         self.repo.add_to_index(std::mem::take(packs));
+        if let Some(j) = self.journal.lock().expect("lock").as_mut() {
+            j.clear()?;
+        }
         Ok(bytes)
+    }
+
+    /// Notes a committed pack in the journal, if there is one; `false` when it could not be
+    /// (the pack is then indexed at once).
+    fn note(&self, pack: &IndexedPack) -> bool {
+        let mut journal = self.journal.lock().expect("lock");
+        match journal.as_mut() {
+            Some(j) => j.note(pack).is_ok(),
+            None => true,
+        }
     }
 
     /// The finisher thread: commits sealed packs and indexes them, every
@@ -142,8 +171,9 @@ impl<'r> Packer<'r> {
             match s.commit(self.repo) {
                 Ok(p) => {
                     stored += size;
+                    let noted = self.note(&p);
                     pending.push(p);
-                    if pending.len() >= INDEX_EVERY_PACKS {
+                    if !noted || pending.len() >= self.index_every {
                         match self.publish(&mut pending) {
                             Ok(n) => stored += n,
                             Err(e) => failure = Some(e),
