@@ -775,6 +775,9 @@ pub(crate) fn save_before_change(
 /// they are written.
 const PIPELINE_FROM_BLOBS: usize = 16;
 
+/// Restore workers when the repository is on a remote store.
+const REMOTE_RESTORE_THREADS: usize = 8;
+
 /// Files of one directory handed to a worker at a time, at most this many.
 const FILES_PER_GROUP: usize = 256;
 
@@ -821,6 +824,9 @@ pub fn restore(
     let root = platform::open_dir(&plan.target_root)?;
     let chown = platform::can_chown();
     let threads = match threads {
+        // From a remote store, a worker mostly waits for its pack: more of them keep several
+        // fetches in flight (each pack is kept on disk, not in memory).
+        0 if repo.backend().is_remote() => REMOTE_RESTORE_THREADS,
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
     };
