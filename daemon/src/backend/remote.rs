@@ -414,31 +414,44 @@ impl RemoteBackend {
         Ok(data)
     }
 
-    /// `data` in a new file of the staging folder, already unlinked: only this process holds
-    /// it, and it goes with the process.
-    fn window_file(&self, data: &[u8]) -> Result<std::fs::File> {
-        use std::io::Write;
-        let TempFile { mut file, path } = self.create_temp()?;
-        let _ = std::fs::remove_file(&path);
-        file.write_all(data).at(&path)?;
-        Ok(file)
-    }
-
-    /// Reads a whole pack (at least `min_len` bytes).
-    fn fetch_pack(&self, name: &str, min_len: usize) -> Result<Vec<u8>> {
+    /// Fetches a whole pack (one request) into a new file of the staging folder, already
+    /// unlinked (only this process holds it, and it goes with the process), copying the
+    /// `out.len()` bytes at `offset` on the way. The store's answer is written chunk by chunk
+    /// as received, never gathered into one buffer. The file, and the pack's length.
+    fn fetch_pack(&self, name: &str, offset: u64, out: &mut [u8]) -> Result<(std::fs::File, u64)> {
+        use std::os::unix::fs::FileExt;
         let path = Self::path(FileKind::Pack, name);
+        let end = offset + out.len() as u64;
         let opts = opendal::options::ReadOptions {
             range: BytesRange::new(0, None),
             ..Default::default()
         };
         let data = self
             .call(|op| op.read_options(&path, opts.clone()))
-            .map_err(self.err(&path))?
-            .to_vec();
-        if data.len() < min_len {
-            return Err(self.short_read(FileKind::Pack, name, 0, min_len, data.len()));
+            .map_err(self.err(&path))?;
+        let len = data.len() as u64;
+        if len < end {
+            return Err(self.short_read(
+                FileKind::Pack,
+                name,
+                offset,
+                out.len(),
+                len.saturating_sub(offset) as usize,
+            ));
         }
-        Ok(data)
+        let TempFile { file, path: temp } = self.create_temp()?;
+        let _ = std::fs::remove_file(&temp);
+        let mut pos = 0u64;
+        for chunk in data {
+            file.write_all_at(&chunk, pos).at(&temp)?;
+            let (from, to) = (pos.max(offset), (pos + chunk.len() as u64).min(end));
+            if from < to {
+                out[(from - offset) as usize..(to - offset) as usize]
+                    .copy_from_slice(&chunk[(from - pos) as usize..(to - pos) as usize]);
+            }
+            pos += chunk.len() as u64;
+        }
+        Ok((file, len))
     }
 
     fn fetch_range(&self, kind: FileKind, name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
@@ -588,28 +601,24 @@ impl Backend for RemoteBackend {
             this.fetching.lock().expect("lock").remove(name);
             this.fetched.notify_all();
         };
-        let data = match self.fetch_pack(name, (end as usize).max(1)) {
-            Ok(d) => d,
+        let (file, len) = match self.fetch_pack(name, offset, out) {
+            Ok(x) => x,
             Err(e) => {
                 done(self);
                 return Err(e);
             }
         };
-        let from = offset as usize;
-        out.copy_from_slice(&data[from..from + out.len()]);
-        // Kept on disk; without room there, only this read is served.
-        if let Ok(file) = self.window_file(&data) {
-            let mut windows = self.windows.lock().expect("lock");
-            windows.insert(
-                0,
-                Window {
-                    pack: name.to_string(),
-                    len: data.len() as u64,
-                    file: std::sync::Arc::new(file),
-                },
-            );
-            windows.truncate(WINDOWS);
-        }
+        let mut windows = self.windows.lock().expect("lock");
+        windows.insert(
+            0,
+            Window {
+                pack: name.to_string(),
+                len,
+                file: std::sync::Arc::new(file),
+            },
+        );
+        windows.truncate(WINDOWS);
+        drop(windows);
         done(self);
         Ok(())
     }
