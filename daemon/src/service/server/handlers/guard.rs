@@ -100,29 +100,15 @@ pub(super) async fn rollback(
     );
     let live = std::sync::Arc::new(sharekeep::LiveProgress::default());
     let progress = live.clone();
-    let cancel = sharekeep::CancelToken::new();
-    ctx.inner.running.lock().expect("lock").push(cancel.clone());
-    let (inner, c) = (ctx.inner.clone(), cancel.clone());
+    let inner = ctx.inner.clone();
     let writing = (!dry_run).then(|| super::writing(ctx)).flatten();
-    let task = tokio::task::spawn_blocking(move || {
+    let done = super::cancellable(ctx, w, "rollback", &live, move |c| {
         let _writing = writing;
         crate::service::guard::rollback::rollback(
-            &inner, &policy, &incident, dry_run, &*progress, &c,
+            &inner, &policy, &incident, dry_run, &*progress, c,
         )
-    });
-    let done = crate::service::server::framing::with_progress(
-        w,
-        ctx.inner.settings.progress_every,
-        &live,
-        "rollback",
-        task,
-    )
+    })
     .await;
-    ctx.inner
-        .running
-        .lock()
-        .expect("lock")
-        .retain(|t| !t.same_as(&cancel));
     match done {
         Ok(Ok(r)) => Response::Rollback(Box::new(r)),
         Ok(Err(Failure::NotFound(m))) => Response::error("not_found", m),

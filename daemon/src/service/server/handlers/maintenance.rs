@@ -42,26 +42,11 @@ pub(super) async fn drill(
         ctx.inner.settings.plan_env(),
     );
     tracing::info!(uid = ctx.who.uid, share = %policy.name, "drill requested");
-    let cancel = sharekeep::CancelToken::new();
-    ctx.inner.running.lock().expect("lock").push(cancel.clone());
-    let c = cancel.clone();
-    let task = tokio::task::spawn_blocking(move || {
-        crate::service::drills::run(&state, &env, &policy, sample, &c)
-    });
     let live = sharekeep::LiveProgress::default();
-    let done = crate::service::server::framing::with_progress(
-        w,
-        ctx.inner.settings.progress_every,
-        &live,
-        "drill",
-        task,
-    )
+    let done = super::cancellable(ctx, w, "drill", &live, move |c| {
+        crate::service::drills::run(&state, &env, &policy, sample, c)
+    })
     .await;
-    ctx.inner
-        .running
-        .lock()
-        .expect("lock")
-        .retain(|t| !t.same_as(&cancel));
     match done {
         Ok(Ok(r)) => Response::Drill(Box::new(r)),
         Ok(Err(e)) => Response::error("drill", e),

@@ -160,6 +160,28 @@ async fn open_snapshot(
     }
 }
 
+/// Runs `work` on the blocking pool with a cancel token the service's shutdown reaches
+/// (registered while it runs), sending `live`'s progress as `what` lines meanwhile.
+async fn cancellable<T: Send + 'static>(
+    ctx: &Ctx<'_>,
+    w: &mut OwnedWriteHalf,
+    what: &str,
+    live: &sharekeep::LiveProgress,
+    work: impl FnOnce(&sharekeep::CancelToken) -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    let cancel = sharekeep::CancelToken::new();
+    ctx.inner.running.lock().expect("lock").push(cancel.clone());
+    let c = cancel.clone();
+    let task = tokio::task::spawn_blocking(move || work(&c));
+    let done = with_progress(w, ctx.inner.settings.progress_every, live, what, task).await;
+    ctx.inner
+        .running
+        .lock()
+        .expect("lock")
+        .retain(|t| !t.same_as(&cancel));
+    done
+}
+
 /// Marks the service writing into the ctx's share until the value is dropped (a guard on
 /// inotify does not count those writes).
 fn writing(ctx: &Ctx<'_>) -> Option<crate::service::guard::Writing> {

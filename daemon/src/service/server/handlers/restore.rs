@@ -14,7 +14,7 @@
 
 use super::{error_response, Ctx};
 use crate::service::server::authz::{Role, Writer};
-use crate::service::server::framing::{send, stream_frames, with_progress};
+use crate::service::server::framing::{send, stream_frames};
 use sharekeep::protocol::{frame, Response, RestoreResult};
 use sharekeep::{NodeKind, Overwrite, RestoreOptions, Target, Visibility};
 use std::sync::Arc;
@@ -139,11 +139,8 @@ async fn by_daemon(
     let role = ctx.grant.role;
     let live = Arc::new(sharekeep::LiveProgress::default());
     let progress = live.clone();
-    let cancel = sharekeep::CancelToken::new();
-    ctx.inner.running.lock().expect("lock").push(cancel.clone());
-    let c = cancel.clone();
     let writing = super::writing(ctx);
-    let task = tokio::task::spawn_blocking(move || -> Result<Response, sharekeep::Error> {
+    let work = move |c: &sharekeep::CancelToken| -> Result<Response, sharekeep::Error> {
         let _writing = writing;
         let repo = sharekeep::open_plan_repository(&plan, sharekeep::IndexScope::All, &env)?;
         let snap = view.find(&repo, &snapshot)?;
@@ -192,7 +189,7 @@ async fn by_daemon(
                 &rplan, &repo,
             )?)));
         }
-        let report = sharekeep::restore(&repo, &rplan, 0, &*progress, &c)?;
+        let report = sharekeep::restore(&repo, &rplan, 0, &*progress, c)?;
         let mut result = RestoreResult::from_report(&rplan, &report);
         if into_share {
             // Today's rights on everything restored.
@@ -231,13 +228,8 @@ async fn by_daemon(
             result.rights_applied = Some(applied);
         }
         Ok(Response::Restore(Box::new(result)))
-    });
-    let done = with_progress(w, ctx.inner.settings.progress_every, &live, "restore", task).await;
-    ctx.inner
-        .running
-        .lock()
-        .expect("lock")
-        .retain(|t| !t.same_as(&cancel));
+    };
+    let done = super::cancellable(ctx, w, "restore", &live, work).await;
     match done {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => error_response(&e),
