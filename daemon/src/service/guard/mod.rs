@@ -234,57 +234,90 @@ fn watch(
         }
     };
     let _ = tx.send(Note::Watching("fanotify".into()));
-    let mut detector = Detector::new(guard);
-    for uid in &already {
-        detector.set_triggered(*uid);
-    }
-    // Users whose changes go on being recorded for their incident.
-    let mut triggered: HashSet<Option<u32>> = already.into_iter().collect();
+    let mut judge = Judge::new(guard, already, tx, releases);
     let me = std::process::id() as i32;
     let mut owners = fanotify::Owners::default();
     let mut buf = vec![0u8; 256 * 1024];
     while !stop.load(Ordering::Relaxed) {
-        take_releases(&releases, &mut detector, &mut triggered);
+        judge.take_releases();
         let events = match fan.read(&mut buf, 200) {
             Ok(e) => e,
             Err(e) => {
-                let _ = tx.send(Note::Watching(format!("stopped: {e}")));
+                let _ = judge.tx.send(Note::Watching(format!("stopped: {e}")));
                 return;
             }
         };
-        let mut more: HashMap<Option<u32>, Vec<Change>> = HashMap::new();
         for ev in &events {
             tracing::trace!(mask = ev.mask, pid = ev.pid, "guard: event");
             for c in changes(&mut fan, &mut owners, &root, me, ev) {
                 tracing::trace!(?c, "guard: change");
-                if triggered.contains(&c.uid) {
-                    more.entry(c.uid).or_default().push(c.clone());
-                }
-                if let Some(t) = detector.observe(c) {
-                    triggered.insert(t.uid);
-                    let _ = tx.send(Note::Trigger(t));
-                }
+                judge.observe(c);
             }
         }
-        for (uid, list) in more {
-            let _ = tx.send(Note::More(uid, list));
+        judge.send_more();
+    }
+}
+
+/// The detector as both readers (fanotify, inotify) drive it: users released since the last
+/// look judged again, each change observed, a trigger sent once, and the later changes of a
+/// user who triggered collected for their incident's record.
+struct Judge {
+    detector: Detector,
+    /// Users whose changes go on being recorded for their incident.
+    triggered: HashSet<Option<u32>>,
+    more: HashMap<Option<u32>, Vec<Change>>,
+    tx: mpsc::UnboundedSender<Note>,
+    releases: Releases,
+}
+
+impl Judge {
+    fn new(
+        guard: sharekeep_policies::Guard,
+        already: Vec<Option<u32>>,
+        tx: mpsc::UnboundedSender<Note>,
+        releases: Releases,
+    ) -> Judge {
+        let mut detector = Detector::new(guard);
+        for uid in &already {
+            detector.set_triggered(*uid);
+        }
+        Judge {
+            detector,
+            triggered: already.into_iter().collect(),
+            more: HashMap::new(),
+            tx,
+            releases,
+        }
+    }
+
+    /// Users given write back since the last look are judged again from an empty window.
+    fn take_releases(&mut self) {
+        for uid in std::mem::take(&mut *self.releases.lock().expect("lock")) {
+            self.detector.release(uid);
+            self.triggered.remove(&uid);
+        }
+    }
+
+    fn observe(&mut self, c: Change) {
+        if self.triggered.contains(&c.uid) {
+            self.more.entry(c.uid).or_default().push(c.clone());
+        }
+        if let Some(t) = self.detector.observe(c) {
+            self.triggered.insert(t.uid);
+            let _ = self.tx.send(Note::Trigger(t));
+        }
+    }
+
+    /// Sends the changes collected for triggered users since the last call.
+    fn send_more(&mut self) {
+        for (uid, list) in self.more.drain() {
+            let _ = self.tx.send(Note::More(uid, list));
         }
     }
 }
 
 /// Users given write back since the reader last looked (see [`Watch::released`]).
 type Releases = Arc<Mutex<Vec<Option<u32>>>>;
-
-fn take_releases(
-    releases: &Releases,
-    detector: &mut Detector,
-    triggered: &mut HashSet<Option<u32>>,
-) {
-    for uid in std::mem::take(&mut *releases.lock().expect("lock")) {
-        detector.release(uid);
-        triggered.remove(&uid);
-    }
-}
 
 /// The reader thread where fanotify is refused: inotify watches of every folder (the
 /// enforcement's watcher, reporting changes too), which cannot tell who changed what. Every
@@ -333,21 +366,16 @@ fn watch_inotify(
     if reader.is_err() {
         return;
     }
-    let mut detector = Detector::new(guard);
-    for uid in &already {
-        detector.set_triggered(*uid);
-    }
-    let mut triggered: HashSet<Option<u32>> = already.into_iter().collect();
+    let mut judge = Judge::new(guard, already, tx, releases);
     while let Some(signal) = sig_rx.blocking_recv() {
         let Signal::Changes(list) = signal else {
             continue;
         };
-        take_releases(&releases, &mut detector, &mut triggered);
+        judge.take_releases();
         let at_ms = now_ms();
         if own.quiet(at_ms) {
             continue;
         }
-        let mut more = Vec::new();
         for fc in list {
             let (path, kind) = match fc {
                 FsChange::Created(p) => (p, Kind::Created),
@@ -358,23 +386,14 @@ fn watch_inotify(
                     (p, Kind::Written { suspicious })
                 }
             };
-            let c = Change {
+            judge.observe(Change {
                 at_ms,
                 uid: None,
                 path,
                 kind,
-            };
-            if triggered.contains(&None) {
-                more.push(c.clone());
-            }
-            if let Some(t) = detector.observe(c) {
-                triggered.insert(t.uid);
-                let _ = tx.send(Note::Trigger(t));
-            }
+            });
         }
-        if !more.is_empty() {
-            let _ = tx.send(Note::More(None, more));
-        }
+        judge.send_more();
     }
 }
 
