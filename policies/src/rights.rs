@@ -212,6 +212,39 @@ impl Rights {
         g
     }
 
+    /// What the rule covering `rel` gives, the guard's lockdown applied, without traverse
+    /// rights nor the named users raised to what their groups give: what new entries below a
+    /// directory inherit (a POSIX default ACL, NTFS inheritable ACEs).
+    pub fn own_grants(&self, rel: &str) -> Grants {
+        let mut g = self.per_rule[self.rule_index(rel)].clone();
+        self.lock(&mut g);
+        g
+    }
+
+    /// The traverse rights a directory at `rel` carries for deeper rules (none if no rule lies
+    /// below it).
+    pub fn traverse_grants(&self, rel: &str) -> Option<&Grants> {
+        self.traverse.get(rel)
+    }
+
+    /// The locked users (not the owner) whose groups still give them write in `g`: where
+    /// rights add up (NTFS: allow entries never shadow one another), they need their write
+    /// denied explicitly.
+    pub fn locked_out(&self, g: &Grants) -> Vec<u32> {
+        let mut out: Vec<u32> = self
+            .policy
+            .lockdown
+            .users
+            .iter()
+            .filter(|l| l.user.uid != self.policy.owner.uid)
+            .filter(|l| self.via_groups(g, &l.groups) == Access::Write)
+            .map(|l| l.user.uid)
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     /// The most `gids` give here: the owning group's entry for the policy's group, the named
     /// group entries for the others.
     fn via_groups(&self, g: &Grants, gids: &[u32]) -> Access {
@@ -347,7 +380,7 @@ impl Rights {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::policy::{Origin, PrincipalSet, Rule, Samba};
     use crate::principal::{Group, User};
@@ -366,7 +399,7 @@ mod tests {
             inherited: false,
         }
     }
-    fn user(name: &str, uid: u32, gid: u32) -> User {
+    pub(crate) fn user(name: &str, uid: u32, gid: u32) -> User {
         User {
             name: name.into(),
             uid,
@@ -382,7 +415,7 @@ mod tests {
 
     /// The commercial example with made-up ids: owner 5000, share group 6000 (sales),
     /// Tarifs read-only for sales, Propositions writable by sales, Confidentiel for 5003 only.
-    fn policy() -> Policy {
+    pub(crate) fn policy() -> Policy {
         let rule = |path: &str, read: Vec<Principal>, write: Vec<Principal>| Rule {
             path: path.into(),
             read: set(read),

@@ -10,6 +10,7 @@
 
 #[cfg(target_os = "linux")]
 pub mod linux;
+pub mod ntfs;
 
 use std::fmt;
 
