@@ -1,7 +1,10 @@
 //! Plan, then apply: walk a share and compare every directory and file with the rights the
 //! policy gives it; the plan lists the drift (before/after), applying fixes it.
 //!
-//! The walker runs as root inside a folder that users write to, so it trusts no path:
+//! The walk is the same on every platform; what it opens and how it reads and writes rights
+//! is the [`AclSystem`] (POSIX ACLs through descriptors on Linux, NTFS ACLs through handles on
+//! Windows). It runs as root inside a folder that users write to, so it trusts no path (as on
+//! Linux; on Windows, handles opened relative to their parent, reparse points never followed):
 //!
 //! ```text
 //! open the share root with O_DIRECTORY|O_NOFOLLOW; note its device; queue = [""]
@@ -20,13 +23,10 @@
 //! Descriptors are held only while a directory is processed, so the tree's size or depth never
 //! exhausts them.
 
-use crate::acl::linux::PosixAcls;
-use crate::acl::{Acl, AclSystem, EntryState, Tag};
+use crate::acl::AclSystem;
 use crate::policy::Policy;
 use crate::rights::Rights;
-use rustix::fd::OwnedFd;
-use rustix::fs::{AtFlags, FileType, Mode, OFlags};
-use std::collections::HashMap;
+use crate::walk::{Kind, Refused};
 use std::ffi::OsString;
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -97,89 +97,12 @@ pub struct Report {
     pub errors: Vec<Refusal>,
 }
 
-#[derive(Default)]
-struct Names {
-    users: HashMap<u32, String>,
-    groups: HashMap<u32, String>,
-}
-
-impl Names {
-    fn user(&mut self, uid: u32) -> String {
-        self.users
-            .entry(uid)
-            .or_insert_with(|| {
-                nix::unistd::User::from_uid(uid.into())
-                    .ok()
-                    .flatten()
-                    .map(|u| u.name)
-                    .unwrap_or_else(|| uid.to_string())
-            })
-            .clone()
-    }
-    fn group(&mut self, gid: u32) -> String {
-        self.groups
-            .entry(gid)
-            .or_insert_with(|| {
-                nix::unistd::Group::from_gid(gid.into())
-                    .ok()
-                    .flatten()
-                    .map(|g| g.name)
-                    .unwrap_or_else(|| gid.to_string())
-            })
-            .clone()
-    }
-    fn acl(&mut self, acl: &Acl) -> String {
-        let mut named = HashMap::new();
-        for e in acl.entries() {
-            match e.tag {
-                Tag::User(u) => {
-                    named.insert(e.tag, self.user(u));
-                }
-                Tag::Group(g) => {
-                    named.insert(e.tag, self.group(g));
-                }
-                _ => {}
-            }
-        }
-        acl.text(&|t| named.get(&t).cloned().unwrap_or_default())
-    }
-    fn view(&mut self, s: &EntryState) -> StateView {
-        StateView {
-            owner: self.user(s.uid),
-            group: self.group(s.gid),
-            mode: format!("{:04o}", s.mode),
-            acl: self.acl(&s.access),
-            default_acl: s.default.as_ref().map(|d| self.acl(d)),
-        }
-    }
-}
-
-fn differences(have: &EntryState, want: &EntryState) -> Vec<&'static str> {
-    let mut out = Vec::new();
-    if have.uid != want.uid {
-        out.push("owner");
-    }
-    if have.gid != want.gid {
-        out.push("group");
-    }
-    if have.mode != want.mode {
-        out.push("mode");
-    }
-    if have.access != want.access {
-        out.push("acl");
-    }
-    if have.default != want.default {
-        out.push("default acl");
-    }
-    out
-}
-
-struct Shared {
+struct Shared<S: AclSystem> {
     rights: Rights,
     mode: WalkMode,
     dev: u64,
-    root: OwnedFd,
-    work: Mutex<(Vec<Pending>, usize)>,
+    root: S::Handle,
+    work: Mutex<(Vec<Pending<S>>, usize)>,
     wake: Condvar,
 }
 
@@ -187,17 +110,17 @@ struct Shared {
 /// descriptor, so a folder costs one `openat` whatever its depth, and a name that is not UTF-8
 /// (a Latin-1 `é` from an old Windows copy) is opened as it is. `rel` is its path as text, for
 /// the rights lookup and messages.
-struct Pending {
+struct Pending<S: AclSystem> {
     /// `None`: open `rel` from the share root, one component at a time (the walk's start).
-    parent: Option<Arc<OwnedFd>>,
+    parent: Option<Arc<S::Handle>>,
     name: OsString,
     rel: String,
 }
 
-struct Worker<'s> {
-    shared: &'s Shared,
-    acls: PosixAcls,
-    names: Names,
+struct Worker<'s, S: AclSystem> {
+    shared: &'s Shared<S>,
+    sys: &'s S,
+    names: S::Names,
     report: Report,
 }
 
@@ -217,7 +140,7 @@ fn shown(rel: &str) -> String {
     }
 }
 
-impl Worker<'_> {
+impl<S: AclSystem> Worker<'_, S> {
     fn error(&mut self, rel: &str, e: impl std::fmt::Display) {
         self.report.errors.push(Refusal {
             path: shown(rel),
@@ -232,15 +155,17 @@ impl Worker<'_> {
         });
     }
 
-    fn check(&mut self, fd: &OwnedFd, st: &rustix::fs::Stat, rel: &str, is_dir: bool) {
+    fn check(&mut self, h: &S::Handle, meta: &S::Meta, rel: &str, is_dir: bool) {
         self.report.checked += 1;
-        let have = match self.acls.read_with_stat(fd, st, is_dir) {
+        let have = match self.sys.read(h, meta, is_dir) {
             Ok(h) => h,
             Err(e) => return self.error(rel, e),
         };
-        let exec = !is_dir && have.mode & 0o100 != 0;
-        let want = self.shared.rights.desired(rel, is_dir, exec);
-        let changes = differences(&have, &want);
+        let want = match self.sys.desired(&self.shared.rights, rel, is_dir, &have) {
+            Ok(w) => w,
+            Err(e) => return self.error(rel, e),
+        };
+        let changes = S::differences(&have, &want);
         if changes.is_empty() {
             return;
         }
@@ -249,106 +174,105 @@ impl Worker<'_> {
             path: shown(rel),
             kind: if is_dir { "dir" } else { "file" },
             changes,
-            before: planning.then(|| self.names.view(&have)),
-            after: planning.then(|| self.names.view(&want)),
+            before: planning.then(|| S::view(&mut self.names, &have)),
+            after: planning.then(|| S::view(&mut self.names, &want)),
         };
         self.report.drift.push(drift);
         if !planning {
-            match self.acls.write(fd, is_dir, &have, &want) {
+            match self.sys.write(h, is_dir, &have, &want) {
                 Ok(()) => self.report.changed += 1,
                 Err(e) => self.error(rel, e),
             }
         }
     }
 
-    /// Opens `rel` from the share root, one component at a time, never following a link.
-    fn open_dir(&mut self, rel: &str) -> Option<OwnedFd> {
-        match crate::walk::open_dir_beneath(&self.shared.root, rel) {
-            Ok(fd) => Some(fd),
-            Err(crate::walk::Refused::Missing) => None,
-            Err(crate::walk::Refused::Replaced) => {
+    /// Sorts an open failure into nothing (gone), a refusal or an error.
+    fn opened(&mut self, rel: &str, r: Result<S::Handle, Refused>) -> Option<S::Handle> {
+        match r {
+            Ok(h) => Some(h),
+            Err(Refused::Missing) => None,
+            Err(Refused::Replaced) => {
                 self.refuse(
                     rel,
                     "replaced by a link or a file during the walk; left alone",
                 );
                 None
             }
-            Err(crate::walk::Refused::Other(e)) => {
+            Err(e @ Refused::Other(_)) => {
                 self.error(rel, e);
                 None
             }
         }
     }
 
-    fn file(&mut self, dir: &OwnedFd, name: &std::ffi::OsStr, rel: &str) {
-        let fd = match crate::walk::open_file(dir, name) {
-            Ok(fd) => fd,
-            Err(rustix::io::Errno::NOENT) => return,
-            Err(rustix::io::Errno::LOOP) => {
-                return self.refuse(rel, "replaced by a link during the walk; left alone")
-            }
-            Err(e) => return self.error(rel, e),
+    /// Opens `rel` from the share root, one component at a time, never following a link.
+    fn open_dir(&mut self, rel: &str) -> Option<S::Handle> {
+        let r = self.sys.open_beneath(&self.shared.root, rel);
+        self.opened(rel, r)
+    }
+
+    fn file(&mut self, dir: &S::Handle, name: &std::ffi::OsStr, rel: &str) {
+        let r = self.sys.open_file(dir, name);
+        let Some(h) = self.opened(rel, r) else {
+            return;
         };
-        match rustix::fs::fstat(&fd) {
-            Ok(s) if FileType::from_raw_mode(s.st_mode) != FileType::RegularFile => {
+        match self.sys.meta(&h) {
+            Ok(m) if S::kind(&m) != Kind::File => {
                 self.refuse(rel, "replaced during the walk; left alone")
             }
-            Ok(s) if s.st_nlink > 1 => self.refuse(
+            Ok(m) if S::links(&m) > 1 => self.refuse(
                 rel,
                 format!(
                     "has {} hard links (one may be outside the share); left unchanged",
-                    s.st_nlink
+                    S::links(&m)
                 ),
             ),
-            Ok(s) if s.st_dev != self.shared.dev => {
+            Ok(m) if S::volume(&m) != self.shared.dev => {
                 self.refuse(rel, "on another filesystem; left alone")
             }
-            Ok(s) => self.check(&fd, &s, rel, false),
+            Ok(m) => self.check(&h, &m, rel, false),
             Err(e) => self.error(rel, e),
         }
     }
 
     /// Opens a pending directory by name in its parent, never following a link.
-    fn open_pending(&mut self, item: &Pending) -> Option<OwnedFd> {
+    fn open_pending(&mut self, item: &Pending<S>) -> Option<S::Handle> {
         let Some(parent) = &item.parent else {
             return self.open_dir(&item.rel);
         };
-        match crate::walk::open_dir(parent.as_ref(), &item.name, None) {
-            Ok(fd) => Some(fd),
-            Err(crate::walk::Refused::Missing) => None,
-            Err(crate::walk::Refused::Replaced) => {
-                self.refuse(
-                    &item.rel,
-                    "replaced by a link or a file during the walk; left alone",
-                );
-                None
+        let r = self.sys.open_dir(parent.as_ref(), &item.name);
+        self.opened(&item.rel, r)
+    }
+
+    /// Checks an open directory itself; false if it is not to be walked (a mount point).
+    fn check_dir(&mut self, dir: &S::Handle, rel: &str) -> bool {
+        match self.sys.meta(dir) {
+            Ok(m) if S::volume(&m) != self.shared.dev => {
+                self.refuse(rel, "another filesystem is mounted here; left alone");
+                false
             }
-            Err(crate::walk::Refused::Other(e)) => {
-                self.error(&item.rel, e);
-                None
+            Ok(m) => {
+                self.check(dir, &m, rel, true);
+                true
+            }
+            Err(e) => {
+                self.error(rel, e);
+                false
             }
         }
     }
 
     /// Checks one directory and its files; returns its subdirectories.
-    fn directory(&mut self, item: Pending) -> Vec<Pending> {
+    fn directory(&mut self, item: Pending<S>) -> Vec<Pending<S>> {
         let rel = item.rel.as_str();
         let Some(dir) = self.open_pending(&item) else {
             return Vec::new();
         };
         let dir = Arc::new(dir);
-        match rustix::fs::fstat(&dir) {
-            Ok(s) if s.st_dev != self.shared.dev => {
-                self.refuse(rel, "another filesystem is mounted here; left alone");
-                return Vec::new();
-            }
-            Ok(s) => self.check(&dir, &s, rel, true),
-            Err(e) => {
-                self.error(rel, e);
-                return Vec::new();
-            }
+        if !self.check_dir(&dir, rel) {
+            return Vec::new();
         }
-        let entries = match crate::walk::list(dir.as_ref()) {
+        let entries = match self.sys.list(dir.as_ref()) {
             Ok(e) => e,
             Err(e) => {
                 self.error(rel, e);
@@ -356,25 +280,25 @@ impl Worker<'_> {
             }
         };
         let mut subdirs = Vec::new();
-        for (name, mut ft) in entries {
+        for (name, mut kind) in entries {
             let child = join(rel, &name.to_string_lossy());
-            if ft == FileType::Unknown {
-                ft = match rustix::fs::statat(&dir, &name, AtFlags::SYMLINK_NOFOLLOW) {
-                    Ok(st) => FileType::from_raw_mode(st.st_mode),
-                    Err(rustix::io::Errno::NOENT) => continue,
+            if kind == Kind::Unknown {
+                kind = match self.sys.kind_at(&dir, &name) {
+                    Ok(k) => k,
+                    Err(Refused::Missing) => continue,
                     Err(e) => {
                         self.error(&child, e);
                         continue;
                     }
                 };
             }
-            match ft {
-                FileType::Directory => subdirs.push(Pending {
+            match kind {
+                Kind::Dir => subdirs.push(Pending {
                     parent: Some(dir.clone()),
                     name,
                     rel: child,
                 }),
-                FileType::RegularFile => self.file(&dir, &name, &child),
+                Kind::File => self.file(&dir, &name, &child),
                 _ => self.report.skipped += 1,
             }
         }
@@ -431,14 +355,22 @@ pub fn run_below_each(policy: &Policy, mode: WalkMode, rels: &[&str]) -> std::io
 }
 
 fn walk(policy: &Policy, mode: WalkMode, rels: &[&str], below: bool) -> std::io::Result<Report> {
-    let root = rustix::fs::open(
-        &policy.path,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", policy.path.display())))?;
-    let dev = rustix::fs::fstat(&root)?.st_dev;
-    let shared = Shared {
+    walk_with(&crate::acl::Native::default(), policy, mode, rels, below)
+}
+
+fn walk_with<S: AclSystem>(
+    sys: &S,
+    policy: &Policy,
+    mode: WalkMode,
+    rels: &[&str],
+    below: bool,
+) -> std::io::Result<Report> {
+    let root = sys.open_root(&policy.path)?;
+    let dev = S::volume(
+        &sys.meta(&root)
+            .map_err(|e| std::io::Error::other(format!("{}: {e}", policy.path.display())))?,
+    );
+    let shared = Shared::<S> {
         rights: Rights::new(policy),
         mode,
         dev,
@@ -449,8 +381,8 @@ fn walk(policy: &Policy, mode: WalkMode, rels: &[&str], below: bool) -> std::io:
     // Single entries are checked here; directories below which to walk go to the workers.
     let mut w = Worker {
         shared: &shared,
-        acls: PosixAcls,
-        names: Names::default(),
+        sys,
+        names: Default::default(),
         report: Report {
             share: policy.name.clone(),
             ..Report::default()
@@ -470,30 +402,25 @@ fn walk(policy: &Policy, mode: WalkMode, rels: &[&str], below: bool) -> std::io:
         let Some(dir) = w.open_dir(parent) else {
             continue;
         };
-        match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory && !below => {
+        let name = std::ffi::OsStr::new(name);
+        match sys.kind_at(&dir, name) {
+            Ok(Kind::Dir) if !below => {
                 if let Some(d) = w.open_pending(&Pending {
                     parent: Some(Arc::new(dir)),
-                    name: OsString::from(name),
+                    name: name.to_os_string(),
                     rel: rel.to_string(),
                 }) {
-                    match rustix::fs::fstat(&d) {
-                        Ok(s) if s.st_dev == shared.dev => w.check(&d, &s, rel, true),
-                        Ok(_) => w.refuse(rel, "another filesystem is mounted here; left alone"),
-                        Err(e) => w.error(rel, e),
-                    }
+                    w.check_dir(&d, rel);
                 }
             }
-            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+            Ok(Kind::Dir) => {
                 shared.work.lock().expect("lock").0.push(Pending {
                     parent: None,
                     name: OsString::new(),
                     rel: rel.to_string(),
                 });
             }
-            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile => {
-                w.file(&dir, std::ffi::OsStr::new(name), rel);
-            }
+            Ok(Kind::File) => w.file(&dir, name, rel),
             Ok(_) => w.report.skipped += 1,
             Err(_) => {} // gone meanwhile
         }
@@ -508,8 +435,8 @@ fn walk(policy: &Policy, mode: WalkMode, rels: &[&str], below: bool) -> std::io:
             .map(|_| {
                 let w = Worker {
                     shared: &shared,
-                    acls: PosixAcls,
-                    names: Names::default(),
+                    sys,
+                    names: Default::default(),
                     report: Report::default(),
                 };
                 s.spawn(move || w.run())

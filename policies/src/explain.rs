@@ -1,12 +1,10 @@
 //! Explain a user's rights at a path (which rule, which of their groups, what the ACL on disk
 //! actually grants), and the matrix of principals × folders for the admin's test report.
 
-use crate::acl::linux::PosixAcls;
-use crate::acl::AclSystem;
+use crate::acl::{AclSystem, Native};
 use crate::policy::{Policy, PrincipalSet};
 use crate::principal::{self, Principal, User};
 use crate::rights::{Access, Rights};
-use rustix::fs::{Mode, OFlags};
 use std::path::Path;
 
 /// Why a user has the rights they have.
@@ -149,32 +147,37 @@ fn on_disk(
     user: &User,
     groups: &[u32],
 ) -> Option<Access> {
-    let acls = PosixAcls;
-    let mut dir = rustix::fs::open(
-        &policy.path,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .ok()?;
+    on_disk_with(&Native::default(), policy, rel, is_dir, user, groups)
+}
+
+fn on_disk_with<S: AclSystem>(
+    sys: &S,
+    policy: &Policy,
+    rel: &str,
+    is_dir: bool,
+    user: &User,
+    groups: &[u32],
+) -> Option<Access> {
+    let mut h = sys.open_root(&policy.path).ok()?;
     let parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
     for (i, part) in parts.iter().enumerate() {
-        let st = acls.read(&dir, true).ok()?;
-        if st.access.effective(st.uid, st.gid, user.uid, groups) & 1 == 0 {
+        let meta = sys.meta(&h).ok()?;
+        let st = sys.read(&h, &meta, true).ok()?;
+        if sys.access(&st, user, groups, true) < Access::Traverse {
             return Some(Access::None);
         }
+        let name = std::ffi::OsStr::new(part);
         let last = i + 1 == parts.len();
-        let flags = if last && !is_dir {
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC
+        h = if last && !is_dir {
+            sys.open_file(&h, name)
         } else {
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
-        };
-        dir = rustix::fs::openat(&dir, *part, flags, Mode::empty()).ok()?;
+            sys.open_dir(&h, name)
+        }
+        .ok()?;
     }
-    let st = acls.read(&dir, is_dir).ok()?;
-    Some(Access::from_perm(
-        st.access.effective(st.uid, st.gid, user.uid, groups),
-        is_dir,
-    ))
+    let meta = sys.meta(&h).ok()?;
+    let st = sys.read(&h, &meta, is_dir).ok()?;
+    Some(sys.access(&st, user, groups, is_dir))
 }
 
 /// One row of the matrix.

@@ -3,8 +3,12 @@
 //! [`Policy`], then turned into real POSIX ACLs on the folder (plan, then apply), explained per
 //! user, and summarised as a matrix.
 //!
-//! The filesystem side of ACLs is behind [`acl::AclSystem`]; Linux's is [`acl::linux`].
+//! The filesystem side of ACLs is behind [`acl::AclSystem`]: POSIX ACLs on Linux
+//! ([`acl::linux`]), NTFS ACLs on Windows (`acl::windows`); the NTFS translation itself
+//! ([`acl::ntfs`]) is pure and built everywhere.
 
+#[cfg(windows)]
+pub mod accounts;
 pub mod acl;
 mod apply;
 mod explain;
@@ -16,6 +20,8 @@ mod rights;
 mod samba;
 mod validate;
 pub mod walk;
+#[cfg(windows)]
+mod win32;
 
 pub use apply::{
     apply, plan, run, run_below, run_below_each, run_one, Drift, Refusal, Report, StateView,

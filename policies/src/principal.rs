@@ -1,5 +1,6 @@
 //! Users and groups named in policies (`alice`, `@commercial`, or numeric ids `1001`,
-//! `@1001`), resolved through the system's name service (NSS: /etc/passwd, LDAP, winbind…).
+//! `@1001`), resolved through the system's name service (NSS: /etc/passwd, LDAP, winbind…);
+//! on Windows, accounts looked up by name or SID (`accounts.rs`).
 
 use std::fmt;
 
@@ -73,11 +74,23 @@ impl ResolveError {
     }
 }
 
-/// Looks up a user by name or numeric id.
+/// Looks up a user by name or numeric id (on Windows: by name, `DOMAIN\name` or SID).
 pub fn resolve_user(text: &str) -> Result<User, ResolveError> {
-    if text.is_empty() || text.contains(char::is_whitespace) || text.starts_with('@') {
+    if text.is_empty() || text.trim() != text || text.starts_with('@') {
         return Err(ResolveError::Malformed(text.to_string()));
     }
+    #[cfg(windows)]
+    return crate::accounts::user(text);
+    #[cfg(unix)]
+    if text.contains(char::is_whitespace) {
+        return Err(ResolveError::Malformed(text.to_string()));
+    }
+    #[cfg(unix)]
+    resolve_nss_user(text)
+}
+
+#[cfg(unix)]
+fn resolve_nss_user(text: &str) -> Result<User, ResolveError> {
     let found = match text.parse::<u32>() {
         Ok(uid) => nix::unistd::User::from_uid(uid.into()).ok().flatten(),
         Err(_) => nix::unistd::User::from_name(text).ok().flatten(),
@@ -97,11 +110,24 @@ pub fn resolve_user(text: &str) -> Result<User, ResolveError> {
     }
 }
 
-/// Looks up a group by name or numeric id (without the `@`).
+/// Looks up a group by name or numeric id (without the `@`; on Windows: by name,
+/// `DOMAIN\name` or SID, spaces allowed as in `Domain Users`).
 pub fn resolve_group(text: &str) -> Result<Group, ResolveError> {
-    if text.is_empty() || text.contains(char::is_whitespace) {
+    if text.is_empty() || text.trim() != text {
         return Err(ResolveError::Malformed(format!("@{text}")));
     }
+    #[cfg(windows)]
+    return crate::accounts::group(text);
+    #[cfg(unix)]
+    if text.contains(char::is_whitespace) {
+        return Err(ResolveError::Malformed(format!("@{text}")));
+    }
+    #[cfg(unix)]
+    resolve_nss_group(text)
+}
+
+#[cfg(unix)]
+fn resolve_nss_group(text: &str) -> Result<Group, ResolveError> {
     let found = match text.parse::<u32>() {
         Ok(gid) => nix::unistd::Group::from_gid(gid.into()).ok().flatten(),
         Err(_) => nix::unistd::Group::from_name(text).ok().flatten(),
@@ -127,7 +153,15 @@ pub fn resolve(text: &str) -> Result<Principal, ResolveError> {
     }
 }
 
+/// The groups a user belongs to (primary and supplementary), from NSS (on Windows: their
+/// local groups, directly or through domain groups).
+#[cfg(windows)]
+pub fn groups_of(user: &User) -> Vec<u32> {
+    crate::accounts::groups_of(user)
+}
+
 /// The groups a user belongs to (primary and supplementary), from NSS.
+#[cfg(unix)]
 pub fn groups_of(user: &User) -> Vec<u32> {
     let mut out = vec![user.gid];
     if let Ok(name) = std::ffi::CString::new(user.name.clone()) {
@@ -140,8 +174,15 @@ pub fn groups_of(user: &User) -> Vec<u32> {
     out
 }
 
+/// The members of a local group (on Windows).
+#[cfg(windows)]
+pub fn members_of(group: &Group) -> Vec<String> {
+    crate::accounts::members_of(group)
+}
+
 /// The users listed as members of a group (its member list and those whose primary group it
 /// is, as far as NSS enumerates them).
+#[cfg(unix)]
 pub fn members_of(group: &Group) -> Vec<String> {
     let mut out: Vec<String> = nix::unistd::Group::from_gid(group.gid.into())
         .ok()
@@ -153,7 +194,7 @@ pub fn members_of(group: &Group) -> Vec<String> {
     out
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 

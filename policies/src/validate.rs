@@ -725,7 +725,7 @@ pub fn load(path: &Path) -> Result<Vec<Policy>, Problems> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     //! Tables: a policy body (with `SHARE` standing for a real folder) → the problems it gets
     //! (`line: message` fragments), or what the validated policy holds. Accounts used: `root`

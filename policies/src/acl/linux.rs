@@ -4,8 +4,13 @@
 //! descriptor (`fgetxattr`, `fsetxattr`, `fchown`, `fchmod`), never through a path that
 //! could be swapped.
 
-use super::{Acl, AclSystem, EntryState};
+use super::{Acl, AclSystem, EntryState, Tag};
+use crate::apply::StateView;
+use crate::principal::User;
+use crate::rights::{Access, Rights};
+use crate::walk::Descriptors;
 use rustix::fd::{AsRawFd, OwnedFd};
+use std::collections::HashMap;
 use std::io;
 
 const ACCESS: &str = "system.posix_acl_access";
@@ -14,6 +19,56 @@ const DEFAULT: &str = "system.posix_acl_default";
 /// The Linux implementation of [`AclSystem`].
 #[derive(Debug, Default, Clone, Copy)]
 pub struct PosixAcls;
+
+impl crate::walk::Tree for PosixAcls {
+    type Handle = OwnedFd;
+    type Meta = rustix::fs::Stat;
+    fn open_root(&self, path: &std::path::Path) -> io::Result<OwnedFd> {
+        Descriptors.open_root(path)
+    }
+    fn open_beneath(&self, root: &OwnedFd, rel: &str) -> Result<OwnedFd, crate::walk::Refused> {
+        Descriptors.open_beneath(root, rel)
+    }
+    fn open_dir(
+        &self,
+        parent: &OwnedFd,
+        name: &std::ffi::OsStr,
+    ) -> Result<OwnedFd, crate::walk::Refused> {
+        Descriptors.open_dir(parent, name)
+    }
+    fn open_file(
+        &self,
+        dir: &OwnedFd,
+        name: &std::ffi::OsStr,
+    ) -> Result<OwnedFd, crate::walk::Refused> {
+        Descriptors.open_file(dir, name)
+    }
+    fn meta(&self, h: &OwnedFd) -> Result<rustix::fs::Stat, crate::walk::Refused> {
+        Descriptors.meta(h)
+    }
+    fn kind_at(
+        &self,
+        dir: &OwnedFd,
+        name: &std::ffi::OsStr,
+    ) -> Result<crate::walk::Kind, crate::walk::Refused> {
+        Descriptors.kind_at(dir, name)
+    }
+    fn list(
+        &self,
+        dir: &OwnedFd,
+    ) -> Result<Vec<(std::ffi::OsString, crate::walk::Kind)>, crate::walk::Refused> {
+        Descriptors.list(dir)
+    }
+    fn kind(m: &rustix::fs::Stat) -> crate::walk::Kind {
+        Descriptors::kind(m)
+    }
+    fn links(m: &rustix::fs::Stat) -> u64 {
+        Descriptors::links(m)
+    }
+    fn volume(m: &rustix::fs::Stat) -> u64 {
+        Descriptors::volume(m)
+    }
+}
 
 fn get(fd: &OwnedFd, name: &str) -> io::Result<Option<Acl>> {
     let mut buf = [0u8; 1024];
@@ -56,11 +111,35 @@ impl PosixAcls {
 }
 
 impl AclSystem for PosixAcls {
-    type Handle = OwnedFd;
+    type State = EntryState;
+    type Names = Names;
 
-    fn read(&self, fd: &OwnedFd, is_dir: bool) -> io::Result<EntryState> {
-        let st = rustix::fs::fstat(fd)?;
-        self.read_with_stat(fd, &st, is_dir)
+    fn read(&self, fd: &OwnedFd, st: &rustix::fs::Stat, is_dir: bool) -> io::Result<EntryState> {
+        self.read_with_stat(fd, st, is_dir)
+    }
+
+    fn desired(
+        &self,
+        rights: &Rights,
+        rel: &str,
+        is_dir: bool,
+        have: &EntryState,
+    ) -> io::Result<EntryState> {
+        // A file whose owner may execute it keeps execute for those who may read it.
+        let exec = !is_dir && have.mode & 0o100 != 0;
+        Ok(rights.desired(rel, is_dir, exec))
+    }
+
+    fn differences(have: &EntryState, want: &EntryState) -> Vec<&'static str> {
+        differences(have, want)
+    }
+
+    fn view(names: &mut Names, s: &EntryState) -> StateView {
+        names.view(s)
+    }
+
+    fn access(&self, s: &EntryState, user: &User, groups: &[u32], is_dir: bool) -> Access {
+        Access::from_perm(s.access.effective(s.uid, s.gid, user.uid, groups), is_dir)
     }
 
     fn write(
@@ -103,4 +182,82 @@ impl AclSystem for PosixAcls {
         }
         Ok(())
     }
+}
+
+/// Names of the ids in ACLs, looked up once per walker.
+#[derive(Debug, Default)]
+pub struct Names {
+    users: HashMap<u32, String>,
+    groups: HashMap<u32, String>,
+}
+
+impl Names {
+    fn user(&mut self, uid: u32) -> String {
+        self.users
+            .entry(uid)
+            .or_insert_with(|| {
+                nix::unistd::User::from_uid(uid.into())
+                    .ok()
+                    .flatten()
+                    .map(|u| u.name)
+                    .unwrap_or_else(|| uid.to_string())
+            })
+            .clone()
+    }
+    fn group(&mut self, gid: u32) -> String {
+        self.groups
+            .entry(gid)
+            .or_insert_with(|| {
+                nix::unistd::Group::from_gid(gid.into())
+                    .ok()
+                    .flatten()
+                    .map(|g| g.name)
+                    .unwrap_or_else(|| gid.to_string())
+            })
+            .clone()
+    }
+    fn acl(&mut self, acl: &Acl) -> String {
+        let mut named = HashMap::new();
+        for e in acl.entries() {
+            match e.tag {
+                Tag::User(u) => {
+                    named.insert(e.tag, self.user(u));
+                }
+                Tag::Group(g) => {
+                    named.insert(e.tag, self.group(g));
+                }
+                _ => {}
+            }
+        }
+        acl.text(&|t| named.get(&t).cloned().unwrap_or_default())
+    }
+    fn view(&mut self, s: &EntryState) -> StateView {
+        StateView {
+            owner: self.user(s.uid),
+            group: self.group(s.gid),
+            mode: format!("{:04o}", s.mode),
+            acl: self.acl(&s.access),
+            default_acl: s.default.as_ref().map(|d| self.acl(d)),
+        }
+    }
+}
+
+fn differences(have: &EntryState, want: &EntryState) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if have.uid != want.uid {
+        out.push("owner");
+    }
+    if have.gid != want.gid {
+        out.push("group");
+    }
+    if have.mode != want.mode {
+        out.push("mode");
+    }
+    if have.access != want.access {
+        out.push("acl");
+    }
+    if have.default != want.default {
+        out.push("default acl");
+    }
+    out
 }

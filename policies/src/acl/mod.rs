@@ -1,7 +1,9 @@
-//! POSIX ACLs as values: entries, the kernel's xattr encoding (`system.posix_acl_access`,
-//! `system.posix_acl_default`), the short text form `getfacl` users know, and the conversion to
-//! and from mode bits. The filesystem side is behind the [`AclSystem`] trait (`linux.rs`
-//! today, NTFS later).
+//! Rights on disk. POSIX ACLs as values here: entries, the kernel's xattr encoding
+//! (`system.posix_acl_access`, `system.posix_acl_default`), the short text form `getfacl` users
+//! know, and the conversion to and from mode bits; NTFS ACLs as values in `ntfs.rs`. The
+//! filesystem side is the [`AclSystem`] trait the policy walk is written against: `linux.rs`
+//! (descriptors, xattrs), `windows.rs` (handles, security descriptors); [`Native`] is this
+//! platform's.
 //!
 //! ```text
 //! xattr = version:u32le(=2) entry*          entry = tag:u16le perm:u16le id:u32le
@@ -11,6 +13,20 @@
 #[cfg(target_os = "linux")]
 pub mod linux;
 pub mod ntfs;
+#[cfg(windows)]
+pub mod windows;
+
+/// This platform's rights on disk.
+#[cfg(target_os = "linux")]
+pub type Native = linux::PosixAcls;
+/// This platform's rights on disk.
+#[cfg(windows)]
+pub type Native = windows::NtfsAcls;
+
+use crate::apply::StateView;
+use crate::principal::User;
+use crate::rights::{Access, Rights};
+use crate::walk::Tree;
 
 use std::fmt;
 
@@ -236,21 +252,43 @@ pub struct EntryState {
     pub default: Option<Acl>,
 }
 
-/// Reads and writes rights on one open entry. The Linux implementation works through file
-/// descriptors opened without following symlinks; a Windows one will map to NTFS ACLs.
-pub trait AclSystem {
-    /// An open filesystem entry.
-    type Handle;
-    /// The entry's current state.
-    fn read(&self, entry: &Self::Handle, is_dir: bool) -> std::io::Result<EntryState>;
+/// Rights on one platform's filesystem, as the policy walk and `explain` use them: entries
+/// opened by the [`Tree`] (never through a link), their state read, compared with what the
+/// policy wants, written, shown and judged for one user.
+pub trait AclSystem: Tree + Default {
+    /// The rights-relevant state of an entry.
+    type State: Clone + PartialEq + Send;
+    /// What [`AclSystem::view`] remembers between calls (names looked up).
+    type Names: Default + Send;
+    /// The entry's state, from its handle and the metadata the walk already read.
+    fn read(
+        &self,
+        h: &Self::Handle,
+        meta: &Self::Meta,
+        is_dir: bool,
+    ) -> std::io::Result<Self::State>;
+    /// The state the policy wants for the entry at `rel` (which has `have` now).
+    fn desired(
+        &self,
+        rights: &Rights,
+        rel: &str,
+        is_dir: bool,
+        have: &Self::State,
+    ) -> std::io::Result<Self::State>;
+    /// What differs, in words (owner, group, mode, acl…).
+    fn differences(have: &Self::State, want: &Self::State) -> Vec<&'static str>;
+    /// The state in words, for plans.
+    fn view(names: &mut Self::Names, s: &Self::State) -> StateView;
     /// Makes the entry match `want`, changing only what differs from `have`.
     fn write(
         &self,
-        entry: &Self::Handle,
+        h: &Self::Handle,
         is_dir: bool,
-        have: &EntryState,
-        want: &EntryState,
+        have: &Self::State,
+        want: &Self::State,
     ) -> std::io::Result<()>;
+    /// What the state lets `user` (member of `groups`) do with the entry itself.
+    fn access(&self, s: &Self::State, user: &User, groups: &[u32], is_dir: bool) -> Access;
 }
 
 #[cfg(test)]

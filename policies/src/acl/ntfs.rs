@@ -347,6 +347,61 @@ impl Security {
     }
 }
 
+/// Generic rights (GA, GR, GW, GX) as the file rights they stand for.
+fn file_rights(m: u32) -> u32 {
+    let mut out = m & 0x0fff_ffff;
+    for (generic, specific) in [
+        (0x1000_0000, mask::FULL),
+        (0x8000_0000, 0x0012_0089),
+        (0x4000_0000, 0x0012_0116),
+        (0x2000_0000, 0x0012_00a0),
+    ] {
+        if m & generic != 0 {
+            out |= specific;
+        }
+    }
+    out
+}
+
+impl Security {
+    /// The rights the DACL gives someone holding `sids` (their user, groups, Everyone…), the
+    /// way Windows checks: ACEs in order, the first to allow or deny a right decides it;
+    /// inherit-only ACEs do not apply to the entry itself.
+    pub fn effective(&self, sids: &[Sid]) -> u32 {
+        let (mut allowed, mut denied) = (0u32, 0u32);
+        for ace in &self.aces {
+            if ace.flags & flags::INHERIT_ONLY != 0 || !sids.contains(&ace.sid) {
+                continue;
+            }
+            let m = file_rights(ace.mask);
+            if ace.allow {
+                allowed |= m & !denied;
+            } else {
+                denied |= m & !allowed;
+            }
+        }
+        allowed
+    }
+}
+
+/// The access an NTFS mask gives, in the policy's words.
+pub fn access_of(m: u32, is_dir: bool) -> Access {
+    let has = |want: u32| m & want == want;
+    if has(mask::MODIFY) {
+        Access::Write
+    } else if has(if is_dir {
+        mask::READ_EXECUTE
+    } else {
+        0x0012_0089
+    }) {
+        Access::Read
+    } else if is_dir && has(0x20) {
+        Access::Traverse
+    } else {
+        Access::None
+    }
+}
+
 /// The Windows accounts behind a policy's principals (LookupAccountName on Windows; a table
 /// in tests).
 pub trait SidLookup {
@@ -773,6 +828,35 @@ mod tests {
             ("Q:x", "expected O:, G:, D: or S:"),
         ] {
             assert_eq!(Security::from_sddl(text).unwrap_err().why, why, "{text}");
+        }
+    }
+
+    #[test]
+    fn effective_rights_follow_ace_order() {
+        let sddl = format!(
+            "D:(D;;0x10156;;;{BOB})(A;OICI;0x1301bf;;;{SALES})(A;OICIIO;GA;;;CO)\
+             (A;OICIID;0x1200a9;;;BU)(A;;0x1000a0;;;{DG})"
+        );
+        let s = Security::from_sddl(&sddl).unwrap();
+        let sid = |t: &str| Sid::parse(t).unwrap();
+        let cases: &[(&[&str], bool, Access)] = &[
+            (&[BOB, SALES], true, Access::Read), // write denied first, the rest allowed
+            (&[SALES], true, Access::Write),     // Modify
+            (&[SALES], false, Access::Write),
+            (&["BU"], true, Access::Read), // inherited Read & Execute
+            (&["BU"], false, Access::Read),
+            (&[DG], true, Access::Traverse), // this folder only, no listing
+            (&[DG], false, Access::None),
+            (&["CO"], true, Access::None), // inherit-only: not for the entry itself
+            (&[OWNER], true, Access::None),
+        ];
+        for (sids, is_dir, want) in cases {
+            let sids: Vec<Sid> = sids.iter().map(|t| sid(t)).collect();
+            assert_eq!(
+                access_of(s.effective(&sids), *is_dir),
+                *want,
+                "{sids:?} dir={is_dir}"
+            );
         }
     }
 }

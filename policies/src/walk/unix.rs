@@ -1,6 +1,6 @@
-//! The descriptor walk every root-side traversal of a share uses: the backup scan (and so the
-//! pre-restore backup), the policy walker and the service's watches. sharekeepd is root in
-//! folders members write to, so:
+//! The descriptor walk on Unix, which every root-side traversal of a share uses: the backup
+//! scan (and so the pre-restore backup), the policy walker and the service's watches.
+//! sharekeepd is root in folders members write to, so:
 //!
 //! ```text
 //! a folder is opened by its name in its parent's descriptor: O_DIRECTORY|O_NOFOLLOW, never a
@@ -11,35 +11,20 @@
 //! names are bytes from getdents, never text; depth is the caller's explicit stack
 //! ```
 
+use super::{Kind, Refused, Tree};
 use rustix::fd::{AsFd, OwnedFd};
-use rustix::fs::{FileType, Mode, OFlags};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 const DIR_FLAGS: OFlags = OFlags::RDONLY
     .union(OFlags::DIRECTORY)
     .union(OFlags::NOFOLLOW)
     .union(OFlags::CLOEXEC);
 
-/// Why a folder could not be entered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refused {
-    /// Gone.
-    Missing,
-    /// A link, a file, or another folder than the one listed is there now.
-    Replaced,
-    /// Another error (permission, I/O).
-    Other(rustix::io::Errno),
-}
-
-impl std::fmt::Display for Refused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Refused::Missing => write!(f, "vanished"),
-            Refused::Replaced => write!(f, "replaced (by a link or another entry) during the walk"),
-            Refused::Other(e) => write!(f, "{e}"),
-        }
-    }
+fn other(e: rustix::io::Errno) -> Refused {
+    Refused::Other(e.raw_os_error())
 }
 
 /// Opens the folder `name` in `parent`, never following a link; with `expect`, only if it is
@@ -52,10 +37,10 @@ pub fn open_dir(
     let fd = rustix::fs::openat(parent, name, DIR_FLAGS, Mode::empty()).map_err(|e| match e {
         rustix::io::Errno::NOENT => Refused::Missing,
         rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR => Refused::Replaced,
-        e => Refused::Other(e),
+        e => other(e),
     })?;
     if let Some(expect) = expect {
-        let st = rustix::fs::fstat(&fd).map_err(Refused::Other)?;
+        let st = rustix::fs::fstat(&fd).map_err(other)?;
         if (st.st_dev, st.st_ino) != expect {
             return Err(Refused::Replaced);
         }
@@ -66,7 +51,7 @@ pub fn open_dir(
 /// Opens `rel` (`/`-separated, relative) below `root`, one name at a time, never following a
 /// link.
 pub fn open_dir_beneath(root: impl AsFd, rel: &str) -> Result<OwnedFd, Refused> {
-    let mut fd = rustix::io::dup(root).map_err(Refused::Other)?;
+    let mut fd = rustix::io::dup(root).map_err(other)?;
     for part in rel.split('/').filter(|p| !p.is_empty()) {
         fd = open_dir(&fd, OsStr::new(part), None)?;
     }
@@ -96,6 +81,77 @@ pub fn list(dir: impl AsFd) -> rustix::io::Result<Vec<(OsString, FileType)>> {
         }
     }
     Ok(out)
+}
+
+fn kind_of(ft: FileType) -> Kind {
+    match ft {
+        FileType::Directory => Kind::Dir,
+        FileType::RegularFile => Kind::File,
+        FileType::Unknown => Kind::Unknown,
+        _ => Kind::Other,
+    }
+}
+
+/// The Unix walk as a [`Tree`]: descriptors, `fstat` as the metadata.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Descriptors;
+
+impl Tree for Descriptors {
+    type Handle = OwnedFd;
+    type Meta = rustix::fs::Stat;
+
+    fn open_root(&self, path: &Path) -> std::io::Result<OwnedFd> {
+        rustix::fs::open(path, DIR_FLAGS, Mode::empty())
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+    }
+
+    fn open_beneath(&self, root: &OwnedFd, rel: &str) -> Result<OwnedFd, Refused> {
+        open_dir_beneath(root, rel)
+    }
+
+    fn open_dir(&self, parent: &OwnedFd, name: &OsStr) -> Result<OwnedFd, Refused> {
+        open_dir(parent, name, None)
+    }
+
+    fn open_file(&self, dir: &OwnedFd, name: &OsStr) -> Result<OwnedFd, Refused> {
+        open_file(dir, name).map_err(|e| match e {
+            rustix::io::Errno::NOENT => Refused::Missing,
+            rustix::io::Errno::LOOP => Refused::Replaced,
+            e => other(e),
+        })
+    }
+
+    fn meta(&self, h: &OwnedFd) -> Result<rustix::fs::Stat, Refused> {
+        rustix::fs::fstat(h).map_err(other)
+    }
+
+    fn kind_at(&self, dir: &OwnedFd, name: &OsStr) -> Result<Kind, Refused> {
+        match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(kind_of(FileType::from_raw_mode(st.st_mode))),
+            Err(rustix::io::Errno::NOENT) => Err(Refused::Missing),
+            Err(e) => Err(other(e)),
+        }
+    }
+
+    fn list(&self, dir: &OwnedFd) -> Result<Vec<(OsString, Kind)>, Refused> {
+        Ok(list(dir)
+            .map_err(other)?
+            .into_iter()
+            .map(|(n, ft)| (n, kind_of(ft)))
+            .collect())
+    }
+
+    fn kind(m: &rustix::fs::Stat) -> Kind {
+        kind_of(FileType::from_raw_mode(m.st_mode))
+    }
+
+    fn links(m: &rustix::fs::Stat) -> u64 {
+        m.st_nlink
+    }
+
+    fn volume(m: &rustix::fs::Stat) -> u64 {
+        m.st_dev
+    }
 }
 
 #[cfg(test)]

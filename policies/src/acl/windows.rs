@@ -1,0 +1,164 @@
+//! NTFS ACLs on Windows through handles the walk opened (never a path): the security
+//! descriptor read with `GetSecurityInfo` and written with `SetSecurityInfo`, as SDDL in
+//! between, so that what is compared and decided is the pure model of `ntfs.rs`. Only the
+//! owner and the entry's explicit ACEs are written, with the DACL protected or inheriting as
+//! the translation says; inherited ACEs are Windows' own.
+
+use super::ntfs::{self, NtfsState, Security, Sid};
+use super::AclSystem;
+use crate::accounts::{self, Accounts};
+use crate::apply::StateView;
+use crate::principal::User;
+use crate::rights::{Access, Rights};
+use crate::walk::{Handles, Kind, Refused, Tree};
+use crate::win32;
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::os::windows::io::OwnedHandle;
+use std::path::Path;
+
+/// The Windows implementation of [`AclSystem`].
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NtfsAcls;
+
+impl Tree for NtfsAcls {
+    type Handle = OwnedHandle;
+    type Meta = win32::Info;
+    fn open_root(&self, path: &Path) -> io::Result<OwnedHandle> {
+        Handles.open_root(path)
+    }
+    fn open_beneath(&self, root: &OwnedHandle, rel: &str) -> Result<OwnedHandle, Refused> {
+        Handles.open_beneath(root, rel)
+    }
+    fn open_dir(&self, parent: &OwnedHandle, name: &OsStr) -> Result<OwnedHandle, Refused> {
+        Handles.open_dir(parent, name)
+    }
+    fn open_file(&self, dir: &OwnedHandle, name: &OsStr) -> Result<OwnedHandle, Refused> {
+        Handles.open_file(dir, name)
+    }
+    fn meta(&self, h: &OwnedHandle) -> Result<win32::Info, Refused> {
+        Handles.meta(h)
+    }
+    fn kind_at(&self, dir: &OwnedHandle, name: &OsStr) -> Result<Kind, Refused> {
+        Handles.kind_at(dir, name)
+    }
+    fn list(&self, dir: &OwnedHandle) -> Result<Vec<(OsString, Kind)>, Refused> {
+        Handles.list(dir)
+    }
+    fn kind(m: &win32::Info) -> Kind {
+        Handles::kind(m)
+    }
+    fn links(m: &win32::Info) -> u64 {
+        Handles::links(m)
+    }
+    fn volume(m: &win32::Info) -> u64 {
+        Handles::volume(m)
+    }
+}
+
+/// Account names of SIDs, looked up once per walker.
+#[derive(Debug, Default)]
+pub struct Names(HashMap<Sid, String>);
+
+impl Names {
+    fn name(&mut self, sid: &Sid) -> String {
+        self.0
+            .entry(sid.clone())
+            .or_insert_with(|| win32::lookup_sid(sid.as_str()).unwrap_or_else(|| sid.to_string()))
+            .clone()
+    }
+}
+
+fn right_words(mask: u32) -> String {
+    match mask {
+        ntfs::mask::FULL => "full".into(),
+        ntfs::mask::MODIFY => "modify".into(),
+        ntfs::mask::READ_EXECUTE => "read".into(),
+        ntfs::mask::TRAVERSE => "traverse".into(),
+        m => format!("{m:#x}"),
+    }
+}
+
+/// The SIDs a user acts with: their own, their groups', and those every signed-in user has.
+fn sids_of(user: &User, groups: &[u32]) -> Vec<Sid> {
+    let mut out: Vec<Sid> = std::iter::once(user.uid)
+        .chain(groups.iter().copied())
+        .filter_map(accounts::sid_of)
+        .collect();
+    out.extend(
+        ["S-1-1-0", "S-1-5-11", "S-1-5-32-545"]
+            .iter()
+            .filter_map(|s| Sid::parse(s)),
+    );
+    out
+}
+
+impl AclSystem for NtfsAcls {
+    type State = Security;
+    type Names = Names;
+
+    fn read(&self, h: &OwnedHandle, _meta: &win32::Info, _is_dir: bool) -> io::Result<Security> {
+        let text = win32::sddl(h)?;
+        Security::from_sddl(&text).map_err(io::Error::other)
+    }
+
+    fn desired(
+        &self,
+        rights: &Rights,
+        rel: &str,
+        is_dir: bool,
+        _have: &Security,
+    ) -> io::Result<Security> {
+        ntfs::desired(rights, rel, is_dir, &Accounts)
+            .map(|s| s.to_security())
+            .map_err(io::Error::other)
+    }
+
+    fn differences(have: &Security, want: &Security) -> Vec<&'static str> {
+        NtfsState::of(have).differences(&NtfsState::of(want))
+    }
+
+    fn view(names: &mut Names, s: &Security) -> StateView {
+        let acl = s
+            .explicit()
+            .iter()
+            .map(|a| {
+                let verb = if a.allow { "" } else { "deny " };
+                let inherit = if a.flags & ntfs::flags::CONTAINER_INHERIT != 0 {
+                    ""
+                } else {
+                    " (this entry only)"
+                };
+                format!(
+                    "{}:{verb}{}{inherit}",
+                    names.name(&a.sid),
+                    right_words(a.mask)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        StateView {
+            owner: s.owner.as_ref().map(|o| names.name(o)).unwrap_or_default(),
+            group: s.group.as_ref().map(|g| names.name(g)).unwrap_or_default(),
+            mode: if s.protected { "protected" } else { "inherits" }.into(),
+            acl,
+            default_acl: None,
+        }
+    }
+
+    fn write(
+        &self,
+        h: &OwnedHandle,
+        _is_dir: bool,
+        have: &Security,
+        want: &Security,
+    ) -> io::Result<()> {
+        let owner = have.owner != want.owner;
+        win32::set_security(h, &want.to_sddl(), owner, want.protected)
+    }
+
+    fn access(&self, s: &Security, user: &User, groups: &[u32], is_dir: bool) -> Access {
+        ntfs::access_of(s.effective(&sids_of(user, groups)), is_dir)
+    }
+}

@@ -1,0 +1,576 @@
+//! The Win32 and NT calls sharekeep makes on Windows, as safe functions: opening entries by
+//! handle relative to their parent (`NtCreateFile` with a root directory and
+//! `FILE_OPEN_REPARSE_POINT`: a junction or symbolic link is opened as itself, never
+//! followed), listing a folder through its handle, reading and writing an entry's security
+//! descriptor through its handle (as SDDL), and account lookups.
+//!
+//! This is the crate's only unsafe code on Windows (the lint is allowed here alone): every
+//! call's buffers are owned Rust values sized as the API asks, every handle is wrapped in an
+//! `OwnedHandle` at once, every buffer the system allocates is freed with its own function
+//! before returning.
+#![allow(unsafe_code)]
+
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::os::windows::ffi::{OsStrExt, OsStringExt};
+use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
+use std::path::Path;
+use std::ptr::{null, null_mut};
+use windows_sys::Wdk::Foundation::OBJECT_ATTRIBUTES;
+use windows_sys::Wdk::Storage::FileSystem::{
+    NtCreateFile, FILE_DIRECTORY_FILE, FILE_NON_DIRECTORY_FILE, FILE_OPEN,
+    FILE_OPEN_FOR_BACKUP_INTENT, FILE_OPEN_REPARSE_POINT, FILE_SYNCHRONOUS_IO_NONALERT,
+};
+use windows_sys::Win32::Foundation::{
+    LocalFree, RtlNtStatusToDosError, ERROR_INSUFFICIENT_BUFFER, ERROR_NO_MORE_FILES, HANDLE,
+    INVALID_HANDLE_VALUE, UNICODE_STRING,
+};
+use windows_sys::Win32::NetworkManagement::NetManagement::{
+    NetApiBufferFree, NetLocalGroupGetMembers, NetUserGetLocalGroups, LG_INCLUDE_INDIRECT,
+    LOCALGROUP_MEMBERS_INFO_3, LOCALGROUP_USERS_INFO_0, MAX_PREFERRED_LENGTH,
+};
+use windows_sys::Win32::Security::Authorization::{
+    ConvertSecurityDescriptorToStringSecurityDescriptorW, ConvertSidToStringSidW,
+    ConvertStringSecurityDescriptorToSecurityDescriptorW, ConvertStringSidToSidW, GetSecurityInfo,
+    SetSecurityInfo, SDDL_REVISION_1, SE_FILE_OBJECT,
+};
+use windows_sys::Win32::Security::{
+    GetSecurityDescriptorDacl, GetSecurityDescriptorOwner, LookupAccountNameW, LookupAccountSidW,
+    ACL, DACL_SECURITY_INFORMATION, GROUP_SECURITY_INFORMATION, OWNER_SECURITY_INFORMATION,
+    PROTECTED_DACL_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR, PSID, SID_NAME_USE,
+    UNPROTECTED_DACL_SECURITY_INFORMATION,
+};
+use windows_sys::Win32::Storage::FileSystem::{
+    CreateFileW, FileIdBothDirectoryInfo, FileIdBothDirectoryRestartInfo,
+    GetFileInformationByHandle, GetFileInformationByHandleEx, BY_HANDLE_FILE_INFORMATION,
+    FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_REPARSE_POINT, FILE_FLAG_BACKUP_SEMANTICS,
+    FILE_FLAG_OPEN_REPARSE_POINT, FILE_ID_BOTH_DIR_INFO, FILE_LIST_DIRECTORY, FILE_READ_ATTRIBUTES,
+    FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE, FILE_TRAVERSE, OPEN_EXISTING,
+    READ_CONTROL, SYNCHRONIZE, WRITE_DAC, WRITE_OWNER,
+};
+use windows_sys::Win32::System::WindowsProgramming::GetUserNameW;
+use windows_sys::Win32::System::IO::IO_STATUS_BLOCK;
+
+/// NUL-terminated UTF-16.
+pub(crate) fn wide(s: &OsStr) -> Vec<u16> {
+    s.encode_wide().chain(std::iter::once(0)).collect()
+}
+
+fn from_wide_ptr(p: *const u16) -> String {
+    if p.is_null() {
+        return String::new();
+    }
+    // SAFETY: `p` is a NUL-terminated string the system returned.
+    let len = (0..).take_while(|i| unsafe { *p.add(*i) } != 0).count();
+    // SAFETY: `len` u16s are readable (counted above).
+    String::from_utf16_lossy(unsafe { std::slice::from_raw_parts(p, len) })
+}
+
+fn from_wide(buf: &[u16]) -> String {
+    let end = buf.iter().position(|c| *c == 0).unwrap_or(buf.len());
+    String::from_utf16_lossy(&buf[..end])
+}
+
+/// `\\?\` before a drive path, so that paths longer than 260 characters open.
+fn long_path(path: &Path) -> Vec<u16> {
+    let text = path.as_os_str();
+    let s = text.to_string_lossy();
+    if s.starts_with(r"\\") {
+        return wide(text);
+    }
+    let mut p = OsString::from(r"\\?\");
+    p.push(text);
+    wide(&p)
+}
+
+/// What a relative open may want.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Want {
+    /// A folder: listed, its rights read and written.
+    Dir,
+    /// A file (never a folder): its rights read and written.
+    File,
+    /// Either, for its attributes only.
+    Attributes,
+}
+
+/// Why an open relative to a parent failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OpenError {
+    /// No such entry.
+    Missing,
+    /// A folder where a file was expected or the reverse.
+    WrongType,
+    /// Another failure: a Win32 error code.
+    Other(u32),
+}
+
+const STATUS_OBJECT_NAME_NOT_FOUND: i32 = 0xC000_0034_u32 as i32;
+const STATUS_OBJECT_PATH_NOT_FOUND: i32 = 0xC000_003A_u32 as i32;
+const STATUS_NOT_A_DIRECTORY: i32 = 0xC000_0103_u32 as i32;
+const STATUS_FILE_IS_A_DIRECTORY: i32 = 0xC000_00BA_u32 as i32;
+const STATUS_ACCESS_DENIED: i32 = 0xC000_0022_u32 as i32;
+const ERROR_INVALID_NAME: u32 = 123;
+
+fn nt_open(parent: HANDLE, name: &[u16], access: u32, options: u32) -> Result<OwnedHandle, i32> {
+    let bytes = (name.len() * 2) as u16;
+    let us = UNICODE_STRING {
+        Length: bytes,
+        MaximumLength: bytes,
+        Buffer: name.as_ptr() as *mut u16,
+    };
+    let attrs = OBJECT_ATTRIBUTES {
+        Length: std::mem::size_of::<OBJECT_ATTRIBUTES>() as u32,
+        RootDirectory: parent,
+        ObjectName: &us,
+        Attributes: 0x40, // OBJ_CASE_INSENSITIVE, as Win32 opens
+        SecurityDescriptor: null(),
+        SecurityQualityOfService: null(),
+    };
+    let mut h: HANDLE = null_mut();
+    // SAFETY: every pointer is to a live local; the name buffer outlives the call.
+    let mut io: IO_STATUS_BLOCK = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; a successful call returns a handle we now own.
+    let status = unsafe {
+        NtCreateFile(
+            &mut h,
+            access,
+            &attrs,
+            &mut io,
+            null(),
+            0,
+            FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+            FILE_OPEN,
+            options,
+            null(),
+            0,
+        )
+    };
+    if status < 0 {
+        return Err(status);
+    }
+    // SAFETY: a handle NtCreateFile just returned, owned by nothing else.
+    Ok(unsafe { OwnedHandle::from_raw_handle(h) })
+}
+
+/// Opens `name` in the folder `parent` without following a reparse point (a junction or link
+/// is opened as itself: the caller sees its attributes and refuses it). Asks for the right to
+/// change rights and owner, and falls back to reading them where that is refused.
+pub(crate) fn open_relative(
+    parent: &OwnedHandle,
+    name: &OsStr,
+    want: Want,
+) -> Result<OwnedHandle, OpenError> {
+    let name: Vec<u16> = name.encode_wide().collect();
+    // One name: no separator, no stream (`name:stream`), not `.` nor `..`.
+    let dots = name == [b'.' as u16] || name == [b'.' as u16, b'.' as u16];
+    if name.is_empty() || dots || name.iter().any(|c| matches!(*c, 0x5c | 0x2f | 0x3a | 0)) {
+        return Err(OpenError::Other(ERROR_INVALID_NAME));
+    }
+    let base = FILE_OPEN_REPARSE_POINT | FILE_SYNCHRONOUS_IO_NONALERT | FILE_OPEN_FOR_BACKUP_INTENT;
+    let (access, options) = match want {
+        Want::Dir => (
+            READ_CONTROL | FILE_READ_ATTRIBUTES | SYNCHRONIZE | FILE_LIST_DIRECTORY | FILE_TRAVERSE,
+            base | FILE_DIRECTORY_FILE,
+        ),
+        Want::File => (
+            READ_CONTROL | FILE_READ_ATTRIBUTES | SYNCHRONIZE,
+            base | FILE_NON_DIRECTORY_FILE,
+        ),
+        Want::Attributes => (FILE_READ_ATTRIBUTES | SYNCHRONIZE, base),
+    };
+    let parent = parent.as_raw_handle() as HANDLE;
+    let writable = access
+        | if want == Want::Attributes {
+            0
+        } else {
+            WRITE_DAC | WRITE_OWNER
+        };
+    let r = match nt_open(parent, &name, writable, options) {
+        Err(STATUS_ACCESS_DENIED) if writable != access => nt_open(parent, &name, access, options),
+        r => r,
+    };
+    r.map_err(|status| match status {
+        STATUS_OBJECT_NAME_NOT_FOUND | STATUS_OBJECT_PATH_NOT_FOUND => OpenError::Missing,
+        STATUS_NOT_A_DIRECTORY | STATUS_FILE_IS_A_DIRECTORY => OpenError::WrongType,
+        // SAFETY: a plain conversion of a status code.
+        s => OpenError::Other(unsafe { RtlNtStatusToDosError(s) }),
+    })
+}
+
+/// Opens a folder by path (the share root), not following a reparse point there.
+pub(crate) fn open_dir_path(path: &Path) -> io::Result<OwnedHandle> {
+    let name = long_path(path);
+    let access = READ_CONTROL | WRITE_DAC | WRITE_OWNER | FILE_READ_ATTRIBUTES | SYNCHRONIZE;
+    let open = |access: u32| {
+        // SAFETY: `name` is NUL-terminated and outlives the call.
+        let h = unsafe {
+            CreateFileW(
+                name.as_ptr(),
+                access | FILE_LIST_DIRECTORY | FILE_TRAVERSE,
+                FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                null(),
+                OPEN_EXISTING,
+                FILE_FLAG_BACKUP_SEMANTICS | FILE_FLAG_OPEN_REPARSE_POINT,
+                null_mut(),
+            )
+        };
+        if h == INVALID_HANDLE_VALUE {
+            Err(io::Error::last_os_error())
+        } else {
+            // SAFETY: a handle CreateFileW just returned, owned by nothing else.
+            Ok(unsafe { OwnedHandle::from_raw_handle(h) })
+        }
+    };
+    let h = open(access)
+        .or_else(|_| open(READ_CONTROL | FILE_READ_ATTRIBUTES | SYNCHRONIZE))
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    let i = info(&h)?;
+    if i.attributes & FILE_ATTRIBUTE_REPARSE_POINT != 0
+        || i.attributes & FILE_ATTRIBUTE_DIRECTORY == 0
+    {
+        return Err(io::Error::other(format!(
+            "{}: not a folder (a junction or link is never followed)",
+            path.display()
+        )));
+    }
+    Ok(h)
+}
+
+/// An open entry's metadata.
+#[derive(Debug, Clone, Copy)]
+pub struct Info {
+    /// `FILE_ATTRIBUTE_*`.
+    pub attributes: u32,
+    /// The volume's serial number.
+    pub volume: u32,
+    /// Hard links.
+    pub links: u32,
+}
+
+/// `GetFileInformationByHandle`.
+pub(crate) fn info(h: &OwnedHandle) -> io::Result<Info> {
+    // SAFETY: a plain-data out structure.
+    let mut i: BY_HANDLE_FILE_INFORMATION = unsafe { std::mem::zeroed() };
+    // SAFETY: a live handle and a live out structure.
+    if unsafe { GetFileInformationByHandle(h.as_raw_handle() as HANDLE, &mut i) } == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(Info {
+        attributes: i.dwFileAttributes,
+        volume: i.dwVolumeSerialNumber,
+        links: i.nNumberOfLinks,
+    })
+}
+
+/// A folder's entries through its handle: names and attributes (without `.` and `..`).
+pub(crate) fn list_dir(h: &OwnedHandle) -> io::Result<Vec<(OsString, u32)>> {
+    // u64 elements: the records need 8-byte alignment.
+    let mut buf = vec![0u64; 8192];
+    let mut out = Vec::new();
+    let mut class = FileIdBothDirectoryRestartInfo;
+    loop {
+        // SAFETY: the buffer is live and its size in bytes is given.
+        let ok = unsafe {
+            GetFileInformationByHandleEx(
+                h.as_raw_handle() as HANDLE,
+                class,
+                buf.as_mut_ptr().cast(),
+                (buf.len() * 8) as u32,
+            )
+        };
+        if ok == 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(ERROR_NO_MORE_FILES as i32) {
+                return Ok(out);
+            }
+            return Err(e);
+        }
+        class = FileIdBothDirectoryInfo;
+        let base = buf.as_ptr().cast::<u8>();
+        let mut off = 0usize;
+        loop {
+            // SAFETY: `off` is a record boundary the system wrote inside the buffer (0, then
+            // each NextEntryOffset); records are 8-byte aligned.
+            let rec = unsafe { &*base.add(off).cast::<FILE_ID_BOTH_DIR_INFO>() };
+            let n = rec.FileNameLength as usize / 2;
+            // SAFETY: the name's `n` u16s follow the record's fixed part, inside the buffer.
+            let name = unsafe { std::slice::from_raw_parts(rec.FileName.as_ptr(), n) };
+            let dots = name == [b'.' as u16] || name == [b'.' as u16, b'.' as u16];
+            if !dots {
+                out.push((OsString::from_wide(name), rec.FileAttributes));
+            }
+            if rec.NextEntryOffset == 0 {
+                break;
+            }
+            off += rec.NextEntryOffset as usize;
+        }
+    }
+}
+
+/// The entry's owner, group and DACL as SDDL.
+pub(crate) fn sddl(h: &OwnedHandle) -> io::Result<String> {
+    let what = OWNER_SECURITY_INFORMATION | GROUP_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION;
+    let mut sd: PSECURITY_DESCRIPTOR = null_mut();
+    // SAFETY: out pointers to locals; the descriptor the call allocates is freed below.
+    let e = unsafe {
+        GetSecurityInfo(
+            h.as_raw_handle() as HANDLE,
+            SE_FILE_OBJECT,
+            what,
+            null_mut(),
+            null_mut(),
+            null_mut(),
+            null_mut(),
+            &mut sd,
+        )
+    };
+    if e != 0 {
+        return Err(io::Error::from_raw_os_error(e as i32));
+    }
+    let mut text: *mut u16 = null_mut();
+    // SAFETY: `sd` is the descriptor just returned; `text` is allocated by the call.
+    let ok = unsafe {
+        ConvertSecurityDescriptorToStringSecurityDescriptorW(
+            sd,
+            SDDL_REVISION_1,
+            what,
+            &mut text,
+            null_mut(),
+        )
+    };
+    let err = io::Error::last_os_error();
+    // SAFETY: allocated by GetSecurityInfo, freed once.
+    unsafe { LocalFree(sd) };
+    if ok == 0 {
+        return Err(err);
+    }
+    let s = from_wide_ptr(text);
+    // SAFETY: allocated by the conversion, freed once.
+    unsafe { LocalFree(text.cast()) };
+    Ok(s)
+}
+
+/// Sets the entry's DACL (protected or inheriting) and, with `owner`, its owner, from SDDL.
+pub(crate) fn set_security(
+    h: &OwnedHandle,
+    sddl: &str,
+    owner: bool,
+    protected: bool,
+) -> io::Result<()> {
+    let text = wide(OsStr::new(sddl));
+    let mut sd: PSECURITY_DESCRIPTOR = null_mut();
+    // SAFETY: `text` is NUL-terminated; `sd` is allocated by the call and freed below.
+    if unsafe {
+        ConvertStringSecurityDescriptorToSecurityDescriptorW(
+            text.as_ptr(),
+            SDDL_REVISION_1,
+            &mut sd,
+            null_mut(),
+        )
+    } == 0
+    {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(e.kind(), format!("SDDL {sddl}: {e}")));
+    }
+    let mut present = 0;
+    let mut defaulted = 0;
+    let mut dacl: *mut ACL = null_mut();
+    let mut sid: PSID = null_mut();
+    // SAFETY: `sd` is a valid descriptor; the out pointers point into it afterwards.
+    let parsed = unsafe {
+        GetSecurityDescriptorDacl(sd, &mut present, &mut dacl, &mut defaulted) != 0
+            && GetSecurityDescriptorOwner(sd, &mut sid, &mut defaulted) != 0
+    };
+    let mut what = DACL_SECURITY_INFORMATION
+        | if protected {
+            PROTECTED_DACL_SECURITY_INFORMATION
+        } else {
+            UNPROTECTED_DACL_SECURITY_INFORMATION
+        };
+    if owner && !sid.is_null() {
+        what |= OWNER_SECURITY_INFORMATION;
+    }
+    let e = if parsed {
+        // SAFETY: a live handle; `sid` and `dacl` point into `sd`, alive until freed below.
+        unsafe {
+            SetSecurityInfo(
+                h.as_raw_handle() as HANDLE,
+                SE_FILE_OBJECT,
+                what,
+                sid,
+                null_mut(),
+                dacl,
+                null(),
+            )
+        }
+    } else {
+        // SAFETY: reading the thread's last error.
+        io::Error::last_os_error().raw_os_error().unwrap_or(1) as u32
+    };
+    // SAFETY: allocated by the conversion, freed once.
+    unsafe { LocalFree(sd) };
+    if e != 0 {
+        return Err(io::Error::from_raw_os_error(e as i32));
+    }
+    Ok(())
+}
+
+/// What `LookupAccountName` says of a name: its SID (text), its type (`SID_NAME_USE`) and
+/// the domain (or computer) it belongs to.
+pub(crate) fn lookup_name(name: &str) -> Option<(String, SID_NAME_USE, String)> {
+    let wname = wide(OsStr::new(name));
+    let mut sid = vec![0u8; 68];
+    let mut dom = vec![0u16; 256];
+    loop {
+        let mut sid_len = sid.len() as u32;
+        let mut dom_len = dom.len() as u32;
+        let mut kind: SID_NAME_USE = 0;
+        // SAFETY: buffers and their lengths as the API asks.
+        let ok = unsafe {
+            LookupAccountNameW(
+                null(),
+                wname.as_ptr(),
+                sid.as_mut_ptr().cast(),
+                &mut sid_len,
+                dom.as_mut_ptr(),
+                &mut dom_len,
+                &mut kind,
+            )
+        };
+        if ok != 0 {
+            return Some((sid_text(sid.as_mut_ptr().cast())?, kind, from_wide(&dom)));
+        }
+        if io::Error::last_os_error().raw_os_error() != Some(ERROR_INSUFFICIENT_BUFFER as i32)
+            || sid_len as usize <= sid.len() && dom_len as usize <= dom.len()
+        {
+            return None;
+        }
+        sid.resize(sid_len as usize, 0);
+        dom.resize(dom_len as usize + 1, 0);
+    }
+}
+
+fn sid_text(sid: PSID) -> Option<String> {
+    let mut text: *mut u16 = null_mut();
+    // SAFETY: `sid` is a valid SID; `text` is allocated by the call and freed below.
+    if unsafe { ConvertSidToStringSidW(sid, &mut text) } == 0 {
+        return None;
+    }
+    let s = from_wide_ptr(text);
+    // SAFETY: allocated by the conversion, freed once.
+    unsafe { LocalFree(text.cast()) };
+    Some(s)
+}
+
+/// The account name (`DOMAIN\name`) of a SID given as text.
+pub(crate) fn lookup_sid(sid: &str) -> Option<String> {
+    let wsid = wide(OsStr::new(sid));
+    let mut psid: PSID = null_mut();
+    // SAFETY: NUL-terminated input; `psid` is allocated by the call and freed below.
+    if unsafe { ConvertStringSidToSidW(wsid.as_ptr(), &mut psid) } == 0 {
+        return None;
+    }
+    let mut name = vec![0u16; 256];
+    let mut dom = vec![0u16; 256];
+    let mut name_len = name.len() as u32;
+    let mut dom_len = dom.len() as u32;
+    let mut kind: SID_NAME_USE = 0;
+    // SAFETY: buffers and their lengths as the API asks.
+    let ok = unsafe {
+        LookupAccountSidW(
+            null(),
+            psid,
+            name.as_mut_ptr(),
+            &mut name_len,
+            dom.as_mut_ptr(),
+            &mut dom_len,
+            &mut kind,
+        )
+    };
+    // SAFETY: allocated by the conversion, freed once.
+    unsafe { LocalFree(psid) };
+    if ok == 0 {
+        return None;
+    }
+    let (name, dom) = (from_wide(&name), from_wide(&dom));
+    Some(if dom.is_empty() {
+        name
+    } else {
+        format!("{dom}\\{name}")
+    })
+}
+
+/// The local groups a user belongs to, directly or through a global group.
+pub(crate) fn local_groups_of(user: &str) -> Vec<String> {
+    let wuser = wide(OsStr::new(user));
+    let mut buf: *mut u8 = null_mut();
+    let (mut read, mut total) = (0u32, 0u32);
+    // SAFETY: out pointers to locals; the buffer the call allocates is freed below.
+    let e = unsafe {
+        NetUserGetLocalGroups(
+            null(),
+            wuser.as_ptr(),
+            0,
+            LG_INCLUDE_INDIRECT,
+            &mut buf,
+            MAX_PREFERRED_LENGTH,
+            &mut read,
+            &mut total,
+        )
+    };
+    let mut out = Vec::new();
+    if e == 0 && !buf.is_null() {
+        // SAFETY: `read` records of this level, as the call says.
+        let recs = unsafe {
+            std::slice::from_raw_parts(buf.cast::<LOCALGROUP_USERS_INFO_0>(), read as usize)
+        };
+        out.extend(recs.iter().map(|r| from_wide_ptr(r.lgrui0_name)));
+    }
+    if !buf.is_null() {
+        // SAFETY: allocated by the call, freed once.
+        unsafe { NetApiBufferFree(buf.cast()) };
+    }
+    out
+}
+
+/// The members (`DOMAIN\name`) of a local group.
+pub(crate) fn local_group_members(group: &str) -> Vec<String> {
+    let wgroup = wide(OsStr::new(group));
+    let mut buf: *mut u8 = null_mut();
+    let (mut read, mut total, mut resume) = (0u32, 0u32, 0usize);
+    // SAFETY: out pointers to locals; the buffer the call allocates is freed below.
+    let e = unsafe {
+        NetLocalGroupGetMembers(
+            null(),
+            wgroup.as_ptr(),
+            3,
+            &mut buf,
+            MAX_PREFERRED_LENGTH,
+            &mut read,
+            &mut total,
+            &mut resume,
+        )
+    };
+    let mut out = Vec::new();
+    if e == 0 && !buf.is_null() {
+        // SAFETY: `read` records of level 3, as the call says.
+        let recs = unsafe {
+            std::slice::from_raw_parts(buf.cast::<LOCALGROUP_MEMBERS_INFO_3>(), read as usize)
+        };
+        out.extend(recs.iter().map(|r| from_wide_ptr(r.lgrmi3_domainandname)));
+    }
+    if !buf.is_null() {
+        // SAFETY: allocated by the call, freed once.
+        unsafe { NetApiBufferFree(buf.cast()) };
+    }
+    out
+}
+
+/// The account this process runs as.
+pub(crate) fn current_user() -> Option<String> {
+    let mut buf = vec![0u16; 257];
+    let mut len = buf.len() as u32;
+    // SAFETY: a buffer and its length.
+    (unsafe { GetUserNameW(buf.as_mut_ptr(), &mut len) } != 0).then(|| from_wide(&buf))
+}
