@@ -351,6 +351,46 @@ pub(crate) fn sddl(h: &OwnedHandle) -> io::Result<String> {
     Ok(s)
 }
 
+/// An SDDL text made into a binary security descriptor and printed back (owner and DACL).
+pub(crate) fn sddl_round_trip(sddl: &str) -> io::Result<String> {
+    let text = wide(OsStr::new(sddl));
+    let mut sd: PSECURITY_DESCRIPTOR = null_mut();
+    // SAFETY: `text` is NUL-terminated; `sd` is allocated by the call and freed below.
+    if unsafe {
+        ConvertStringSecurityDescriptorToSecurityDescriptorW(
+            text.as_ptr(),
+            SDDL_REVISION_1,
+            &mut sd,
+            null_mut(),
+        )
+    } == 0
+    {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(e.kind(), format!("SDDL {sddl}: {e}")));
+    }
+    let mut out: *mut u16 = null_mut();
+    // SAFETY: `sd` is the descriptor just made; `out` is allocated by the call.
+    let ok = unsafe {
+        ConvertSecurityDescriptorToStringSecurityDescriptorW(
+            sd,
+            SDDL_REVISION_1,
+            OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION,
+            &mut out,
+            null_mut(),
+        )
+    };
+    let err = io::Error::last_os_error();
+    // SAFETY: allocated by the first conversion, freed once.
+    unsafe { LocalFree(sd) };
+    if ok == 0 {
+        return Err(err);
+    }
+    let s = from_wide_ptr(out);
+    // SAFETY: allocated by the second conversion, freed once.
+    unsafe { LocalFree(out.cast()) };
+    Ok(s)
+}
+
 /// Sets the entry's DACL (protected or inheriting) and, with `owner`, its owner, from SDDL.
 pub(crate) fn set_security(
     h: &OwnedHandle,

@@ -57,6 +57,18 @@ impl Tree for NtfsAcls {
     }
 }
 
+/// The SDDL of an open entry's owner, group and DACL (what sharekeep reads).
+pub fn sddl(h: &OwnedHandle) -> io::Result<String> {
+    win32::sddl(h)
+}
+
+/// Windows' own reading of an SDDL text: made into the binary security descriptor that
+/// `SetSecurityInfo` is given, then printed back by the system. What sharekeep writes is
+/// checked against it: the system must read the descriptor the way the translation meant it.
+pub fn as_windows_reads(sddl: &str) -> io::Result<Security> {
+    Security::from_sddl(&win32::sddl_round_trip(sddl)?).map_err(io::Error::other)
+}
+
 /// Account names of SIDs, looked up once per walker.
 #[derive(Debug, Default)]
 pub struct Names(HashMap<Sid, String>);
