@@ -357,6 +357,14 @@ impl RemoteBackend {
     }
 
     fn put(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
+        self.put_owned(kind, name, data.to_vec())
+    }
+
+    /// Writes an object from a buffer it takes: OpenDAL's `Buffer` shares it (a retry
+    /// re-sends the same bytes, a pack is never copied to be sent).
+    fn put_owned(&self, kind: FileKind, name: &str, data: Vec<u8>) -> Result<()> {
+        let len = data.len();
+        let data = opendal::Buffer::from(data);
         let path = Self::path(kind, name);
         let conditional = !self.sftp && self.conditional_writes();
         // Packs, index, snapshot and lock files are named by the hash of their content:
@@ -365,8 +373,8 @@ impl RemoteBackend {
         // costs OpenDAL two). The config and key slots are.
         if !conditional && !kind.content_addressed() {
             match self.existing(&path)? {
-                Some(len) if len == data.len() as u64 => {
-                    self.cache_put(kind, name, data);
+                Some(have) if have == len as u64 => {
+                    self.cache_put(kind, name, &data.to_bytes());
                     return Ok(());
                 }
                 Some(_) => return Err(self.exists_err(&path)),
@@ -376,11 +384,11 @@ impl RemoteBackend {
         if self.sftp {
             let n = self.counter.fetch_add(1, Ordering::Relaxed);
             let tmp = format!("tmp/{}-{}-{n}", std::process::id(), nanos());
-            self.call(|op| op.write(&tmp, data.to_vec()))
+            self.call(|op| op.write(&tmp, data.clone()))
                 .map_err(self.err(&tmp))?;
             if let Err(e) = self.call(|op| op.rename(&tmp, &path)) {
                 let _ = self.call(|op| op.delete(&tmp));
-                if !self.same_size(&path, data.len()).unwrap_or(false) {
+                if !self.same_size(&path, len).unwrap_or(false) {
                     return Err(self.err(&path)(e));
                 }
             }
@@ -389,22 +397,20 @@ impl RemoteBackend {
                 if_not_exists: conditional,
                 ..Default::default()
             };
-            match self.call(|op| op.write_options(&path, data.to_vec(), opts.clone())) {
+            match self.call(|op| op.write_options(&path, data.clone(), opts.clone())) {
                 Ok(_) => {}
                 Err(e) if e.kind() == OdErrorKind::ConditionNotMatch => {
-                    if !self.same_size(&path, data.len())? {
+                    if !self.same_size(&path, len)? {
                         return Err(self.exists_err(&path));
                     }
                 }
                 Err(e) => return Err(self.err(&path)(e)),
             }
         }
-        self.cache_put(kind, name, data);
+        self.cache_put(kind, name, &data.to_bytes());
         Ok(())
     }
-}
 
-impl RemoteBackend {
     /// Reads exactly `len` bytes at `offset`.
     fn fetch(&self, kind: FileKind, name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
         let data = self.fetch_range(kind, name, offset, len)?;
@@ -644,7 +650,7 @@ impl Backend for RemoteBackend {
         drop(file);
         let data = std::fs::read(&path).at(&path);
         let _ = std::fs::remove_file(&path);
-        self.put(kind, name, &data?)
+        self.put_owned(kind, name, data?)
     }
 
     fn sync(&self) -> Result<()> {
