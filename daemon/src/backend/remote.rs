@@ -95,6 +95,17 @@ fn runtime() -> Result<&'static tokio::runtime::Runtime> {
 
 /// Whether an error is a lost or refused connection: worth retrying, though OpenDAL's HTTP
 /// transport marks it permanent (a store restarting, a network blip).
+/// How streaming a pack failed.
+#[derive(Debug)]
+enum Streamed {
+    /// The request (OpenDAL's error: retried if the connection was lost).
+    Store(opendal::Error),
+    /// The answer cut off midway (retried).
+    Cut(std::io::Error),
+    /// Writing the staging file.
+    Local(std::io::Error),
+}
+
 fn connection_lost(e: &opendal::Error) -> bool {
     if e.is_temporary() || e.kind() != OdErrorKind::Unexpected {
         return false;
@@ -422,20 +433,28 @@ impl RemoteBackend {
 
     /// Fetches a whole pack (one request) into a new file of the staging folder, already
     /// unlinked (only this process holds it, and it goes with the process), copying the
-    /// `out.len()` bytes at `offset` on the way. The store's answer is written chunk by chunk
-    /// as received, never gathered into one buffer. The file, and the pack's length.
+    /// `out.len()` bytes at `offset` on the way. The file, and the pack's length.
     fn fetch_pack(&self, name: &str, offset: u64, out: &mut [u8]) -> Result<(std::fs::File, u64)> {
-        use std::os::unix::fs::FileExt;
         let path = Self::path(FileKind::Pack, name);
-        let end = offset + out.len() as u64;
-        let opts = opendal::options::ReadOptions {
-            range: BytesRange::new(0, None),
-            ..Default::default()
+        let TempFile { file, path: temp } = self.create_temp()?;
+        let _ = std::fs::remove_file(&temp);
+        let mut delay = Duration::from_millis(200);
+        let mut attempt = 1;
+        let len = loop {
+            match self.stream_pack(&path, &file, offset, out) {
+                Ok(len) => break len,
+                Err(Streamed::Local(e)) => return Err(Error::io(&temp, e)),
+                Err(Streamed::Store(e)) if attempt < ATTEMPTS && connection_lost(&e) => {}
+                Err(Streamed::Store(e)) => return Err(self.err(&path)(e)),
+                // Cut off mid-answer: the whole pack again, over what was written.
+                Err(Streamed::Cut(_)) if attempt < ATTEMPTS => {}
+                Err(Streamed::Cut(e)) => return Err(Error::io(self.url(&path), e)),
+            }
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(Duration::from_secs(8));
+            attempt += 1;
         };
-        let data = self
-            .call(|op| op.read_options(&path, opts.clone()))
-            .map_err(self.err(&path))?;
-        let len = data.len() as u64;
+        let end = offset + out.len() as u64;
         if len < end {
             return Err(self.short_read(
                 FileKind::Pack,
@@ -445,19 +464,47 @@ impl RemoteBackend {
                 len.saturating_sub(offset) as usize,
             ));
         }
-        let TempFile { file, path: temp } = self.create_temp()?;
-        let _ = std::fs::remove_file(&temp);
+        Ok((file, len))
+    }
+
+    /// One request for the whole pack, its answer written to `file` piece by piece as it
+    /// arrives (never the whole pack in memory: a restore runs several fetches at once),
+    /// the bytes at `offset` copied to `out` on the way. The pack's length.
+    fn stream_pack(
+        &self,
+        path: &str,
+        file: &std::fs::File,
+        offset: u64,
+        out: &mut [u8],
+    ) -> std::result::Result<u64, Streamed> {
+        use std::os::unix::fs::FileExt;
+        let end = offset + out.len() as u64;
+        let pieces = self
+            .op
+            .reader(path)
+            .and_then(|r| r.into_bytes_iterator(..))
+            .map_err(Streamed::Store)?;
         let mut pos = 0u64;
-        for chunk in data {
-            file.write_all_at(&chunk, pos).at(&temp)?;
-            let (from, to) = (pos.max(offset), (pos + chunk.len() as u64).min(end));
+        for piece in pieces {
+            // The request is sent at the first piece: its refusal (not found…) comes here,
+            // as OpenDAL's error inside an I/O one.
+            let piece = piece.map_err(|e| {
+                if e.get_ref().is_some_and(|i| i.is::<opendal::Error>()) {
+                    let inner = e.into_inner().expect("checked");
+                    Streamed::Store(*inner.downcast::<opendal::Error>().expect("checked"))
+                } else {
+                    Streamed::Cut(e)
+                }
+            })?;
+            file.write_all_at(&piece, pos).map_err(Streamed::Local)?;
+            let (from, to) = (pos.max(offset), (pos + piece.len() as u64).min(end));
             if from < to {
                 out[(from - offset) as usize..(to - offset) as usize]
-                    .copy_from_slice(&chunk[(from - pos) as usize..(to - pos) as usize]);
+                    .copy_from_slice(&piece[(from - pos) as usize..(to - pos) as usize]);
             }
-            pos += chunk.len() as u64;
+            pos += piece.len() as u64;
         }
-        Ok((file, len))
+        Ok(pos)
     }
 
     fn fetch_range(&self, kind: FileKind, name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
