@@ -95,16 +95,11 @@ impl Secret {
     /// Writes a new key file at `path` (32 random bytes as hex, mode 0600; never overwrites).
     pub fn generate_key_file(path: &Path) -> Result<()> {
         use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
         let mut raw = Zeroizing::new([0u8; 32]);
         random(&mut raw[..]);
         let text = Zeroizing::new(format!("{}\n", hex::encode(&raw[..])));
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
+        let mut f =
+            crate::platform::create_new_with_mode(path, 0o600).map_err(|e| Error::io(path, e))?;
         f.write_all(text.as_bytes())
             .and_then(|()| f.sync_all())
             .map_err(|e| Error::io(path, e))

@@ -78,6 +78,7 @@ impl LockInfo {
     }
 }
 
+#[cfg(unix)]
 fn pid_alive(pid: u32) -> bool {
     if pid == std::process::id() {
         return true;
@@ -89,6 +90,16 @@ fn pid_alive(pid: u32) -> bool {
     }
 }
 
+#[cfg(windows)]
+use crate::platform::{hostname as windows_hostname, pid_alive};
+
+/// The machine's name, recorded in locks.
+#[cfg(windows)]
+pub(crate) fn hostname() -> String {
+    windows_hostname()
+}
+
+#[cfg(unix)]
 pub(crate) fn hostname() -> String {
     nix::unistd::gethostname()
         .ok()

@@ -13,6 +13,7 @@ use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::ffi::{OsStr, OsString};
 use std::fmt;
+#[cfg(unix)]
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 /// A byte string that serializes as a JSON string when it is UTF-8.
@@ -20,9 +21,14 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 pub struct Bytes(pub Vec<u8>);
 
 impl Bytes {
-    /// As an OS string (a file name or path).
+    /// As an OS string (a file name or path). On Windows names are Unicode: bytes that are
+    /// not UTF-8 (a Linux backup's Latin-1 name) read as U+FFFD, and
+    /// [`Node::checked_name`] refuses them.
     pub fn as_os_str(&self) -> &OsStr {
-        OsStr::from_bytes(&self.0)
+        #[cfg(unix)]
+        return OsStr::from_bytes(&self.0);
+        #[cfg(windows)]
+        OsStr::new(std::str::from_utf8(&self.0).unwrap_or("\u{fffd}"))
     }
     /// Lossy text for display.
     pub fn to_string_lossy(&self) -> String {
@@ -32,13 +38,16 @@ impl Bytes {
 
 impl From<&OsStr> for Bytes {
     fn from(s: &OsStr) -> Bytes {
-        Bytes(s.as_bytes().to_vec())
+        Bytes(s.as_encoded_bytes().to_vec())
     }
 }
 
 impl From<OsString> for Bytes {
     fn from(s: OsString) -> Bytes {
-        Bytes(s.into_vec())
+        #[cfg(unix)]
+        return Bytes(s.into_vec());
+        #[cfg(windows)]
+        Bytes(s.into_encoded_bytes())
     }
 }
 
@@ -219,6 +228,10 @@ impl Node {
             || n.as_slice() == b"."
             || n.as_slice() == b".."
             || n.iter().any(|&b| b == b'/' || b == 0);
+        // On Windows a name is Unicode and holds no `\` (a separator) nor `:` (a stream).
+        #[cfg(windows)]
+        let bad =
+            bad || std::str::from_utf8(n).is_err() || n.iter().any(|&b| b == b'\\' || b == b':');
         (!bad).then(|| self.name.as_os_str())
     }
 

@@ -7,10 +7,10 @@
 
 use super::{Backend, FileKind, TempFile};
 use crate::error::{Error, IoContext, Result};
+use crate::platform;
 use std::collections::HashSet;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{ErrorKind, Write};
-use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -88,18 +88,10 @@ impl LocalBackend {
     /// same size is the same file (names are hashes of content): `from` is dropped.
     fn rename_durably(&self, from: &Path, to: &Path) -> Result<()> {
         let parent = to.parent().expect("repository files have a parent");
-        let rename = || {
-            rustix::fs::renameat_with(
-                rustix::fs::CWD,
-                from,
-                rustix::fs::CWD,
-                to,
-                rustix::fs::RenameFlags::NOREPLACE,
-            )
-        };
+        let rename = || platform::rename_noreplace(from, to);
         match rename() {
             Ok(()) => {}
-            Err(rustix::io::Errno::NOENT) if !parent.exists() => {
+            Err(e) if e.kind() == ErrorKind::NotFound && !parent.exists() => {
                 private_dirs(parent).at(parent)?;
                 self.dirty
                     .lock()
@@ -107,7 +99,7 @@ impl LocalBackend {
                     .insert(parent.parent().unwrap_or(parent).to_path_buf());
                 rename().at(to)?;
             }
-            Err(rustix::io::Errno::EXIST) => {
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                 let same = fs::metadata(from).at(from)?.len() == fs::metadata(to).at(to)?.len();
                 let _ = fs::remove_file(from);
                 if !same {
@@ -120,7 +112,7 @@ impl LocalBackend {
                     ));
                 }
             }
-            Err(e) => return Err(Error::io(to, e.into())),
+            Err(e) => return Err(Error::io(to, e)),
         }
         self.dirty
             .lock()
@@ -141,14 +133,7 @@ fn nanos_now() -> u128 {
 /// A new file at `path` (in `dir`) only its owner may read (0600), `dir` created (0700) when
 /// missing.
 pub(super) fn create_private_temp(dir: &Path, path: PathBuf) -> Result<TempFile> {
-    let open = || {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-    };
+    let open = || platform::create_new_private(&path);
     let file = match open() {
         Ok(f) => f,
         Err(e) if e.kind() == ErrorKind::NotFound => {
@@ -161,14 +146,11 @@ pub(super) fn create_private_temp(dir: &Path, path: PathBuf) -> Result<TempFile>
 }
 
 fn private_dirs(dir: &Path) -> std::io::Result<()> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
+    platform::private_dirs(dir)
 }
 
 fn fsync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).at(dir)
+    platform::sync_dir(dir).at(dir)
 }
 
 impl Backend for LocalBackend {
@@ -176,7 +158,9 @@ impl Backend for LocalBackend {
         self.root.display().to_string()
     }
 
+    #[cfg(unix)]
     fn exposure(&self) -> Option<String> {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
         let m = fs::metadata(&self.root).ok()?;
         let me = rustix::process::geteuid().as_raw();
         if m.uid() != me {
@@ -194,6 +178,16 @@ impl Backend for LocalBackend {
                 self.root.display()
             )
         })
+    }
+
+    #[cfg(windows)]
+    fn exposure(&self) -> Option<String> {
+        let why = platform::open_to_others(&self.root).ok()??;
+        Some(format!(
+            "{} {why}: they may read every backed-up file, whatever its rights in the share; {}",
+            self.root.display(),
+            platform::private_hint(&self.root, true)
+        ))
     }
 
     fn file_location(&self, kind: FileKind, name: &str) -> PathBuf {
@@ -218,13 +212,13 @@ impl Backend for LocalBackend {
         // A repository holds every backed-up file, whatever its rights were: private to its
         // owner whatever the umask.
         private_dirs(&self.root).at(&self.root)?;
-        fs::set_permissions(&self.root, fs::Permissions::from_mode(0o700)).at(&self.root)?;
+        platform::make_private(&self.root).at(&self.root)?;
         for dir in ["data", "index", "snapshots", "locks", "keys", "tmp"] {
             private_dirs(&self.root.join(dir)).at(self.root.join(dir))?;
         }
         for i in 0..=255u8 {
             let d = self.root.join("data").join(format!("{i:02x}"));
-            fs::DirBuilder::new().mode(0o700).create(&d).at(&d)?;
+            platform::private_dir(&d).at(&d)?;
         }
         fsync_dir(&self.root.join("data"))?;
         fsync_dir(&self.root)?;
@@ -302,8 +296,7 @@ impl Backend for LocalBackend {
                 Arc::new(File::open(&p).at(&p)?)
             }
         };
-        f.read_exact_at(out, offset)
-            .map_err(|e| Error::io(self.path(kind, name), e))
+        platform::read_exact_at(&f, out, offset).map_err(|e| Error::io(self.path(kind, name), e))
     }
 
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {

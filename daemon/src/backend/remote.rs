@@ -477,7 +477,6 @@ impl RemoteBackend {
         offset: u64,
         out: &mut [u8],
     ) -> std::result::Result<u64, Streamed> {
-        use std::os::unix::fs::FileExt;
         let end = offset + out.len() as u64;
         let pieces = self
             .op
@@ -496,7 +495,7 @@ impl RemoteBackend {
                     Streamed::Cut(e)
                 }
             })?;
-            file.write_all_at(&piece, pos).map_err(Streamed::Local)?;
+            crate::platform::write_all_at(file, &piece, pos).map_err(Streamed::Local)?;
             let (from, to) = (pos.max(offset), (pos + piece.len() as u64).min(end));
             if from < to {
                 out[(from - offset) as usize..(to - offset) as usize]

@@ -17,7 +17,6 @@ use super::table::Slot;
 use crate::id::Id;
 use std::fs::File;
 use std::io::{BufWriter, Read, Seek, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 const PAGE: usize = 4096;
@@ -27,8 +26,29 @@ const PER_PAGE: usize = PAGE / ENTRY;
 const BUCKET_ENTRIES: usize = (8 << 20) / ENTRY;
 const MAX_BUCKETS: usize = 256;
 
-/// A file nobody else can open, gone when closed.
+/// A file nobody else can open, gone when closed (Windows: deleted on close, not shared).
+#[cfg(windows)]
 fn anonymous_file(dir: &Path) -> std::io::Result<File> {
+    use std::os::windows::fs::OpenOptionsExt;
+    const FILE_ATTRIBUTE_TEMPORARY: u32 = 0x100;
+    const FILE_FLAG_DELETE_ON_CLOSE: u32 = 0x0400_0000;
+    std::fs::create_dir_all(dir)?;
+    let mut name = [0u8; 8];
+    getrandom::getrandom(&mut name).map_err(|e| std::io::Error::other(e.to_string()))?;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .share_mode(0)
+        .attributes(FILE_ATTRIBUTE_TEMPORARY)
+        .custom_flags(FILE_FLAG_DELETE_ON_CLOSE)
+        .open(dir.join(format!(".sharekeep-index-{}.tmp", hex::encode(name))))
+}
+
+/// A file nobody else can open, gone when closed.
+#[cfg(unix)]
+fn anonymous_file(dir: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
     std::fs::create_dir_all(dir)?;
     match std::fs::OpenOptions::new()
         .read(true)
@@ -150,7 +170,7 @@ impl PagedTable {
         }
         let p = p - 1;
         let mut page = [0u8; PAGE];
-        self.file.read_exact_at(&mut page, (p * PAGE) as u64)?;
+        crate::platform::read_exact_at(&self.file, &mut page, (p * PAGE) as u64)?;
         let n = PER_PAGE.min(self.len - p * PER_PAGE);
         let (mut lo, mut hi) = (0, n);
         while lo < hi {
@@ -180,7 +200,8 @@ impl PagedTable {
         let pages = self.len.div_ceil(PER_PAGE);
         (0..pages).flat_map(move |p| {
             let mut page = vec![0u8; PAGE];
-            if let Err(e) = self.file.read_exact_at(&mut page, (p * PAGE) as u64) {
+            if let Err(e) = crate::platform::read_exact_at(&self.file, &mut page, (p * PAGE) as u64)
+            {
                 tracing::error!(error = %e, "cannot read the index cache file");
                 page.clear();
             }

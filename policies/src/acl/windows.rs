@@ -69,6 +69,33 @@ pub fn as_windows_reads(sddl: &str) -> io::Result<Security> {
     Security::from_sddl(&win32::sddl_round_trip(sddl)?).map_err(io::Error::other)
 }
 
+/// The owner, group and DACL of the folder or file at `path` (a reparse point is refused).
+pub fn security_at(path: &Path) -> io::Result<Security> {
+    let h = open_path(path)?;
+    Security::from_sddl(&win32::sddl(&h)?).map_err(io::Error::other)
+}
+
+/// Gives the folder at `path` the DACL of `sddl`, protected (nothing inherited): how the
+/// engine makes its repository and state folders private.
+pub fn protect_dir(path: &Path, sddl: &str) -> io::Result<()> {
+    let h = Handles.open_root(path)?;
+    win32::set_security(&h, sddl, false, true)
+}
+
+fn open_path(path: &Path) -> io::Result<OwnedHandle> {
+    if path.is_dir() {
+        return Handles.open_root(path);
+    }
+    let parent = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::other(format!("{}: no file name", path.display())))?;
+    let dir = Handles.open_root(parent)?;
+    Handles
+        .open_file(&dir, name)
+        .map_err(|e| io::Error::other(format!("{}: {e}", path.display())))
+}
+
 /// Account names of SIDs, looked up once per walker.
 #[derive(Debug, Default)]
 pub struct Names(HashMap<Sid, String>);
