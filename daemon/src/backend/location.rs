@@ -431,6 +431,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)]
     fn a_credentials_file_must_be_private_and_well_formed() {
         use std::os::unix::fs::PermissionsExt;
         let tmp = tempfile::tempdir().unwrap();
