@@ -18,6 +18,7 @@ mod problem;
 mod raw;
 mod rights;
 mod samba;
+pub mod share;
 mod validate;
 pub mod walk;
 #[cfg(windows)]

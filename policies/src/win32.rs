@@ -48,6 +48,9 @@ use windows_sys::Win32::Storage::FileSystem::{
     FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE, FILE_TRAVERSE, OPEN_EXISTING,
     READ_CONTROL, SYNCHRONIZE, WRITE_DAC, WRITE_OWNER,
 };
+use windows_sys::Win32::Storage::FileSystem::{
+    NetShareAdd, NetShareDel, NetShareGetInfo, NetShareSetInfo, SHARE_INFO_502, STYPE_DISKTREE,
+};
 use windows_sys::Win32::System::WindowsProgramming::GetUserNameW;
 use windows_sys::Win32::System::IO::IO_STATUS_BLOCK;
 
@@ -605,6 +608,142 @@ pub(crate) fn local_group_members(group: &str) -> Vec<String> {
         unsafe { NetApiBufferFree(buf.cast()) };
     }
     out
+}
+
+/// A share's folder, remark and permissions (SDDL), `None` if there is no such share.
+pub(crate) fn share_info(name: &str) -> io::Result<Option<(String, String, String)>> {
+    const NERR_NET_NAME_NOT_FOUND: u32 = 2310;
+    let wname = wide(OsStr::new(name));
+    let mut buf: *mut u8 = null_mut();
+    // SAFETY: out pointer to a local; the buffer the call allocates is freed below.
+    let e = unsafe { NetShareGetInfo(null(), wname.as_ptr(), 502, &mut buf) };
+    if e == NERR_NET_NAME_NOT_FOUND {
+        return Ok(None);
+    }
+    if e != 0 {
+        return Err(io::Error::other(format!(
+            "share {name}: NetShareGetInfo error {e}"
+        )));
+    }
+    // SAFETY: a level-502 record, as asked.
+    let info = unsafe { &*buf.cast::<SHARE_INFO_502>() };
+    let path = from_wide_ptr(info.shi502_path);
+    let remark = from_wide_ptr(info.shi502_remark);
+    let mut text: *mut u16 = null_mut();
+    let sddl = if info.shi502_security_descriptor.is_null() {
+        String::new()
+    } else {
+        // SAFETY: the share's descriptor, alive until the buffer is freed.
+        let ok = unsafe {
+            ConvertSecurityDescriptorToStringSecurityDescriptorW(
+                info.shi502_security_descriptor,
+                SDDL_REVISION_1,
+                DACL_SECURITY_INFORMATION,
+                &mut text,
+                null_mut(),
+            )
+        } != 0;
+        let s = if ok {
+            from_wide_ptr(text)
+        } else {
+            String::new()
+        };
+        if ok {
+            // SAFETY: allocated by the conversion, freed once.
+            unsafe { LocalFree(text.cast()) };
+        }
+        s
+    };
+    // SAFETY: allocated by NetShareGetInfo, freed once.
+    unsafe { NetApiBufferFree(buf.cast()) };
+    Ok(Some((path, remark, sddl)))
+}
+
+/// Adds (`add`) or updates a disk share: folder, remark, permissions from SDDL.
+pub(crate) fn set_share(
+    name: &str,
+    path: &Path,
+    remark: &str,
+    sddl: &str,
+    add: bool,
+) -> io::Result<()> {
+    let mut wname = wide(OsStr::new(name));
+    let mut wpath = wide(path.as_os_str());
+    let mut wremark = wide(OsStr::new(remark));
+    let text = wide(OsStr::new(sddl));
+    let mut sd: PSECURITY_DESCRIPTOR = null_mut();
+    // SAFETY: `text` is NUL-terminated; `sd` is allocated by the call and freed below.
+    if unsafe {
+        ConvertStringSecurityDescriptorToSecurityDescriptorW(
+            text.as_ptr(),
+            SDDL_REVISION_1,
+            &mut sd,
+            null_mut(),
+        )
+    } == 0
+    {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(e.kind(), format!("SDDL {sddl}: {e}")));
+    }
+    let info = SHARE_INFO_502 {
+        shi502_netname: wname.as_mut_ptr(),
+        shi502_type: STYPE_DISKTREE,
+        shi502_remark: wremark.as_mut_ptr(),
+        shi502_permissions: 0,
+        shi502_max_uses: u32::MAX,
+        shi502_current_uses: 0,
+        shi502_path: wpath.as_mut_ptr(),
+        shi502_passwd: null_mut(),
+        shi502_reserved: 0,
+        shi502_security_descriptor: sd,
+    };
+    let mut bad = 0u32;
+    // SAFETY: every pointer in `info` is to a live local; `bad` is a local.
+    let e = unsafe {
+        if add {
+            NetShareAdd(
+                null(),
+                502,
+                (&info as *const SHARE_INFO_502).cast(),
+                &mut bad,
+            )
+        } else {
+            NetShareSetInfo(
+                null(),
+                wname.as_ptr(),
+                502,
+                (&info as *const SHARE_INFO_502).cast(),
+                &mut bad,
+            )
+        }
+    };
+    // SAFETY: allocated by the conversion, freed once.
+    unsafe { LocalFree(sd) };
+    if e != 0 {
+        let call = if add {
+            "NetShareAdd"
+        } else {
+            "NetShareSetInfo"
+        };
+        return Err(io::Error::other(format!(
+            "share {name}: {call} error {e} (parameter {bad})"
+        )));
+    }
+    Ok(())
+}
+
+/// Removes a share (the folder stays); false if there was none.
+pub(crate) fn remove_share(name: &str) -> io::Result<bool> {
+    const NERR_NET_NAME_NOT_FOUND: u32 = 2310;
+    let wname = wide(OsStr::new(name));
+    // SAFETY: a NUL-terminated name.
+    match unsafe { NetShareDel(null(), wname.as_ptr(), 0) } {
+        0 => Ok(true),
+        NERR_NET_NAME_NOT_FOUND => Ok(false),
+        e => Err(io::Error::other(format!(
+            "share {name}: NetShareDel error {e}"
+        ))),
+    }
 }
 
 /// The account this process runs as.

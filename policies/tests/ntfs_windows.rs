@@ -196,3 +196,45 @@ fn sddl_windows_would_refuse_is_caught_before_any_write() {
     let e = as_windows_reads("D:PAI(A;OICI;FA;;;S-1-5-NOPE)").unwrap_err();
     assert!(e.to_string().contains("S-1-5-NOPE"), "{e}");
 }
+
+#[test]
+fn the_share_is_added_then_left_alone_then_updated() {
+    use sharekeep_policies::share::{export, share_of, unexport, ShareChange};
+    let scene = Scene::new();
+    let file = scene.policy();
+    let body = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        format!("{body}\n[samba]\nexport = true\nname = \"SkTest\"\n"),
+    )
+    .unwrap();
+    let policy = load_file(&file).unwrap();
+    let mut share = share_of(&policy, &sharekeep_policies::accounts::Accounts)
+        .unwrap()
+        .expect("exported");
+    // The permissions read by Windows' own parser as meant: Users Change (they write in
+    // Propositions), Administrators Full Control.
+    let read = as_windows_reads(&share.permissions.to_sddl()).unwrap();
+    assert_eq!(NtfsState::of(&read), NtfsState::of(&share.permissions));
+    assert!(share
+        .permissions
+        .aces
+        .iter()
+        .any(|a| a.sid.as_str() == USERS && a.mask == ntfs::mask::MODIFY));
+    // A dry run looks the share up and changes nothing.
+    assert_eq!(export(&share, true).unwrap(), ShareChange::Added);
+    assert_eq!(export(&share, true).unwrap(), ShareChange::Added);
+    if under_wine(&scene.share()).is_some() {
+        // Wine has no server service: the refusal names the share and the call.
+        let e = export(&share, false).unwrap_err().to_string();
+        assert!(e.contains("SkTest") && e.contains("NetShareAdd"), "{e}");
+        return;
+    }
+    assert_eq!(export(&share, false).unwrap(), ShareChange::Added);
+    assert_eq!(export(&share, false).unwrap(), ShareChange::Unchanged);
+    share.remark = "Service commercial".into();
+    assert_eq!(export(&share, false).unwrap(), ShareChange::Updated);
+    assert_eq!(export(&share, true).unwrap(), ShareChange::Unchanged);
+    assert!(unexport("SkTest").unwrap());
+    assert!(!unexport("SkTest").unwrap());
+}
