@@ -24,9 +24,10 @@
 //! exhausts them.
 
 use crate::acl::AclSystem;
+use crate::acl::{Handle, Meta};
 use crate::policy::Policy;
 use crate::rights::Rights;
-use crate::walk::{Kind, Refused};
+use crate::walk::{Kind, Refused, Tree};
 use std::ffi::OsString;
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -101,7 +102,7 @@ struct Shared<S: AclSystem> {
     rights: Rights,
     mode: WalkMode,
     dev: u64,
-    root: S::Handle,
+    root: Handle<S>,
     work: Mutex<(Vec<Pending<S>>, usize)>,
     wake: Condvar,
 }
@@ -112,7 +113,7 @@ struct Shared<S: AclSystem> {
 /// the rights lookup and messages.
 struct Pending<S: AclSystem> {
     /// `None`: open `rel` from the share root, one component at a time (the walk's start).
-    parent: Option<Arc<S::Handle>>,
+    parent: Option<Arc<Handle<S>>>,
     name: OsString,
     rel: String,
 }
@@ -155,7 +156,7 @@ impl<S: AclSystem> Worker<'_, S> {
         });
     }
 
-    fn check(&mut self, h: &S::Handle, meta: &S::Meta, rel: &str, is_dir: bool) {
+    fn check(&mut self, h: &Handle<S>, meta: &Meta<S>, rel: &str, is_dir: bool) {
         self.report.checked += 1;
         let have = match self.sys.read(h, meta, is_dir) {
             Ok(h) => h,
@@ -187,7 +188,7 @@ impl<S: AclSystem> Worker<'_, S> {
     }
 
     /// Sorts an open failure into nothing (gone), a refusal or an error.
-    fn opened(&mut self, rel: &str, r: Result<S::Handle, Refused>) -> Option<S::Handle> {
+    fn opened(&mut self, rel: &str, r: Result<Handle<S>, Refused>) -> Option<Handle<S>> {
         match r {
             Ok(h) => Some(h),
             Err(Refused::Missing) => None,
@@ -206,28 +207,28 @@ impl<S: AclSystem> Worker<'_, S> {
     }
 
     /// Opens `rel` from the share root, one component at a time, never following a link.
-    fn open_dir(&mut self, rel: &str) -> Option<S::Handle> {
-        let r = self.sys.open_beneath(&self.shared.root, rel);
+    fn open_dir(&mut self, rel: &str) -> Option<Handle<S>> {
+        let r = self.sys.tree().open_beneath(&self.shared.root, rel);
         self.opened(rel, r)
     }
 
-    fn file(&mut self, dir: &S::Handle, name: &std::ffi::OsStr, rel: &str) {
-        let r = self.sys.open_file(dir, name);
+    fn file(&mut self, dir: &Handle<S>, name: &std::ffi::OsStr, rel: &str) {
+        let r = self.sys.tree().open_file(dir, name);
         let Some(h) = self.opened(rel, r) else {
             return;
         };
-        match self.sys.meta(&h) {
-            Ok(m) if S::kind(&m) != Kind::File => {
+        match self.sys.tree().meta(&h) {
+            Ok(m) if <S::Tree as Tree>::kind(&m) != Kind::File => {
                 self.refuse(rel, "replaced during the walk; left alone")
             }
-            Ok(m) if S::links(&m) > 1 => self.refuse(
+            Ok(m) if <S::Tree as Tree>::links(&m) > 1 => self.refuse(
                 rel,
                 format!(
                     "has {} hard links (one may be outside the share); left unchanged",
-                    S::links(&m)
+                    <S::Tree as Tree>::links(&m)
                 ),
             ),
-            Ok(m) if S::volume(&m) != self.shared.dev => {
+            Ok(m) if <S::Tree as Tree>::volume(&m) != self.shared.dev => {
                 self.refuse(rel, "on another filesystem; left alone")
             }
             Ok(m) => self.check(&h, &m, rel, false),
@@ -236,18 +237,18 @@ impl<S: AclSystem> Worker<'_, S> {
     }
 
     /// Opens a pending directory by name in its parent, never following a link.
-    fn open_pending(&mut self, item: &Pending<S>) -> Option<S::Handle> {
+    fn open_pending(&mut self, item: &Pending<S>) -> Option<Handle<S>> {
         let Some(parent) = &item.parent else {
             return self.open_dir(&item.rel);
         };
-        let r = self.sys.open_dir(parent.as_ref(), &item.name);
+        let r = self.sys.tree().open_dir(parent.as_ref(), &item.name);
         self.opened(&item.rel, r)
     }
 
     /// Checks an open directory itself; false if it is not to be walked (a mount point).
-    fn check_dir(&mut self, dir: &S::Handle, rel: &str) -> bool {
-        match self.sys.meta(dir) {
-            Ok(m) if S::volume(&m) != self.shared.dev => {
+    fn check_dir(&mut self, dir: &Handle<S>, rel: &str) -> bool {
+        match self.sys.tree().meta(dir) {
+            Ok(m) if <S::Tree as Tree>::volume(&m) != self.shared.dev => {
                 self.refuse(rel, "another filesystem is mounted here; left alone");
                 false
             }
@@ -272,7 +273,7 @@ impl<S: AclSystem> Worker<'_, S> {
         if !self.check_dir(&dir, rel) {
             return Vec::new();
         }
-        let entries = match self.sys.list(dir.as_ref()) {
+        let entries = match self.sys.tree().list(dir.as_ref()) {
             Ok(e) => e,
             Err(e) => {
                 self.error(rel, e);
@@ -283,7 +284,7 @@ impl<S: AclSystem> Worker<'_, S> {
         for (name, mut kind) in entries {
             let child = join(rel, &name.to_string_lossy());
             if kind == Kind::Unknown {
-                kind = match self.sys.kind_at(&dir, &name) {
+                kind = match self.sys.tree().kind_at(&dir, &name) {
                     Ok(k) => k,
                     Err(Refused::Missing) => continue,
                     Err(e) => {
@@ -365,9 +366,10 @@ fn walk_with<S: AclSystem>(
     rels: &[&str],
     below: bool,
 ) -> std::io::Result<Report> {
-    let root = sys.open_root(&policy.path)?;
-    let dev = S::volume(
-        &sys.meta(&root)
+    let root = sys.tree().open_root(&policy.path)?;
+    let dev = <S::Tree as Tree>::volume(
+        &sys.tree()
+            .meta(&root)
             .map_err(|e| std::io::Error::other(format!("{}: {e}", policy.path.display())))?,
     );
     let shared = Shared::<S> {
@@ -403,7 +405,7 @@ fn walk_with<S: AclSystem>(
             continue;
         };
         let name = std::ffi::OsStr::new(name);
-        match sys.kind_at(&dir, name) {
+        match sys.tree().kind_at(&dir, name) {
             Ok(Kind::Dir) if !below => {
                 if let Some(d) = w.open_pending(&Pending {
                     parent: Some(Arc::new(dir)),

@@ -5,6 +5,7 @@ use crate::acl::{AclSystem, Native};
 use crate::policy::{Policy, PrincipalSet};
 use crate::principal::{self, Principal, User};
 use crate::rights::{Access, Rights};
+use crate::walk::Tree;
 use std::path::Path;
 
 /// Why a user has the rights they have.
@@ -158,10 +159,10 @@ fn on_disk_with<S: AclSystem>(
     user: &User,
     groups: &[u32],
 ) -> Option<Access> {
-    let mut h = sys.open_root(&policy.path).ok()?;
+    let mut h = sys.tree().open_root(&policy.path).ok()?;
     let parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
     for (i, part) in parts.iter().enumerate() {
-        let meta = sys.meta(&h).ok()?;
+        let meta = sys.tree().meta(&h).ok()?;
         let st = sys.read(&h, &meta, true).ok()?;
         if sys.access(&st, user, groups, true) < Access::Traverse {
             return Some(Access::None);
@@ -169,13 +170,13 @@ fn on_disk_with<S: AclSystem>(
         let name = std::ffi::OsStr::new(part);
         let last = i + 1 == parts.len();
         h = if last && !is_dir {
-            sys.open_file(&h, name)
+            sys.tree().open_file(&h, name)
         } else {
-            sys.open_dir(&h, name)
+            sys.tree().open_dir(&h, name)
         }
         .ok()?;
     }
-    let meta = sys.meta(&h).ok()?;
+    let meta = sys.tree().meta(&h).ok()?;
     let st = sys.read(&h, &meta, is_dir).ok()?;
     Some(sys.access(&st, user, groups, is_dir))
 }

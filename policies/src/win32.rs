@@ -544,6 +544,22 @@ pub(crate) fn lookup_sid(sid: &str) -> Option<String> {
     })
 }
 
+/// The names in the `read` records of type `T` a NetApi call put in `buf` (its error `e`),
+/// the buffer freed.
+fn net_names<T>(e: u32, buf: *mut u8, read: u32, name: impl Fn(&T) -> *const u16) -> Vec<String> {
+    let mut out = Vec::new();
+    if e == 0 && !buf.is_null() {
+        // SAFETY: `read` records of the level asked, as the call says.
+        let recs = unsafe { std::slice::from_raw_parts(buf.cast::<T>(), read as usize) };
+        out.extend(recs.iter().map(|r| from_wide_ptr(name(r))));
+    }
+    if !buf.is_null() {
+        // SAFETY: allocated by the call, freed once.
+        unsafe { NetApiBufferFree(buf.cast()) };
+    }
+    out
+}
+
 /// The local groups a user belongs to, directly or through a global group.
 pub(crate) fn local_groups_of(user: &str) -> Vec<String> {
     let wuser = wide(OsStr::new(user));
@@ -562,19 +578,7 @@ pub(crate) fn local_groups_of(user: &str) -> Vec<String> {
             &mut total,
         )
     };
-    let mut out = Vec::new();
-    if e == 0 && !buf.is_null() {
-        // SAFETY: `read` records of this level, as the call says.
-        let recs = unsafe {
-            std::slice::from_raw_parts(buf.cast::<LOCALGROUP_USERS_INFO_0>(), read as usize)
-        };
-        out.extend(recs.iter().map(|r| from_wide_ptr(r.lgrui0_name)));
-    }
-    if !buf.is_null() {
-        // SAFETY: allocated by the call, freed once.
-        unsafe { NetApiBufferFree(buf.cast()) };
-    }
-    out
+    net_names(e, buf, read, |r: &LOCALGROUP_USERS_INFO_0| r.lgrui0_name)
 }
 
 /// The members (`DOMAIN\name`) of a local group.
@@ -595,19 +599,9 @@ pub(crate) fn local_group_members(group: &str) -> Vec<String> {
             &mut resume,
         )
     };
-    let mut out = Vec::new();
-    if e == 0 && !buf.is_null() {
-        // SAFETY: `read` records of level 3, as the call says.
-        let recs = unsafe {
-            std::slice::from_raw_parts(buf.cast::<LOCALGROUP_MEMBERS_INFO_3>(), read as usize)
-        };
-        out.extend(recs.iter().map(|r| from_wide_ptr(r.lgrmi3_domainandname)));
-    }
-    if !buf.is_null() {
-        // SAFETY: allocated by the call, freed once.
-        unsafe { NetApiBufferFree(buf.cast()) };
-    }
-    out
+    net_names(e, buf, read, |r: &LOCALGROUP_MEMBERS_INFO_3| {
+        r.lgrmi3_domainandname
+    })
 }
 
 /// A share's folder, remark and permissions (SDDL), `None` if there is no such share.

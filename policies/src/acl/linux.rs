@@ -20,56 +20,6 @@ const DEFAULT: &str = "system.posix_acl_default";
 #[derive(Debug, Default, Clone, Copy)]
 pub struct PosixAcls;
 
-impl crate::walk::Tree for PosixAcls {
-    type Handle = OwnedFd;
-    type Meta = rustix::fs::Stat;
-    fn open_root(&self, path: &std::path::Path) -> io::Result<OwnedFd> {
-        Descriptors.open_root(path)
-    }
-    fn open_beneath(&self, root: &OwnedFd, rel: &str) -> Result<OwnedFd, crate::walk::Refused> {
-        Descriptors.open_beneath(root, rel)
-    }
-    fn open_dir(
-        &self,
-        parent: &OwnedFd,
-        name: &std::ffi::OsStr,
-    ) -> Result<OwnedFd, crate::walk::Refused> {
-        Descriptors.open_dir(parent, name)
-    }
-    fn open_file(
-        &self,
-        dir: &OwnedFd,
-        name: &std::ffi::OsStr,
-    ) -> Result<OwnedFd, crate::walk::Refused> {
-        Descriptors.open_file(dir, name)
-    }
-    fn meta(&self, h: &OwnedFd) -> Result<rustix::fs::Stat, crate::walk::Refused> {
-        Descriptors.meta(h)
-    }
-    fn kind_at(
-        &self,
-        dir: &OwnedFd,
-        name: &std::ffi::OsStr,
-    ) -> Result<crate::walk::Kind, crate::walk::Refused> {
-        Descriptors.kind_at(dir, name)
-    }
-    fn list(
-        &self,
-        dir: &OwnedFd,
-    ) -> Result<Vec<(std::ffi::OsString, crate::walk::Kind)>, crate::walk::Refused> {
-        Descriptors.list(dir)
-    }
-    fn kind(m: &rustix::fs::Stat) -> crate::walk::Kind {
-        Descriptors::kind(m)
-    }
-    fn links(m: &rustix::fs::Stat) -> u64 {
-        Descriptors::links(m)
-    }
-    fn volume(m: &rustix::fs::Stat) -> u64 {
-        Descriptors::volume(m)
-    }
-}
-
 fn get(fd: &OwnedFd, name: &str) -> io::Result<Option<Acl>> {
     let mut buf = [0u8; 1024];
     match rustix::fs::fgetxattr(fd, name, &mut buf) {
@@ -111,8 +61,13 @@ impl PosixAcls {
 }
 
 impl AclSystem for PosixAcls {
+    type Tree = Descriptors;
     type State = EntryState;
     type Names = Names;
+
+    fn tree(&self) -> &Descriptors {
+        &Descriptors
+    }
 
     fn read(&self, fd: &OwnedFd, st: &rustix::fs::Stat, is_dir: bool) -> io::Result<EntryState> {
         self.read_with_stat(fd, st, is_dir)

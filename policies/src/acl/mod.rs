@@ -252,10 +252,19 @@ pub struct EntryState {
     pub default: Option<Acl>,
 }
 
+/// An open entry of an [`AclSystem`]'s walk.
+pub type Handle<S> = <<S as AclSystem>::Tree as Tree>::Handle;
+/// The metadata an [`AclSystem`]'s walk reads from a handle.
+pub type Meta<S> = <<S as AclSystem>::Tree as Tree>::Meta;
+
 /// Rights on one platform's filesystem, as the policy walk and `explain` use them: entries
 /// opened by the [`Tree`] (never through a link), their state read, compared with what the
 /// policy wants, written, shown and judged for one user.
-pub trait AclSystem: Tree + Default {
+pub trait AclSystem: Default + Sync {
+    /// How entries are opened and listed.
+    type Tree: Tree;
+    /// The walk this system's entries are opened with.
+    fn tree(&self) -> &Self::Tree;
     /// The rights-relevant state of an entry.
     type State: Clone + PartialEq + Send;
     /// What [`AclSystem::view`] remembers between calls (names looked up).
@@ -263,8 +272,8 @@ pub trait AclSystem: Tree + Default {
     /// The entry's state, from its handle and the metadata the walk already read.
     fn read(
         &self,
-        h: &Self::Handle,
-        meta: &Self::Meta,
+        h: &Handle<Self>,
+        meta: &Meta<Self>,
         is_dir: bool,
     ) -> std::io::Result<Self::State>;
     /// The state the policy wants for the entry at `rel` (which has `have` now).
@@ -282,7 +291,7 @@ pub trait AclSystem: Tree + Default {
     /// Makes the entry match `want`, changing only what differs from `have`.
     fn write(
         &self,
-        h: &Self::Handle,
+        h: &Handle<Self>,
         is_dir: bool,
         have: &Self::State,
         want: &Self::State,

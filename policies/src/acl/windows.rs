@@ -10,10 +10,9 @@ use crate::accounts::{self, Accounts};
 use crate::apply::StateView;
 use crate::principal::User;
 use crate::rights::{Access, Rights};
-use crate::walk::{Handles, Kind, Refused, Tree};
+use crate::walk::{Handles, Tree};
 use crate::win32;
 use std::collections::HashMap;
-use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::windows::io::OwnedHandle;
 use std::path::Path;
@@ -21,41 +20,6 @@ use std::path::Path;
 /// The Windows implementation of [`AclSystem`].
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NtfsAcls;
-
-impl Tree for NtfsAcls {
-    type Handle = OwnedHandle;
-    type Meta = win32::Info;
-    fn open_root(&self, path: &Path) -> io::Result<OwnedHandle> {
-        Handles.open_root(path)
-    }
-    fn open_beneath(&self, root: &OwnedHandle, rel: &str) -> Result<OwnedHandle, Refused> {
-        Handles.open_beneath(root, rel)
-    }
-    fn open_dir(&self, parent: &OwnedHandle, name: &OsStr) -> Result<OwnedHandle, Refused> {
-        Handles.open_dir(parent, name)
-    }
-    fn open_file(&self, dir: &OwnedHandle, name: &OsStr) -> Result<OwnedHandle, Refused> {
-        Handles.open_file(dir, name)
-    }
-    fn meta(&self, h: &OwnedHandle) -> Result<win32::Info, Refused> {
-        Handles.meta(h)
-    }
-    fn kind_at(&self, dir: &OwnedHandle, name: &OsStr) -> Result<Kind, Refused> {
-        Handles.kind_at(dir, name)
-    }
-    fn list(&self, dir: &OwnedHandle) -> Result<Vec<(OsString, Kind)>, Refused> {
-        Handles.list(dir)
-    }
-    fn kind(m: &win32::Info) -> Kind {
-        Handles::kind(m)
-    }
-    fn links(m: &win32::Info) -> u64 {
-        Handles::links(m)
-    }
-    fn volume(m: &win32::Info) -> u64 {
-        Handles::volume(m)
-    }
-}
 
 /// The SDDL of an open entry's owner, group and DACL (what sharekeep reads).
 pub fn sddl(h: &OwnedHandle) -> io::Result<String> {
@@ -134,8 +98,13 @@ fn sids_of(user: &User, groups: &[u32]) -> Vec<Sid> {
 }
 
 impl AclSystem for NtfsAcls {
+    type Tree = Handles;
     type State = Security;
     type Names = Names;
+
+    fn tree(&self) -> &Handles {
+        &Handles
+    }
 
     fn read(&self, h: &OwnedHandle, _meta: &win32::Info, _is_dir: bool) -> io::Result<Security> {
         let text = win32::sddl(h)?;
