@@ -596,14 +596,15 @@ pub fn desired(
     let t = Translator { rights, sids };
     let owner = Some(t.user(rights.policy().owner.uid)?);
     let want = t.effective(rel, is_dir)?;
-    let Some((parent, _)) = (!rel.is_empty()).then(|| rel.rsplit_once('/').unwrap_or(("", rel)))
-    else {
+    if rel.is_empty() {
+        // The share root: nothing inherited from above.
         return Ok(NtfsState {
             owner,
             protected: true,
             explicit: aces(&want, is_dir),
         });
-    };
+    }
+    let parent = rel.rsplit_once('/').map_or("", |(p, _)| p);
     // What the parent folder passes down: its inheritable rights.
     let inherited: Effective = t
         .effective(parent, true)?
