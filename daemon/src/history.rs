@@ -139,14 +139,19 @@ fn load(repo: &Repository, id: Option<Id>) -> Result<Tree> {
     }
 }
 
+/// The work for an added or removed entry.
+fn all(n: &Node, path: String, kind: ChangeKind) -> Work {
+    Work::All(n.kind == NodeKind::Dir, n.subtree, path, kind)
+}
+
 /// Work of a diff, done from an explicit stack (no recursion per directory level).
 enum Work {
     /// A change to output.
     Emit(Change),
     /// Compare two subtrees below `prefix`.
     Trees(Option<Id>, Option<Id>, String),
-    /// An added or removed entry, with everything below it.
-    All(Node, String, ChangeKind),
+    /// An added or removed entry (whether a folder, its subtree), with everything below it.
+    All(bool, Option<Id>, String, ChangeKind),
 }
 
 fn diff_trees(
@@ -166,17 +171,16 @@ fn diff_trees(
                 out.push(c);
                 continue;
             }
-            Work::All(n, path, kind) => {
-                let dir = n.kind == NodeKind::Dir;
+            Work::All(dir, subtree, path, kind) => {
                 items.push(Work::Emit(Change {
                     path: path.clone(),
                     kind,
                     dir,
                 }));
-                if let (true, Some(sub)) = (dir, n.subtree) {
+                if let (true, Some(sub)) = (dir, subtree) {
                     for child in repo.read_tree(&sub)?.nodes {
                         let p = join(&path, &child.name.to_string_lossy());
-                        items.push(Work::All(child, p, kind));
+                        items.push(all(&child, p, kind));
                     }
                 }
             }
@@ -198,12 +202,12 @@ fn diff_trees(
                         std::cmp::Ordering::Less => {
                             let n = ia.next().expect("peeked");
                             let path = join(&prefix, &n.name.to_string_lossy());
-                            items.push(Work::All(n, path, ChangeKind::Removed));
+                            items.push(all(&n, path, ChangeKind::Removed));
                         }
                         std::cmp::Ordering::Greater => {
                             let n = ib.next().expect("peeked");
                             let path = join(&prefix, &n.name.to_string_lossy());
-                            items.push(Work::All(n, path, ChangeKind::Added));
+                            items.push(all(&n, path, ChangeKind::Added));
                         }
                         std::cmp::Ordering::Equal => {
                             let (x, y) = (ia.next().expect("peeked"), ib.next().expect("peeked"));

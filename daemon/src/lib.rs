@@ -11,7 +11,6 @@
 #![cfg_attr(windows, allow(dead_code, unused_imports))]
 mod atomic;
 pub mod backend;
-#[cfg(unix)]
 mod backup;
 mod check;
 mod chunker;
@@ -52,7 +51,6 @@ mod undo;
 
 pub use atomic::write_atomic;
 pub use backend::{redact_url, Access, Credentials, Location};
-#[cfg(unix)]
 pub use backup::{backup, BackupOptions, BackupOutcome, ParentChoice, Warning};
 pub use check::{check, repair_index, CheckOptions, CheckReport, Damage, RepairReport};
 /// Re-exported: snapshot times are `chrono` types.

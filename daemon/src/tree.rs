@@ -217,6 +217,9 @@ pub struct Node {
     /// Extended attributes, sorted by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub xattrs: Vec<Xattr>,
+    /// Windows: the owner, group and DACL as SDDL (backups made on Windows; absent elsewhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<String>,
 }
 
 impl Node {
@@ -252,6 +255,7 @@ impl Node {
             && self.gid == other.gid
             && self.mtime_ns == other.mtime_ns
             && self.xattrs == other.xattrs
+            && self.security == other.security
     }
 
     /// A stable id for the file's content (the hash of its blob ids), to group versions.
@@ -320,6 +324,7 @@ mod tests {
                 name: "system.posix_acl_access".into(),
                 value: vec![2, 0, 0, 0, 255],
             }],
+            security: None,
         }
     }
 

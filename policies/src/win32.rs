@@ -41,12 +41,13 @@ use windows_sys::Win32::Security::{
     UNPROTECTED_DACL_SECURITY_INFORMATION,
 };
 use windows_sys::Win32::Storage::FileSystem::{
-    CreateFileW, FileIdBothDirectoryInfo, FileIdBothDirectoryRestartInfo,
+    CreateFileW, FileBasicInfo, FileIdBothDirectoryInfo, FileIdBothDirectoryRestartInfo,
     GetFileInformationByHandle, GetFileInformationByHandleEx, BY_HANDLE_FILE_INFORMATION,
-    FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_REPARSE_POINT, FILE_FLAG_BACKUP_SEMANTICS,
-    FILE_FLAG_OPEN_REPARSE_POINT, FILE_ID_BOTH_DIR_INFO, FILE_LIST_DIRECTORY, FILE_READ_ATTRIBUTES,
-    FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE, FILE_TRAVERSE, OPEN_EXISTING,
-    READ_CONTROL, SYNCHRONIZE, WRITE_DAC, WRITE_OWNER,
+    FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_REPARSE_POINT, FILE_BASIC_INFO,
+    FILE_FLAG_BACKUP_SEMANTICS, FILE_FLAG_OPEN_REPARSE_POINT, FILE_GENERIC_READ,
+    FILE_ID_BOTH_DIR_INFO, FILE_LIST_DIRECTORY, FILE_READ_ATTRIBUTES, FILE_SHARE_DELETE,
+    FILE_SHARE_READ, FILE_SHARE_WRITE, FILE_TRAVERSE, OPEN_EXISTING, READ_CONTROL, SYNCHRONIZE,
+    WRITE_DAC, WRITE_OWNER,
 };
 use windows_sys::Win32::Storage::FileSystem::{
     NetShareAdd, NetShareDel, NetShareGetInfo, NetShareSetInfo, SHARE_INFO_502, STYPE_DISKTREE,
@@ -95,6 +96,8 @@ pub(crate) enum Want {
     File,
     /// Either, for its attributes only.
     Attributes,
+    /// A file (never a folder), to read its content and rights.
+    Read,
 }
 
 /// Why an open relative to a parent failed.
@@ -181,10 +184,14 @@ pub(crate) fn open_relative(
             base | FILE_NON_DIRECTORY_FILE,
         ),
         Want::Attributes => (FILE_READ_ATTRIBUTES | SYNCHRONIZE, base),
+        Want::Read => (
+            FILE_GENERIC_READ | FILE_READ_ATTRIBUTES | SYNCHRONIZE,
+            base | FILE_NON_DIRECTORY_FILE,
+        ),
     };
     let parent = parent.as_raw_handle() as HANDLE;
     let writable = access
-        | if want == Want::Attributes {
+        | if matches!(want, Want::Attributes | Want::Read) {
             0
         } else {
             WRITE_DAC | WRITE_OWNER
@@ -247,22 +254,60 @@ pub struct Info {
     pub attributes: u32,
     /// The volume's serial number.
     pub volume: u32,
+    /// The file's index on its volume (its identity, like an inode number).
+    pub index: u64,
     /// Hard links.
     pub links: u32,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last write, ns since the Unix epoch.
+    pub mtime_ns: i64,
+    /// Last change of data or metadata, ns since the Unix epoch (the last write where the
+    /// file system does not say).
+    pub ctime_ns: i64,
 }
 
-/// `GetFileInformationByHandle`.
-pub(crate) fn info(h: &OwnedHandle) -> io::Result<Info> {
+/// A FILETIME-like count of 100 ns since 1601 as ns since 1970.
+fn unix_ns(t100: i64) -> i64 {
+    const EPOCH_DIFF: i64 = 116_444_736_000_000_000; // 1601 -> 1970, in 100 ns
+    t100.saturating_sub(EPOCH_DIFF).saturating_mul(100)
+}
+
+/// `GetFileInformationByHandle` (and the change time from `FileBasicInfo`).
+pub(crate) fn info(h: &impl AsRawHandle) -> io::Result<Info> {
     // SAFETY: a plain-data out structure.
     let mut i: BY_HANDLE_FILE_INFORMATION = unsafe { std::mem::zeroed() };
     // SAFETY: a live handle and a live out structure.
     if unsafe { GetFileInformationByHandle(h.as_raw_handle() as HANDLE, &mut i) } == 0 {
         return Err(io::Error::last_os_error());
     }
+    let t = |f: windows_sys::Win32::Foundation::FILETIME| {
+        unix_ns(((f.dwHighDateTime as i64) << 32) | f.dwLowDateTime as i64)
+    };
+    let mtime_ns = t(i.ftLastWriteTime);
+    // SAFETY: a plain-data out structure.
+    let mut basic: FILE_BASIC_INFO = unsafe { std::mem::zeroed() };
+    // SAFETY: a live handle; the structure and its size.
+    let ok = unsafe {
+        GetFileInformationByHandleEx(
+            h.as_raw_handle() as HANDLE,
+            FileBasicInfo,
+            (&mut basic as *mut FILE_BASIC_INFO).cast(),
+            std::mem::size_of::<FILE_BASIC_INFO>() as u32,
+        )
+    } != 0;
     Ok(Info {
         attributes: i.dwFileAttributes,
         volume: i.dwVolumeSerialNumber,
+        index: ((i.nFileIndexHigh as u64) << 32) | i.nFileIndexLow as u64,
         links: i.nNumberOfLinks,
+        size: ((i.nFileSizeHigh as u64) << 32) | i.nFileSizeLow as u64,
+        mtime_ns,
+        ctime_ns: if ok && basic.ChangeTime != 0 {
+            unix_ns(basic.ChangeTime)
+        } else {
+            mtime_ns
+        },
     })
 }
 
@@ -312,7 +357,7 @@ pub(crate) fn list_dir(h: &OwnedHandle) -> io::Result<Vec<(OsString, u32)>> {
 }
 
 /// The entry's owner, group and DACL as SDDL.
-pub(crate) fn sddl(h: &OwnedHandle) -> io::Result<String> {
+pub(crate) fn sddl(h: &impl AsRawHandle) -> io::Result<String> {
     let what = OWNER_SECURITY_INFORMATION | GROUP_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION;
     let mut sd: PSECURITY_DESCRIPTOR = null_mut();
     // SAFETY: out pointers to locals; the descriptor the call allocates is freed below.

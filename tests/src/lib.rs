@@ -457,6 +457,7 @@ pub fn file_node(name: &[u8], content: Vec<sharekeep::Id>, size: u64) -> shareke
         target: None,
         rdev: 0,
         xattrs: Vec::new(),
+        security: None,
     }
 }
 

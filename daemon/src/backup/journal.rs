@@ -103,24 +103,14 @@ fn recover(repo: &Repository, dir: &Path) -> Result<usize> {
 impl Journal {
     /// Recovers what earlier backups left in `dir`, then opens this backup's journal there.
     pub(super) fn open(repo: &Repository, dir: &Path) -> Result<Journal> {
-        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .at(dir)?;
+        crate::platform::private_dirs(dir).at(dir)?;
         recover(repo, dir)?;
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or_default();
         let path = dir.join(format!("{}-{nanos}", std::process::id()));
-        let file = File::options()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .at(&path)?;
+        let file = crate::platform::create_new_private(&path).at(&path)?;
         file.lock().at(&path)?;
         Ok(Journal {
             file,

@@ -8,12 +8,10 @@ use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::pack::BlobType;
 use crate::platform;
+use crate::platform::DirHandle;
 use crate::progress::{CancelToken, Progress};
 use crate::repo::Repository;
-use rustix::fd::OwnedFd;
-use std::ffi::{OsStr, OsString};
-use std::fs::File;
-use std::os::unix::fs::MetadataExt;
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -24,7 +22,7 @@ pub(super) struct Job {
     pub(super) node: usize,
     /// For messages only: files are opened by `name` in `parent`, never by path.
     pub(super) path: PathBuf,
-    pub(super) parent: Arc<OwnedFd>,
+    pub(super) parent: Arc<DirHandle>,
     pub(super) name: OsString,
     pub(super) inode: u64,
     pub(super) device: u64,
@@ -39,6 +37,8 @@ pub(super) enum JobResult {
         size: u64,
         /// Read from the open file (or why they could not be).
         xattrs: std::result::Result<Vec<crate::tree::Xattr>, String>,
+        /// Its security descriptor (Windows).
+        security: Option<String>,
     },
     Skipped {
         dir: usize,
@@ -54,12 +54,6 @@ impl JobResult {
             JobResult::Done { dir, .. } | JobResult::Skipped { dir, .. } => *dir,
         }
     }
-}
-
-/// Opens a file to read it: by name in its directory's descriptor, never through a symlink,
-/// never blocking (a FIFO swapped in opens at once and is then refused by the type check).
-fn open_for_backup(dir: &OwnedFd, name: &OsStr) -> std::io::Result<File> {
-    Ok(File::from(sharekeep_policies::walk::open_file(dir, name)?))
 }
 
 /// Reads, chunks and stores one file. A file that cannot be read is `Skipped` with a warning;
@@ -80,16 +74,18 @@ pub(super) fn read_job(
             message,
         },
     };
-    let file = match open_for_backup(&job.parent, &job.name) {
+    // By name in its directory's handle, never through a link.
+    let file = match platform::open_file_at(&job.parent, &job.name) {
         Ok(f) => f,
         Err(e) => return Ok(skipped(format!("cannot open: {e}"))),
     };
-    match file.metadata() {
-        Ok(m) if m.is_file() && m.ino() == job.inode && m.dev() == job.device => {}
+    match platform::file_identity(&file) {
+        Ok(Some(id)) if id == (job.device, job.inode) => {}
         Ok(_) => return Ok(skipped("replaced during the backup; left out".into())),
         Err(e) => return Ok(skipped(format!("cannot stat: {e}"))),
     }
     let xattrs = platform::read_xattrs_fd(&file).map_err(|e| e.to_string());
+    let security = platform::read_security(&file);
     let mut chunker = Chunker::with_buffer(file, repo.config().chunker, std::mem::take(buf));
     let mut content = Vec::new();
     let mut size = 0u64;
@@ -121,5 +117,6 @@ pub(super) fn read_job(
         content,
         size,
         xattrs,
+        security,
     })
 }

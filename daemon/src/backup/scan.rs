@@ -28,16 +28,14 @@ use super::{BackupOptions, Warning};
 use crate::error::{Error, IoContext, Result};
 use crate::id::Id;
 use crate::pack::BlobType;
+use crate::platform::DirHandle;
 use crate::platform::{self, NameCache};
 use crate::progress::{CancelToken, Progress};
 use crate::repo::Repository;
 use crate::snapshot::Summary;
 use crate::tree::{Bytes, Node, NodeKind, Tree};
 use crossbeam_channel::{Receiver, Sender};
-use rustix::fd::OwnedFd;
-use rustix::fs::AtFlags;
 use std::ffi::OsString;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -96,7 +94,7 @@ impl Slots {
 struct Pending {
     slot: usize,
     /// The directory holding it (`None`: the root, opened by path).
-    parent: Option<Arc<OwnedFd>>,
+    parent: Option<Arc<DirHandle>>,
     name: OsString,
     abs: PathBuf,
     rel: PathBuf,
@@ -194,9 +192,9 @@ impl<'a, 'r> Scan<'a, 'r> {
     /// never through a symlink, and only if it is still the directory its parent listed (a
     /// member swapping it for a link or another folder gets a warning, never the other
     /// folder's content).
-    fn open_dir(&mut self, item: &Pending) -> Option<Arc<OwnedFd>> {
+    fn open_dir(&mut self, item: &Pending) -> Option<Arc<DirHandle>> {
         let parent = item.parent.as_ref()?;
-        let fd = match platform::open_dir_at(parent.as_ref(), &item.name) {
+        let fd = match platform::enter_dir(parent.as_ref(), &item.name) {
             Ok(fd) => fd,
             Err(e) => {
                 self.warn(
@@ -206,8 +204,8 @@ impl<'a, 'r> Scan<'a, 'r> {
                 return None;
             }
         };
-        match rustix::fs::fstat(&fd) {
-            Ok(st) if Some((st.st_dev, st.st_ino)) == item.expect => Some(Arc::new(fd)),
+        match platform::identity(&fd) {
+            Ok(id) if Some(id) == item.expect => Some(Arc::new(fd)),
             Ok(_) => {
                 self.warn(
                     &item.abs,
@@ -269,19 +267,8 @@ impl<'a, 'r> Scan<'a, 'r> {
         jobs: &Sender<Job>,
         results: &Receiver<Result<JobResult>>,
     ) -> Result<()> {
-        let root_fd = platform::open_dir(self.root).map_err(|e| match e {
-            Error::Io { source, .. }
-                if source.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error())
-                    || source.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) =>
-            {
-                Error::Invalid(format!(
-                    "{}: not a directory; give the folder to back up",
-                    self.root.display()
-                ))
-            }
-            other => other,
-        })?;
-        let root_dev = rustix::fs::fstat(&root_fd).at(self.root)?.st_dev;
+        let root_fd = platform::open_backup_root(self.root)?;
+        let root_dev = platform::identity(&root_fd).at(self.root)?.0;
         let root_slot = self.dirs.insert(Dir {
             nodes: Vec::new(),
             up: None,
@@ -325,11 +312,12 @@ impl<'a, 'r> Scan<'a, 'r> {
                     Ok(x) => self.dirs.get(pd).nodes[pn].xattrs = x,
                     Err(e) => self.warn(&item.abs, format!("cannot read extended attributes: {e}")),
                 }
+                self.dirs.get(pd).nodes[pn].security = platform::read_security(fd.as_ref());
             }
             let abs = item.abs;
             let rel = item.rel;
             let ptree = self.parent_tree(self.dirs.peek(di).parent_subtree, &abs);
-            let mut entries: Vec<OsString> = match list_dir(fd.as_ref()) {
+            let mut entries: Vec<OsString> = match platform::list_names(fd.as_ref()) {
                 Ok(names) => names,
                 Err(e) if di == root_slot => return Err(Error::io(&abs, e)),
                 Err(e) => {
@@ -338,7 +326,7 @@ impl<'a, 'r> Scan<'a, 'r> {
                     continue;
                 }
             };
-            entries.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+            entries.sort_by(|a, b| a.as_encoded_bytes().cmp(b.as_encoded_bytes()));
             let mut not_entered = None;
             let pushed = stack.len();
             for name in entries {
@@ -351,7 +339,7 @@ impl<'a, 'r> Scan<'a, 'r> {
                 if inc == Include::No {
                     continue;
                 }
-                let st = match rustix::fs::statat(fd.as_ref(), &name, AtFlags::SYMLINK_NOFOLLOW) {
+                let st = match platform::stat_entry(fd.as_ref(), &name) {
                     Ok(st) => st,
                     Err(e) => {
                         self.warn(&path, format!("vanished or unreadable: {e}"));
@@ -362,7 +350,7 @@ impl<'a, 'r> Scan<'a, 'r> {
                 if inc == Include::Leading && node.kind != NodeKind::Dir {
                     continue;
                 }
-                let previous = ptree.as_ref().and_then(|t| t.find(name.as_bytes()));
+                let previous = ptree.as_ref().and_then(|t| t.find(name.as_encoded_bytes()));
                 let ni = self.dirs.peek(di).nodes.len();
                 match node.kind {
                     NodeKind::File => {
@@ -383,6 +371,7 @@ impl<'a, 'r> Scan<'a, 'r> {
                             // Same ctime: the extended attributes did not change either.
                             node.content = p.content.clone();
                             node.xattrs = p.xattrs.clone();
+                            node.security = p.security.clone();
                             self.summary.files_unchanged += 1;
                         } else {
                             if previous.is_some() {
@@ -423,7 +412,8 @@ impl<'a, 'r> Scan<'a, 'r> {
                             listed: false,
                         });
                         self.dirs.get(di).waiting += 1;
-                        if st.st_dev != root_dev {
+                        let (dev, ino) = platform::stat_identity(&st);
+                        if dev != root_dev {
                             self.warn(
                                 &path,
                                 "another filesystem is mounted here; its content is left out (a backup stays on the share's filesystem)",
@@ -437,14 +427,14 @@ impl<'a, 'r> Scan<'a, 'r> {
                                 name: name.clone(),
                                 abs: path.clone(),
                                 rel: rel_child,
-                                expect: Some((st.st_dev, st.st_ino)),
+                                expect: Some((dev, ino)),
                             });
                         }
                     }
                     NodeKind::Symlink => {
                         self.summary.others += 1;
-                        match rustix::fs::readlinkat(fd.as_ref(), &name, Vec::new()) {
-                            Ok(t) => node.target = Some(Bytes(t.into_bytes())),
+                        match platform::read_link_at(fd.as_ref(), &name) {
+                            Ok(t) => node.target = Some(Bytes(t)),
                             Err(e) => {
                                 self.warn(&path, format!("cannot read symlink: {e}"));
                                 continue;
@@ -488,12 +478,14 @@ impl<'a, 'r> Scan<'a, 'r> {
                 content,
                 size,
                 xattrs,
+                security,
             } => {
                 let n = &mut self.dirs.get(dir).nodes[node];
                 self.summary.total_bytes = self.summary.total_bytes - n.size + size;
                 self.summary.bytes_read += size;
                 n.content = content;
                 n.size = size;
+                n.security = security;
                 let name = n.name.as_os_str().to_os_string();
                 match xattrs {
                     Ok(x) => n.xattrs = x,
@@ -579,7 +571,7 @@ impl<'a, 'r> Scan<'a, 'r> {
 
 /// A directory the scan will list soon.
 pub(super) struct Prefetch {
-    parent: Arc<OwnedFd>,
+    parent: Arc<DirHandle>,
     name: OsString,
     /// Its tree in the parent snapshot, which the scan will read.
     tree: Option<Id>,
@@ -602,32 +594,16 @@ pub(super) fn prefetch(repo: &Repository, rx: Receiver<Prefetch>) {
         if let Some(tree) = p.tree {
             repo.warm_blob(&tree);
         }
-        let Ok(fd) = platform::open_dir_at(p.parent.as_ref(), &p.name) else {
+        let Ok(dir) = platform::enter_dir(p.parent.as_ref(), &p.name) else {
             continue;
         };
         drop(p.parent);
-        let Ok(names) = list_dir(&fd) else {
+        let Ok(names) = platform::list_names(&dir) else {
             continue;
         };
+        let content_max = p.content.then_some(PREFETCH_CONTENT_MAX);
         for n in names {
-            let Ok(st) = rustix::fs::statat(&fd, &n, AtFlags::SYMLINK_NOFOLLOW) else {
-                continue;
-            };
-            let regular = rustix::fs::FileType::from_raw_mode(st.st_mode)
-                == rustix::fs::FileType::RegularFile;
-            if p.content && regular && (st.st_size as u64) <= PREFETCH_CONTENT_MAX {
-                if let Ok(f) = sharekeep_policies::walk::open_file(&fd, &n) {
-                    let _ = rustix::fs::fadvise(&f, 0, 0, rustix::fs::Advice::WillNeed);
-                }
-            }
+            platform::prefetch_entry(&dir, &n, content_max);
         }
     }
-}
-
-/// The names in a directory (without `.` and `..`), read from its descriptor.
-fn list_dir(dir: &OwnedFd) -> std::io::Result<Vec<OsString>> {
-    Ok(sharekeep_policies::walk::list(dir)?
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect())
 }

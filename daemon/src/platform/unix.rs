@@ -86,6 +86,7 @@ pub(crate) fn node_from_stat(name: &OsStr, st: &rustix::fs::Stat, names: &NameCa
             0
         },
         xattrs: Vec::new(),
+        security: None,
     }
 }
 
@@ -302,4 +303,101 @@ pub fn raise_open_file_limit() {
         l.current = l.maximum;
         let _ = setrlimit(Resource::Nofile, l);
     }
+}
+
+/// An open directory, as a backup walks it.
+pub(crate) type DirHandle = OwnedFd;
+/// What `fstatat` says of an entry.
+pub(crate) type Stat = rustix::fs::Stat;
+
+/// Opens the folder to back up, not following a link there; a file or a link is refused with
+/// a message saying what to give.
+pub(crate) fn open_backup_root(path: &Path) -> Result<OwnedFd> {
+    open_dir(path).map_err(|e| match e {
+        crate::error::Error::Io { source, .. }
+            if source.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error())
+                || source.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) =>
+        {
+            crate::error::Error::Invalid(format!(
+                "{}: not a directory; give the folder to back up",
+                path.display()
+            ))
+        }
+        other => other,
+    })
+}
+
+/// Opens the folder `name` in `dir`, refusing links.
+pub(crate) fn enter_dir(dir: &OwnedFd, name: &OsStr) -> std::io::Result<OwnedFd> {
+    Ok(open_dir_at(dir, name)?)
+}
+
+/// The (device, inode) of an open entry.
+pub(crate) fn identity(h: &OwnedFd) -> std::io::Result<(u64, u64)> {
+    let st = rustix::fs::fstat(h)?;
+    Ok((st.st_dev, st.st_ino))
+}
+
+/// What is at `name` in `dir`, not following a link.
+pub(crate) fn stat_entry(dir: &OwnedFd, name: &OsStr) -> std::io::Result<Stat> {
+    Ok(rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?)
+}
+
+/// The (device, inode) of a `stat` result.
+pub(crate) fn stat_identity(st: &Stat) -> (u64, u64) {
+    (st.st_dev, st.st_ino)
+}
+
+/// The names in a directory (without `.` and `..`), read from its descriptor.
+pub(crate) fn list_names(dir: &OwnedFd) -> std::io::Result<Vec<std::ffi::OsString>> {
+    Ok(sharekeep_policies::walk::list(dir)?
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect())
+}
+
+/// A symlink's target.
+pub(crate) fn read_link_at(dir: &OwnedFd, name: &OsStr) -> std::io::Result<Vec<u8>> {
+    Ok(rustix::fs::readlinkat(dir, name, Vec::new())?.into_bytes())
+}
+
+/// Opens the file `name` in `dir` to read it: never through a link, never blocking (a FIFO
+/// swapped in opens at once and is then refused by the type check).
+pub(crate) fn open_file_at(dir: &OwnedFd, name: &OsStr) -> std::io::Result<std::fs::File> {
+    Ok(std::fs::File::from(sharekeep_policies::walk::open_file(
+        dir, name,
+    )?))
+}
+
+/// The (device, inode) of an open file, `None` if it is not a regular file.
+pub(crate) fn file_identity(f: &std::fs::File) -> std::io::Result<Option<(u64, u64)>> {
+    use std::os::unix::fs::MetadataExt;
+    let m = f.metadata()?;
+    Ok(m.is_file().then(|| (m.dev(), m.ino())))
+}
+
+/// Reads an entry's metadata ahead and, for a regular file of at most `content_max` bytes,
+/// asks the kernel to start reading its content (hints: failures do not matter).
+pub(crate) fn prefetch_entry(dir: &OwnedFd, name: &OsStr, content_max: Option<u64>) {
+    let Ok(st) = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) else {
+        return;
+    };
+    let regular =
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile;
+    if regular && content_max.is_some_and(|max| st.st_size as u64 <= max) {
+        if let Ok(f) = sharekeep_policies::walk::open_file(dir, name) {
+            let _ = rustix::fs::fadvise(&f, 0, 0, rustix::fs::Advice::WillNeed);
+        }
+    }
+}
+
+/// The security descriptor of an open entry: none on Unix (its ACLs are xattrs).
+pub(crate) fn read_security(_h: &impl AsFd) -> Option<String> {
+    None
+}
+
+/// The name of the user this process runs as.
+pub(crate) fn current_user_name(names: &NameCache) -> String {
+    let uid = rustix::process::geteuid().as_raw();
+    names.user(uid).unwrap_or_else(|| uid.to_string())
 }

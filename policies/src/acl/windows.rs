@@ -22,7 +22,7 @@ use std::path::Path;
 pub struct NtfsAcls;
 
 /// The SDDL of an open entry's owner, group and DACL (what sharekeep reads).
-pub fn sddl(h: &OwnedHandle) -> io::Result<String> {
+pub fn sddl(h: &impl std::os::windows::io::AsRawHandle) -> io::Result<String> {
     win32::sddl(h)
 }
 

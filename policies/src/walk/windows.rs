@@ -42,13 +42,30 @@ fn open(parent: &OwnedHandle, name: &OsStr, want: Want) -> Result<OwnedHandle, R
     let info = win32::info(&h).map_err(|e| Refused::Other(e.raw_os_error().unwrap_or(0)))?;
     let expected = match want {
         Want::Dir => Kind::Dir,
-        Want::File => Kind::File,
+        Want::File | Want::Read => Kind::File,
         Want::Attributes => kind_of(info.attributes),
     };
     if kind_of(info.attributes) != expected {
         return Err(Refused::Replaced);
     }
     Ok(h)
+}
+
+/// Opens the file `name` in `dir` to read its content (and rights), never through a reparse
+/// point: a backup's read.
+pub fn open_file_for_reading(dir: &OwnedHandle, name: &OsStr) -> Result<OwnedHandle, Refused> {
+    open(dir, name, Want::Read)
+}
+
+/// What is at `name` in `dir`, without following it.
+pub fn stat_at(dir: &OwnedHandle, name: &OsStr) -> Result<Info, Refused> {
+    let h = win32::open_relative(dir, name, Want::Attributes).map_err(refused)?;
+    win32::info(&h).map_err(|e| Refused::Other(e.raw_os_error().unwrap_or(0)))
+}
+
+/// The metadata of an open file or folder.
+pub fn info_of(h: &impl std::os::windows::io::AsRawHandle) -> std::io::Result<Info> {
+    win32::info(h)
 }
 
 impl Tree for Handles {
