@@ -356,11 +356,74 @@ pub(crate) fn list_dir(h: &OwnedHandle) -> io::Result<Vec<(OsString, u32)>> {
     }
 }
 
+/// A security descriptor the system allocated (`LocalAlloc`), freed when dropped.
+struct LocalSd(PSECURITY_DESCRIPTOR);
+
+impl LocalSd {
+    /// The binary descriptor of an SDDL text, as Windows parses it.
+    fn parse(sddl: &str) -> io::Result<LocalSd> {
+        let text = wide(OsStr::new(sddl));
+        let mut sd: PSECURITY_DESCRIPTOR = null_mut();
+        // SAFETY: `text` is NUL-terminated; `sd` is allocated by the call, owned from here.
+        let ok = unsafe {
+            ConvertStringSecurityDescriptorToSecurityDescriptorW(
+                text.as_ptr(),
+                SDDL_REVISION_1,
+                &mut sd,
+                null_mut(),
+            )
+        } != 0;
+        if !ok {
+            let e = io::Error::last_os_error();
+            return Err(io::Error::new(e.kind(), format!("SDDL {sddl}: {e}")));
+        }
+        Ok(LocalSd(sd))
+    }
+
+    /// Its SDDL text (the parts `what` names).
+    fn text(&self, what: u32) -> io::Result<String> {
+        // SAFETY: a descriptor this value owns.
+        unsafe { sd_text(self.0, what) }
+    }
+}
+
+impl Drop for LocalSd {
+    fn drop(&mut self) {
+        // SAFETY: allocated by the system for this value alone, freed once.
+        unsafe { LocalFree(self.0) };
+    }
+}
+
+/// The SDDL text of the parts `what` names of a descriptor.
+///
+/// # Safety
+/// `sd` must be a valid security descriptor for the whole call.
+unsafe fn sd_text(sd: PSECURITY_DESCRIPTOR, what: u32) -> io::Result<String> {
+    let mut text: *mut u16 = null_mut();
+    // SAFETY: `sd` is valid (the caller's promise); `text` is allocated by the call.
+    let ok = unsafe {
+        ConvertSecurityDescriptorToStringSecurityDescriptorW(
+            sd,
+            SDDL_REVISION_1,
+            what,
+            &mut text,
+            null_mut(),
+        )
+    } != 0;
+    if !ok {
+        return Err(io::Error::last_os_error());
+    }
+    let s = from_wide_ptr(text);
+    // SAFETY: allocated by the conversion, freed once.
+    unsafe { LocalFree(text.cast()) };
+    Ok(s)
+}
+
 /// The entry's owner, group and DACL as SDDL.
 pub(crate) fn sddl(h: &impl AsRawHandle) -> io::Result<String> {
     let what = OWNER_SECURITY_INFORMATION | GROUP_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION;
     let mut sd: PSECURITY_DESCRIPTOR = null_mut();
-    // SAFETY: out pointers to locals; the descriptor the call allocates is freed below.
+    // SAFETY: out pointers to locals; the descriptor the call allocates is owned below.
     let e = unsafe {
         GetSecurityInfo(
             h.as_raw_handle() as HANDLE,
@@ -376,67 +439,12 @@ pub(crate) fn sddl(h: &impl AsRawHandle) -> io::Result<String> {
     if e != 0 {
         return Err(io::Error::from_raw_os_error(e as i32));
     }
-    let mut text: *mut u16 = null_mut();
-    // SAFETY: `sd` is the descriptor just returned; `text` is allocated by the call.
-    let ok = unsafe {
-        ConvertSecurityDescriptorToStringSecurityDescriptorW(
-            sd,
-            SDDL_REVISION_1,
-            what,
-            &mut text,
-            null_mut(),
-        )
-    };
-    let err = io::Error::last_os_error();
-    // SAFETY: allocated by GetSecurityInfo, freed once.
-    unsafe { LocalFree(sd) };
-    if ok == 0 {
-        return Err(err);
-    }
-    let s = from_wide_ptr(text);
-    // SAFETY: allocated by the conversion, freed once.
-    unsafe { LocalFree(text.cast()) };
-    Ok(s)
+    LocalSd(sd).text(what)
 }
 
 /// An SDDL text made into a binary security descriptor and printed back (owner and DACL).
 pub(crate) fn sddl_round_trip(sddl: &str) -> io::Result<String> {
-    let text = wide(OsStr::new(sddl));
-    let mut sd: PSECURITY_DESCRIPTOR = null_mut();
-    // SAFETY: `text` is NUL-terminated; `sd` is allocated by the call and freed below.
-    if unsafe {
-        ConvertStringSecurityDescriptorToSecurityDescriptorW(
-            text.as_ptr(),
-            SDDL_REVISION_1,
-            &mut sd,
-            null_mut(),
-        )
-    } == 0
-    {
-        let e = io::Error::last_os_error();
-        return Err(io::Error::new(e.kind(), format!("SDDL {sddl}: {e}")));
-    }
-    let mut out: *mut u16 = null_mut();
-    // SAFETY: `sd` is the descriptor just made; `out` is allocated by the call.
-    let ok = unsafe {
-        ConvertSecurityDescriptorToStringSecurityDescriptorW(
-            sd,
-            SDDL_REVISION_1,
-            OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION,
-            &mut out,
-            null_mut(),
-        )
-    };
-    let err = io::Error::last_os_error();
-    // SAFETY: allocated by the first conversion, freed once.
-    unsafe { LocalFree(sd) };
-    if ok == 0 {
-        return Err(err);
-    }
-    let s = from_wide_ptr(out);
-    // SAFETY: allocated by the second conversion, freed once.
-    unsafe { LocalFree(out.cast()) };
-    Ok(s)
+    LocalSd::parse(sddl)?.text(OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION)
 }
 
 /// Sets the entry's DACL (protected or inheriting) and, with `owner`, its owner, from SDDL.
@@ -446,30 +454,19 @@ pub(crate) fn set_security(
     owner: bool,
     protected: bool,
 ) -> io::Result<()> {
-    let text = wide(OsStr::new(sddl));
-    let mut sd: PSECURITY_DESCRIPTOR = null_mut();
-    // SAFETY: `text` is NUL-terminated; `sd` is allocated by the call and freed below.
-    if unsafe {
-        ConvertStringSecurityDescriptorToSecurityDescriptorW(
-            text.as_ptr(),
-            SDDL_REVISION_1,
-            &mut sd,
-            null_mut(),
-        )
-    } == 0
-    {
-        let e = io::Error::last_os_error();
-        return Err(io::Error::new(e.kind(), format!("SDDL {sddl}: {e}")));
-    }
+    let sd = LocalSd::parse(sddl)?;
     let mut present = 0;
     let mut defaulted = 0;
     let mut dacl: *mut ACL = null_mut();
     let mut sid: PSID = null_mut();
     // SAFETY: `sd` is a valid descriptor; the out pointers point into it afterwards.
     let parsed = unsafe {
-        GetSecurityDescriptorDacl(sd, &mut present, &mut dacl, &mut defaulted) != 0
-            && GetSecurityDescriptorOwner(sd, &mut sid, &mut defaulted) != 0
+        GetSecurityDescriptorDacl(sd.0, &mut present, &mut dacl, &mut defaulted) != 0
+            && GetSecurityDescriptorOwner(sd.0, &mut sid, &mut defaulted) != 0
     };
+    if !parsed {
+        return Err(io::Error::last_os_error());
+    }
     let mut what = DACL_SECURITY_INFORMATION
         | if protected {
             PROTECTED_DACL_SECURITY_INFORMATION
@@ -479,25 +476,18 @@ pub(crate) fn set_security(
     if owner && !sid.is_null() {
         what |= OWNER_SECURITY_INFORMATION;
     }
-    let e = if parsed {
-        // SAFETY: a live handle; `sid` and `dacl` point into `sd`, alive until freed below.
-        unsafe {
-            SetSecurityInfo(
-                h.as_raw_handle() as HANDLE,
-                SE_FILE_OBJECT,
-                what,
-                sid,
-                null_mut(),
-                dacl,
-                null(),
-            )
-        }
-    } else {
-        // SAFETY: reading the thread's last error.
-        io::Error::last_os_error().raw_os_error().unwrap_or(1) as u32
+    // SAFETY: a live handle; `sid` and `dacl` point into `sd`, alive for the call.
+    let e = unsafe {
+        SetSecurityInfo(
+            h.as_raw_handle() as HANDLE,
+            SE_FILE_OBJECT,
+            what,
+            sid,
+            null_mut(),
+            dacl,
+            null(),
+        )
     };
-    // SAFETY: allocated by the conversion, freed once.
-    unsafe { LocalFree(sd) };
     if e != 0 {
         return Err(io::Error::from_raw_os_error(e as i32));
     }
@@ -668,30 +658,12 @@ pub(crate) fn share_info(name: &str) -> io::Result<Option<(String, String, Strin
     let info = unsafe { &*buf.cast::<SHARE_INFO_502>() };
     let path = from_wide_ptr(info.shi502_path);
     let remark = from_wide_ptr(info.shi502_remark);
-    let mut text: *mut u16 = null_mut();
     let sddl = if info.shi502_security_descriptor.is_null() {
         String::new()
     } else {
-        // SAFETY: the share's descriptor, alive until the buffer is freed.
-        let ok = unsafe {
-            ConvertSecurityDescriptorToStringSecurityDescriptorW(
-                info.shi502_security_descriptor,
-                SDDL_REVISION_1,
-                DACL_SECURITY_INFORMATION,
-                &mut text,
-                null_mut(),
-            )
-        } != 0;
-        let s = if ok {
-            from_wide_ptr(text)
-        } else {
-            String::new()
-        };
-        if ok {
-            // SAFETY: allocated by the conversion, freed once.
-            unsafe { LocalFree(text.cast()) };
-        }
-        s
+        // SAFETY: the share's descriptor, alive until the buffer is freed below.
+        unsafe { sd_text(info.shi502_security_descriptor, DACL_SECURITY_INFORMATION) }
+            .unwrap_or_default()
     };
     // SAFETY: allocated by NetShareGetInfo, freed once.
     unsafe { NetApiBufferFree(buf.cast()) };
@@ -709,21 +681,7 @@ pub(crate) fn set_share(
     let mut wname = wide(OsStr::new(name));
     let mut wpath = wide(path.as_os_str());
     let mut wremark = wide(OsStr::new(remark));
-    let text = wide(OsStr::new(sddl));
-    let mut sd: PSECURITY_DESCRIPTOR = null_mut();
-    // SAFETY: `text` is NUL-terminated; `sd` is allocated by the call and freed below.
-    if unsafe {
-        ConvertStringSecurityDescriptorToSecurityDescriptorW(
-            text.as_ptr(),
-            SDDL_REVISION_1,
-            &mut sd,
-            null_mut(),
-        )
-    } == 0
-    {
-        let e = io::Error::last_os_error();
-        return Err(io::Error::new(e.kind(), format!("SDDL {sddl}: {e}")));
-    }
+    let sd = LocalSd::parse(sddl)?;
     let info = SHARE_INFO_502 {
         shi502_netname: wname.as_mut_ptr(),
         shi502_type: STYPE_DISKTREE,
@@ -734,7 +692,7 @@ pub(crate) fn set_share(
         shi502_path: wpath.as_mut_ptr(),
         shi502_passwd: null_mut(),
         shi502_reserved: 0,
-        shi502_security_descriptor: sd,
+        shi502_security_descriptor: sd.0,
     };
     let mut bad = 0u32;
     // SAFETY: every pointer in `info` is to a live local; `bad` is a local.
@@ -756,8 +714,6 @@ pub(crate) fn set_share(
             )
         }
     };
-    // SAFETY: allocated by the conversion, freed once.
-    unsafe { LocalFree(sd) };
     if e != 0 {
         let call = if add {
             "NetShareAdd"
