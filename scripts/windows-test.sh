@@ -6,13 +6,14 @@
 # Under Wine: the policy -> NTFS translation, SDDL as Windows' own parser reads it, the walk by
 # handle (a planted link skipped), planning and applying through handles with real accounts;
 # the engine's unit tests (the local backend's conformance suite, packs, index, encryption,
-# locks, retention, a backup recording each entry's security descriptor).
+# locks, retention, a backup recording each entry's security descriptor and attributes, a
+# restore by handle: into a new folder, in place, a planted link never followed).
 # What Wine cannot show is listed in the README ("Windows").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET=x86_64-pc-windows-gnu
-# What builds for Windows so far: the policies crate, and the engine's repository side and
-# backup (restore, its default `service` feature and the CLI come next).
+# What builds for Windows so far: the policies crate, and the engine's repository side,
+# backup and restore (its default `service` feature and the CLI come next).
 CRATES=(-p sharekeep-policies -p sharekeep --no-default-features)
 export WINEDEBUG=-all
 PREFIX=${WINEPREFIX:-$HOME/.wine}

@@ -6,8 +6,8 @@
 //! The repository format is described in `pack.rs`, `index.rs`, `tree.rs`, `snapshot.rs` and
 //! `backend/local.rs`; the algorithms in `backup.rs` and `restore.rs`.
 
-// On Windows the repository side builds; backup, restore, the protocol and the service come
-// with the NTFS metadata (issue #13): until then their helpers are unused there.
+// On Windows the repository side, backup and restore build; the protocol, the service and
+// their helpers come next (issue #13): until then some helpers are unused there.
 #![cfg_attr(windows, allow(dead_code, unused_imports))]
 mod atomic;
 pub mod backend;
@@ -38,7 +38,6 @@ mod prune;
 mod receive;
 mod repo;
 pub mod report;
-#[cfg(unix)]
 mod restore;
 mod retention;
 mod snapshot;
@@ -76,7 +75,6 @@ pub use prune::{forget, prune, PruneOptions, PruneReport};
 #[cfg(unix)]
 pub use receive::CopyWriter;
 pub use repo::{DamagedFile, IndexScope, Repository};
-#[cfg(unix)]
 pub use restore::{
     plan_restore, restore, Action, Overwrite, PlannedEntry, RestoreOptions, RestorePlan,
     RestoreReport, Target,

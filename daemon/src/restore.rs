@@ -30,17 +30,14 @@ use crate::backup::{backup, BackupOptions, ParentChoice};
 use crate::error::{Error, IoContext, Result};
 use crate::id::Id;
 use crate::lock::{LockKind, RepoLock};
-use crate::platform;
+use crate::platform::target::{self as t, Dir};
 use crate::progress::{CancelToken, NoProgress, Progress};
 use crate::repo::{BlobBuf, Repository};
 use crate::snapshot::Snapshot;
 use crate::tree::{Node, NodeKind};
-use rustix::fd::OwnedFd;
-use rustix::fs::{AtFlags, Mode, OFlags};
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileExt;
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -404,7 +401,7 @@ pub fn plan_restore(
         Target::InPlace => PathBuf::from(snap.root()),
         Target::Dir(d) => std::path::absolute(d).at(d)?,
     };
-    let root_fd = match platform::open_dir(&target_root) {
+    let root_fd = match t::open_root(&target_root) {
         Ok(fd) => Some(fd),
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(e),
@@ -431,11 +428,7 @@ pub fn plan_restore(
             continue;
         }
         // Leading directories: created if missing, left alone if present.
-        let mut dir_fd = root_fd
-            .as_ref()
-            .map(rustix::io::dup)
-            .transpose()
-            .at(&target_root)?;
+        let mut dir_fd = root_fd.as_ref().map(t::dup).transpose().at(&target_root)?;
         let mut tree_id = snap.tree;
         let mut rel = PathBuf::new();
         let missing = || Error::PathNotInSnapshot {
@@ -460,9 +453,9 @@ pub fn plan_restore(
             let name = OsString::from(c);
             rel.push(&name);
             let next = match &dir_fd {
-                Some(fd) => match platform::open_dir_at(fd, &name) {
+                Some(fd) => match t::enter(fd, &name) {
                     Ok(child) => Some(child),
-                    Err(rustix::io::Errno::NOENT) => None,
+                    Err(e) if e.kind() == ErrorKind::NotFound => None,
                     Err(e) => {
                         return Err(Error::io(
                             target_root.join(&rel),
@@ -502,7 +495,7 @@ pub fn plan_restore(
 /// A directory being planned: its target descriptor (when it exists), its path, its entries
 /// in the plan, and the snapshot's entries still to plan in it.
 struct PlanLevel {
-    fd: Option<OwnedFd>,
+    fd: Option<Dir>,
     rel: PathBuf,
     dir: usize,
     nodes: std::iter::Enumerate<std::vec::IntoIter<Node>>,
@@ -565,7 +558,7 @@ impl Planner<'_> {
 
     fn first_time(&mut self, rel: &Path) -> bool {
         match &mut self.seen {
-            Some(seen) => seen.insert(rel.as_os_str().as_bytes().to_vec()),
+            Some(seen) => seen.insert(rel.as_os_str().as_encoded_bytes().to_vec()),
             None => true,
         }
     }
@@ -593,7 +586,7 @@ impl Planner<'_> {
         }
     }
 
-    fn level(&mut self, fd: Option<OwnedFd>, rel: PathBuf, tree: &Id) -> Result<PlanLevel> {
+    fn level(&mut self, fd: Option<Dir>, rel: PathBuf, tree: &Id) -> Result<PlanLevel> {
         let nodes = self.repo.read_tree(tree)?.nodes;
         let dir = self.new_dir(&rel, *tree);
         // One slot per node at most: allocated once, exactly.
@@ -607,8 +600,8 @@ impl Planner<'_> {
         })
     }
 
-    fn plan_children(&mut self, dir: Option<&OwnedFd>, rel: &Path, tree: &Id) -> Result<()> {
-        let fd = dir.map(rustix::io::dup).transpose().at(rel)?;
+    fn plan_children(&mut self, dir: Option<&Dir>, rel: &Path, tree: &Id) -> Result<()> {
+        let fd = dir.map(t::dup).transpose().at(rel)?;
         let level = self.level(fd, rel.to_path_buf(), tree)?;
         self.drain(vec![level])
     }
@@ -637,7 +630,7 @@ impl Planner<'_> {
     /// below it, if any.
     fn plan_one(
         &mut self,
-        dir: Option<&OwnedFd>,
+        dir: Option<&Dir>,
         pd: usize,
         parent_rel: &Path,
         pos: usize,
@@ -652,25 +645,21 @@ impl Planner<'_> {
             return Ok(None);
         }
         let existing = match dir {
-            Some(fd) => platform::stat_at(fd, &name).at(&rel)?,
+            Some(fd) => t::stat(fd, &name).at(&rel)?,
             None => None,
         };
         let action = match (&existing, node.kind) {
-            (_, NodeKind::Socket) => Action::Unsupported,
+            (_, kind) if !t::supported(kind) => Action::Unsupported,
             (None, _) => Action::Create,
             (Some(st), kind) => {
-                let ekind = platform::kind_of_stat(st);
+                let ekind = st.kind;
                 let differs = ekind != kind
                     || self.overwrite == Overwrite::Always
                     || (kind == NodeKind::File
-                        && (st.st_size as u64 != node.size
-                            || platform::mtime_of_stat(st) != node.mtime_ns))
-                    || (kind == NodeKind::Symlink && !same_link(dir, &name, &node));
-                // Symlinks have no mode of their own.
-                let metadata_differs = kind != NodeKind::Symlink
-                    && ((st.st_mode & 0o7777) != node.mode
-                        || (platform::can_chown()
-                            && (st.st_uid != node.uid || st.st_gid != node.gid)));
+                        && (st.size != node.size || st.mtime_ns != node.mtime_ns))
+                    || (kind == NodeKind::Symlink
+                        && !dir.is_some_and(|d| t::same_link(d, &name, &node)));
+                let metadata_differs = st.metadata_differs(&node, t::can_chown());
                 if kind == NodeKind::Dir && ekind == NodeKind::Dir {
                     Action::Merge
                 } else if self.overwrite == Overwrite::Never {
@@ -685,28 +674,17 @@ impl Planner<'_> {
             }
         };
         let subtree = node.subtree.filter(|_| node.kind == NodeKind::Dir);
-        let id = existing.as_ref().map(|st| (st.st_dev, st.st_ino));
+        let id = existing.as_ref().map(|st| st.id);
         self.push(pd, pos, &node, action, id);
         let Some(sub) = subtree else {
             return Ok(None);
         };
         let fd = match action {
-            Action::Merge => dir
-                .map(|fd| platform::open_dir_at(fd, &name))
-                .transpose()
-                .at(&rel)?,
+            Action::Merge => dir.map(|fd| t::enter(fd, &name)).transpose().at(&rel)?,
             Action::Create | Action::Replace => None,
             _ => return Ok(None),
         };
         self.level(fd, rel, &sub).map(Some)
-    }
-}
-
-fn same_link(dir: Option<&OwnedFd>, name: &OsStr, node: &Node) -> bool {
-    let Some(fd) = dir else { return false };
-    match rustix::fs::readlinkat(fd, name, Vec::new()) {
-        Ok(t) => Some(t.as_bytes()) == node.target.as_ref().map(|t| t.0.as_slice()),
-        Err(_) => false,
     }
 }
 
@@ -719,6 +697,8 @@ fn owned_by_share(node: &mut Node, uid: u32, gid: u32) {
     }
     node.xattrs
         .retain(|x| !x.name.0.starts_with(b"system.posix_acl_"));
+    // Windows: the share's inherited rights, not the snapshot's.
+    node.security = None;
 }
 
 /// A directory whose metadata is set at the end of a restore (one per directory restored:
@@ -821,8 +801,8 @@ pub fn restore(
     // 2. Directories and non-file entries in plan order on this thread; each directory's files
     //    to the workers as soon as the directory exists.
     std::fs::create_dir_all(&plan.target_root).at(&plan.target_root)?;
-    let root = platform::open_dir(&plan.target_root)?;
-    let chown = platform::can_chown();
+    let root = t::open_root(&plan.target_root)?;
+    let chown = t::can_chown();
     let threads = match threads {
         // From a remote store, a worker mostly waits for its pack: more of them keep several
         // fetches in flight (each pack is kept on disk, not in memory).
@@ -951,11 +931,10 @@ pub fn restore(
                 } else if e.kind == NodeKind::Dir {
                     // The directory just made: its metadata goes to it, not to one swapped in
                     // later.
-                    let made = walk.dir(&parent_of(&e.rel)).and_then(|d| {
-                        rustix::fs::statat(d, file_name(&e.rel), AtFlags::SYMLINK_NOFOLLOW)
-                            .at(&e.rel)
-                    });
-                    let expect = made.ok().map(|st| (st.st_dev, st.st_ino));
+                    let made = walk
+                        .dir(&parent_of(&e.rel))
+                        .and_then(|d| t::stat(d, file_name(&e.rel)).at(&e.rel));
+                    let expect = made.ok().flatten().map(|st| st.id);
                     dirs_meta.push(DirMeta::of(e, expect));
                 }
             }
@@ -987,7 +966,7 @@ pub fn restore(
     for d in dirs_meta.iter().rev() {
         let r = walk.dir(&d.rel).and_then(|fd| {
             same_entry(fd, d.expect, &d.rel)?;
-            platform::apply_meta_fd(fd, &d.node, chown).at(&d.rel)
+            t::apply_meta(fd, &d.node, chown).at(&d.rel)
         });
         if let Err(err) = r {
             report
@@ -1000,21 +979,21 @@ pub fn restore(
 }
 
 /// The directories of the target along the current path, kept open: entries visited in plan
-/// order (or its reverse) reach their directory in amortised O(1) openat calls, whatever the
-/// depth, each directory entered by name from its parent with `O_NOFOLLOW`.
+/// order (or its reverse) reach their directory in amortised O(1) opens, whatever the depth,
+/// each directory entered by name from its parent, never through a link.
 struct DirWalk<'a> {
-    root: &'a OwnedFd,
-    /// (path as bytes, descriptor), each entry a child of the one before.
-    stack: Vec<(Vec<u8>, OwnedFd)>,
+    root: &'a Dir,
+    /// (path, handle), each entry a child of the one before.
+    stack: Vec<(PathBuf, Dir)>,
 }
 
-/// Whether `dir` (bytes of a relative path) is `rel` or one of its ancestors.
-fn is_ancestor(dir: &[u8], rel: &[u8]) -> bool {
-    dir.is_empty() || (rel.starts_with(dir) && (rel.len() == dir.len() || rel[dir.len()] == b'/'))
+/// Whether `dir` (a relative path) is `rel` or one of its ancestors, component by component.
+fn is_ancestor(dir: &Path, rel: &Path) -> bool {
+    rel.starts_with(dir)
 }
 
 impl<'a> DirWalk<'a> {
-    fn new(root: &'a OwnedFd) -> DirWalk<'a> {
+    fn new(root: &'a Dir) -> DirWalk<'a> {
         DirWalk {
             root,
             stack: Vec::new(),
@@ -1022,20 +1001,18 @@ impl<'a> DirWalk<'a> {
     }
 
     /// The directory `rel` (relative to the root; empty for the root itself).
-    fn dir(&mut self, rel: &Path) -> Result<&OwnedFd> {
-        let bytes = rel.as_os_str().as_bytes();
+    fn dir(&mut self, rel: &Path) -> Result<&Dir> {
         while let Some((p, _)) = self.stack.last() {
-            if is_ancestor(p, bytes) {
+            if is_ancestor(p, rel) {
                 break;
             }
             self.stack.pop();
         }
-        let done = self.stack.last().map_or(0, |(p, _)| p.len());
-        let rest = bytes[done..].to_vec();
-        for c in rest.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
-            let name = OsStr::from_bytes(c);
+        let done = self.stack.last().map_or(0, |(p, _)| p.components().count());
+        for c in rel.components().skip(done) {
+            let name = c.as_os_str();
             let parent = self.stack.last().map(|(_, fd)| fd).unwrap_or(self.root);
-            let fd = platform::open_dir_at(parent, name).map_err(|e| {
+            let fd = t::enter(parent, name).map_err(|e| {
                 Error::io(
                     rel,
                     std::io::Error::other(format!(
@@ -1043,15 +1020,10 @@ impl<'a> DirWalk<'a> {
                     )),
                 )
             })?;
-            let mut p = self
-                .stack
-                .last()
-                .map(|(p, _)| p.clone())
-                .unwrap_or_default();
-            if !p.is_empty() {
-                p.push(b'/');
-            }
-            p.extend_from_slice(c);
+            let p = match self.stack.last() {
+                Some((p, _)) => p.join(name),
+                None => PathBuf::from(name),
+            };
             self.stack.push((p, fd));
         }
         Ok(self.stack.last().map(|(_, fd)| fd).unwrap_or(self.root))
@@ -1067,10 +1039,10 @@ fn file_name(rel: &Path) -> &OsStr {
 }
 
 /// Opens `rel` below `root`, one component at a time, never following a symlink.
-fn open_beneath(root: &OwnedFd, rel: &Path) -> Result<OwnedFd> {
-    let mut fd = rustix::io::dup(root).at(rel)?;
+fn open_beneath(root: &Dir, rel: &Path) -> Result<Dir> {
+    let mut fd = t::dup(root).at(rel)?;
     for c in rel.components() {
-        fd = platform::open_dir_at(&fd, c.as_os_str()).map_err(|e| {
+        fd = t::enter(&fd, c.as_os_str()).map_err(|e| {
             Error::io(
                 rel,
                 std::io::Error::other(format!(
@@ -1095,47 +1067,30 @@ pub(crate) fn temp_name(name: &OsStr) -> OsString {
     t
 }
 
-/// The names in a directory, without `.` and `..`.
-fn names_in(dir: &OwnedFd) -> rustix::io::Result<Vec<OsString>> {
-    let mut names = Vec::new();
-    for entry in rustix::fs::Dir::read_from(dir)? {
-        let entry = entry?;
-        let n = entry.file_name().to_bytes();
-        if n != b"." && n != b".." {
-            names.push(OsStr::from_bytes(n).to_os_string());
-        }
-    }
-    Ok(names)
-}
-
 /// Removes whatever is at `name` in `dir` (a directory with everything in it), never following
 /// links, with an explicit stack (no recursion per level).
-fn remove_at(dir: &OwnedFd, name: &OsStr) -> rustix::io::Result<()> {
-    match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
-        Ok(()) | Err(rustix::io::Errno::NOENT) => return Ok(()),
-        Err(rustix::io::Errno::ISDIR) | Err(rustix::io::Errno::PERM) => {}
-        Err(e) => return Err(e),
+fn remove_at(dir: &Dir, name: &OsStr) -> std::io::Result<()> {
+    if t::remove_file(dir, name)? {
+        return Ok(());
     }
-    let top = platform::open_dir_at(dir, name)?;
-    let names = names_in(&top)?;
+    let top = t::enter(dir, name)?;
+    let names = t::names(&top)?;
     // (directory, names left in it, its own name in its parent)
-    let mut stack: Vec<(OwnedFd, Vec<OsString>, OsString)> =
-        vec![(top, names, name.to_os_string())];
+    let mut stack: Vec<(Dir, Vec<OsString>, OsString)> = vec![(top, names, name.to_os_string())];
     while let Some((fd, names, _)) = stack.last_mut() {
         match names.pop() {
-            Some(n) => match rustix::fs::unlinkat(&*fd, &n, AtFlags::empty()) {
-                Ok(()) | Err(rustix::io::Errno::NOENT) => {}
-                Err(rustix::io::Errno::ISDIR) | Err(rustix::io::Errno::PERM) => {
-                    let sub = platform::open_dir_at(&*fd, &n)?;
-                    let inner = names_in(&sub)?;
+            Some(n) => {
+                if !t::remove_file(&*fd, &n)? {
+                    let sub = t::enter(&*fd, &n)?;
+                    let inner = t::names(&sub)?;
                     stack.push((sub, inner, n));
                 }
-                Err(e) => return Err(e),
-            },
+            }
             None => {
+                // Its handle closed first (Windows deletes a folder once no handle is open).
                 let (_, _, own) = stack.pop().expect("non-empty");
                 let parent = stack.last().map(|(fd, _, _)| fd).unwrap_or(dir);
-                rustix::fs::unlinkat(parent, &own, AtFlags::REMOVEDIR)?;
+                t::remove_empty_dir(parent, &own)?;
             }
         }
     }
@@ -1143,12 +1098,11 @@ fn remove_at(dir: &OwnedFd, name: &OsStr) -> rustix::io::Result<()> {
 }
 
 /// Refuses to change `fd` unless it is the entry planned (`expect`: its device and inode then).
-fn same_entry(fd: &impl rustix::fd::AsFd, expect: Option<(u64, u64)>, rel: &Path) -> Result<()> {
+fn same_entry(fd: &Dir, expect: Option<(u64, u64)>, rel: &Path) -> Result<()> {
     let Some(expect) = expect else {
         return Ok(());
     };
-    let st = rustix::fs::fstat(fd).at(rel)?;
-    if (st.st_dev, st.st_ino) == expect {
+    if t::meta_of(fd).at(rel)?.id == expect {
         Ok(())
     } else {
         Err(Error::io(
@@ -1159,17 +1113,17 @@ fn same_entry(fd: &impl rustix::fd::AsFd, expect: Option<(u64, u64)>, rel: &Path
 }
 
 /// Restores a directory, symlink, FIFO or device entry into `dir`, its parent.
-fn restore_non_file(dir: &OwnedFd, e: &PlannedEntry, chown: bool) -> Result<()> {
+fn restore_non_file(dir: &Dir, e: &PlannedEntry, chown: bool) -> Result<()> {
     let name = file_name(&e.rel);
     let node = &e.node;
     if e.action == Action::Metadata {
         return match node.kind {
             NodeKind::Dir => {
-                let fd = platform::open_dir_at(dir, name).at(&e.rel)?;
+                let fd = t::enter(dir, name).at(&e.rel)?;
                 same_entry(&fd, e.existing, &e.rel)?;
-                platform::apply_meta_fd(&fd, node, chown).at(&e.rel)
+                t::apply_meta(&fd, node, chown).at(&e.rel)
             }
-            _ => platform::apply_meta_special(dir, name, node, chown, e.existing).at(&e.rel),
+            _ => t::apply_meta_special(dir, name, node, chown, e.existing).at(&e.rel),
         };
     }
     match node.kind {
@@ -1177,25 +1131,11 @@ fn restore_non_file(dir: &OwnedFd, e: &PlannedEntry, chown: bool) -> Result<()> 
             if e.action == Action::Replace {
                 remove_at(dir, name).at(&e.rel)?;
             }
-            rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o700)).at(&e.rel)?;
-            Ok(())
+            t::make_dir(dir, name).at(&e.rel)
         }
-        NodeKind::Symlink => {
+        NodeKind::Symlink | NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
             let tmp = temp_name(name);
-            let target = node.target.clone().unwrap_or_default();
-            rustix::fs::symlinkat(target.as_os_str(), dir, &tmp).at(&e.rel)?;
-            platform::apply_meta_symlink(dir, &tmp, node, chown).at(&e.rel)?;
-            replace_with(dir, &tmp, name, e)
-        }
-        NodeKind::Fifo | NodeKind::CharDevice | NodeKind::BlockDevice => {
-            let tmp = temp_name(name);
-            let ft = match node.kind {
-                NodeKind::Fifo => rustix::fs::FileType::Fifo,
-                NodeKind::CharDevice => rustix::fs::FileType::CharacterDevice,
-                _ => rustix::fs::FileType::BlockDevice,
-            };
-            rustix::fs::mknodat(dir, &tmp, ft, Mode::from_raw_mode(0o600), node.rdev).at(&e.rel)?;
-            platform::apply_meta_special(dir, &tmp, node, chown, None).at(&e.rel)?;
+            t::make_special(dir, &tmp, node, chown).at(&e.rel)?;
             replace_with(dir, &tmp, name, e)
         }
         NodeKind::File | NodeKind::Socket => Ok(()),
@@ -1204,25 +1144,31 @@ fn restore_non_file(dir: &OwnedFd, e: &PlannedEntry, chown: bool) -> Result<()> 
 
 /// Renames `tmp` over `name`; an existing directory there (kind changed) is removed first:
 /// it was saved in the pre-restore snapshot.
-fn replace_with(dir: &OwnedFd, tmp: &OsStr, name: &OsStr, e: &PlannedEntry) -> Result<()> {
-    match rustix::fs::renameat(dir, tmp, dir, name) {
+fn replace_with(dir: &Dir, tmp: &OsStr, name: &OsStr, e: &PlannedEntry) -> Result<()> {
+    match t::rename(dir, tmp, name) {
         Ok(()) => Ok(()),
-        Err(rustix::io::Errno::ISDIR | rustix::io::Errno::NOTEMPTY | rustix::io::Errno::EXIST)
-            if e.action == Action::Replace =>
+        Err(err)
+            if e.action == Action::Replace
+                && matches!(
+                    err.kind(),
+                    ErrorKind::IsADirectory
+                        | ErrorKind::DirectoryNotEmpty
+                        | ErrorKind::AlreadyExists
+                ) =>
         {
             remove_at(dir, name).at(&e.rel)?;
-            rustix::fs::renameat(dir, tmp, dir, name).at(&e.rel)
+            t::rename(dir, tmp, name).at(&e.rel)
         }
         Err(err) => {
-            let _ = rustix::fs::unlinkat(dir, tmp, AtFlags::empty());
-            Err(Error::io(&e.rel, err.into()))
+            let _ = t::remove_file(dir, tmp);
+            Err(Error::io(&e.rel, err))
         }
     }
 }
 
 fn restore_file(
     repo: &Repository,
-    dir: &OwnedFd,
+    dir: &Dir,
     e: &PlannedEntry,
     chown: bool,
     zero_blobs: &mut HashSet<Id>,
@@ -1232,15 +1178,14 @@ fn restore_file(
     let name = file_name(&e.rel);
     let node = &e.node;
     if e.action == Action::Metadata {
-        let fd = rustix::fs::openat(
-            dir,
-            name,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .at(&e.rel)?;
-        same_entry(&fd, e.existing, &e.rel)?;
-        platform::apply_meta_fd(&fd, node, chown).at(&e.rel)?;
+        let file = t::open_to_change(dir, name).at(&e.rel)?;
+        if e.existing.is_some() && t::meta_of(&file).ok().map(|m| m.id) != e.existing {
+            return Err(Error::io(
+                &e.rel,
+                std::io::Error::other("replaced since the restore was planned; left as is"),
+            ));
+        }
+        t::apply_meta(&file, node, chown).at(&e.rel)?;
         return Ok(0);
     }
     // Nothing was there when planning: write the final name directly (O_EXCL: if something
@@ -1250,14 +1195,7 @@ fn restore_file(
     } else {
         temp_name(name)
     };
-    let fd = rustix::fs::openat(
-        dir,
-        &tmp,
-        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o600),
-    )
-    .at(&e.rel)?;
-    let file = std::fs::File::from(fd);
+    let file = t::create_file(dir, &tmp).at(&e.rel)?;
     let written = (|| -> Result<u64> {
         let mut offset = 0u64;
         let pipelined = node.content.len() >= PIPELINE_FROM_BLOBS;
@@ -1334,7 +1272,7 @@ fn restore_file(
         }
         // Trailing holes (and an empty file) get their size here.
         file.set_len(offset).at(&e.rel)?;
-        platform::apply_meta_fd(&file, node, chown).at(&e.rel)?;
+        t::apply_meta(&file, node, chown).at(&e.rel)?;
         Ok(offset)
     })();
     match written {
@@ -1347,7 +1285,7 @@ fn restore_file(
         }
         Err(err) => {
             drop(file);
-            let _ = rustix::fs::unlinkat(dir, &tmp, AtFlags::empty());
+            let _ = t::remove_file(dir, &tmp);
             Err(err)
         }
     }
@@ -1370,7 +1308,7 @@ pub(crate) fn write_sparse(
         match (zero, run_start) {
             (false, None) => run_start = Some(pos),
             (true, Some(start)) => {
-                file.write_all_at(&data[start..pos], offset + start as u64)?;
+                crate::platform::write_all_at(file, &data[start..pos], offset + start as u64)?;
                 wrote = true;
                 run_start = None;
             }
@@ -1379,7 +1317,7 @@ pub(crate) fn write_sparse(
         pos = end;
     }
     if let Some(start) = run_start {
-        file.write_all_at(&data[start..], offset + start as u64)?;
+        crate::platform::write_all_at(file, &data[start..], offset + start as u64)?;
         wrote = true;
     }
     Ok(wrote)
@@ -1393,16 +1331,19 @@ fn zero_len(zero_blobs: &HashSet<Id>, id: &Id, repo: &Repository) -> Option<u64>
     repo.index().get(id).map(|(_, e)| e.raw_length as u64)
 }
 
-fn restore_link(root: &OwnedFd, e: &PlannedEntry, first: &Path) -> Result<()> {
+fn restore_link(root: &Dir, e: &PlannedEntry, first: &Path) -> Result<()> {
     let from_dir = open_beneath(root, &parent_of(first))?;
     let to_dir = open_beneath(root, &parent_of(&e.rel))?;
     let name = file_name(&e.rel);
     let tmp = temp_name(name);
-    rustix::fs::linkat(&from_dir, file_name(first), &to_dir, &tmp, AtFlags::empty()).at(&e.rel)?;
+    t::link(&from_dir, file_name(first), &to_dir, &tmp).at(&e.rel)?;
     replace_with(&to_dir, &tmp, name, e)
 }
 
-#[cfg(test)]
+#[cfg(all(test, windows))]
+mod windows_tests;
+
+#[cfg(all(test, unix))]
 mod tests {
     //! The planner, by tables: a snapshot of a small folder, restored into targets in various
     //! states, and the action planned for each entry.
@@ -1916,7 +1857,7 @@ mod tests {
     }
 
     #[test]
-    fn ancestors_by_bytes() {
+    fn ancestors_by_components() {
         let rows: &[(&str, &str, bool)] = &[
             ("", "a/b", true),
             ("a", "a/b", true),
@@ -1927,7 +1868,7 @@ mod tests {
         ];
         for (dir, rel, want) in rows {
             assert_eq!(
-                is_ancestor(dir.as_bytes(), rel.as_bytes()),
+                is_ancestor(Path::new(dir), Path::new(rel)),
                 *want,
                 "{dir} {rel}"
             );

@@ -220,6 +220,10 @@ pub struct Node {
     /// Windows: the owner, group and DACL as SDDL (backups made on Windows; absent elsewhere).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security: Option<String>,
+    /// Windows: the file attributes kept (`FILE_ATTRIBUTE_*`: read-only, hidden, system,
+    /// archive, not content indexed; backups made on Windows, absent elsewhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<u32>,
 }
 
 impl Node {
@@ -256,6 +260,7 @@ impl Node {
             && self.mtime_ns == other.mtime_ns
             && self.xattrs == other.xattrs
             && self.security == other.security
+            && self.attributes == other.attributes
     }
 
     /// A stable id for the file's content (the hash of its blob ids), to group versions.
@@ -325,6 +330,7 @@ mod tests {
                 value: vec![2, 0, 0, 0, 255],
             }],
             security: None,
+            attributes: None,
         }
     }
 

@@ -2,7 +2,9 @@
 //! handle relative to their parent (`NtCreateFile` with a root directory and
 //! `FILE_OPEN_REPARSE_POINT`: a junction or symbolic link is opened as itself, never
 //! followed), listing a folder through its handle, reading and writing an entry's security
-//! descriptor through its handle (as SDDL), and account lookups.
+//! descriptor through its handle (as SDDL), creating entries relative to their parent
+//! (`FILE_CREATE`), renaming, linking, deleting and setting times and attributes through an
+//! entry's own handle (a restore), and account lookups.
 //!
 //! This is the crate's only unsafe code on Windows (the lint is allowed here alone): every
 //! call's buffers are owned Rust values sized as the API asks, every handle is wrapped in an
@@ -18,7 +20,9 @@ use std::path::Path;
 use std::ptr::{null, null_mut};
 use windows_sys::Wdk::Foundation::OBJECT_ATTRIBUTES;
 use windows_sys::Wdk::Storage::FileSystem::{
-    NtCreateFile, FILE_DIRECTORY_FILE, FILE_NON_DIRECTORY_FILE, FILE_OPEN,
+    FileDirectoryInformation, FileLinkInformation, FileRenameInformation, NtCreateFile,
+    NtQueryDirectoryFile, NtSetInformationFile, FILE_CREATE, FILE_DIRECTORY_FILE,
+    FILE_DIRECTORY_INFORMATION, FILE_LINK_INFORMATION, FILE_NON_DIRECTORY_FILE, FILE_OPEN,
     FILE_OPEN_FOR_BACKUP_INTENT, FILE_OPEN_REPARSE_POINT, FILE_SYNCHRONOUS_IO_NONALERT,
 };
 use windows_sys::Win32::Foundation::{
@@ -41,13 +45,14 @@ use windows_sys::Win32::Security::{
     UNPROTECTED_DACL_SECURITY_INFORMATION,
 };
 use windows_sys::Win32::Storage::FileSystem::{
-    CreateFileW, FileBasicInfo, FileIdBothDirectoryInfo, FileIdBothDirectoryRestartInfo,
-    GetFileInformationByHandle, GetFileInformationByHandleEx, BY_HANDLE_FILE_INFORMATION,
-    FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_REPARSE_POINT, FILE_BASIC_INFO,
+    CreateFileW, FileBasicInfo, FileDispositionInfo, FileIdBothDirectoryInfo,
+    FileIdBothDirectoryRestartInfo, GetFileInformationByHandle, GetFileInformationByHandleEx,
+    SetFileInformationByHandle, BY_HANDLE_FILE_INFORMATION, DELETE, FILE_ATTRIBUTE_DIRECTORY,
+    FILE_ATTRIBUTE_NORMAL, FILE_ATTRIBUTE_REPARSE_POINT, FILE_BASIC_INFO, FILE_DISPOSITION_INFO,
     FILE_FLAG_BACKUP_SEMANTICS, FILE_FLAG_OPEN_REPARSE_POINT, FILE_GENERIC_READ,
-    FILE_ID_BOTH_DIR_INFO, FILE_LIST_DIRECTORY, FILE_READ_ATTRIBUTES, FILE_SHARE_DELETE,
-    FILE_SHARE_READ, FILE_SHARE_WRITE, FILE_TRAVERSE, OPEN_EXISTING, READ_CONTROL, SYNCHRONIZE,
-    WRITE_DAC, WRITE_OWNER,
+    FILE_GENERIC_WRITE, FILE_ID_BOTH_DIR_INFO, FILE_LIST_DIRECTORY, FILE_READ_ATTRIBUTES,
+    FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE, FILE_TRAVERSE, FILE_WRITE_ATTRIBUTES,
+    OPEN_EXISTING, READ_CONTROL, SYNCHRONIZE, WRITE_DAC, WRITE_OWNER,
 };
 use windows_sys::Win32::Storage::FileSystem::{
     NetShareAdd, NetShareDel, NetShareGetInfo, NetShareSetInfo, SHARE_INFO_502, STYPE_DISKTREE,
@@ -98,6 +103,12 @@ pub(crate) enum Want {
     Attributes,
     /// A file (never a folder), to read its content and rights.
     Read,
+    /// Either, to change: its times, attributes, rights and owner, its name (rename, link,
+    /// delete).
+    Change,
+    /// A folder, listed and entered, and changed like [`Want::Change`] where that is allowed
+    /// (a restore's folders; read-only where it is refused, as for a dry run).
+    ChangeDir,
 }
 
 /// Why an open relative to a parent failed.
@@ -107,6 +118,8 @@ pub(crate) enum OpenError {
     Missing,
     /// A folder where a file was expected or the reverse.
     WrongType,
+    /// Something is there already (a create).
+    Exists,
     /// Another failure: a Win32 error code.
     Other(u32),
 }
@@ -116,9 +129,21 @@ const STATUS_OBJECT_PATH_NOT_FOUND: i32 = 0xC000_003A_u32 as i32;
 const STATUS_NOT_A_DIRECTORY: i32 = 0xC000_0103_u32 as i32;
 const STATUS_FILE_IS_A_DIRECTORY: i32 = 0xC000_00BA_u32 as i32;
 const STATUS_ACCESS_DENIED: i32 = 0xC000_0022_u32 as i32;
+const STATUS_OBJECT_NAME_COLLISION: i32 = 0xC000_0035_u32 as i32;
 const ERROR_INVALID_NAME: u32 = 123;
 
 fn nt_open(parent: HANDLE, name: &[u16], access: u32, options: u32) -> Result<OwnedHandle, i32> {
+    nt_create_file(parent, name, access, options, FILE_OPEN)
+}
+
+/// `NtCreateFile` relative to `parent` with `disposition` (`FILE_OPEN`, `FILE_CREATE`).
+fn nt_create_file(
+    parent: HANDLE,
+    name: &[u16],
+    access: u32,
+    options: u32,
+    disposition: u32,
+) -> Result<OwnedHandle, i32> {
     let bytes = (name.len() * 2) as u16;
     let us = UNICODE_STRING {
         Length: bytes,
@@ -146,7 +171,7 @@ fn nt_open(parent: HANDLE, name: &[u16], access: u32, options: u32) -> Result<Ow
             null(),
             0,
             FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
-            FILE_OPEN,
+            disposition,
             options,
             null(),
             0,
@@ -167,12 +192,7 @@ pub(crate) fn open_relative(
     name: &OsStr,
     want: Want,
 ) -> Result<OwnedHandle, OpenError> {
-    let name: Vec<u16> = name.encode_wide().collect();
-    // One name: no separator, no stream (`name:stream`), not `.` nor `..`.
-    let dots = name == [b'.' as u16] || name == [b'.' as u16, b'.' as u16];
-    if name.is_empty() || dots || name.iter().any(|c| matches!(*c, 0x5c | 0x2f | 0x3a | 0)) {
-        return Err(OpenError::Other(ERROR_INVALID_NAME));
-    }
+    let name = one_name(name)?;
     let base = FILE_OPEN_REPARSE_POINT | FILE_SYNCHRONOUS_IO_NONALERT | FILE_OPEN_FOR_BACKUP_INTENT;
     let (access, options) = match want {
         Want::Dir => (
@@ -188,24 +208,261 @@ pub(crate) fn open_relative(
             FILE_GENERIC_READ | FILE_READ_ATTRIBUTES | SYNCHRONIZE,
             base | FILE_NON_DIRECTORY_FILE,
         ),
+        Want::Change => (CHANGE_ACCESS, base),
+        Want::ChangeDir => (
+            READ_CONTROL | FILE_READ_ATTRIBUTES | SYNCHRONIZE | FILE_LIST_DIRECTORY | FILE_TRAVERSE,
+            base | FILE_DIRECTORY_FILE,
+        ),
     };
     let parent = parent.as_raw_handle() as HANDLE;
     let writable = access
-        | if matches!(want, Want::Attributes | Want::Read) {
-            0
-        } else {
-            WRITE_DAC | WRITE_OWNER
+        | match want {
+            Want::Attributes | Want::Read | Want::Change => 0,
+            Want::Dir | Want::File => WRITE_DAC | WRITE_OWNER,
+            Want::ChangeDir => CHANGE_ACCESS,
         };
     let r = match nt_open(parent, &name, writable, options) {
         Err(STATUS_ACCESS_DENIED) if writable != access => nt_open(parent, &name, access, options),
         r => r,
     };
-    r.map_err(|status| match status {
+    r.map_err(open_error)
+}
+
+const STATUS_NO_SUCH_FILE: i32 = 0xC000_000F_u32 as i32;
+const STATUS_NO_MORE_FILES: i32 = 0x8000_0006_u32 as i32;
+
+/// The attributes `parent`'s listing gives `name` (`None`: not listed), read through a new
+/// handle on the folder (a directory query honours its name only on a handle's first query).
+/// A listing never follows a link: a second opinion where an open could have (Wine follows
+/// its Unix symbolic links even with `FILE_OPEN_REPARSE_POINT`; Windows does not).
+pub(crate) fn listed_attributes(
+    parent: &OwnedHandle,
+    name: &OsStr,
+) -> Result<Option<u32>, OpenError> {
+    let name = one_name(name)?;
+    // Wildcards would match other names; no Windows name holds one.
+    if name
+        .iter()
+        .any(|c| matches!(*c, 0x2a | 0x3f | 0x3c | 0x3e | 0x22))
+    {
+        return Err(OpenError::Other(ERROR_INVALID_NAME));
+    }
+    let dir = nt_open(
+        parent.as_raw_handle() as HANDLE,
+        &[],
+        FILE_LIST_DIRECTORY | SYNCHRONIZE,
+        FILE_DIRECTORY_FILE | FILE_SYNCHRONOUS_IO_NONALERT | FILE_OPEN_FOR_BACKUP_INTENT,
+    )
+    .map_err(open_error)?;
+    let bytes = (name.len() * 2) as u16;
+    let us = UNICODE_STRING {
+        Length: bytes,
+        MaximumLength: bytes,
+        Buffer: name.as_ptr() as *mut u16,
+    };
+    // One entry: its fixed part and a name of up to 255 UTF-16 units, u64-aligned.
+    let mut buf = vec![0u64; 96];
+    // SAFETY: a plain-data out structure.
+    let mut io: IO_STATUS_BLOCK = unsafe { std::mem::zeroed() };
+    // SAFETY: a live handle, the buffer and its size in bytes, `us` pointing into `name`
+    // which outlives the call; synchronous (no event, no APC).
+    let status = unsafe {
+        NtQueryDirectoryFile(
+            dir.as_raw_handle() as HANDLE,
+            null_mut(),
+            None,
+            null(),
+            &mut io,
+            buf.as_mut_ptr().cast(),
+            (buf.len() * 8) as u32,
+            FileDirectoryInformation,
+            true,
+            &us,
+            true,
+        )
+    };
+    match status {
+        STATUS_NO_SUCH_FILE | STATUS_NO_MORE_FILES | STATUS_OBJECT_NAME_NOT_FOUND => Ok(None),
+        s if s < 0 => Err(open_error(s)),
+        // SAFETY: the call filled the buffer's start with one entry.
+        _ => Ok(Some(unsafe {
+            (*buf.as_ptr().cast::<FILE_DIRECTORY_INFORMATION>()).FileAttributes
+        })),
+    }
+}
+
+fn open_error(status: i32) -> OpenError {
+    match status {
         STATUS_OBJECT_NAME_NOT_FOUND | STATUS_OBJECT_PATH_NOT_FOUND => OpenError::Missing,
         STATUS_NOT_A_DIRECTORY | STATUS_FILE_IS_A_DIRECTORY => OpenError::WrongType,
+        STATUS_OBJECT_NAME_COLLISION => OpenError::Exists,
         // SAFETY: a plain conversion of a status code.
         s => OpenError::Other(unsafe { RtlNtStatusToDosError(s) }),
-    })
+    }
+}
+
+/// What a restore asks of an entry it changes: its data (files), attributes and times, rights
+/// and owner, and its name; a folder is also listed and entered.
+const CHANGE_ACCESS: u32 = READ_CONTROL
+    | WRITE_DAC
+    | WRITE_OWNER
+    | DELETE
+    | FILE_READ_ATTRIBUTES
+    | FILE_WRITE_ATTRIBUTES
+    | SYNCHRONIZE;
+
+/// One name: no separator, no stream (`name:stream`), not `.` nor `..`.
+fn one_name(name: &OsStr) -> Result<Vec<u16>, OpenError> {
+    let name: Vec<u16> = name.encode_wide().collect();
+    let dots = name == [b'.' as u16] || name == [b'.' as u16, b'.' as u16];
+    if name.is_empty() || dots || name.iter().any(|c| matches!(*c, 0x5c | 0x2f | 0x3a | 0)) {
+        return Err(OpenError::Other(ERROR_INVALID_NAME));
+    }
+    Ok(name)
+}
+
+/// Creates the file (or, with `dir`, the folder) `name` in `parent`, failing if anything is
+/// there (`Exists`, nothing changed; a link there is not followed). The handle may write the
+/// file's data, times, attributes, rights and owner, and rename or delete it; a folder's
+/// handle lists and enters it too.
+pub(crate) fn create_relative(
+    parent: &OwnedHandle,
+    name: &OsStr,
+    dir: bool,
+) -> Result<OwnedHandle, OpenError> {
+    let name = one_name(name)?;
+    let base = FILE_OPEN_REPARSE_POINT | FILE_SYNCHRONOUS_IO_NONALERT | FILE_OPEN_FOR_BACKUP_INTENT;
+    let (access, options) = if dir {
+        (
+            CHANGE_ACCESS | FILE_LIST_DIRECTORY | FILE_TRAVERSE,
+            base | FILE_DIRECTORY_FILE,
+        )
+    } else {
+        (
+            CHANGE_ACCESS | FILE_GENERIC_WRITE | FILE_GENERIC_READ,
+            base | FILE_NON_DIRECTORY_FILE,
+        )
+    };
+    nt_create_file(
+        parent.as_raw_handle() as HANDLE,
+        &name,
+        access,
+        options,
+        FILE_CREATE,
+    )
+    .map_err(open_error)
+}
+
+/// Gives the open entry `h` the name `name` in `parent` (rename, or with `link` a new hard
+/// link to it), replacing what is there when `replace` (never a folder), failing otherwise.
+pub(crate) fn set_name(
+    h: &impl AsRawHandle,
+    parent: &OwnedHandle,
+    name: &OsStr,
+    replace: bool,
+    link: bool,
+) -> io::Result<()> {
+    let name =
+        one_name(name).map_err(|_| io::Error::from_raw_os_error(ERROR_INVALID_NAME as i32))?;
+    // FILE_RENAME_INFORMATION and FILE_LINK_INFORMATION have the same layout: flags, root
+    // folder, the name's length in bytes, the name. u64 elements: 8-byte alignment.
+    let head = std::mem::offset_of!(FILE_LINK_INFORMATION, FileName);
+    let bytes = head + name.len() * 2;
+    let mut buf = vec![0u64; bytes.div_ceil(8)];
+    let info = buf.as_mut_ptr().cast::<FILE_LINK_INFORMATION>();
+    // SAFETY: the buffer holds the fixed part and `name.len()` u16s after it, aligned.
+    unsafe {
+        (*info).Anonymous.ReplaceIfExists = replace;
+        (*info).RootDirectory = parent.as_raw_handle() as HANDLE;
+        (*info).FileNameLength = (name.len() * 2) as u32;
+        std::ptr::copy_nonoverlapping(
+            name.as_ptr(),
+            buf.as_mut_ptr().cast::<u8>().add(head).cast::<u16>(),
+            name.len(),
+        );
+    }
+    // SAFETY: a plain-data out structure.
+    let mut io: IO_STATUS_BLOCK = unsafe { std::mem::zeroed() };
+    let class = if link {
+        FileLinkInformation
+    } else {
+        FileRenameInformation
+    };
+    // SAFETY: a live handle, the buffer and its size.
+    let status = unsafe {
+        NtSetInformationFile(
+            h.as_raw_handle() as HANDLE,
+            &mut io,
+            buf.as_ptr().cast(),
+            bytes as u32,
+            class,
+        )
+    };
+    nt_result(status)
+}
+
+fn nt_result(status: i32) -> io::Result<()> {
+    if status < 0 {
+        if status == STATUS_OBJECT_NAME_COLLISION {
+            return Err(io::ErrorKind::AlreadyExists.into());
+        }
+        // SAFETY: a plain conversion of a status code.
+        return Err(io::Error::from_raw_os_error(
+            unsafe { RtlNtStatusToDosError(status) } as i32,
+        ));
+    }
+    Ok(())
+}
+
+/// Deletes the open entry `h` (a folder must be empty) when its last handle closes.
+pub(crate) fn delete(h: &impl AsRawHandle) -> io::Result<()> {
+    let info = FILE_DISPOSITION_INFO { DeleteFile: true };
+    // SAFETY: a live handle, the structure and its size.
+    let ok = unsafe {
+        SetFileInformationByHandle(
+            h.as_raw_handle() as HANDLE,
+            FileDispositionInfo,
+            (&info as *const FILE_DISPOSITION_INFO).cast(),
+            std::mem::size_of::<FILE_DISPOSITION_INFO>() as u32,
+        )
+    } != 0;
+    if !ok {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sets an open entry's last write time (ns since the Unix epoch) and its attributes
+/// (`FILE_ATTRIBUTE_*`: read-only, hidden, system, archive...), each where given.
+pub(crate) fn set_basic(
+    h: &impl AsRawHandle,
+    mtime_ns: Option<i64>,
+    attributes: Option<u32>,
+) -> io::Result<()> {
+    const EPOCH_DIFF: i64 = 116_444_736_000_000_000; // 1601 -> 1970, in 100 ns
+                                                     // SAFETY: a plain-data structure; zero means "leave as is".
+    let mut basic: FILE_BASIC_INFO = unsafe { std::mem::zeroed() };
+    if let Some(t) = mtime_ns {
+        basic.LastWriteTime = t.div_euclid(100).saturating_add(EPOCH_DIFF);
+        basic.LastAccessTime = basic.LastWriteTime;
+    }
+    if let Some(a) = attributes {
+        // Zero would leave them as they are: "normal" says none.
+        basic.FileAttributes = if a == 0 { FILE_ATTRIBUTE_NORMAL } else { a };
+    }
+    // SAFETY: a live handle, the structure and its size.
+    let ok = unsafe {
+        SetFileInformationByHandle(
+            h.as_raw_handle() as HANDLE,
+            FileBasicInfo,
+            (&basic as *const FILE_BASIC_INFO).cast(),
+            std::mem::size_of::<FILE_BASIC_INFO>() as u32,
+        )
+    } != 0;
+    if !ok {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Opens a folder by path (the share root), not following a reparse point there.
@@ -449,7 +706,7 @@ pub(crate) fn sddl_round_trip(sddl: &str) -> io::Result<String> {
 
 /// Sets the entry's DACL (protected or inheriting) and, with `owner`, its owner, from SDDL.
 pub(crate) fn set_security(
-    h: &OwnedHandle,
+    h: &impl AsRawHandle,
     sddl: &str,
     owner: bool,
     protected: bool,

@@ -458,6 +458,7 @@ pub fn file_node(name: &[u8], content: Vec<sharekeep::Id>, size: u64) -> shareke
         rdev: 0,
         xattrs: Vec::new(),
         security: None,
+        attributes: None,
     }
 }
 

@@ -1,7 +1,7 @@
-//! Platform code: reading and writing filesystem metadata, walking a restore target by file
-//! descriptors (Unix), and the file operations the repository needs on every platform
-//! (`files.rs`). On Windows (`windows.rs`) the repository side builds today; backup and
-//! restore of a tree come with the NTFS metadata.
+//! Platform code: reading filesystem metadata for a backup (`unix.rs`, `windows.rs`), the
+//! restore target walked and changed by descriptor or handle (`target_unix.rs`,
+//! `target_windows.rs`: one set of functions, `platform::target`), and the file operations
+//! the repository needs on every platform (`files.rs`).
 
 mod files;
 pub(crate) use files::*;
@@ -11,6 +11,12 @@ mod unix;
 pub use unix::raise_open_file_limit;
 #[cfg(unix)]
 pub(crate) use unix::*;
+#[cfg(unix)]
+#[path = "target_unix.rs"]
+pub(crate) mod target;
+#[cfg(windows)]
+#[path = "target_windows.rs"]
+pub(crate) mod target;
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]

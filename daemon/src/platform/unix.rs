@@ -87,6 +87,7 @@ pub(crate) fn node_from_stat(name: &OsStr, st: &rustix::fs::Stat, names: &NameCa
         },
         xattrs: Vec::new(),
         security: None,
+        attributes: None,
     }
 }
 

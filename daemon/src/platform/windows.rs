@@ -181,6 +181,7 @@ pub(crate) fn node_from_stat(name: &OsStr, st: &Stat, _names: &NameCache) -> Nod
         rdev: 0,
         xattrs: Vec::new(),
         security: None,
+        attributes: Some(st.attributes & super::target::KEPT_ATTRIBUTES),
     }
 }
 
