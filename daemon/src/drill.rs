@@ -21,7 +21,6 @@ use crate::restore::{plan_restore, restore, Overwrite, RestoreOptions, Target};
 use crate::snapshot::Snapshot;
 use crate::tree::{Node, NodeKind};
 use std::io::Read;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 /// How a drill samples.
@@ -133,17 +132,7 @@ fn verify(repo: &Repository, file: &Path, node: &Node) -> std::result::Result<u6
             node.size
         ));
     }
-    if meta.mode() & 0o7777 != node.mode & 0o7777 {
-        return Err(format!(
-            "mode {:o} restored, {:o} recorded",
-            meta.mode() & 0o7777,
-            node.mode & 0o7777
-        ));
-    }
-    let mtime = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
-    if mtime != node.mtime_ns {
-        return Err("modification time differs from the recorded one".into());
-    }
+    crate::platform::target::check_restored(&meta, node)?;
     let mut f = std::fs::File::open(file).map_err(|e| format!("cannot read it back ({e})"))?;
     let lengths: Vec<u64> = {
         let index = repo.index();
@@ -240,11 +229,17 @@ pub fn drill(
     })
 }
 
-/// Removes the scratch copy however the drill ends.
+/// Removes the scratch copy however the drill ends (by descriptor or handle, never through
+/// a link; on Windows a read-only file made writable first, which Windows requires).
 struct Cleanup<'a>(&'a Path);
 
 impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(self.0);
+        let (Some(parent), Some(name)) = (self.0.parent(), self.0.file_name()) else {
+            return;
+        };
+        if let Ok(dir) = crate::platform::target::open_root(parent) {
+            let _ = crate::restore::remove_at(&dir, name);
+        }
     }
 }

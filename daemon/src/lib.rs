@@ -6,9 +6,6 @@
 //! The repository format is described in `pack.rs`, `index.rs`, `tree.rs`, `snapshot.rs` and
 //! `backend/local.rs`; the algorithms in `backup.rs` and `restore.rs`.
 
-// On Windows the repository side, backup and restore build; the protocol, the service and
-// their helpers come next (issue #13): until then some helpers are unused there.
-#![cfg_attr(windows, allow(dead_code, unused_imports))]
 mod atomic;
 pub mod backend;
 mod backup;
@@ -17,7 +14,6 @@ mod chunker;
 mod config;
 mod copy;
 mod crypto;
-#[cfg(unix)]
 mod drill;
 mod error;
 mod history;
@@ -31,7 +27,6 @@ mod pack_writer;
 mod plan_repo;
 mod platform;
 mod progress;
-#[cfg(unix)]
 pub mod protocol;
 mod prune;
 #[cfg(unix)]
@@ -41,11 +36,9 @@ pub mod report;
 mod restore;
 mod retention;
 mod snapshot;
-#[cfg(unix)]
 mod stream;
 mod tag;
 mod tree;
-#[cfg(unix)]
 mod undo;
 
 pub use atomic::write_atomic;
@@ -58,7 +51,6 @@ pub use chunker::Chunker;
 pub use config::{ChunkerParams, RepoConfig, FORMAT_VERSION};
 pub use copy::{copy, CopyReport};
 pub use crypto::{KeyInfo, Keys, Secret, SecretKind, MIN_KEY_FILE};
-#[cfg(unix)]
 pub use drill::{drill, DrillOptions, DrillProblem, DrillReport};
 pub use error::{Error, Result};
 pub use history::{diff, list, versions, Change, ChangeKind, ListedEntry, Version};
@@ -81,9 +73,7 @@ pub use restore::{
 };
 pub use retention::{apply_rules, Decision, KeepRules};
 pub use snapshot::{Selector, Snapshot, Summary, PRE_RESTORE_TAG};
-#[cfg(unix)]
 pub use stream::{send_selection, FrameSink, StreamOptions, Visibility};
 pub use tag::{add_tag, GUARD_TAG, INCIDENT_TAG};
 pub use tree::{Bytes, Node, NodeKind, Tree, Xattr};
-#[cfg(unix)]
 pub use undo::{plan_undo, undo, Made, Touched, Undo, UndoAction, UndoPlan, UndoReport, UndoStep};

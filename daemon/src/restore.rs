@@ -1069,7 +1069,7 @@ pub(crate) fn temp_name(name: &OsStr) -> OsString {
 
 /// Removes whatever is at `name` in `dir` (a directory with everything in it), never following
 /// links, with an explicit stack (no recursion per level).
-fn remove_at(dir: &Dir, name: &OsStr) -> std::io::Result<()> {
+pub(crate) fn remove_at(dir: &Dir, name: &OsStr) -> std::io::Result<()> {
     if t::remove_file(dir, name)? {
         return Ok(());
     }

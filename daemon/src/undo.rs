@@ -25,13 +25,12 @@
 //! snapshot.
 
 use crate::error::{Error, Result};
-use crate::platform;
+use crate::platform::target::{self as t, Dir, Meta};
 use crate::progress::{CancelToken, Progress};
 use crate::repo::Repository;
 use crate::restore::{plan_restore, restore, save_before_change, Overwrite, RestoreOptions};
 use crate::snapshot::Snapshot;
 use crate::tree::NodeKind;
-use rustix::fd::OwnedFd;
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -139,16 +138,16 @@ fn split(path: &str) -> (&str, &str) {
 /// Opens folders below a root by descriptor, the last one kept (paths come sorted, so
 /// entries of one folder follow each other).
 struct Folders<'a> {
-    root: &'a OwnedFd,
-    last: Option<(String, Option<OwnedFd>)>,
+    root: &'a Dir,
+    last: Option<(String, Option<Dir>)>,
 }
 
 impl Folders<'_> {
-    fn open(&mut self, rel: &str) -> Option<&OwnedFd> {
+    fn open(&mut self, rel: &str) -> Option<&Dir> {
         if self.last.as_ref().map(|(p, _)| p.as_str()) != Some(rel) {
-            let mut fd = rustix::io::dup(self.root).ok();
+            let mut fd = t::dup(self.root).ok();
             for c in rel.split('/').filter(|c| !c.is_empty()) {
-                fd = fd.and_then(|d| platform::open_dir_at(&d, OsStr::new(c)).ok());
+                fd = fd.and_then(|d| t::enter(&d, OsStr::new(c)).ok());
             }
             self.last = Some((rel.to_string(), fd));
         }
@@ -156,15 +155,15 @@ impl Folders<'_> {
     }
 
     /// What is at `path` now (not following a symlink).
-    fn stat(&mut self, path: &str) -> Option<rustix::fs::Stat> {
+    fn stat(&mut self, path: &str) -> Option<Meta> {
         let (dir, name) = split(path);
         let fd = self.open(dir)?;
-        platform::stat_at(fd, OsStr::new(name)).ok().flatten()
+        t::stat(fd, OsStr::new(name)).ok().flatten()
     }
 }
 
-fn mtime_ms(st: &rustix::fs::Stat) -> u64 {
-    (platform::mtime_of_stat(st).max(0) / 1_000_000) as u64
+fn mtime_ms(st: &Meta) -> u64 {
+    (st.mtime_ns.max(0) / 1_000_000) as u64
 }
 
 /// The kinds the snapshot has at `paths` (absent: not in it), one tree read per folder.
@@ -206,7 +205,7 @@ fn in_snapshot<'p>(
 
 /// Works out what undoing `undo` from `snap` into `root` does, changing nothing.
 pub fn plan_undo(repo: &Repository, snap: &Snapshot, root: &Path, undo: &Undo) -> Result<UndoPlan> {
-    let root_fd = platform::open_dir(root)?;
+    let root_fd = t::open_root(root)?;
     let mut folders = Folders {
         root: &root_fd,
         last: None,
@@ -241,7 +240,7 @@ pub fn plan_undo(repo: &Repository, snap: &Snapshot, root: &Path, undo: &Undo) -
                 format!("brought back from snapshot {short}"),
                 0,
             ),
-            (Some(_), Some(st)) if platform::kind_of_stat(&st) == NodeKind::Dir => step(
+            (Some(_), Some(st)) if st.kind == NodeKind::Dir => step(
                 path,
                 UndoAction::Leave,
                 "a folder is there now: left as it is".into(),
@@ -297,7 +296,7 @@ pub fn plan_undo(repo: &Repository, snap: &Snapshot, root: &Path, undo: &Undo) -
         let Some(st) = folders.stat(path) else {
             continue; // gone already
         };
-        let s = if platform::kind_of_stat(&st) == NodeKind::Dir {
+        let s = if st.kind == NodeKind::Dir {
             step(
                 path,
                 UndoAction::Leave,
@@ -367,7 +366,7 @@ pub fn undo(
     if cancel.is_cancelled() {
         return Err(Error::Interrupted);
     }
-    let root_fd = platform::open_dir(&plan.root)?;
+    let root_fd = t::open_root(&plan.root)?;
     let mut folders = Folders {
         root: &root_fd,
         last: None,
@@ -379,9 +378,8 @@ pub fn undo(
         };
         let name = OsStr::new(name);
         // Checked again on the very entry about to go: not a folder, not changed since.
-        match platform::stat_at(fd, name) {
-            Ok(Some(st))
-                if platform::kind_of_stat(&st) != NodeKind::Dir && mtime_ms(&st) <= s.last_ms => {}
+        match t::stat(fd, name) {
+            Ok(Some(st)) if st.kind != NodeKind::Dir && mtime_ms(&st) <= s.last_ms => {}
             Ok(Some(_)) => {
                 report
                     .warnings
@@ -394,9 +392,12 @@ pub fn undo(
                 continue;
             }
         }
-        match rustix::fs::unlinkat(fd, name, rustix::fs::AtFlags::empty()) {
-            Ok(()) => report.removed += 1,
-            Err(rustix::io::Errno::NOENT) => {}
+        match t::remove_file(fd, name) {
+            Ok(true) => report.removed += 1,
+            Ok(false) => report.warnings.push((
+                s.path.clone(),
+                "a folder is there now: left as it is".into(),
+            )),
             Err(e) => report.warnings.push((s.path.clone(), e.to_string())),
         }
     }

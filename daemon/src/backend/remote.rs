@@ -209,6 +209,14 @@ impl RemoteBackend {
                     false,
                 )
             }
+            // OpenDAL's SFTP drives OpenSSH's client over a Unix socket: not on Windows.
+            #[cfg(windows)]
+            Location::Sftp(_) => {
+                return Err(Error::Invalid(format!(
+                    "{location}: SFTP repositories are not available on Windows (OpenDAL's SFTP needs OpenSSH's client on Unix); use an s3:// store or a local folder"
+                )))
+            }
+            #[cfg(unix)]
             Location::Sftp(s) => {
                 let mut cfg = opendal::services::Sftp::default()
                     .endpoint(&format!("ssh://{}:{}", s.host, s.port))
@@ -611,7 +619,6 @@ impl Backend for RemoteBackend {
     }
 
     fn read_at_into(&self, kind: FileKind, name: &str, offset: u64, out: &mut [u8]) -> Result<()> {
-        use std::os::unix::fs::FileExt;
         if kind != FileKind::Pack || out.len() >= WINDOW {
             let data = self.fetch(kind, name, offset, out.len())?;
             out.copy_from_slice(&data);
@@ -633,7 +640,7 @@ impl Backend for RemoteBackend {
         loop {
             if let Some(file) = find() {
                 // Read outside the lock; a window file that cannot be read is fetched again.
-                if file.read_exact_at(out, offset).is_ok() {
+                if crate::platform::read_exact_at(&file, out, offset).is_ok() {
                     return Ok(());
                 }
             }

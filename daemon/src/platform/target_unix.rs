@@ -127,7 +127,12 @@ pub(crate) fn rename(dir: &Dir, from: &OsStr, to: &OsStr) -> io::Result<()> {
 pub(crate) fn remove_file(dir: &Dir, name: &OsStr) -> io::Result<bool> {
     match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
         Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(true),
-        Err(rustix::io::Errno::ISDIR) | Err(rustix::io::Errno::PERM) => Ok(false),
+        Err(rustix::io::Errno::ISDIR) => Ok(false),
+        // POSIX lets unlink say EPERM for a folder, and Linux for a file it may not remove.
+        Err(rustix::io::Errno::PERM) => match stat(dir, name)? {
+            Some(m) if m.kind == NodeKind::Dir => Ok(false),
+            _ => Err(rustix::io::Errno::PERM.into()),
+        },
         Err(e) => Err(e.into()),
     }
 }
@@ -207,4 +212,24 @@ pub(crate) fn make_special(dir: &Dir, name: &OsStr, node: &Node, chown: bool) ->
 /// Whether this process may give entries away (owner and group restored): root.
 pub(crate) fn can_chown() -> bool {
     super::can_chown()
+}
+
+/// Whether a restored file's metadata is the recorded one (a drill's check): its mode and
+/// its write time.
+pub(crate) fn check_restored(
+    meta: &std::fs::Metadata,
+    node: &Node,
+) -> std::result::Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    if meta.mode() & 0o7777 != node.mode & 0o7777 {
+        return Err(format!(
+            "mode {:o} restored, {:o} recorded",
+            meta.mode() & 0o7777,
+            node.mode & 0o7777
+        ));
+    }
+    if meta.mtime() * 1_000_000_000 + meta.mtime_nsec() != node.mtime_ns {
+        return Err("modification time differs from the recorded one".into());
+    }
+    Ok(())
 }

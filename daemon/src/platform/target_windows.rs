@@ -241,3 +241,24 @@ fn unsupported(node: &Node) -> io::Error {
 pub(crate) fn can_chown() -> bool {
     true
 }
+
+/// Whether a restored file's metadata is the recorded one (a drill's check): its attributes
+/// and its write time.
+pub(crate) fn check_restored(
+    meta: &std::fs::Metadata,
+    node: &Node,
+) -> std::result::Result<(), String> {
+    use std::os::windows::fs::MetadataExt;
+    let got = meta.file_attributes() & KEPT_ATTRIBUTES;
+    if let Some(want) = node.attributes.map(|a| a & KEPT_ATTRIBUTES) {
+        if got != want {
+            return Err(format!("attributes {got:#x} restored, {want:#x} recorded"));
+        }
+    }
+    // FILETIME: 100 ns since 1601.
+    let t100 = meta.last_write_time() as i64;
+    if (t100 - 116_444_736_000_000_000) * 100 != node.mtime_ns {
+        return Err("modification time differs from the recorded one".into());
+    }
+    Ok(())
+}

@@ -63,12 +63,6 @@ pub(crate) struct NameCache {
     _none: (),
 }
 
-impl NameCache {
-    pub(crate) fn user(&self, _uid: u32) -> Option<String> {
-        None
-    }
-}
-
 /// Opens the folder to back up, not following a junction or link there.
 pub(crate) fn open_backup_root(path: &Path) -> Result<OwnedHandle> {
     Handles.open_root(path).map_err(|e| {

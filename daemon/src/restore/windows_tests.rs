@@ -403,3 +403,30 @@ fn names_and_kinds_windows_cannot_hold_are_refused_and_rights_are_applied() {
     names.sort();
     assert_eq!(names, ["ok.txt"]);
 }
+
+#[test]
+fn a_drill_restores_a_sample_and_finds_it_identical() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("Commercial");
+    fs::create_dir_all(src.join("Tarifs")).unwrap();
+    for i in 0..20 {
+        fs::write(src.join(format!("Tarifs/{i}.csv")), format!("ligne {i}")).unwrap();
+    }
+    let mut ro = fs::metadata(src.join("Tarifs/3.csv"))
+        .unwrap()
+        .permissions();
+    ro.set_readonly(true);
+    fs::set_permissions(src.join("Tarifs/3.csv"), ro).unwrap();
+    let repo = Repository::init_local(&tmp.path().join("repo")).unwrap();
+    let snap = snapshot_of(&repo, &src);
+    let opts = crate::drill::DrillOptions {
+        sample: 50,
+        seed: 7,
+    };
+    let scratch = tmp.path().join("exercice");
+    let r = crate::drill::drill(&repo, &snap, &scratch, opts, &CancelToken::new()).unwrap();
+    assert!(r.ok(), "{:?}", r.problems);
+    assert_eq!(r.files_checked, 20);
+    // Its copy removed, the read-only file too.
+    assert_eq!(fs::read_dir(&scratch).unwrap().count(), 0);
+}
