@@ -7,14 +7,15 @@
 # handle (a planted link skipped), planning and applying through handles with real accounts;
 # the engine's unit tests (the local backend's conformance suite, packs, index, encryption,
 # locks, retention, a backup recording each entry's security descriptor and attributes, a
-# restore by handle: into a new folder, in place, a planted link never followed).
+# restore by handle: into a new folder, in place, a planted link never followed, a drill);
+# sharekeepctl.exe run on a local repository (init, backup, snapshots, ls, restore, check).
 # What Wine cannot show is listed in the README ("Windows").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET=x86_64-pc-windows-gnu
-# What builds for Windows so far: the policies crate, and the engine's repository side,
-# backup and restore (its default `service` feature and the CLI come next).
-CRATES=(-p sharekeep-policies -p sharekeep --no-default-features)
+# What builds for Windows so far: the policies crate, the engine (without its default
+# `service` feature: sharekeepd comes next) with S3 repositories, and sharekeepctl.
+CRATES=(-p sharekeep-policies -p sharekeep --no-default-features --features sharekeep/remote -p sharekeepctl)
 export WINEDEBUG=-all
 PREFIX=${WINEPREFIX:-$HOME/.wine}
 

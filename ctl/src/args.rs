@@ -3,6 +3,13 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+/// Where sharekeepd listens: its Unix socket, or its named pipe on Windows.
+#[cfg(unix)]
+pub const DEFAULT_SOCKET: &str = "/run/sharekeep/ctl.sock";
+/// Where sharekeepd listens: its Unix socket, or its named pipe on Windows.
+#[cfg(windows)]
+pub const DEFAULT_SOCKET: &str = r"\\.\pipe\sharekeepd";
+
 const EXIT_CODES: &str = "\
 Exit status:
   0    success
@@ -33,13 +40,14 @@ pub struct Cli {
     /// The key file of an encrypted repository (or a passphrase in SHAREKEEP_PASSWORD).
     #[arg(long, global = true, env = "SHAREKEEP_KEY_FILE", value_name = "FILE")]
     pub key_file: Option<PathBuf>,
-    /// sharekeepd's control socket (commands without --repo go there).
+    /// sharekeepd's control socket (commands without --repo go there; on Windows its named
+    /// pipe).
     #[arg(
         long,
         global = true,
         env = "SHAREKEEP_SOCKET",
         value_name = "PATH",
-        default_value = "/run/sharekeep/ctl.sock"
+        default_value = DEFAULT_SOCKET
     )]
     pub socket: PathBuf,
     /// Print only errors and warnings.
@@ -116,6 +124,7 @@ pub enum Command {
         remove_all: bool,
     },
     /// Browse the snapshots as a read-only folder (FUSE): snapshots/, latest, tags/
+    #[cfg(unix)]
     Mount(MountArgs),
     /// The report for the client: rights, Samba exposure, backups, retention, drills (root)
     Report(ReportArgs),
@@ -257,6 +266,7 @@ pub struct ReportArgs {
     pub lang: Option<String>,
 }
 
+#[cfg(unix)]
 /// `mount`.
 #[derive(Debug, Args)]
 pub struct MountArgs {

@@ -6,6 +6,7 @@ mod args;
 mod copy;
 mod docs;
 mod maintenance;
+#[cfg(unix)]
 mod mount;
 mod offline;
 mod output;
@@ -77,6 +78,7 @@ fn main() -> ExitCode {
         args::Command::GenerateMan { dir } => docs::man_pages(&dir),
         args::Command::Policy(cmd) => policy::run(cmd, cli.quiet),
         args::Command::Samba(cmd) => policy::samba(cmd),
+        #[cfg(unix)]
         args::Command::Mount(a) => mount::run(cli.repo, cli.key_file, a, cli.quiet),
         args::Command::Copy(a) => copy::run(cli.repo, cli.key_file.as_deref(), a, cli.quiet, &cancel),
         args::Command::Key(args::KeyCommand::Generate { file }) => {

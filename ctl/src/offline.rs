@@ -70,7 +70,6 @@ pub fn run(cli: Cli, cancel: &CancelToken) -> Result<Outcome> {
         | Command::Copy(_)
         | Command::Policy(_)
         | Command::Samba(_)
-        | Command::Mount(_)
         | Command::Report(_)
         | Command::Status { .. }
         | Command::Completions { .. }
@@ -80,6 +79,8 @@ pub fn run(cli: Cli, cancel: &CancelToken) -> Result<Outcome> {
         | Command::Reload => {
             unreachable!("handled elsewhere")
         }
+        #[cfg(unix)]
+        Command::Mount(_) => unreachable!("handled elsewhere"),
         Command::Backup(a) => backup(&repo, a, quiet, cancel, &mut out)?,
         Command::Snapshots(a) => snapshots(&repo, a, &mut out)?,
         Command::Ls(a) => ls(&repo, a, &mut out)?,

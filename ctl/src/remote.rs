@@ -10,18 +10,37 @@ use crate::Outcome;
 use anyhow::{anyhow, bail, Context, Result};
 use sharekeep::protocol::{frame, Request, Response, PROTOCOL_VERSION};
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::path::Path;
+
+/// The control channel: a Unix socket, or on Windows a named pipe opened as a file (the
+/// service identifies the caller from its side of the pipe).
+#[cfg(unix)]
+type Channel = std::os::unix::net::UnixStream;
+#[cfg(windows)]
+type Channel = std::fs::File;
+
+#[cfg(unix)]
+fn open_channel(socket: &Path) -> std::io::Result<Channel> {
+    Channel::connect(socket)
+}
+
+#[cfg(windows)]
+fn open_channel(pipe: &Path) -> std::io::Result<Channel> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(pipe)
+}
 
 /// A connection to sharekeepd, greeted.
 struct Client {
-    reader: BufReader<UnixStream>,
-    writer: UnixStream,
+    reader: BufReader<Channel>,
+    writer: Channel,
 }
 
 impl Client {
     fn connect(socket: &Path) -> Result<Client> {
-        let stream = UnixStream::connect(socket).with_context(|| {
+        let stream = open_channel(socket).with_context(|| {
             format!(
                 "cannot reach sharekeepd at {} (is it running? give --socket, or --repo DIR to work on a repository directly)",
                 socket.display()
@@ -110,8 +129,16 @@ impl Client {
     }
 }
 
-fn self_shutdown(w: &UnixStream) -> std::io::Result<()> {
+#[cfg(unix)]
+fn self_shutdown(w: &Channel) -> std::io::Result<()> {
     w.shutdown(std::net::Shutdown::Both)
+}
+
+/// A pipe cannot be half closed: the reader stops at its next frame, which it can no longer
+/// hand over.
+#[cfg(windows)]
+fn self_shutdown(_w: &Channel) -> std::io::Result<()> {
+    Ok(())
 }
 
 /// An error answer as the error it reports (`path: message (kind)`); anything else as an

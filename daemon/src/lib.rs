@@ -29,7 +29,6 @@ mod platform;
 mod progress;
 pub mod protocol;
 mod prune;
-#[cfg(unix)]
 mod receive;
 mod repo;
 pub mod report;
@@ -64,7 +63,6 @@ pub use plan_repo::{
 pub use platform::raise_open_file_limit;
 pub use progress::{CancelToken, LiveProgress, NoProgress, Progress};
 pub use prune::{forget, prune, PruneOptions, PruneReport};
-#[cfg(unix)]
 pub use receive::CopyWriter;
 pub use repo::{DamagedFile, IndexScope, Repository};
 pub use restore::{

@@ -19,14 +19,11 @@
 //! would give others rights on the caller's copy) nor setuid/setgid bits on files.
 
 use crate::error::{Error, IoContext, Result};
-use crate::platform;
+use crate::platform::target::{self as t, Dir, Meta};
 use crate::protocol::{frame, PlanEntry, RestoreResult};
 use crate::restore::{Action, Overwrite};
 use crate::tree::{Node, NodeKind};
-use rustix::fd::OwnedFd;
-use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags};
 use std::ffi::{OsStr, OsString};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// One open directory of the target.
@@ -34,7 +31,7 @@ struct Level {
     /// Its name in its parent (empty for the target root).
     name: Vec<u8>,
     /// Its descriptor (`None` in a dry run for a directory that would be created).
-    fd: Option<OwnedFd>,
+    fd: Option<Dir>,
     /// Metadata to apply once its entries are written.
     meta: Option<(String, Node)>,
 }
@@ -49,7 +46,7 @@ enum Current {
 
 struct Incoming {
     rel: String,
-    dir: OwnedFd,
+    dir: Dir,
     /// The name written (the final name for a new file, a temporary one for a replacement).
     written: OsString,
     name: OsString,
@@ -86,11 +83,19 @@ fn components(path: &[u8]) -> Option<Vec<&[u8]>> {
     let bad = comps
         .iter()
         .any(|c| c.is_empty() || *c == b"." || *c == b".." || c.contains(&0));
+    // On Windows a name is Unicode and holds no `\` (a separator) nor `:` (a stream).
+    #[cfg(windows)]
+    let bad =
+        bad || std::str::from_utf8(path).is_err() || path.iter().any(|&b| b == b'\\' || b == b':');
     (!bad).then_some(comps)
 }
 
+/// A name of a path [`components`] accepted.
 fn os(b: &[u8]) -> &OsStr {
-    OsStr::from_bytes(b)
+    #[cfg(unix)]
+    return std::os::unix::ffi::OsStrExt::from_bytes(b);
+    #[cfg(windows)]
+    OsStr::new(std::str::from_utf8(b).expect("checked by components"))
 }
 
 impl CopyWriter {
@@ -102,7 +107,7 @@ impl CopyWriter {
         dry_run: bool,
     ) -> Result<CopyWriter> {
         let target = std::path::absolute(target).at(target)?;
-        let root = match platform::open_dir(&target) {
+        let root = match t::open_root(&target) {
             Ok(fd) => Some(fd),
             Err(Error::Io { source, .. })
                 if source.kind() == std::io::ErrorKind::NotFound && dry_run =>
@@ -111,7 +116,7 @@ impl CopyWriter {
             }
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 std::fs::create_dir_all(&target).at(&target)?;
-                Some(platform::open_dir(&target)?)
+                Some(t::open_root(&target)?)
             }
             Err(e) => return Err(e),
         };
@@ -125,7 +130,7 @@ impl CopyWriter {
             }],
             overwrite,
             dry_run,
-            chown: platform::can_chown(),
+            chown: t::can_chown(),
             stamp: chrono::Local::now().format("%Y%m%d-%H%M%S").to_string(),
             current: Current::Discard,
             result,
@@ -139,6 +144,8 @@ impl CopyWriter {
     /// What a copy keeps of the snapshot's metadata (see the module documentation).
     fn meta_for_copy(&self, node: &Node) -> Node {
         let mut n = node.clone();
+        // Windows: the copy inherits its folder's rights, never the snapshot's.
+        n.security = None;
         if !self.chown {
             n.xattrs
                 .retain(|x| !x.name.0.starts_with(b"system.posix_acl_"));
@@ -156,7 +163,7 @@ impl CopyWriter {
             if let (Some(fd), Some((rel, node))) = (level.fd, level.meta) {
                 if !self.dry_run {
                     let node = self.meta_for_copy(&node);
-                    if let Err(e) = platform::apply_meta_fd(&fd, &node, self.chown) {
+                    if let Err(e) = t::apply_meta(&fd, &node, self.chown) {
                         self.warn(&rel, e.to_string());
                     }
                 }
@@ -178,7 +185,7 @@ impl CopyWriter {
         self.pop_to(common);
         for name in &parents[common..] {
             let fd = match &self.stack.last().expect("root").fd {
-                Some(dir) => match platform::open_dir_at(dir, os(name)) {
+                Some(dir) => match t::enter(dir, os(name)) {
                     Ok(fd) => Some(fd),
                     Err(_) if self.dry_run => None,
                     Err(_) => return false,
@@ -228,7 +235,7 @@ impl CopyWriter {
             .stack
             .last()
             .and_then(|l| l.fd.as_ref())
-            .map(rustix::io::dup)
+            .map(t::dup)
             .transpose();
         let parent = match parent {
             Ok(p) => p,
@@ -238,7 +245,7 @@ impl CopyWriter {
             }
         };
         let existing = match &parent {
-            Some(dir) => match platform::stat_at(dir, &name) {
+            Some(dir) => match t::stat(dir, &name) {
                 Ok(st) => st,
                 Err(err) => {
                     self.warn(&rel, err.to_string());
@@ -268,8 +275,8 @@ impl CopyWriter {
             (NodeKind::File, _) => self.start_file(&rel, parent, &name, node, action),
             (_, Action::Metadata) => {
                 let n = self.meta_for_copy(&node);
-                let expect = existing.as_ref().map(|st| (st.st_dev, st.st_ino));
-                platform::apply_meta_special(&parent, &name, &n, self.chown, expect).at(&rel)
+                let expect = existing.as_ref().map(|st| st.id);
+                t::apply_meta_special(&parent, &name, &n, self.chown, expect).at(&rel)
             }
             _ => self.special(&rel, &parent, &name, &node, action),
         };
@@ -286,20 +293,20 @@ impl CopyWriter {
 
     fn decide(
         &self,
-        dir: Option<&OwnedFd>,
+        dir: Option<&Dir>,
         name: &OsStr,
         node: &Node,
-        existing: Option<&rustix::fs::Stat>,
+        existing: Option<&Meta>,
         leading: bool,
     ) -> Action {
         let Some(st) = existing else {
-            return if node.kind == NodeKind::Socket {
-                Action::Unsupported
-            } else {
+            return if t::supported(node.kind) {
                 Action::Create
+            } else {
+                Action::Unsupported
             };
         };
-        let ekind = platform::kind_of_stat(st);
+        let ekind = st.kind;
         if node.kind == NodeKind::Dir && ekind == NodeKind::Dir {
             return if leading {
                 Action::Leading
@@ -307,29 +314,24 @@ impl CopyWriter {
                 Action::Merge
             };
         }
-        if node.kind == NodeKind::Socket {
+        if !t::supported(node.kind) {
             return Action::Unsupported;
         }
         if self.overwrite == Overwrite::Never {
             return Action::SkipExisting;
         }
-        let link_differs = node.kind == NodeKind::Symlink
-            && dir.is_none_or(|d| {
-                rustix::fs::readlinkat(d, name, Vec::new())
-                    .ok()
-                    .map(|t| t.into_bytes())
-                    != node.target.as_ref().map(|t| t.0.clone())
-            });
+        let link_differs =
+            node.kind == NodeKind::Symlink && dir.is_none_or(|d| !t::same_link(d, name, node));
         let differs = ekind != node.kind
             || self.overwrite == Overwrite::Always
             || (node.kind == NodeKind::File
-                && (st.st_size as u64 != node.size
-                    || platform::mtime_of_stat(st) != node.mtime_ns))
+                && (st.size != node.size || st.mtime_ns != node.mtime_ns))
             || link_differs;
-        let wanted = self.meta_for_copy(node).mode;
+        // The mode (attributes on Windows) a copy gets; its owner is the caller's.
+        let wanted = self.meta_for_copy(node);
         if differs {
             Action::Replace
-        } else if node.kind != NodeKind::Symlink && (st.st_mode & 0o7777) != wanted {
+        } else if st.metadata_differs(&wanted, false) {
             Action::Metadata
         } else {
             Action::Unchanged
@@ -339,7 +341,7 @@ impl CopyWriter {
     fn directory(
         &mut self,
         rel: &str,
-        parent: Option<OwnedFd>,
+        parent: Option<Dir>,
         name: &OsStr,
         node: Node,
         action: Action,
@@ -355,22 +357,14 @@ impl CopyWriter {
             {
                 Ok(None)
             }
-            (Some(dir), Action::Merge | Action::Leading) => platform::open_dir_at(dir, name)
-                .map(Some)
-                .map_err(Into::into),
-            (Some(dir), Action::Create) => {
-                rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o700))
-                    .and_then(|()| platform::open_dir_at(dir, name))
-                    .map(Some)
-                    .map_err(Into::into)
-            }
+            (Some(dir), Action::Merge | Action::Leading) => t::enter(dir, name).map(Some),
+            (Some(dir), Action::Create) => t::make_dir(dir, name)
+                .and_then(|()| t::enter(dir, name))
+                .map(Some),
             (Some(dir), Action::Replace) => self
                 .aside(dir, name, rel)
-                .and_then(|()| {
-                    rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o700))
-                        .and_then(|()| platform::open_dir_at(dir, name))
-                        .map_err(Into::into)
-                })
+                .and_then(|()| t::make_dir(dir, name))
+                .and_then(|()| t::enter(dir, name))
                 .map(Some),
             (Some(_), _) => Ok(None),
         };
@@ -391,21 +385,21 @@ impl CopyWriter {
         let meta = matches!(action, Action::Create | Action::Replace | Action::Merge)
             || (action == Action::Leading && parent.is_none());
         self.stack.push(Level {
-            name: name.as_bytes().to_vec(),
+            name: name.as_encoded_bytes().to_vec(),
             fd,
             meta: meta.then(|| (rel.to_string(), node)),
         });
     }
 
     /// Renames what is at `name` aside, keeping it: `NAME.before-restore-STAMP[-N]`.
-    fn aside(&mut self, dir: &OwnedFd, name: &OsStr, rel: &str) -> std::io::Result<()> {
+    fn aside(&mut self, dir: &Dir, name: &OsStr, rel: &str) -> std::io::Result<()> {
         for n in 1..1000 {
             let mut kept = name.to_os_string();
             kept.push(format!(".before-restore-{}", self.stamp));
             if n > 1 {
                 kept.push(format!("-{n}"));
             }
-            match rustix::fs::renameat_with(dir, name, dir, &kept, RenameFlags::NOREPLACE) {
+            match t::rename_noreplace(dir, name, &kept) {
                 Ok(()) => {
                     let shown = match rel.rsplit_once('/') {
                         Some((p, _)) => format!("{p}/{}", kept.to_string_lossy()),
@@ -414,8 +408,8 @@ impl CopyWriter {
                     self.result.kept_aside.push((rel.to_string(), shown));
                     return Ok(());
                 }
-                Err(rustix::io::Errno::EXIST) => continue,
-                Err(e) => return Err(e.into()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
             }
         }
         Err(std::io::Error::other(
@@ -425,37 +419,29 @@ impl CopyWriter {
 
     fn metadata(
         &mut self,
-        dir: &OwnedFd,
+        dir: &Dir,
         name: &OsStr,
         node: &Node,
-        planned: &Option<rustix::fs::Stat>,
+        planned: &Option<Meta>,
     ) -> Result<()> {
-        let fd = rustix::fs::openat(
-            dir,
-            name,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .at(name)?;
+        let fd = t::open_to_change(dir, name).at(name)?;
         // Only the entry that was planned, never another one swapped in since.
-        let st = rustix::fs::fstat(&fd).at(name)?;
-        let same = planned
-            .as_ref()
-            .is_some_and(|p| p.st_dev == st.st_dev && p.st_ino == st.st_ino);
-        if !same || platform::kind_of_stat(&st) != NodeKind::File {
+        let st = t::meta_of(&fd).at(name)?;
+        let same = planned.as_ref().is_some_and(|p| p.id == st.id);
+        if !same || st.kind != NodeKind::File {
             return Err(Error::io(
                 name,
                 std::io::Error::other("changed while restoring; left as is"),
             ));
         }
         let n = self.meta_for_copy(node);
-        platform::apply_meta_fd(&fd, &n, self.chown).at(name)
+        t::apply_meta(&fd, &n, self.chown).at(name)
     }
 
     fn start_file(
         &mut self,
         rel: &str,
-        dir: OwnedFd,
+        dir: Dir,
         name: &OsStr,
         node: Node,
         action: Action,
@@ -466,19 +452,13 @@ impl CopyWriter {
         } else {
             name.to_os_string()
         };
-        let fd = rustix::fs::openat(
-            &dir,
-            &written,
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o600),
-        )
-        .at(rel)?;
+        let file = t::create_file(&dir, &written).at(rel)?;
         self.current = Current::Write(Box::new(Incoming {
             rel: rel.to_string(),
             dir,
             written,
             name: name.to_os_string(),
-            file: std::fs::File::from(fd),
+            file,
             offset: 0,
             node,
             replace,
@@ -489,40 +469,25 @@ impl CopyWriter {
     fn special(
         &mut self,
         rel: &str,
-        dir: &OwnedFd,
+        dir: &Dir,
         name: &OsStr,
         node: &Node,
         action: Action,
     ) -> Result<()> {
         let tmp = crate::restore::temp_name(name);
         let n = self.meta_for_copy(node);
-        match node.kind {
-            NodeKind::Symlink => {
-                let target = node.target.clone().unwrap_or_default();
-                rustix::fs::symlinkat(target.as_os_str(), dir, &tmp).at(rel)?;
-                platform::apply_meta_symlink(dir, &tmp, &n, self.chown).at(rel)
-            }
-            _ => {
-                let ft = match node.kind {
-                    NodeKind::Fifo => rustix::fs::FileType::Fifo,
-                    NodeKind::CharDevice => rustix::fs::FileType::CharacterDevice,
-                    _ => rustix::fs::FileType::BlockDevice,
-                };
-                rustix::fs::mknodat(dir, &tmp, ft, Mode::from_raw_mode(0o600), node.rdev)
-                    .at(rel)?;
-                platform::apply_meta_special(dir, &tmp, &n, self.chown, None).at(rel)
-            }
-        }
-        .and_then(|()| self.move_in(dir, &tmp, name, rel, action == Action::Replace))
-        .inspect_err(|_| {
-            let _ = rustix::fs::unlinkat(dir, &tmp, AtFlags::empty());
-        })
+        t::make_special(dir, &tmp, &n, self.chown)
+            .at(rel)
+            .and_then(|()| self.move_in(dir, &tmp, name, rel, action == Action::Replace))
+            .inspect_err(|_| {
+                let _ = t::remove_file(dir, &tmp);
+            })
     }
 
     /// Moves the new entry `tmp` to `name`, keeping what was there aside when replacing.
     fn move_in(
         &mut self,
-        dir: &OwnedFd,
+        dir: &Dir,
         tmp: &OsStr,
         name: &OsStr,
         rel: &str,
@@ -531,7 +496,7 @@ impl CopyWriter {
         if replace {
             self.aside(dir, name, rel).at(rel)?;
         }
-        rustix::fs::renameat_with(dir, tmp, dir, name, RenameFlags::NOREPLACE).at(rel)
+        t::rename_noreplace(dir, tmp, name).at(rel)
     }
 
     /// The next bytes of the current file.
@@ -555,7 +520,7 @@ impl CopyWriter {
         let done = f
             .file
             .set_len(f.offset)
-            .and_then(|()| platform::apply_meta_fd(&f.file, &node, self.chown))
+            .and_then(|()| t::apply_meta(&f.file, &node, self.chown))
             .at(&f.rel);
         drop(f.file);
         let done = done.and_then(|()| {
@@ -575,7 +540,7 @@ impl CopyWriter {
                 }
             }
             Err(err) => {
-                let _ = rustix::fs::unlinkat(&f.dir, &f.written, AtFlags::empty());
+                let _ = t::remove_file(&f.dir, &f.written);
                 self.warn(&f.rel, err.to_string());
             }
         }
@@ -584,7 +549,7 @@ impl CopyWriter {
     /// The current entry failed on the sending side.
     pub fn warning(&mut self, w: frame::Warning) {
         if let Current::Write(f) = std::mem::replace(&mut self.current, Current::Discard) {
-            let _ = rustix::fs::unlinkat(&f.dir, &f.written, AtFlags::empty());
+            let _ = t::remove_file(&f.dir, &f.written);
         }
         self.warn(&w.path, w.message);
     }
@@ -592,7 +557,7 @@ impl CopyWriter {
     /// Drops a file being written (what was written of it is removed).
     fn abandon_current(&mut self, why: &str) {
         if let Current::Write(f) = std::mem::replace(&mut self.current, Current::Discard) {
-            let _ = rustix::fs::unlinkat(&f.dir, &f.written, AtFlags::empty());
+            let _ = t::remove_file(&f.dir, &f.written);
             self.warn(&f.rel, why.to_string());
         }
     }

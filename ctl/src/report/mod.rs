@@ -72,7 +72,8 @@ pub fn date(s: &str) -> Result<NaiveDate, String> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|e| format!("`{s}`: {e} (write YYYY-MM-DD)"))
 }
 
-#[cfg(test)]
+// Their policy names Unix accounts (root, nobody) and a Unix repository path.
+#[cfg(all(test, unix))]
 mod tests {
     use chrono::{Local, NaiveDate, TimeZone};
     use sharekeep::report::{build, Drill, Inputs, Outcome, Run};
@@ -83,7 +84,7 @@ mod tests {
         std::fs::write(
             &f,
             format!(
-                "[share]\nname = \"c\"\npath = \"{}\"\nowner = \"root\"\ngroup = \"root\"\n\n[access]\nread = [\"nobody\"]\n\n[[rule]]\npath = \"Tarifs\"\nwrite = [\"nobody\"]\n\n[backup]\nschedule = \"0 30 18 * * *\"\nrepository = \"/var/r\"\nkeep = {{ daily = 7 }}\nkeep_min_days = 30\n\n[samba]\nexport = true\n",
+                "[share]\nname = \"c\"\npath = '{}'\nowner = \"root\"\ngroup = \"root\"\n\n[access]\nread = [\"nobody\"]\n\n[[rule]]\npath = \"Tarifs\"\nwrite = [\"nobody\"]\n\n[backup]\nschedule = \"0 30 18 * * *\"\nrepository = \"/var/r\"\nkeep = {{ daily = 7 }}\nkeep_min_days = 30\n\n[samba]\nexport = true\n",
                 dir.join("share").display()
             ),
         )

@@ -122,6 +122,17 @@ pub(crate) fn rename(dir: &Dir, from: &OsStr, to: &OsStr) -> io::Result<()> {
     Ok(rustix::fs::renameat(dir, from, dir, to)?)
 }
 
+/// Renames `from` to `to` in `dir`, never replacing anything there (`AlreadyExists`).
+pub(crate) fn rename_noreplace(dir: &Dir, from: &OsStr, to: &OsStr) -> io::Result<()> {
+    Ok(rustix::fs::renameat_with(
+        dir,
+        from,
+        dir,
+        to,
+        rustix::fs::RenameFlags::NOREPLACE,
+    )?)
+}
+
 /// Removes the non-folder `name` of `dir`: `Ok(true)` once it is gone (or was never there),
 /// `Ok(false)` when it is a folder (left).
 pub(crate) fn remove_file(dir: &Dir, name: &OsStr) -> io::Result<bool> {

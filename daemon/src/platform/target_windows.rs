@@ -156,6 +156,12 @@ pub(crate) fn rename(dir: &Dir, from: &OsStr, to: &OsStr) -> io::Result<()> {
     change::rename(&h, dir, to, true)
 }
 
+/// Renames `from` to `to` in `dir`, never replacing anything there (`AlreadyExists`).
+pub(crate) fn rename_noreplace(dir: &Dir, from: &OsStr, to: &OsStr) -> io::Result<()> {
+    let h = change::open(dir, from)?;
+    change::rename(&h, dir, to, false)
+}
+
 /// Deletes the non-folder `name` of `dir`: `Ok(true)` once it is gone (or was never there),
 /// `Ok(false)` when it is a folder (left).
 pub(crate) fn remove_file(dir: &Dir, name: &OsStr) -> io::Result<bool> {
