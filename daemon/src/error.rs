@@ -81,7 +81,7 @@ pub enum Error {
         selector: String,
     },
     /// A path not present in a snapshot.
-    #[error("{path:?} is not in snapshot {snapshot} (root {root})")]
+    #[error("`{path}` is not in snapshot {snapshot} (root {root})")]
     PathNotInSnapshot {
         /// The path asked for.
         path: String,

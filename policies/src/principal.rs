@@ -43,6 +43,21 @@ impl fmt::Display for Principal {
     }
 }
 
+/// How an administrator creates what a policy names, on this system.
+#[cfg(unix)]
+const CREATE_USER: &str = "useradd";
+#[cfg(unix)]
+const CREATE_GROUP: &str = "groupadd";
+#[cfg(unix)]
+const NAME_FORMS: &str = "write a user name (alice), a group (@commercial), or a numeric id";
+#[cfg(windows)]
+const CREATE_USER: &str = "net user NAME /add, or the domain's accounts";
+#[cfg(windows)]
+const CREATE_GROUP: &str = "net localgroup NAME /add, or the domain's groups";
+#[cfg(windows)]
+const NAME_FORMS: &str =
+    r"write a user name (alice, PC\alice), a group (@Commercial, @DOMAINE\Ventes), or a SID";
+
 /// Why a name did not resolve.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResolveError {
@@ -60,15 +75,15 @@ impl ResolveError {
         match self {
             ResolveError::UnknownUser(n) => (
                 format!("unknown user `{n}`"),
-                "create the account first (useradd), check the spelling, or write @name for a group".into(),
+                format!("create the account first ({CREATE_USER}), check the spelling, or write @name for a group"),
             ),
             ResolveError::UnknownGroup(n) => (
                 format!("unknown group `@{n}`"),
-                "create the group first (groupadd) or check the spelling".into(),
+                format!("create the group first ({CREATE_GROUP}) or check the spelling"),
             ),
             ResolveError::Malformed(n) => (
                 format!("`{n}` is not a user or group name"),
-                "write a user name (alice), a group (@commercial), or a numeric id".into(),
+                NAME_FORMS.into(),
             ),
         }
     }

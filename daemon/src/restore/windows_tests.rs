@@ -430,3 +430,41 @@ fn a_drill_restores_a_sample_and_finds_it_identical() {
     // Its copy removed, the read-only file too.
     assert_eq!(fs::read_dir(&scratch).unwrap().count(), 0);
 }
+
+#[test]
+fn long_paths_and_absolute_selections_with_a_drive_letter() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Past MAX_PATH (260): the root is opened with a `\\?\` prefix, the rest by handle.
+    let deep = (0..6).fold(tmp.path().to_path_buf(), |p, i| {
+        p.join(format!(
+            "{i}-dossier-au-nom-assez-long-pour-depasser-max-path"
+        ))
+    });
+    let src = deep.join("Commercial");
+    fs::create_dir_all(src.join("Tarifs")).unwrap();
+    fs::write(src.join("Tarifs/grille.csv"), "prix").unwrap();
+    fs::write(src.join("Tarifs/autre.csv"), "autre").unwrap();
+    assert!(src.join("Tarifs/grille.csv").as_os_str().len() > 300);
+    let repo = Repository::init_local(&tmp.path().join("repo")).unwrap();
+    let snap = snapshot_of(&repo, &src);
+    assert!(
+        snap.root().starts_with(|c: char| c.is_ascii_uppercase()),
+        "{}",
+        snap.root()
+    );
+    assert_eq!(&snap.root()[1..3], ":\\", "{}", snap.root());
+
+    // One file named by its absolute path, drive letter and all, into a long target.
+    let out = deep.join("Restaure");
+    let mut opts = options(Target::Dir(out.clone()));
+    opts.paths = vec![src.join("Tarifs").join("grille.csv").display().to_string()];
+    let plan = plan_restore(&repo, &snap, &opts).unwrap();
+    let report = run(&repo, &plan);
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    assert_eq!(fs::read(out.join("Tarifs/grille.csv")).unwrap(), b"prix");
+    assert!(!out.join("Tarifs/autre.csv").exists(), "only the selection");
+    // A path outside the snapshot's root is refused, naming it.
+    opts.paths = vec![r"D:\Ailleurs\grille.csv".into()];
+    let e = plan_restore(&repo, &snap, &opts).unwrap_err().to_string();
+    assert!(e.contains(r"D:\Ailleurs\grille.csv"), "{e}");
+}
