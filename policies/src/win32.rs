@@ -50,9 +50,9 @@ use windows_sys::Win32::Storage::FileSystem::{
     SetFileInformationByHandle, BY_HANDLE_FILE_INFORMATION, DELETE, FILE_ATTRIBUTE_DIRECTORY,
     FILE_ATTRIBUTE_NORMAL, FILE_ATTRIBUTE_REPARSE_POINT, FILE_BASIC_INFO, FILE_DISPOSITION_INFO,
     FILE_FLAG_BACKUP_SEMANTICS, FILE_FLAG_OPEN_REPARSE_POINT, FILE_GENERIC_READ,
-    FILE_GENERIC_WRITE, FILE_ID_BOTH_DIR_INFO, FILE_LIST_DIRECTORY, FILE_READ_ATTRIBUTES,
-    FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE, FILE_TRAVERSE, FILE_WRITE_ATTRIBUTES,
-    OPEN_EXISTING, READ_CONTROL, SYNCHRONIZE, WRITE_DAC, WRITE_OWNER,
+    FILE_GENERIC_WRITE, FILE_ID_BOTH_DIR_INFO, FILE_INFO_BY_HANDLE_CLASS, FILE_LIST_DIRECTORY,
+    FILE_READ_ATTRIBUTES, FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE, FILE_TRAVERSE,
+    FILE_WRITE_ATTRIBUTES, OPEN_EXISTING, READ_CONTROL, SYNCHRONIZE, WRITE_DAC, WRITE_OWNER,
 };
 use windows_sys::Win32::Storage::FileSystem::{
     NetShareAdd, NetShareDel, NetShareGetInfo, NetShareSetInfo, SHARE_INFO_502, STYPE_DISKTREE,
@@ -414,22 +414,30 @@ fn nt_result(status: i32) -> io::Result<()> {
     Ok(())
 }
 
-/// Deletes the open entry `h` (a folder must be empty) when its last handle closes.
-pub(crate) fn delete(h: &impl AsRawHandle) -> io::Result<()> {
-    let info = FILE_DISPOSITION_INFO { DeleteFile: true };
-    // SAFETY: a live handle, the structure and its size.
+/// `SetFileInformationByHandle` with one plain-data structure of the class.
+fn set_info<T>(h: &impl AsRawHandle, class: FILE_INFO_BY_HANDLE_CLASS, info: &T) -> io::Result<()> {
+    // SAFETY: a live handle, the structure the class names and its size.
     let ok = unsafe {
         SetFileInformationByHandle(
             h.as_raw_handle() as HANDLE,
-            FileDispositionInfo,
-            (&info as *const FILE_DISPOSITION_INFO).cast(),
-            std::mem::size_of::<FILE_DISPOSITION_INFO>() as u32,
+            class,
+            (info as *const T).cast(),
+            std::mem::size_of::<T>() as u32,
         )
     } != 0;
     if !ok {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Deletes the open entry `h` (a folder must be empty) when its last handle closes.
+pub(crate) fn delete(h: &impl AsRawHandle) -> io::Result<()> {
+    set_info(
+        h,
+        FileDispositionInfo,
+        &FILE_DISPOSITION_INFO { DeleteFile: true },
+    )
 }
 
 /// Sets an open entry's last write time (ns since the Unix epoch) and its attributes
@@ -439,8 +447,7 @@ pub(crate) fn set_basic(
     mtime_ns: Option<i64>,
     attributes: Option<u32>,
 ) -> io::Result<()> {
-    const EPOCH_DIFF: i64 = 116_444_736_000_000_000; // 1601 -> 1970, in 100 ns
-                                                     // SAFETY: a plain-data structure; zero means "leave as is".
+    // SAFETY: a plain-data structure; zero means "leave as is".
     let mut basic: FILE_BASIC_INFO = unsafe { std::mem::zeroed() };
     if let Some(t) = mtime_ns {
         basic.LastWriteTime = t.div_euclid(100).saturating_add(EPOCH_DIFF);
@@ -450,19 +457,7 @@ pub(crate) fn set_basic(
         // Zero would leave them as they are: "normal" says none.
         basic.FileAttributes = if a == 0 { FILE_ATTRIBUTE_NORMAL } else { a };
     }
-    // SAFETY: a live handle, the structure and its size.
-    let ok = unsafe {
-        SetFileInformationByHandle(
-            h.as_raw_handle() as HANDLE,
-            FileBasicInfo,
-            (&basic as *const FILE_BASIC_INFO).cast(),
-            std::mem::size_of::<FILE_BASIC_INFO>() as u32,
-        )
-    } != 0;
-    if !ok {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    set_info(h, FileBasicInfo, &basic)
 }
 
 /// Opens a folder by path (the share root), not following a reparse point there.
@@ -524,9 +519,11 @@ pub struct Info {
     pub ctime_ns: i64,
 }
 
+/// 1601 (FILETIME's epoch) to 1970, in 100 ns.
+const EPOCH_DIFF: i64 = 116_444_736_000_000_000;
+
 /// A FILETIME-like count of 100 ns since 1601 as ns since 1970.
 fn unix_ns(t100: i64) -> i64 {
-    const EPOCH_DIFF: i64 = 116_444_736_000_000_000; // 1601 -> 1970, in 100 ns
     t100.saturating_sub(EPOCH_DIFF).saturating_mul(100)
 }
 
