@@ -33,6 +33,8 @@ pub use policy::{
     is_remote_url, parse_duration, BackupPlan, Guard, GuardAction, Keep, Lockdown, LockedUser,
     Origin, Policy, PrincipalSet, RepositoryAddress, Rule, Samba,
 };
+#[cfg(unix)]
+pub use principal::NameCache;
 pub use principal::{
     groups_of, resolve, resolve_group, resolve_user, Group, Principal, ResolveError, User,
 };

@@ -4,6 +4,46 @@
 
 use std::fmt;
 
+/// The names of user and group ids, each looked up once through NSS (shared between
+/// threads): what an ACL listing and a backup's owner names ask for again and again.
+#[cfg(unix)]
+#[derive(Debug, Default)]
+pub struct NameCache {
+    users: std::sync::Mutex<std::collections::HashMap<u32, Option<String>>>,
+    groups: std::sync::Mutex<std::collections::HashMap<u32, Option<String>>>,
+}
+
+#[cfg(unix)]
+impl NameCache {
+    /// The user name of `uid`, if NSS has one.
+    pub fn user(&self, uid: u32) -> Option<String> {
+        let mut users = self.users.lock().expect("name cache");
+        users
+            .entry(uid)
+            .or_insert_with(|| {
+                nix::unistd::User::from_uid(uid.into())
+                    .ok()
+                    .flatten()
+                    .map(|u| u.name)
+            })
+            .clone()
+    }
+
+    /// The group name of `gid`, if NSS has one.
+    pub fn group(&self, gid: u32) -> Option<String> {
+        let mut groups = self.groups.lock().expect("name cache");
+        groups
+            .entry(gid)
+            .or_insert_with(|| {
+                nix::unistd::Group::from_gid(gid.into())
+                    .ok()
+                    .flatten()
+                    .map(|g| g.name)
+            })
+            .clone()
+    }
+}
+
 /// A resolved user.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub struct User {

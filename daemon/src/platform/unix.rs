@@ -9,47 +9,12 @@ use crate::error::{IoContext, Result};
 use crate::tree::{Bytes, Node, NodeKind, Xattr};
 use rustix::fd::{AsFd, AsRawFd, OwnedFd};
 use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps};
-use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::Mutex;
 
-/// Caches uid → user name and gid → group name lookups.
-#[derive(Debug, Default)]
-pub(crate) struct NameCache {
-    users: Mutex<HashMap<u32, Option<String>>>,
-    groups: Mutex<HashMap<u32, Option<String>>>,
-}
-
-impl NameCache {
-    pub(crate) fn user(&self, uid: u32) -> Option<String> {
-        self.users
-            .lock()
-            .expect("lock")
-            .entry(uid)
-            .or_insert_with(|| {
-                nix::unistd::User::from_uid(uid.into())
-                    .ok()
-                    .flatten()
-                    .map(|u| u.name)
-            })
-            .clone()
-    }
-    pub(crate) fn group(&self, gid: u32) -> Option<String> {
-        self.groups
-            .lock()
-            .expect("lock")
-            .entry(gid)
-            .or_insert_with(|| {
-                nix::unistd::Group::from_gid(gid.into())
-                    .ok()
-                    .flatten()
-                    .map(|g| g.name)
-            })
-            .clone()
-    }
-}
+/// uid → user name and gid → group name, each looked up once (the policies crate's cache).
+pub(crate) use sharekeep_policies::NameCache;
 
 fn ns(secs: i64, nsecs: i64) -> i64 {
     secs.saturating_mul(1_000_000_000).saturating_add(nsecs)

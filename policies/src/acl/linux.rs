@@ -139,37 +139,16 @@ impl AclSystem for PosixAcls {
     }
 }
 
-/// Names of the ids in ACLs, looked up once per walker.
+/// Names of the ids in ACLs, looked up once per walker (a number where NSS has no name).
 #[derive(Debug, Default)]
-pub struct Names {
-    users: HashMap<u32, String>,
-    groups: HashMap<u32, String>,
-}
+pub struct Names(crate::NameCache);
 
 impl Names {
     fn user(&mut self, uid: u32) -> String {
-        self.users
-            .entry(uid)
-            .or_insert_with(|| {
-                nix::unistd::User::from_uid(uid.into())
-                    .ok()
-                    .flatten()
-                    .map(|u| u.name)
-                    .unwrap_or_else(|| uid.to_string())
-            })
-            .clone()
+        self.0.user(uid).unwrap_or_else(|| uid.to_string())
     }
     fn group(&mut self, gid: u32) -> String {
-        self.groups
-            .entry(gid)
-            .or_insert_with(|| {
-                nix::unistd::Group::from_gid(gid.into())
-                    .ok()
-                    .flatten()
-                    .map(|g| g.name)
-                    .unwrap_or_else(|| gid.to_string())
-            })
-            .clone()
+        self.0.group(gid).unwrap_or_else(|| gid.to_string())
     }
     fn acl(&mut self, acl: &Acl) -> String {
         let mut named = HashMap::new();
