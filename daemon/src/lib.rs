@@ -20,7 +20,7 @@ mod history;
 mod id;
 mod index;
 mod lock;
-#[cfg(feature = "mount")]
+#[cfg(all(unix, feature = "mount"))]
 pub mod mount;
 pub mod pack;
 mod pack_writer;
