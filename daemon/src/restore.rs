@@ -965,7 +965,7 @@ pub fn restore(
     let mut walk = DirWalk::new(&root);
     for d in dirs_meta.iter().rev() {
         let r = walk.dir(&d.rel).and_then(|fd| {
-            same_entry(fd, d.expect, &d.rel)?;
+            same_entry(t::meta_of(fd), d.expect, &d.rel)?;
             t::apply_meta(fd, &d.node, chown).at(&d.rel)
         });
         if let Err(err) = r {
@@ -1097,12 +1097,17 @@ pub(crate) fn remove_at(dir: &Dir, name: &OsStr) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Refuses to change `fd` unless it is the entry planned (`expect`: its device and inode then).
-fn same_entry(fd: &Dir, expect: Option<(u64, u64)>, rel: &Path) -> Result<()> {
+/// Refuses to change an entry unless `meta` (what its open descriptor or handle says) is the
+/// entry planned (`expect`: its device and inode, or volume and file index).
+fn same_entry(
+    meta: std::io::Result<t::Meta>,
+    expect: Option<(u64, u64)>,
+    rel: &Path,
+) -> Result<()> {
     let Some(expect) = expect else {
         return Ok(());
     };
-    if t::meta_of(fd).at(rel)?.id == expect {
+    if meta.at(rel)?.id == expect {
         Ok(())
     } else {
         Err(Error::io(
@@ -1120,7 +1125,7 @@ fn restore_non_file(dir: &Dir, e: &PlannedEntry, chown: bool) -> Result<()> {
         return match node.kind {
             NodeKind::Dir => {
                 let fd = t::enter(dir, name).at(&e.rel)?;
-                same_entry(&fd, e.existing, &e.rel)?;
+                same_entry(t::meta_of(&fd), e.existing, &e.rel)?;
                 t::apply_meta(&fd, node, chown).at(&e.rel)
             }
             _ => t::apply_meta_special(dir, name, node, chown, e.existing).at(&e.rel),
@@ -1179,12 +1184,7 @@ fn restore_file(
     let node = &e.node;
     if e.action == Action::Metadata {
         let file = t::open_to_change(dir, name).at(&e.rel)?;
-        if e.existing.is_some() && t::meta_of(&file).ok().map(|m| m.id) != e.existing {
-            return Err(Error::io(
-                &e.rel,
-                std::io::Error::other("replaced since the restore was planned; left as is"),
-            ));
-        }
+        same_entry(t::meta_of(&file), e.existing, &e.rel)?;
         t::apply_meta(&file, node, chown).at(&e.rel)?;
         return Ok(0);
     }

@@ -132,6 +132,21 @@ const STATUS_ACCESS_DENIED: i32 = 0xC000_0022_u32 as i32;
 const STATUS_OBJECT_NAME_COLLISION: i32 = 0xC000_0035_u32 as i32;
 const ERROR_INVALID_NAME: u32 = 123;
 
+/// How every open relative to a parent is made: a reparse point opened as itself (never
+/// followed), synchronous, with backup intent (an administrator's backup privilege applies).
+const RELATIVE: u32 =
+    FILE_OPEN_REPARSE_POINT | FILE_SYNCHRONOUS_IO_NONALERT | FILE_OPEN_FOR_BACKUP_INTENT;
+
+/// A counted UTF-16 string over `name` (which must outlive it).
+fn unicode(name: &[u16]) -> UNICODE_STRING {
+    let bytes = (name.len() * 2) as u16;
+    UNICODE_STRING {
+        Length: bytes,
+        MaximumLength: bytes,
+        Buffer: name.as_ptr() as *mut u16,
+    }
+}
+
 fn nt_open(parent: HANDLE, name: &[u16], access: u32, options: u32) -> Result<OwnedHandle, i32> {
     nt_create_file(parent, name, access, options, FILE_OPEN)
 }
@@ -144,12 +159,7 @@ fn nt_create_file(
     options: u32,
     disposition: u32,
 ) -> Result<OwnedHandle, i32> {
-    let bytes = (name.len() * 2) as u16;
-    let us = UNICODE_STRING {
-        Length: bytes,
-        MaximumLength: bytes,
-        Buffer: name.as_ptr() as *mut u16,
-    };
+    let us = unicode(name);
     let attrs = OBJECT_ATTRIBUTES {
         Length: std::mem::size_of::<OBJECT_ATTRIBUTES>() as u32,
         RootDirectory: parent,
@@ -193,7 +203,7 @@ pub(crate) fn open_relative(
     want: Want,
 ) -> Result<OwnedHandle, OpenError> {
     let name = one_name(name)?;
-    let base = FILE_OPEN_REPARSE_POINT | FILE_SYNCHRONOUS_IO_NONALERT | FILE_OPEN_FOR_BACKUP_INTENT;
+    let base = RELATIVE;
     let (access, options) = match want {
         Want::Dir => (
             READ_CONTROL | FILE_READ_ATTRIBUTES | SYNCHRONIZE | FILE_LIST_DIRECTORY | FILE_TRAVERSE,
@@ -251,15 +261,10 @@ pub(crate) fn listed_attributes(
         parent.as_raw_handle() as HANDLE,
         &[],
         FILE_LIST_DIRECTORY | SYNCHRONIZE,
-        FILE_DIRECTORY_FILE | FILE_SYNCHRONOUS_IO_NONALERT | FILE_OPEN_FOR_BACKUP_INTENT,
+        FILE_DIRECTORY_FILE | RELATIVE,
     )
     .map_err(open_error)?;
-    let bytes = (name.len() * 2) as u16;
-    let us = UNICODE_STRING {
-        Length: bytes,
-        MaximumLength: bytes,
-        Buffer: name.as_ptr() as *mut u16,
-    };
+    let us = unicode(&name);
     // One entry: its fixed part and a name of up to 255 UTF-16 units, u64-aligned.
     let mut buf = vec![0u64; 96];
     // SAFETY: a plain-data out structure.
@@ -331,7 +336,7 @@ pub(crate) fn create_relative(
     dir: bool,
 ) -> Result<OwnedHandle, OpenError> {
     let name = one_name(name)?;
-    let base = FILE_OPEN_REPARSE_POINT | FILE_SYNCHRONOUS_IO_NONALERT | FILE_OPEN_FOR_BACKUP_INTENT;
+    let base = RELATIVE;
     let (access, options) = if dir {
         (
             CHANGE_ACCESS | FILE_LIST_DIRECTORY | FILE_TRAVERSE,

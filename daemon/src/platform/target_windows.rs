@@ -16,9 +16,9 @@ use std::path::Path;
 /// An open folder of the target.
 pub(crate) type Dir = OwnedHandle;
 
+use super::{kind_of_attributes, FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_REPARSE_POINT};
+
 const FILE_ATTRIBUTE_READONLY: u32 = 0x1;
-const FILE_ATTRIBUTE_DIRECTORY: u32 = 0x10;
-const FILE_ATTRIBUTE_REPARSE_POINT: u32 = 0x400;
 
 /// The attributes a backup records and a restore sets: read-only, hidden, system, archive,
 /// not content indexed.
@@ -37,13 +37,7 @@ pub(crate) struct Meta {
 
 impl Meta {
     fn of(i: &walk::Info) -> Meta {
-        let kind = if i.attributes & FILE_ATTRIBUTE_REPARSE_POINT != 0 {
-            NodeKind::Symlink
-        } else if i.attributes & FILE_ATTRIBUTE_DIRECTORY != 0 {
-            NodeKind::Dir
-        } else {
-            NodeKind::File
-        };
+        let kind = kind_of_attributes(i.attributes);
         Meta {
             kind,
             size: if kind == NodeKind::File { i.size } else { 0 },

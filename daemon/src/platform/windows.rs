@@ -46,8 +46,19 @@ pub(crate) type DirHandle = OwnedHandle;
 /// What a handle says of an entry.
 pub(crate) type Stat = walk::Info;
 
-const FILE_ATTRIBUTE_DIRECTORY: u32 = 0x10;
-const FILE_ATTRIBUTE_REPARSE_POINT: u32 = 0x400;
+pub(crate) const FILE_ATTRIBUTE_DIRECTORY: u32 = 0x10;
+pub(crate) const FILE_ATTRIBUTE_REPARSE_POINT: u32 = 0x400;
+
+/// The kind of an entry from its attributes: a reparse point (junction, link) is a link.
+pub(crate) fn kind_of_attributes(attributes: u32) -> NodeKind {
+    if attributes & FILE_ATTRIBUTE_REPARSE_POINT != 0 {
+        NodeKind::Symlink
+    } else if attributes & FILE_ATTRIBUTE_DIRECTORY != 0 {
+        NodeKind::Dir
+    } else {
+        NodeKind::File
+    }
+}
 
 fn io(e: Refused) -> std::io::Error {
     match e {
@@ -148,13 +159,7 @@ pub(crate) fn current_user_name(_names: &NameCache) -> String {
 
 /// A node for `name` from its metadata (no content, subtree or security yet).
 pub(crate) fn node_from_stat(name: &OsStr, st: &Stat, _names: &NameCache) -> Node {
-    let kind = if st.attributes & FILE_ATTRIBUTE_REPARSE_POINT != 0 {
-        NodeKind::Symlink
-    } else if st.attributes & FILE_ATTRIBUTE_DIRECTORY != 0 {
-        NodeKind::Dir
-    } else {
-        NodeKind::File
-    };
+    let kind = kind_of_attributes(st.attributes);
     Node {
         name: Bytes::from(name),
         kind,
