@@ -13,9 +13,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET=x86_64-pc-windows-gnu
-# What builds for Windows so far: the policies crate, the engine (without its default
-# `service` feature: sharekeepd comes next) with S3 repositories, and sharekeepctl.
-CRATES=(-p sharekeep-policies -p sharekeep --no-default-features --features sharekeep/remote -p sharekeepctl)
+# What builds for Windows: the policies crate, the engine with sharekeepd (its default
+# `service` feature: FUSE and SFTP are left out on Windows), and sharekeepctl.
+CRATES=(-p sharekeep-policies -p sharekeep -p sharekeepctl)
 export WINEDEBUG=-all
 PREFIX=${WINEPREFIX:-$HOME/.wine}
 

@@ -36,6 +36,7 @@ mod restore;
 mod retention;
 mod snapshot;
 mod stream;
+pub mod sys;
 mod tag;
 mod tree;
 mod undo;

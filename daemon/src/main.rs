@@ -5,27 +5,33 @@
 
 use clap::Parser;
 mod service;
+mod signals;
+#[cfg(windows)]
+mod winsvc;
 
 use service::config::{RawConfig, Settings};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
 /// sharekeepd: keeps each share's rights applied and runs its backup plan.
 #[derive(Debug, Parser)]
 #[command(name = "sharekeepd", version)]
 struct Args {
-    /// Configuration file (default /etc/sharekeep/sharekeepd.toml, if present).
+    /// Configuration file (default /etc/sharekeep/sharekeepd.toml, if present; on Windows
+    /// C:\ProgramData\sharekeep\sharekeepd.toml).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Policies directory (default /etc/sharekeep/policies).
+    /// Policies directory (default /etc/sharekeep/policies; on Windows
+    /// C:\ProgramData\sharekeep\policies).
     #[arg(long, value_name = "DIR")]
     policies: Option<PathBuf>,
-    /// State directory: last runs, reports (default /var/lib/sharekeep).
+    /// State directory: last runs, reports (default /var/lib/sharekeep; on Windows
+    /// C:\ProgramData\sharekeep\state).
     #[arg(long, value_name = "DIR")]
     state: Option<PathBuf>,
-    /// Control socket (default /run/sharekeep/ctl.sock).
+    /// Control socket (default /run/sharekeep/ctl.sock; on Windows the named pipe
+    /// \\.\pipe\sharekeepd).
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
     /// error, warn, info, debug or trace (default info).
@@ -38,6 +44,34 @@ struct Args {
     /// Write the man page sharekeepd.8 into DIR and exit.
     #[arg(long, value_name = "DIR", hide = true)]
     generate_man: Option<PathBuf>,
+    /// As a Windows service: install, uninstall, or run under the service control manager.
+    #[cfg(windows)]
+    #[command(subcommand)]
+    service: Option<winsvc::Command>,
+}
+
+#[cfg(windows)]
+impl Args {
+    /// The flags given, as the installed service is to be started with them.
+    fn forwarded(&self) -> Vec<std::ffi::OsString> {
+        let mut out = Vec::new();
+        let paths = [
+            ("--config", &self.config),
+            ("--policies", &self.policies),
+            ("--state", &self.state),
+            ("--socket", &self.socket),
+        ];
+        for (flag, value) in paths {
+            if let Some(v) = value {
+                let v = std::path::absolute(v).unwrap_or_else(|_| v.clone());
+                out.extend([flag.into(), v.into_os_string()]);
+            }
+        }
+        if let Some(level) = &self.log_level {
+            out.extend(["--log-level".into(), level.into()]);
+        }
+        out
+    }
 }
 
 fn main() -> ExitCode {
@@ -56,6 +90,12 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         };
+    }
+    #[cfg(windows)]
+    match &args.service {
+        Some(winsvc::Command::Install) => return winsvc::exit(winsvc::install(&args.forwarded())),
+        Some(winsvc::Command::Uninstall) => return winsvc::exit(winsvc::uninstall()),
+        Some(winsvc::Command::RunService) | None => {}
     }
     sharekeep::raise_open_file_limit();
     let file = match Settings::load(args.config.as_deref()) {
@@ -77,6 +117,10 @@ fn main() -> ExitCode {
         ..RawConfig::default()
     };
     let settings = Settings::resolve(file, flags);
+    #[cfg(windows)]
+    if matches!(args.service, Some(winsvc::Command::RunService)) {
+        return winsvc::exit(winsvc::run_service(settings));
+    }
     if args.check_config {
         let (lines, ok) = service::check_config(&settings);
         for l in lines {
@@ -96,36 +140,27 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("sharekeepd: error: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let result = runtime.block_on(async move {
-        let shutdown = CancellationToken::new();
-        let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        let mut hup = signal(SignalKind::hangup())?;
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = term.recv() => { tracing::info!("SIGTERM"); stop.cancel(); }
-                    _ = int.recv() => { tracing::info!("SIGINT"); stop.cancel(); }
-                    _ = hup.recv() => { let _ = reload_tx.send(()).await; }
-                }
-            }
-        });
-        service::run(settings, shutdown, reload_rx).await
-    });
-    match result {
+    match serve(settings, signals::wire) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("sharekeepd: error: {e:#}");
             ExitCode::from(1)
         }
     }
+}
+
+/// Runs the service until its shutdown token is cancelled: `wire` connects what stops it
+/// (signals, a console's Ctrl-C, the service control manager) and what reloads it, from
+/// inside the runtime.
+fn serve(
+    settings: Settings,
+    wire: impl FnOnce(CancellationToken, tokio::sync::mpsc::Sender<()>) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let shutdown = CancellationToken::new();
+        let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
+        wire(shutdown.clone(), reload_tx)?;
+        service::run(settings, shutdown, reload_rx).await
+    })
 }

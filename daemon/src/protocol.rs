@@ -16,7 +16,11 @@ pub const PROTOCOL_VERSION: u32 = 2;
 /// The longest line accepted, in bytes (newline included).
 pub const MAX_LINE: usize = 64 * 1024;
 /// The default socket path.
+#[cfg(unix)]
 pub const DEFAULT_SOCKET: &str = "/run/sharekeep/ctl.sock";
+/// The default control channel: sharekeepd's named pipe.
+#[cfg(windows)]
+pub const DEFAULT_SOCKET: &str = r"\\.\pipe\sharekeepd";
 
 /// A request from the client.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -372,7 +372,7 @@ impl RestorePlan {
     }
 }
 
-/// What a restore did.
+/// What a restore did. An entry that could not be restored counts only among `warnings`.
 #[derive(Debug, Clone, Default)]
 pub struct RestoreReport {
     /// Entries created.
@@ -389,6 +389,18 @@ pub struct RestoreReport {
     pub pre_restore: Option<Snapshot>,
     /// Entries that could not be restored, with why.
     pub warnings: Vec<(String, String)>,
+}
+
+impl RestoreReport {
+    /// Counts an entry restored by `action`.
+    fn count(&mut self, action: Action) {
+        match action {
+            Action::Create => self.created += 1,
+            Action::Replace => self.replaced += 1,
+            Action::Metadata => self.metadata += 1,
+            _ => {}
+        }
+    }
 }
 
 /// Computes what restoring `opts` from `snap` would do, changing nothing.
@@ -814,7 +826,9 @@ pub fn restore(
     let mut links: Vec<(PlannedEntry, PathBuf)> = Vec::new();
     let mut first_of_inode: HashMap<(u64, u64), PathBuf> = HashMap::new();
     let mut dirs_meta: Vec<DirMeta> = Vec::new();
-    let results: Mutex<(u64, Vec<(String, String)>)> = Mutex::new((0, Vec::new()));
+    // Bytes written, failures, and the actions of the files restored.
+    type Results = (u64, Vec<(String, String)>, Vec<Action>);
+    let results: Mutex<Results> = Mutex::new((0, Vec::new(), Vec::new()));
     let walked = std::thread::scope(|s| -> Result<()> {
         // Bounded: the plan's directories are read back from the snapshot only as fast as
         // the workers write their files.
@@ -855,7 +869,11 @@ pub fn restore(
                             &mut buf,
                             progress,
                         ) {
-                            Ok(n) => results.lock().expect("lock").0 += n,
+                            Ok(n) => {
+                                let mut r = results.lock().expect("lock");
+                                r.0 += n;
+                                r.2.push(e.action);
+                            }
                             Err(err) => results
                                 .lock()
                                 .expect("lock")
@@ -903,9 +921,7 @@ pub fn restore(
                         dirs_meta.push(DirMeta::of(e, expect));
                         continue;
                     }
-                    Action::Create => report.created += 1,
-                    Action::Replace => report.replaced += 1,
-                    Action::Metadata => report.metadata += 1,
+                    Action::Create | Action::Replace | Action::Metadata => {}
                 }
                 if e.kind == NodeKind::File {
                     if e.node.links > 1 && e.action != Action::Metadata {
@@ -928,7 +944,10 @@ pub fn restore(
                     .and_then(|dir| restore_non_file(dir, &e, chown));
                 if let Err(err) = result {
                     report.warnings.push((e.path.clone(), err.to_string()));
-                } else if e.kind == NodeKind::Dir {
+                    continue;
+                }
+                report.count(e.action);
+                if e.kind == NodeKind::Dir {
                     // The directory just made: its metadata goes to it, not to one swapped in
                     // later.
                     let made = walk
@@ -947,18 +966,22 @@ pub fn restore(
         drop(group_tx);
         walked
     });
-    let (bytes, warnings) = results.into_inner().expect("lock");
+    let (bytes, warnings, restored) = results.into_inner().expect("lock");
     if cancel.is_cancelled() {
         return Err(Error::Interrupted);
     }
     walked?;
     report.bytes_written = bytes;
     report.warnings.extend(warnings);
+    for action in restored {
+        report.count(action);
+    }
 
     // 3. Hard links to the first restored copy.
     for (e, first) in &links {
-        if let Err(err) = restore_link(&root, e, first) {
-            report.warnings.push((e.path.clone(), err.to_string()));
+        match restore_link(&root, e, first) {
+            Ok(()) => report.count(e.action),
+            Err(err) => report.warnings.push((e.path.clone(), err.to_string())),
         }
     }
     // 4. Directory metadata, deepest first (creating entries changed their mtime).

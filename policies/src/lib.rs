@@ -36,7 +36,8 @@ pub use policy::{
 #[cfg(unix)]
 pub use principal::NameCache;
 pub use principal::{
-    groups_of, resolve, resolve_group, resolve_user, Group, Principal, ResolveError, User,
+    groups_of, resolve, resolve_group, resolve_user, user_of_id, Group, Principal, ResolveError,
+    User,
 };
 pub use problem::{Locator, Problem, Problems};
 pub use raw::RawPolicy;

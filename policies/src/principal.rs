@@ -200,6 +200,23 @@ fn resolve_nss_group(text: &str) -> Result<Group, ResolveError> {
     }
 }
 
+/// The user a number stands for (a uid; on Windows the number a SID was given in this
+/// process), `None` when no account has it.
+pub fn user_of_id(id: u32) -> Option<User> {
+    #[cfg(windows)]
+    return crate::accounts::sid_of(id)
+        .and_then(|sid| crate::accounts::user(&sid.to_string()).ok());
+    #[cfg(unix)]
+    nix::unistd::User::from_uid(id.into())
+        .ok()
+        .flatten()
+        .map(|u| User {
+            name: u.name,
+            uid: id,
+            gid: u.gid.as_raw(),
+        })
+}
+
 /// Parses and resolves `alice` or `@group`.
 pub fn resolve(text: &str) -> Result<Principal, ResolveError> {
     match text.strip_prefix('@') {

@@ -15,7 +15,11 @@ use std::str::FromStr;
 use toml::Spanned;
 
 /// The default policies directory.
+#[cfg(unix)]
 pub const DEFAULT_POLICY_DIR: &str = "/etc/sharekeep/policies";
+/// The default policies directory.
+#[cfg(windows)]
+pub const DEFAULT_POLICY_DIR: &str = r"C:\ProgramData\sharekeep\policies";
 
 struct Ctx<'a> {
     loc: &'a Locator,
@@ -257,6 +261,14 @@ pub fn validate(raw: RawPolicy, loc: &Locator) -> Result<Policy, Vec<Problem>> {
                 }
             }
             let previous_versions = s.previous_versions.as_ref().is_some_and(|v| *v.get_ref());
+            #[cfg(windows)]
+            if let Some(v) = s.previous_versions.as_ref().filter(|v| *v.get_ref()) {
+                cx.at(
+                    v,
+                    "previous_versions is served by Samba from snapshots mounted with FUSE: Linux only",
+                    "remove previous_versions: on Windows members restore with `sharekeepctl restore`",
+                );
+            }
             if previous_versions && raw.backup.is_none() {
                 if let Some(v) = &s.previous_versions {
                     cx.at(

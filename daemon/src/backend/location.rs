@@ -231,7 +231,7 @@ pub fn redact_url(url: &str) -> String {
 /// Refuses a file of secrets (`what`: "credentials", "key file") that others than its owner
 /// may read, or that is not ours: it holds keys to every backup.
 #[cfg(windows)]
-pub(crate) fn require_private(path: &Path, what: &str) -> Result<()> {
+pub fn require_private(path: &Path, what: &str) -> Result<()> {
     match crate::platform::open_to_others(path).map_err(|e| Error::io(path, e))? {
         None => Ok(()),
         Some(why) => Err(Error::Invalid(format!(
@@ -245,7 +245,7 @@ pub(crate) fn require_private(path: &Path, what: &str) -> Result<()> {
 /// Refuses a file of secrets (`what`: "credentials", "key file") that others than its owner
 /// may read, or that is not ours: it holds keys to every backup.
 #[cfg(unix)]
-pub(crate) fn require_private(path: &Path, what: &str) -> Result<()> {
+pub fn require_private(path: &Path, what: &str) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     let me = rustix::process::geteuid().as_raw();

@@ -17,7 +17,7 @@ mod location;
 mod remote;
 
 pub use local::LocalBackend;
-pub(crate) use location::require_private;
+pub use location::require_private;
 pub use location::{redact_url, Credentials, Location, S3Location, SftpLocation};
 #[cfg(feature = "remote")]
 pub use remote::RemoteBackend;

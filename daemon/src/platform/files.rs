@@ -11,7 +11,7 @@ use std::io::Result;
 use std::path::Path;
 
 /// Creates `dir` and its missing parents, private to their owner.
-pub(crate) fn private_dirs(dir: &Path) -> Result<()> {
+pub fn private_dirs(dir: &Path) -> Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::DirBuilderExt;
@@ -32,7 +32,7 @@ pub(crate) fn private_dirs(dir: &Path) -> Result<()> {
 }
 
 /// Creates the folder `dir` (its parent exists), private to its owner.
-pub(crate) fn private_dir(dir: &Path) -> Result<()> {
+pub fn private_dir(dir: &Path) -> Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::DirBuilderExt;
@@ -64,7 +64,7 @@ pub(crate) fn make_private(dir: &Path) -> Result<()> {
 
 /// A new file at `path` (never an existing one, never through a link), read-write, that only
 /// its owner may read (0600; on Windows its private folder's rights).
-pub(crate) fn create_new_private(path: &Path) -> Result<File> {
+pub fn create_new_private(path: &Path) -> Result<File> {
     let mut o = OpenOptions::new();
     o.read(true).write(true).create_new(true);
     #[cfg(unix)]
@@ -105,7 +105,7 @@ pub(crate) fn create_new_with_mode(path: &Path, mode: u32) -> Result<File> {
 }
 
 /// Reads exactly `buf.len()` bytes at `offset` (several threads may share the file).
-pub(crate) fn read_exact_at(f: &File, buf: &mut [u8], offset: u64) -> Result<()> {
+pub fn read_exact_at(f: &File, buf: &mut [u8], offset: u64) -> Result<()> {
     #[cfg(unix)]
     {
         std::os::unix::fs::FileExt::read_exact_at(f, buf, offset)

@@ -3,7 +3,7 @@
 //! `target_windows.rs`: one set of functions, `platform::target`), and the file operations
 //! the repository needs on every platform (`files.rs`).
 
-mod files;
+pub(crate) mod files;
 pub(crate) use files::*;
 #[cfg(unix)]
 mod unix;

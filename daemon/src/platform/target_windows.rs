@@ -133,9 +133,35 @@ fn writable(h: &impl AsRawHandle) -> io::Result<()> {
     Ok(())
 }
 
+/// `ERROR_ACCESS_DENIED` and `ERROR_SHARING_VIOLATION`: what renaming over a file another
+/// handle holds open gets.
+const IN_USE: [i32; 2] = [5, 32];
+
 /// Renames `from` to `to` in `dir`, replacing a file there (a folder there:
-/// `IsADirectory`).
+/// `IsADirectory`). Windows refuses to rename over a file while any handle holds it open:
+/// an indexer, an antivirus or the service's own guard reading what just changed keeps it
+/// for a moment, so the rename is tried again for about a second before the refusal is
+/// reported (a document left open in its program).
 pub(crate) fn rename(dir: &Dir, from: &OsStr, to: &OsStr) -> io::Result<()> {
+    let mut pause = std::time::Duration::from_millis(10);
+    loop {
+        match rename_once(dir, from, to) {
+            Err(e) if e.raw_os_error().is_some_and(|c| IN_USE.contains(&c)) => {
+                if pause > std::time::Duration::from_millis(640) {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("{e} (for a second): if it is open in a program, close it and restore again"),
+                    ));
+                }
+                std::thread::sleep(pause);
+                pause *= 2;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn rename_once(dir: &Dir, from: &OsStr, to: &OsStr) -> io::Result<()> {
     let h = change::open(dir, from)?;
     match change::open(dir, to) {
         Ok(there) => {

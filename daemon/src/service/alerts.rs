@@ -50,9 +50,7 @@ struct Sent {
 }
 
 fn host() -> String {
-    nix::unistd::gethostname()
-        .map(|h| h.to_string_lossy().into_owned())
-        .unwrap_or_default()
+    sharekeep::sys::hostname()
 }
 
 /// The problems of every share now, by `kind/share`.
@@ -249,14 +247,8 @@ fn send(cfg: &AlertsConfig, e: &Event) -> Vec<String> {
 pub(crate) fn credentials(
     file: &Path,
 ) -> Result<lettre::transport::smtp::authentication::Credentials, String> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    if meta.uid() != 0 || meta.mode() & 0o077 != 0 {
-        return Err(format!(
-            "{}: the SMTP credentials must be root's alone (chown root; chmod 600)",
-            file.display()
-        ));
-    }
+    // Root's alone (0600), or on Windows not readable by Everyone or Users.
+    sharekeep::sys::require_private(file, "SMTP credentials").map_err(|e| e.to_string())?;
     let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
     let mut lines = text.lines();
     match (lines.next(), lines.next()) {

@@ -6,7 +6,17 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The default configuration file.
+#[cfg(unix)]
 pub const DEFAULT_CONFIG: &str = "/etc/sharekeep/sharekeepd.toml";
+/// The default configuration file.
+#[cfg(windows)]
+pub const DEFAULT_CONFIG: &str = r"C:\ProgramData\sharekeep\sharekeepd.toml";
+/// The default state folder.
+#[cfg(unix)]
+pub const DEFAULT_STATE: &str = "/var/lib/sharekeep";
+/// The default state folder.
+#[cfg(windows)]
+pub const DEFAULT_STATE: &str = r"C:\ProgramData\sharekeep\state";
 
 /// The configuration file as written.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -162,7 +172,7 @@ impl Settings {
             state: flags
                 .state
                 .or(file.state)
-                .unwrap_or_else(|| "/var/lib/sharekeep".into()),
+                .unwrap_or_else(|| DEFAULT_STATE.into()),
             socket: flags
                 .socket
                 .or(file.socket)

@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 use sharekeep::{CancelToken, DrillOptions, DrillProblem, DrillReport};
 use sharekeep_policies::Policy;
 use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -120,12 +119,7 @@ pub(crate) fn run(
         "ok": record.ok,
         "summary": record.summary,
     });
-    let appended = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(&history)
-        .and_then(|mut f| writeln!(f, "{line}"));
+    let appended = sharekeep::sys::append_private(&history).and_then(|mut f| writeln!(f, "{line}"));
     if let Err(e) = appended {
         tracing::warn!(share = %policy.name, "cannot record the drill in {}: {e}", history.display());
     }

@@ -20,6 +20,8 @@ pub(crate) async fn scheduler(
     stop: CancellationToken,
     versions: super::versions::Slot,
 ) {
+    #[cfg(windows)]
+    let _ = versions;
     let plan = policy
         .backup
         .as_ref()
@@ -91,6 +93,7 @@ pub(crate) async fn scheduler(
         counters.lock().expect("lock").running = false;
         generation += 1;
         let result = result.unwrap_or_else(|e| Err(format!("backup task failed: {e}")));
+        #[cfg(unix)]
         if result.is_ok() && policy.samba.previous_versions {
             // The first backup creates the repository the Previous Versions are mounted from.
             let (state, env, p, slot) = (

@@ -27,7 +27,15 @@ mod jobs;
 pub mod schedule;
 mod server;
 pub mod state;
+#[cfg(unix)]
 mod versions;
+/// Previous Versions are Samba's and FUSE's (validation refuses them on Windows): nothing is
+/// mounted, nothing held.
+#[cfg(windows)]
+mod versions {
+    /// Where a share's mounted Previous Versions are held on Unix: on Windows never any.
+    pub(crate) type Slot = std::sync::Arc<std::sync::Mutex<Option<std::convert::Infallible>>>;
+}
 mod watches;
 
 use config::Settings;
@@ -535,6 +543,7 @@ fn start_share(inner: &Arc<Inner>, policy: Arc<Policy>, counters: Arc<Mutex<Coun
                 stop.clone(),
             )));
         }
+        #[cfg(unix)]
         if policy.samba.previous_versions {
             let (state, env, p, slot) = (
                 inner.settings.state.clone(),
@@ -569,6 +578,10 @@ pub async fn run(
     // The state (last runs, reports) is root's alone, whatever the umask: its files are 0600
     // and its folders 0700, except the state folder itself, 0711, which others may only cross
     // (not list) to reach versions/, where the Previous Versions are mounted for smbd.
+    #[cfg(windows)]
+    sharekeep::sys::private_dirs(&settings.state)
+        .map_err(|e| anyhow::anyhow!("state directory {}: {e}", settings.state.display()))?;
+    #[cfg(unix)]
     {
         use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
         let state = &settings.state;
@@ -624,7 +637,7 @@ pub async fn run(
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     inner.shares.lock().expect("lock").clear();
-    let _ = std::fs::remove_file(&settings.socket);
+    server::unbind(&settings.socket);
     tracing::info!("stopped");
     Ok(())
 }

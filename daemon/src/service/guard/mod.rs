@@ -18,6 +18,7 @@
 //! ```
 
 pub(crate) mod detect;
+#[cfg(unix)]
 mod fanotify;
 pub(crate) mod rollback;
 mod sample;
@@ -26,6 +27,7 @@ pub(crate) mod state;
 use super::config::GuardWatch;
 use super::Inner;
 use detect::{Change, Detector, Kind, Trigger};
+#[cfg(unix)]
 use fanotify::{Fanotify, RawEvent};
 use sharekeep::protocol::{GuardLock, Incident};
 use sharekeep_policies::{GuardAction, Policy};
@@ -55,29 +57,28 @@ fn now_ms() -> u64 {
 
 /// Whether a regular file's first and last 4 KiB look encrypted for its name's extension.
 fn judge(file: std::fs::File, name: &str) -> bool {
-    use std::os::unix::fs::FileExt;
+    use sharekeep::sys::read_exact_at;
     let Ok(meta) = file.metadata() else {
         return false;
     };
     let size = meta.len();
     let mut head = vec![0u8; sample::SAMPLE.min(size as usize)];
-    if file.read_exact_at(&mut head, 0).is_err() {
+    if read_exact_at(&file, &mut head, 0).is_err() {
         return false;
     }
     let tail_len = sample::SAMPLE.min(size as usize);
     let mut tail = vec![0u8; tail_len];
-    if file
-        .read_exact_at(&mut tail, size - tail_len as u64)
-        .is_err()
-    {
+    if read_exact_at(&file, &mut tail, size - tail_len as u64).is_err() {
         return false;
     }
     sample::looks_encrypted(&sample::extension(name), &head, &tail)
 }
 
+#[cfg(unix)]
 const READ_FLAGS: i32 = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
 
 /// Reads a written file's ends by its handle (never by name: it may be renamed already).
+#[cfg(unix)]
 fn sample(fan: &Fanotify, ev: &RawEvent, name: &str) -> bool {
     let Some(h) = &ev.file else { return false };
     // Its type first, through a descriptor that opens nothing (a device's open could act);
@@ -98,43 +99,19 @@ fn sample(fan: &Fanotify, ev: &RawEvent, name: &str) -> bool {
     }
 }
 
-/// Reads a written file's ends by its path below the share root (inotify names no inode):
-/// its folder opened from the root without following links, the file opened O_PATH and
-/// checked regular, then read through that very descriptor.
-fn sample_at(root: &rustix::fd::OwnedFd, rel: &str) -> bool {
-    let (dir, name) = rel.rsplit_once('/').unwrap_or(("", rel));
-    let Ok(dir) = sharekeep_policies::walk::open_dir_beneath(root, dir) else {
-        return false;
-    };
-    let Ok(path) = rustix::fs::openat(
-        &dir,
-        name,
-        rustix::fs::OFlags::PATH | rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    ) else {
-        return false;
-    };
-    let regular = rustix::fs::fstat(&path).is_ok_and(|st| {
-        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
-    });
-    if !regular {
-        return false;
-    }
-    use std::os::fd::AsRawFd;
-    let proc_path = format!("/proc/self/fd/{}", path.as_raw_fd());
-    match rustix::fs::open(
-        proc_path.as_str(),
-        rustix::fs::OFlags::RDONLY
-            | rustix::fs::OFlags::NONBLOCK
-            | rustix::fs::OFlags::NOCTTY
-            | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    ) {
-        Ok(fd) => judge(std::fs::File::from(fd), name),
+/// Reads a written file's ends by its path below the share root (inotify and
+/// ReadDirectoryChangesW name no inode): every folder entered from the root by descriptor or
+/// handle without following a link, the file checked regular and read through that very
+/// handle.
+fn sample_at(root: &Path, rel: &str) -> bool {
+    let name = rel.rsplit_once('/').map_or(rel, |(_, n)| n);
+    match sharekeep::sys::open_regular_beneath(root, rel) {
+        Ok(f) => judge(f, name),
         Err(_) => false,
     }
 }
 
+#[cfg(unix)]
 fn join(dir: &Path, name: &[u8]) -> String {
     let name = String::from_utf8_lossy(name);
     if dir.as_os_str().is_empty() {
@@ -145,6 +122,7 @@ fn join(dir: &Path, name: &[u8]) -> String {
 }
 
 /// The changes one event stands for (none when outside the share, or by root or us).
+#[cfg(unix)]
 fn changes(
     fan: &mut Fanotify,
     owners: &mut fanotify::Owners,
@@ -220,19 +198,40 @@ fn watch(
     own: Arc<OwnWrites>,
     releases: Releases,
 ) {
-    let fanotify = match how {
-        GuardWatch::Auto => Fanotify::new(&root),
-        GuardWatch::Inotify => Err(std::io::Error::other("guard_watch = \"inotify\"")),
-    };
-    let mut fan = match fanotify {
-        Ok(f) => f,
-        Err(e) => {
-            tracing::warn!(
-                "guard: fanotify refused ({e}): inotify instead, which cannot tell who writes"
-            );
-            return watch_inotify(root, guard, already, tx, stop, own, releases);
+    #[cfg(windows)]
+    {
+        let _ = how;
+        watch_changes(root, guard, already, tx, stop, own, releases)
+    }
+    #[cfg(unix)]
+    {
+        let fanotify = match how {
+            GuardWatch::Auto => Fanotify::new(&root),
+            GuardWatch::Inotify => Err(std::io::Error::other("guard_watch = \"inotify\"")),
+        };
+        match fanotify {
+            Ok(fan) => watch_fanotify(fan, root, guard, already, tx, stop, releases),
+            Err(e) => {
+                tracing::warn!(
+                    "guard: fanotify refused ({e}): inotify instead, which cannot tell who writes"
+                );
+                watch_changes(root, guard, already, tx, stop, own, releases)
+            }
         }
-    };
+    }
+}
+
+/// The reader thread on fanotify: every change attributed to its process's user.
+#[cfg(unix)]
+fn watch_fanotify(
+    mut fan: Fanotify,
+    root: PathBuf,
+    guard: sharekeep_policies::Guard,
+    already: Vec<Option<u32>>,
+    tx: mpsc::UnboundedSender<Note>,
+    stop: Arc<AtomicBool>,
+    releases: Releases,
+) {
     let _ = tx.send(Note::Watching("fanotify".into()));
     let mut judge = Judge::new(guard, already, tx, releases);
     let me = std::process::id() as i32;
@@ -319,11 +318,12 @@ impl Judge {
 /// Users given write back since the reader last looked (see [`Watch::released`]).
 type Releases = Arc<Mutex<Vec<Option<u32>>>>;
 
-/// The reader thread where fanotify is refused: inotify watches of every folder (the
-/// enforcement's watcher, reporting changes too), which cannot tell who changed what. Every
-/// change counts under an unknown writer, so a limit reached makes the whole share
-/// read-only; the service's own writes (restores, rollbacks) are not counted.
-fn watch_inotify(
+/// The reader thread where fanotify is refused, and on Windows: the enforcement's watcher
+/// (inotify watches of every folder; ReadDirectoryChangesW on Windows), reporting changes
+/// too, which cannot tell who changed what. Every change counts under an unknown writer, so a
+/// limit reached makes the whole share read-only; the service's own writes (restores,
+/// rollbacks) are not counted.
+fn watch_changes(
     root: PathBuf,
     guard: sharekeep_policies::Guard,
     already: Vec<Option<u32>>,
@@ -333,31 +333,24 @@ fn watch_inotify(
     releases: Releases,
 ) {
     use crate::service::watches::{self, FsChange, Signal};
-    let watches = rustix::fs::open(
-        &root,
-        rustix::fs::OFlags::RDONLY
-            | rustix::fs::OFlags::DIRECTORY
-            | rustix::fs::OFlags::NOFOLLOW
-            | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    )
-    .and_then(|fd| {
-        watches::Watches::new(&root, usize::MAX, "guard", Default::default())
-            .map(|w| (fd, w.for_guard()))
-            .map_err(|e| rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::IO))
-    });
-    let (root_fd, w) = match watches {
-        Ok(x) => x,
+    let w = match watches::Watches::new(&root, usize::MAX, "guard", Default::default()) {
+        Ok(w) => w.for_guard(),
         Err(e) => {
             let _ = tx.send(Note::Watching(format!(
-                "not watched: neither fanotify nor inotify ({e})"
+                "not watched: neither fanotify nor {} ({e})",
+                watches::HOW
             )));
             return;
         }
     };
-    let _ = tx.send(Note::Watching(
-        "inotify (fanotify refused): changes are not attributed; a limit reached makes the whole share read-only".into(),
-    ));
+    let _ = tx.send(Note::Watching(format!(
+        "{}: changes are not attributed; a limit reached makes the whole share read-only",
+        if cfg!(windows) {
+            watches::HOW
+        } else {
+            "inotify (fanotify refused)"
+        }
+    )));
     let (sig_tx, mut sig_rx) = mpsc::unbounded_channel::<Signal>();
     let stop2 = stop.clone();
     let reader = std::thread::Builder::new()
@@ -382,7 +375,7 @@ fn watch_inotify(
                 FsChange::Deleted(p) => (p, Kind::Deleted),
                 FsChange::Renamed { from, to } => (to, Kind::Renamed { from }),
                 FsChange::Written(p) => {
-                    let suspicious = sample_at(&root_fd, &p);
+                    let suspicious = sample_at(&root, &p);
                     (p, Kind::Written { suspicious })
                 }
             };
@@ -705,11 +698,7 @@ fn rfc3339_ms(ms: u64) -> String {
 fn respond(inner: &Inner, policy: &Policy, t: Trigger) -> std::io::Result<(String, bool)> {
     let state_dir = &inner.settings.state;
     let now = chrono::Local::now();
-    let user = t.uid.and_then(|u| {
-        nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(u))
-            .ok()
-            .flatten()
-    });
+    let user = t.uid.and_then(sharekeep_policies::user_of_id);
     let name = user.as_ref().map(|u| u.name.clone());
     let who = match (&name, t.uid) {
         (Some(n), _) => n.clone(),

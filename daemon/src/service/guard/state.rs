@@ -6,7 +6,7 @@
 use super::detect::Change;
 use serde::{Deserialize, Serialize};
 use sharekeep::protocol::{GuardLock, Incident};
-use sharekeep_policies::{Lockdown, LockedUser, User};
+use sharekeep_policies::{Lockdown, LockedUser};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -27,11 +27,7 @@ pub(crate) fn changes_file(state: &Path, share: &str, id: &str) -> PathBuf {
 }
 
 fn private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
+    sharekeep::sys::private_dirs(dir)
 }
 
 /// The share's record (empty when none, or unreadable: logged).
@@ -85,13 +81,7 @@ pub(crate) fn append_changes(
         serde_json::to_writer(&mut out, c).map_err(std::io::Error::other)?;
         out.push(b'\n');
     }
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(&path)?;
-    f.write_all(&out)
+    sharekeep::sys::append_private(&path)?.write_all(&out)
 }
 
 /// The lockdown the record imposes on the share's policy: each locked user's write taken
@@ -100,18 +90,8 @@ pub(crate) fn append_changes(
 pub(crate) fn lockdown(state: &Path, share: &str) -> Lockdown {
     let mut out = Lockdown::default();
     for lock in load(state, share).locks {
-        let found = lock.uid.and_then(|uid| {
-            nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-                .ok()
-                .flatten()
-        });
-        match found {
-            Some(u) => {
-                let user = User {
-                    name: u.name,
-                    uid: u.uid.as_raw(),
-                    gid: u.gid.as_raw(),
-                };
+        match lock.uid.and_then(sharekeep_policies::user_of_id) {
+            Some(user) => {
                 let groups = sharekeep_policies::groups_of(&user);
                 out.users.push(LockedUser { user, groups });
             }

@@ -2,9 +2,9 @@
 //! end, discarded and answered with an error; the connection goes on), responses written as
 //! JSON lines, progress lines (every 250 ms by default) while work runs, and the binary frames of a stream.
 
+use super::transport::{RecvHalf, SendHalf};
 use sharekeep::protocol::{Response, MAX_LINE};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
 /// One line read with a cap.
 pub(crate) enum Line {
@@ -14,7 +14,7 @@ pub(crate) enum Line {
 
 /// Reads one line of at most `MAX_LINE` bytes; a longer one is read to its end, discarded,
 /// and reported as [`Line::TooLong`]. `None` at the end of the stream.
-pub(crate) async fn read_line(r: &mut BufReader<OwnedReadHalf>) -> std::io::Result<Option<Line>> {
+pub(crate) async fn read_line(r: &mut BufReader<RecvHalf>) -> std::io::Result<Option<Line>> {
     let mut buf: Vec<u8> = Vec::new();
     let mut too_long = false;
     loop {
@@ -51,7 +51,7 @@ fn finish(buf: Vec<u8>, too_long: bool) -> Line {
 }
 
 /// Writes one response line.
-pub(crate) async fn send(w: &mut OwnedWriteHalf, r: &Response) -> std::io::Result<()> {
+pub(crate) async fn send(w: &mut SendHalf, r: &Response) -> std::io::Result<()> {
     let mut line = serde_json::to_string(r).expect("responses serialize");
     line.push('\n');
     w.write_all(line.as_bytes()).await
@@ -60,7 +60,7 @@ pub(crate) async fn send(w: &mut OwnedWriteHalf, r: &Response) -> std::io::Resul
 /// Sends a progress line every `every` (`progress_interval_ms`, 250 ms by default) until
 /// `work` is done; returns its result.
 pub(crate) async fn with_progress<T>(
-    w: &mut OwnedWriteHalf,
+    w: &mut SendHalf,
     every: std::time::Duration,
     live: &sharekeep::LiveProgress,
     what: &str,
@@ -84,7 +84,7 @@ pub(crate) async fn with_progress<T>(
 /// socket. At most 8 frames wait in between (memory stays flat whatever the size); a client
 /// that goes away makes the sink fail, which stops the producer.
 pub(crate) async fn stream_frames<T: Send + 'static>(
-    w: &mut OwnedWriteHalf,
+    w: &mut SendHalf,
     produce: impl FnOnce(&mut sharekeep::FrameSink<'_>) -> T + Send + 'static,
 ) -> std::io::Result<T> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(u8, Vec<u8>)>(8);

@@ -16,16 +16,24 @@
 pub(crate) mod authz;
 mod framing;
 mod handlers;
+#[cfg(unix)]
+#[path = "transport_unix.rs"]
+mod transport;
+#[cfg(windows)]
+#[path = "transport_windows.rs"]
+mod transport;
 
 use super::Inner;
 use framing::{read_line, send, Line};
 use sharekeep::protocol::{Request, Response, MAX_LINE, PROTOCOL_VERSION};
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::BufReader;
-use tokio::net::{UnixListener, UnixStream};
+#[cfg(unix)]
+pub(crate) use transport::groups_of_uid;
+pub(crate) use transport::{bind, unbind, Listener, SendHalf};
+use transport::{Peer, RecvHalf};
 
 /// A connection that has not said hello within this is closed.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -34,38 +42,12 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Connections kept for root whatever other users hold.
 const ROOT_RESERVED: usize = 2;
 
-/// Who is calling (SO_PEERCRED and the user's groups from NSS).
+/// Who is calling (SO_PEERCRED and the user's groups from NSS; on Windows the numbers of the
+/// SIDs in the client's token).
 #[derive(Debug, Clone)]
 pub(crate) struct Caller {
     pub(crate) uid: u32,
     pub(crate) groups: Vec<u32>,
-}
-
-/// Binds the socket (its directory is created; a stale socket is replaced; a live one is an
-/// error: another service runs; any other kind of file there is never removed).
-pub(crate) fn bind(path: &Path) -> anyhow::Result<UnixListener> {
-    use std::os::unix::fs::FileTypeExt;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
-    }
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_socket() => {
-            if std::os::unix::net::UnixStream::connect(path).is_ok() {
-                anyhow::bail!("{}: another sharekeepd is listening there", path.display());
-            }
-            std::fs::remove_file(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        }
-        Ok(_) => anyhow::bail!(
-            "{}: exists and is not a socket; sharekeepd will not remove it: move it away or give another --socket",
-            path.display()
-        ),
-        Err(_) => {}
-    }
-    let l = UnixListener::bind(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    // Everyone may connect; what they may do is decided per request from their credentials.
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
-    Ok(l)
 }
 
 /// Connection slots, counted per uid.
@@ -116,30 +98,28 @@ impl Drop for Slot {
 }
 
 /// Accepts connections until aborted.
-pub(crate) async fn serve(inner: Arc<Inner>, listener: UnixListener) {
+pub(crate) async fn serve(inner: Arc<Inner>, mut listener: Listener) {
     let admission = Arc::new(Admission {
         max: inner.settings.max_connections,
         per_user: inner.settings.max_connections_per_user,
         held: Mutex::new((0, HashMap::new())),
     });
     loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(s) => s,
+        let (r, mut w, peer) = match listener.accept(&inner.policies()).await {
+            Ok(Some(s)) => s,
+            Ok(None) => continue,
             Err(e) => {
                 tracing::warn!("accept: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
-        let Ok(cred) = stream.peer_cred() else {
-            continue;
-        };
-        let uid = cred.uid();
+        let uid = peer.uid;
         match admission.admit(uid) {
             Some(slot) => {
                 let inner = inner.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = connection(inner, stream, uid, cred.gid()).await {
+                    if let Err(e) = connection(inner, r, w, peer).await {
                         tracing::debug!("connection ended: {e}");
                     }
                     drop(slot);
@@ -148,7 +128,6 @@ pub(crate) async fn serve(inner: Arc<Inner>, listener: UnixListener) {
             None => {
                 tracing::debug!(uid, "connection refused: too many connections");
                 tokio::spawn(async move {
-                    let (_, mut w) = stream.into_split();
                     let _ = tokio::time::timeout(
                         Duration::from_secs(1),
                         send(
@@ -166,33 +145,12 @@ pub(crate) async fn serve(inner: Arc<Inner>, listener: UnixListener) {
     }
 }
 
-/// A uid's groups from NSS (blocking); `fallback` when the uid has no account.
-pub(crate) fn groups_of_uid(uid: u32, fallback: Vec<u32>) -> Vec<u32> {
-    match nix::unistd::User::from_uid(uid.into()) {
-        Ok(Some(u)) => sharekeep_policies::groups_of(&sharekeep_policies::User {
-            name: u.name,
-            uid,
-            gid: u.gid.as_raw(),
-        }),
-        _ => fallback,
-    }
-}
-
-/// The caller's groups, looked up off the runtime (NSS may block).
-async fn caller(uid: u32, gid: u32) -> Caller {
-    let groups = tokio::task::spawn_blocking(move || groups_of_uid(uid, vec![gid]))
-        .await
-        .unwrap_or_else(|_| vec![gid]);
-    Caller { uid, groups }
-}
-
 async fn connection(
     inner: Arc<Inner>,
-    stream: UnixStream,
-    uid: u32,
-    gid: u32,
+    r: RecvHalf,
+    mut w: SendHalf,
+    peer: Peer,
 ) -> std::io::Result<()> {
-    let (r, mut w) = stream.into_split();
     let mut r = BufReader::new(r);
     let mut who: Option<Caller> = None;
     loop {
@@ -246,7 +204,7 @@ async fn connection(
         let Some(caller) = &who else {
             match req {
                 Request::Hello { version } if version == PROTOCOL_VERSION => {
-                    who = Some(caller(uid, gid).await);
+                    who = Some(peer.caller().await);
                     send(
                         &mut w,
                         &Response::Hello {

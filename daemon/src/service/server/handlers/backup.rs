@@ -3,10 +3,10 @@
 
 use super::{no_plan, Ctx};
 use crate::service::server::framing::with_progress;
+use crate::service::server::SendHalf;
 use sharekeep::protocol::Response;
-use tokio::net::unix::OwnedWriteHalf;
 
-pub(super) async fn backup(ctx: &Ctx<'_>, w: &mut OwnedWriteHalf) -> Response {
+pub(super) async fn backup(ctx: &Ctx<'_>, w: &mut SendHalf) -> Response {
     let policy = ctx.policy();
     if policy.backup.is_none() {
         return no_plan(&policy);

@@ -85,7 +85,7 @@ pub(super) async fn rollback(
     ctx: &Ctx<'_>,
     incident: String,
     dry_run: bool,
-    w: &mut tokio::net::unix::OwnedWriteHalf,
+    w: &mut crate::service::server::SendHalf,
 ) -> Response {
     use crate::service::guard::rollback::Failure;
     let policy = ctx.policy();

@@ -4,9 +4,9 @@
 
 use super::{error_response, in_repo, Ctx};
 use crate::service::server::framing::{send, stream_frames};
+use crate::service::server::SendHalf;
 use sharekeep::protocol::{frame, LsEntry, Response, SnapshotEntry, VersionEntry};
 use sharekeep::{NodeKind, Visibility};
-use tokio::net::unix::OwnedWriteHalf;
 
 pub(super) async fn snapshots(ctx: &Ctx<'_>) -> Response {
     let policy = ctx.policy();
@@ -40,7 +40,7 @@ pub(super) async fn snapshots(ctx: &Ctx<'_>) -> Response {
     }
 }
 
-pub(super) async fn versions(ctx: &Ctx<'_>, path: String, w: &mut OwnedWriteHalf) -> Response {
+pub(super) async fn versions(ctx: &Ctx<'_>, path: String, w: &mut SendHalf) -> Response {
     ctx.audit("versions", "*", std::slice::from_ref(&path));
     let view = ctx.view();
     in_repo(ctx, w, "versions", move |repo, _, _| {
@@ -53,12 +53,7 @@ pub(super) async fn versions(ctx: &Ctx<'_>, path: String, w: &mut OwnedWriteHalf
     .await
 }
 
-pub(super) async fn diff(
-    ctx: &Ctx<'_>,
-    from: String,
-    to: String,
-    w: &mut OwnedWriteHalf,
-) -> Response {
+pub(super) async fn diff(ctx: &Ctx<'_>, from: String, to: String, w: &mut SendHalf) -> Response {
     ctx.audit("diff", &format!("{from}..{to}"), &[]);
     let view = ctx.view();
     in_repo(ctx, w, "diff", move |repo, _, _| {
@@ -79,7 +74,7 @@ pub(super) async fn ls(
     ctx: &Ctx<'_>,
     snapshot: String,
     path: String,
-    w: &mut OwnedWriteHalf,
+    w: &mut SendHalf,
 ) -> Response {
     ctx.audit("ls", &snapshot, std::slice::from_ref(&path));
     let view = ctx.view();
@@ -111,7 +106,7 @@ pub(super) async fn cat(
     ctx: &Ctx<'_>,
     snapshot: String,
     path: String,
-    w: &mut OwnedWriteHalf,
+    w: &mut SendHalf,
 ) -> Option<Response> {
     ctx.audit("cat", &snapshot, std::slice::from_ref(&path));
     let (repo, snap) = match super::open_snapshot(ctx, snapshot).await {

@@ -1,10 +1,10 @@
 //! `forget` (the share's own retention rules) and `check`, for root and the share's admins.
 
 use super::{in_repo, Ctx};
+use crate::service::server::SendHalf;
 use sharekeep::protocol::{DecisionEntry, Response};
-use tokio::net::unix::OwnedWriteHalf;
 
-pub(super) async fn forget(ctx: &Ctx<'_>, dry_run: bool, w: &mut OwnedWriteHalf) -> Response {
+pub(super) async fn forget(ctx: &Ctx<'_>, dry_run: bool, w: &mut SendHalf) -> Response {
     tracing::info!(uid = ctx.who.uid, share = %ctx.policy().name, dry_run, "forget requested");
     in_repo(ctx, w, "forget", move |repo, policy, _| {
         let keep = policy
@@ -31,11 +31,7 @@ pub(super) async fn forget(ctx: &Ctx<'_>, dry_run: bool, w: &mut OwnedWriteHalf)
     .await
 }
 
-pub(super) async fn drill(
-    ctx: &Ctx<'_>,
-    sample: Option<usize>,
-    w: &mut OwnedWriteHalf,
-) -> Response {
+pub(super) async fn drill(ctx: &Ctx<'_>, sample: Option<usize>, w: &mut SendHalf) -> Response {
     let policy = ctx.policy();
     let (state, env) = (
         ctx.inner.settings.state.clone(),
@@ -76,11 +72,7 @@ pub(super) async fn report(
     }
 }
 
-pub(super) async fn check(
-    ctx: &Ctx<'_>,
-    read_data: Option<f64>,
-    w: &mut OwnedWriteHalf,
-) -> Response {
+pub(super) async fn check(ctx: &Ctx<'_>, read_data: Option<f64>, w: &mut SendHalf) -> Response {
     in_repo(ctx, w, "check", move |repo, _, _| {
         Ok(Response::Check(Box::new(sharekeep::check(
             &repo,

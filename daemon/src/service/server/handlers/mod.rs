@@ -13,12 +13,12 @@ mod status;
 use super::authz::{self, Grant, Scope};
 use super::framing::with_progress;
 use super::Caller;
+use crate::service::server::SendHalf;
 use crate::service::Inner;
 use sharekeep::protocol::{Request, Response};
 use sharekeep::{Repository, Snapshot, Visibility};
 use sharekeep_policies::{Policy, Rights};
 use std::sync::Arc;
-use tokio::net::unix::OwnedWriteHalf;
 
 /// What a handler knows of its request.
 pub(crate) struct Ctx<'a> {
@@ -164,7 +164,7 @@ async fn open_snapshot(
 /// (registered while it runs), sending `live`'s progress as `what` lines meanwhile.
 async fn cancellable<T: Send + 'static>(
     ctx: &Ctx<'_>,
-    w: &mut OwnedWriteHalf,
+    w: &mut SendHalf,
     what: &str,
     live: &sharekeep::LiveProgress,
     work: impl FnOnce(&sharekeep::CancelToken) -> T + Send + 'static,
@@ -194,7 +194,7 @@ fn writing(ctx: &Ctx<'_>) -> Option<crate::service::guard::Writing> {
 /// Runs `work` on the blocking pool with the share's repository, sending progress lines.
 async fn in_repo(
     ctx: &Ctx<'_>,
-    w: &mut OwnedWriteHalf,
+    w: &mut SendHalf,
     what: &str,
     work: impl FnOnce(
             Repository,
@@ -223,11 +223,7 @@ async fn in_repo(
 }
 
 /// Answers one authorized request; `None` when the handler has already answered (streams).
-pub(crate) async fn handle(
-    ctx: &Ctx<'_>,
-    req: Request,
-    w: &mut OwnedWriteHalf,
-) -> Option<Response> {
+pub(crate) async fn handle(ctx: &Ctx<'_>, req: Request, w: &mut SendHalf) -> Option<Response> {
     Some(match req {
         Request::Hello { .. } => Response::error("bad_request", "already greeted"),
         Request::Status => status::status(ctx),

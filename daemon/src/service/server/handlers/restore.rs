@@ -15,10 +15,10 @@
 use super::{error_response, Ctx};
 use crate::service::server::authz::{Role, Writer};
 use crate::service::server::framing::{send, stream_frames};
+use crate::service::server::SendHalf;
 use sharekeep::protocol::{frame, Response, RestoreResult};
 use sharekeep::{NodeKind, Overwrite, RestoreOptions, Target, Visibility};
 use std::sync::Arc;
-use tokio::net::unix::OwnedWriteHalf;
 
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn restore(
@@ -28,7 +28,7 @@ pub(super) async fn restore(
     to: Option<String>,
     overwrite: String,
     dry_run: bool,
-    w: &mut OwnedWriteHalf,
+    w: &mut SendHalf,
 ) -> Option<Response> {
     let overwrite = match overwrite.as_str() {
         "never" => Overwrite::Never,
@@ -62,7 +62,7 @@ async fn streamed(
     snapshot: String,
     paths: Vec<String>,
     dry_run: bool,
-    w: &mut OwnedWriteHalf,
+    w: &mut SendHalf,
 ) -> Option<Response> {
     let policy = ctx.policy();
     let view = ctx.view();
@@ -128,7 +128,7 @@ async fn by_daemon(
     to: Option<String>,
     overwrite: Overwrite,
     dry_run: bool,
-    w: &mut OwnedWriteHalf,
+    w: &mut SendHalf,
 ) -> Response {
     let policy = ctx.policy();
     let Some(plan) = policy.backup.clone() else {

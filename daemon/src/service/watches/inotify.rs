@@ -1,4 +1,4 @@
-//! The share's inotify watches, kept by a thread of their own: one non-recursive watch per
+//! The share's inotify watches (Linux), kept by a thread of their own: one non-recursive watch per
 //! folder, added by a descriptor walk that never crosses a symlink or a mount (a member moving
 //! in a link to `/` costs one watch, not the whole system's), within a budget.
 //!
@@ -28,49 +28,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
 
-/// What the watcher reports to the enforcement task (paths relative to the share root).
-#[derive(Debug)]
-pub(crate) enum Signal {
-    /// Apply the policy to these entries and everything below them.
-    Walk(Vec<String>),
-    /// Check these entries alone.
-    One(Vec<String>),
-    /// A folder renamed within the share.
-    Moved { from: String, to: String },
-    /// Events were lost: reconcile the whole share.
-    Rescan,
-    /// The watch budget is reached: reconcile periodically.
-    Budget,
-    /// Files written, made, renamed, removed (only from watches made [`Watches::for_guard`]).
-    Changes(Vec<FsChange>),
-}
+use super::{below, join, FsChange, Signal};
 
-/// A change to an entry, as inotify tells it: what, not who.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum FsChange {
-    Created(String),
-    Written(String),
-    Deleted(String),
-    Renamed { from: String, to: String },
-}
+/// What the guard's status says it watches with, where fanotify is refused.
+pub(crate) const HOW: &str = "inotify";
 
 const MASK: AddWatchFlags = AddWatchFlags::IN_CREATE
     .union(AddWatchFlags::IN_MOVED_TO)
     .union(AddWatchFlags::IN_MOVED_FROM)
     .union(AddWatchFlags::IN_ATTRIB)
     .union(AddWatchFlags::IN_ONLYDIR);
-
-fn join(dir: &str, name: &str) -> String {
-    if dir.is_empty() {
-        name.to_string()
-    } else {
-        format!("{dir}/{name}")
-    }
-}
-
-fn below(top: &str, p: &str) -> bool {
-    top.is_empty() || p == top || (p.starts_with(top) && p.as_bytes().get(top.len()) == Some(&b'/'))
-}
 
 /// The watches of one share.
 pub(crate) struct Watches {
