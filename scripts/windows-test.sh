@@ -9,6 +9,8 @@
 # locks, retention, a backup recording each entry's security descriptor and attributes, a
 # restore by handle: into a new folder, in place, a planted link never followed, a drill);
 # sharekeepctl.exe run on a local repository (init, backup, snapshots, ls, restore, check).
+# sharekeepd.exe reached through its named pipe (protocol, status, its watcher re-applying
+# rights to a new file, a backup, an in-place restore).
 # What Wine cannot show is listed in the README ("Windows").
 set -euo pipefail
 cd "$(dirname "$0")/.."
