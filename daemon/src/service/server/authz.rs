@@ -320,6 +320,16 @@ mod tests {
 
     /// Owner 5000; admins group 7000; members group 6000 read everything, write
     /// `Propositions`; `Paie` is readable by user 5009 only.
+    /// The share's folder and a path outside it, in this platform's form.
+    #[cfg(unix)]
+    const SHARE_ROOT: &str = "/srv/c";
+    #[cfg(windows)]
+    const SHARE_ROOT: &str = r"C:\srv\c";
+    #[cfg(unix)]
+    const OUTSIDE: &str = "/etc/shadow";
+    #[cfg(windows)]
+    const OUTSIDE: &str = r"C:\Windows\System32\config\SAM";
+
     fn policy() -> Arc<Policy> {
         let rule = |path: &str, read: Vec<Principal>, write: Vec<Principal>| Rule {
             path: path.into(),
@@ -344,7 +354,7 @@ mod tests {
         Arc::new(Policy {
             file: PathBuf::from("t.toml"),
             name: "commercial".into(),
-            path: PathBuf::from("/srv/c"),
+            path: PathBuf::from(SHARE_ROOT),
             owner: owner.clone(),
             group: Group {
                 name: "g6000".into(),
@@ -448,6 +458,11 @@ mod tests {
         use Role::*;
         use Scope::*;
         use Writer::{Caller as ByCaller, Daemon};
+        let inside = Path::new(SHARE_ROOT)
+            .join("Propositions")
+            .join("a.docx")
+            .display()
+            .to_string();
         type Want = Option<(Role, Scope, Writer)>;
         let ok = |r, s, w| -> Want { Some((r, s, w)) };
         // (caller, op, path, to, stream, expected: None = refused, and a word of the message)
@@ -502,9 +517,9 @@ mod tests {
             (&outsider, "diff", "", None, false, None, "not named"),
             (&member, "versions", "Tarifs/grille.csv", None, false, ok(Member, Readable, ByCaller), ""),
             (&member, "versions", "Propositions/a.docx", None, false, ok(Member, Readable, ByCaller), ""),
-            (&member, "versions", "/srv/c/Propositions/a.docx", None, false, ok(Member, Readable, ByCaller), ""),
+            (&member, "versions", &inside, None, false, ok(Member, Readable, ByCaller), ""),
             (&member, "versions", "Paie/bulletin.txt", None, false, None, "may not read `Paie/bulletin.txt`"),
-            (&member, "versions", "/etc/shadow", None, false, None, "not a path inside"),
+            (&member, "versions", OUTSIDE, None, false, None, "not a path inside"),
             (&member, "versions", "../x", None, false, None, "not a path inside"),
             (&member, "ls", "", None, false, ok(Member, Readable, ByCaller), ""),
             (&member, "ls", "Paie", None, false, None, "may not read `Paie`"),
