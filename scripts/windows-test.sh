@@ -8,9 +8,10 @@
 # the engine's unit tests (the local backend's conformance suite, packs, index, encryption,
 # locks, retention, a backup recording each entry's security descriptor and attributes, a
 # restore by handle: into a new folder, in place, a planted link never followed, a drill);
-# sharekeepctl.exe run on a local repository (init, backup, snapshots, ls, restore, check).
+# sharekeepctl.exe run on a local repository (init, backup, snapshots, ls, restore, check) and
+# its `share check | export | remove` on a policy's SMB share.
 # sharekeepd.exe reached through its named pipe (protocol, status, its watcher re-applying
-# rights to a new file, a backup, an in-place restore).
+# rights to a new file, a backup, an in-place restore; with samba_manage, the SMB share).
 # What Wine cannot show is listed in the README ("Windows").
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -131,6 +131,10 @@ pub enum Command {
     /// Samba: the smb.conf include for the policies, and a check of the running smbd.
     #[command(subcommand)]
     Samba(SambaCommand),
+    /// Windows SMB shares for the policies (NetShareAdd): export, check, remove.
+    #[cfg(windows)]
+    #[command(subcommand)]
+    Share(ShareCommand),
     /// Share policies: check them, plan and apply their rights, explain, matrix.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -565,6 +569,34 @@ pub struct DrillArgs {
 pub enum RepairCommand {
     /// Rebuild the index from the packs' own headers.
     Index,
+}
+
+/// `samba`'s counterpart on a Windows workstation: the shares are this machine's own
+/// (`NetShareAdd` / `NetShareSetInfo`, level 502).
+#[cfg(windows)]
+#[derive(Debug, Subcommand)]
+pub enum ShareCommand {
+    /// Add or update one SMB share per policy with `[samba] export = true`: its folder,
+    /// remark and share permissions (Change for those who write somewhere, Read for those who
+    /// only read, NTFS doing the rest).
+    Export {
+        #[command(flatten)]
+        source: PolicySource,
+        /// Say what would be added or updated; change nothing.
+        #[arg(long, short = 'n')]
+        dry_run: bool,
+    },
+    /// Compare this machine's shares with the policies (exit 0: they agree, 2: they differ,
+    /// 1: error).
+    Check {
+        #[command(flatten)]
+        source: PolicySource,
+    },
+    /// Stop sharing NAME (its folder and files stay).
+    Remove {
+        /// The share's name on the network.
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

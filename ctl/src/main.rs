@@ -15,6 +15,8 @@ mod progress;
 mod remote;
 mod render;
 mod report;
+#[cfg(windows)]
+mod share;
 mod signals;
 
 use clap::Parser;
@@ -78,6 +80,8 @@ fn main() -> ExitCode {
         args::Command::GenerateMan { dir } => docs::man_pages(&dir),
         args::Command::Policy(cmd) => policy::run(cmd, cli.quiet),
         args::Command::Samba(cmd) => policy::samba(cmd),
+        #[cfg(windows)]
+        args::Command::Share(cmd) => share::run(cmd),
         #[cfg(unix)]
         args::Command::Mount(a) => mount::run(cli.repo, cli.key_file, a, cli.quiet),
         args::Command::Copy(a) => copy::run(cli.repo, cli.key_file.as_deref(), a, cli.quiet, &cancel),

@@ -81,6 +81,8 @@ pub fn run(cli: Cli, cancel: &CancelToken) -> Result<Outcome> {
         }
         #[cfg(unix)]
         Command::Mount(_) => unreachable!("handled elsewhere"),
+        #[cfg(windows)]
+        Command::Share(_) => unreachable!("handled elsewhere"),
         Command::Backup(a) => backup(&repo, a, quiet, cancel, &mut out)?,
         Command::Snapshots(a) => snapshots(&repo, a, &mut out)?,
         Command::Ls(a) => ls(&repo, a, &mut out)?,

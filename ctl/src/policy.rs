@@ -9,7 +9,7 @@ use sharekeep_policies::{self as policies, Policy, Report};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-fn source_path(s: &PolicySource) -> PathBuf {
+pub(crate) fn source_path(s: &PolicySource) -> PathBuf {
     s.source.clone().unwrap_or_else(default_source)
 }
 

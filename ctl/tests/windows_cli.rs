@@ -1,6 +1,8 @@
 //! `sharekeepctl` on Windows (under Wine in CI): the same commands on a local repository as
 //! on Linux: init, backup, snapshots, ls, restore into a new folder (content byte for byte),
-//! check; a command for the service says where it looked for it (its named pipe).
+//! check; a command for the service says where it looked for it (its named pipe); `share`
+//! compares, exports and removes the SMB share of a policy (under Wine, which has no server
+//! service, the export is refused naming the call; on Windows it is added, then left alone).
 #![cfg(windows)]
 
 use std::path::Path;
@@ -86,6 +88,92 @@ fn a_service_command_names_the_pipe_it_tried() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains(r"\\.\pipe\sharekeepd-absent") && err.contains("cannot reach sharekeepd"),
+        "{err}"
+    );
+}
+
+/// Runs sharekeepctl without a repository: (exit code, stdout, stderr).
+fn run(args: &[&std::ffi::OsStr]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sharekeepctl"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Wine translates a Windows path to its Unix one; Windows has no `winepath`.
+fn under_wine() -> bool {
+    Command::new("winepath")
+        .arg("-u")
+        .arg(r"C:\")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn a_policy_s_smb_share_is_compared_exported_and_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let share = tmp.path().join("Commercial");
+    std::fs::create_dir_all(&share).unwrap();
+    let me = std::env::var("USERNAME").unwrap();
+    let file = tmp.path().join("commercial.toml");
+    let body = format!(
+        "[share]\nname = \"commercial\"\npath = '{}'\nowner = '{me}'\ngroup = \"@Users\"\n\n\
+         [access]\nread = [\"@Users\"]\nwrite = ['{me}']\n",
+        share.display()
+    );
+    let os = |s: &str| std::ffi::OsString::from(s);
+    let (f, name) = (file.clone().into_os_string(), "SkCtlTest");
+
+    // Positive control: a policy that exports nothing has nothing to compare.
+    std::fs::write(&file, &body).unwrap();
+    let (code, out, err) = run(&[&os("share"), &os("check"), &f]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("no policy exports a share"), "{out}");
+
+    std::fs::write(
+        &file,
+        format!("{body}\n[samba]\nexport = true\nname = \"{name}\"\n"),
+    )
+    .unwrap();
+    let place = format!("share {name} ({})", share.display());
+    // Not there yet: `check` says so with exit 2, a dry run says what it would do.
+    let (code, out, err) = run(&[&os("share"), &os("check"), &f]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.contains(&format!("{place}: would be added")), "{out}");
+    let (code, out, err) = run(&[&os("share"), &os("export"), &os("--dry-run"), &f]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!("{place}: would be added")), "{out}");
+
+    let (code, out, err) = run(&[&os("share"), &os("export"), &f]);
+    if under_wine() {
+        // No server service under Wine: refused, naming the policy file, the share and the
+        // call; exit 1.
+        assert_eq!(code, 1, "{out}{err}");
+        assert!(
+            err.contains(&file.display().to_string()) && err.contains("NetShareAdd"),
+            "{err}"
+        );
+    } else {
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(out.contains(&format!("{place}: added")), "{out}");
+        let (code, out, _) = run(&[&os("share"), &os("check"), &f]);
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("as the policy says"), "{out}");
+        let (code, out, err) = run(&[&os("share"), &os("remove"), &os(name)]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(out.contains("removed (its folder stays)"), "{out}");
+        assert!(share.is_dir());
+    }
+    // Nothing of that name (any more): a clear refusal.
+    let (code, _, err) = run(&[&os("share"), &os("remove"), &os(name)]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(&format!("there is no share named {name}")),
         "{err}"
     );
 }

@@ -1,7 +1,9 @@
 //! sharekeepd on Windows (under Wine in CI), reached through its named pipe with the same
 //! JSON-lines protocol as the Unix socket: the greeting rules, the line cap, `status` of a
 //! managed share, its watcher fixing the rights of a file made after the start, a backup on
-//! request, its snapshots, and an in-place restore that saves what it replaces first.
+//! request, its snapshots, and an in-place restore that saves what it replaces first; with
+//! `samba_manage`, the SMB share of a policy that exports one (under Wine, which has no
+//! server service, the refusal is logged naming the call).
 #![cfg(windows)]
 
 use sharekeep::protocol::{Request, Response, MAX_LINE, PROTOCOL_VERSION};
@@ -243,5 +245,77 @@ fn the_service_answers_on_its_pipe_watches_backs_up_and_restores() {
             );
         }
         other => panic!("snapshots: {other:?}"),
+    }
+}
+
+#[test]
+fn with_samba_manage_the_service_exports_the_policy_s_smb_share() {
+    let tmp = tempfile::tempdir().unwrap();
+    let share = tmp.path().join("Commercial");
+    std::fs::create_dir_all(&share).unwrap();
+    let policies = tmp.path().join("policies");
+    policy(&policies, &share, &tmp.path().join("depot"));
+    let file = policies.join("commercial.toml");
+    let body = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        format!("{body}\n[samba]\nexport = true\nname = \"SkPipeTest\"\n"),
+    )
+    .unwrap();
+    let config = tmp.path().join("sharekeepd.toml");
+    std::fs::write(&config, "samba_manage = true\n").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sharekeepd"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--policies")
+        .arg(&policies)
+        .arg("--state")
+        .arg(tmp.path().join("state"))
+        .arg("--socket")
+        .arg(format!(
+            r"\\.\pipe\sharekeepd-shares-{}",
+            std::process::id()
+        ))
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let _daemon = Daemon(child);
+    // Its log, line by line, until the share's line (the policies are loaded at the start).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    let line = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) if l.contains("SMB share SkPipeTest") => break l,
+            Ok(l) => seen.push(l),
+            Err(e) => panic!("no line about the share ({e}): {seen:#?}"),
+        }
+    };
+    if Command::new("winepath")
+        .arg("-u")
+        .arg(r"C:\")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        assert!(line.contains("NetShareAdd"), "{line}");
+    } else {
+        assert!(
+            line.contains("Added") && line.contains(&share.display().to_string()),
+            "{line}"
+        );
+        let _ = Command::new("net")
+            .args(["share", "SkPipeTest", "/delete"])
+            .status();
     }
 }

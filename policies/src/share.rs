@@ -143,6 +143,10 @@ pub fn export(share: &WindowsShare, dry_run: bool) -> std::io::Result<ShareChang
 /// Removes the share `name` from this machine (its folder stays); false if there was none.
 #[cfg(windows)]
 pub fn unexport(name: &str) -> std::io::Result<bool> {
+    // Looked up first: NetShareDel's own "not found" is not given everywhere (Wine's succeeds).
+    if crate::win32::share_info(name)?.is_none() {
+        return Ok(false);
+    }
     crate::win32::remove_share(name)
 }
 

@@ -42,7 +42,8 @@ pub struct RawConfig {
     pub max_watches: Option<usize>,
     /// Milliseconds between the progress lines of a long request (default 250).
     pub progress_interval_ms: Option<u64>,
-    /// Write the Samba include for the exported shares and reload smbd when it changes.
+    /// Write the Samba include for the exported shares and reload smbd when it changes (on
+    /// Windows: keep this machine's SMB shares, NetShareAdd, instead).
     pub samba_manage: Option<bool>,
     /// Where the include goes (default /etc/samba/sharekeep.conf; smb.conf must include it).
     pub samba_include: Option<PathBuf>,

@@ -37,6 +37,8 @@ mod versions {
     pub(crate) type Slot = std::sync::Arc<std::sync::Mutex<Option<std::convert::Infallible>>>;
 }
 mod watches;
+#[cfg(windows)]
+mod windows_shares;
 
 use config::Settings;
 use sharekeep::protocol::ShareStatus;
@@ -218,12 +220,20 @@ pub(crate) async fn reload(inner: &Arc<Inner>) {
         .await
         .expect("load task");
     let exported = update_shares(inner, loaded);
+    #[cfg(unix)]
     if let (Some((include, conf)), Some(policies)) = (inner.settings.samba.clone(), exported) {
         let versions = inner.settings.state.join("versions");
         let _ = tokio::task::spawn_blocking(move || {
             manage_samba(&policies, &include, conf.as_deref(), &versions)
         })
         .await;
+    }
+    // On Windows the shares are the machine's own (the include and smb.conf are Samba's).
+    #[cfg(windows)]
+    if let Some(policies) = exported {
+        let state = inner.settings.state.clone();
+        let _ =
+            tokio::task::spawn_blocking(move || windows_shares::manage(&policies, &state)).await;
     }
 }
 
@@ -319,6 +329,7 @@ fn update_shares(inner: &Arc<Inner>, loaded: Vec<Loaded>) -> Option<Vec<Policy>>
 }
 
 /// Writes the Samba include when its content changed, then tells smbd to reload.
+#[cfg(unix)]
 fn manage_samba(
     policies: &[Policy],
     include: &std::path::Path,
