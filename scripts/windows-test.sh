@@ -16,9 +16,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET=x86_64-pc-windows-gnu
-# What builds for Windows: the policies crate, the engine with sharekeepd (its default
-# `service` feature: FUSE and SFTP are left out on Windows), and sharekeepctl.
-CRATES=(-p sharekeep-policies -p sharekeep -p sharekeepctl)
+# What builds for Windows: the whole workspace (the policies crate, the engine with sharekeepd,
+# its default `service` feature leaving FUSE and SFTP out there, sharekeepctl) but the Linux
+# end-to-end tests (real ext4, POSIX ACLs, users, smbd).
+CRATES=(--workspace --exclude sharekeep-tests)
 export WINEDEBUG=-all
 PREFIX=${WINEPREFIX:-$HOME/.wine}
 

@@ -80,16 +80,35 @@ fn from_wide(buf: &[u16]) -> String {
     String::from_utf16_lossy(&buf[..end])
 }
 
-/// `\\?\` before a drive path, so that paths longer than 260 characters open.
+/// A path in its long form, NUL-terminated, so that paths longer than 260 characters open:
+/// made absolute by Windows' own rules first (`/` read as `\`, `.` and `..` resolved, which
+/// the long form no longer does), then `C:\…` as `\\?\C:\…` and `\\server\share\…` as
+/// `\\?\UNC\server\share\…`; a path already in a device form (`\\?\`, `\\.\`) is kept.
 fn long_path(path: &Path) -> Vec<u16> {
-    let text = path.as_os_str();
-    let s = text.to_string_lossy();
-    if s.starts_with(r"\\") {
-        return wide(text);
+    let full = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut w = long_form(&full.as_os_str().encode_wide().collect::<Vec<_>>());
+    w.push(0);
+    w
+}
+
+/// The long form of an absolute path (without the NUL).
+fn long_form(path: &[u16]) -> Vec<u16> {
+    let utf16 = |s: &str| s.encode_utf16().collect::<Vec<u16>>();
+    let starts = |p: &str| path.starts_with(&utf16(p));
+    let sep = |c: u16| c == b'\\' as u16 || c == b'/' as u16;
+    if starts(r"\\?\") || starts(r"\\.\") || starts(r"\??\") {
+        path.to_vec()
+    } else if path.len() > 2 && sep(path[0]) && sep(path[1]) {
+        [utf16(r"\\?\UNC\"), path[2..].to_vec()].concat()
+    } else if path.len() > 2
+        && path[1] == b':' as u16
+        && sep(path[2])
+        && char::from_u32(u32::from(path[0])).is_some_and(|c| c.is_ascii_alphabetic())
+    {
+        [utf16(r"\\?\"), path.to_vec()].concat()
+    } else {
+        path.to_vec()
     }
-    let mut p = OsString::from(r"\\?\");
-    p.push(text);
-    wide(&p)
 }
 
 /// What a relative open may want.
@@ -1006,4 +1025,44 @@ pub(crate) fn current_user() -> Option<String> {
     let mut len = buf.len() as u32;
     // SAFETY: a buffer and its length.
     (unsafe { GetUserNameW(buf.as_mut_ptr(), &mut len) } != 0).then(|| from_wide(&buf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_forms_of_drive_unc_and_device_paths() {
+        let long = |p: &str| {
+            String::from_utf16(&long_form(&p.encode_utf16().collect::<Vec<_>>())).unwrap()
+        };
+        for (given, want) in [
+            (r"C:\Partages\Commercial", r"\\?\C:\Partages\Commercial"),
+            (
+                r"\\nas\Partages\Commercial",
+                r"\\?\UNC\nas\Partages\Commercial",
+            ),
+            (r"\\?\C:\x", r"\\?\C:\x"),
+            (r"\\?\UNC\nas\x", r"\\?\UNC\nas\x"),
+            (r"\\.\pipe\sharekeepd", r"\\.\pipe\sharekeepd"),
+            ("relatif", "relatif"),
+        ] {
+            assert_eq!(long(given), want, "{given}");
+        }
+        // Made absolute by Windows' rules before: `/` and `..` are gone from the long form.
+        let w = long_path(Path::new("C:/Partages/x/../Commercial"));
+        assert_eq!(
+            String::from_utf16(&w[..w.len() - 1]).unwrap(),
+            r"\\?\C:\Partages\Commercial"
+        );
+    }
+
+    #[test]
+    fn a_share_root_written_with_slashes_opens() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("Commercial");
+        std::fs::create_dir(&dir).unwrap();
+        let slashed = dir.display().to_string().replace('\\', "/");
+        open_dir_path(Path::new(&slashed)).unwrap_or_else(|e| panic!("{slashed}: {e}"));
+    }
 }
