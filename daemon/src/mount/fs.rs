@@ -311,7 +311,13 @@ impl SnapshotFs {
             let What::Entry { rel, .. } = &inode.what else {
                 continue;
             };
-            if rel.is_empty() || inode.lookups == 0 {
+            if rel.is_empty() {
+                continue;
+            }
+            if inode.lookups == 0 {
+                // Unknown to the kernel (its lookup failed): nothing to invalidate, and it is
+                // made again if it is looked up.
+                self.inodes.remove(&ino);
                 continue;
             }
 
@@ -534,18 +540,24 @@ impl SnapshotFs {
 
     fn insert_entry(&mut self, parent: u64, slot: usize, rel: String, node: &Node) -> u64 {
         let ino = hash_ino(parent, &node.name.0);
-        if let std::collections::hash_map::Entry::Vacant(v) = self.inodes.entry(ino) {
-            v.insert(Inode {
-                what: What::Entry {
-                    slot,
-                    rel,
-                    node: Arc::new(Meta::of(node)),
-                },
-                parent,
-                lookups: 0,
-            });
-            self.aged.push_back(ino);
+        if !self.inodes.contains_key(&ino) {
+            // Trimmed first: the new entry is not counted by the kernel until the lookup
+            // answers, and must not be taken for one it already forgot (it would then never
+            // be trimmed: under load, when the invalidations lag, hundreds were held so).
             self.trim();
+            self.inodes.insert(
+                ino,
+                Inode {
+                    what: What::Entry {
+                        slot,
+                        rel,
+                        node: Arc::new(Meta::of(node)),
+                    },
+                    parent,
+                    lookups: 0,
+                },
+            );
+            self.aged.push_back(ino);
         }
         ino
     }
