@@ -20,10 +20,9 @@
 use crate::backend::{Backend, FileKind, TempFile};
 use crate::error::{Error, Result};
 use crate::id::Id;
-use aes_gcm::aead::{AeadInPlace, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use chrono::{DateTime, Local};
 use hmac::{Hmac, Mac};
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use std::fmt;
@@ -221,10 +220,42 @@ fn random(buf: &mut [u8]) {
     getrandom::getrandom(buf).expect("the system random source works");
 }
 
+/// AES-256-GCM under one key, from ring: its x86-64 code (AES-NI or VAES with carry-less
+/// multiplication over several blocks at once) opens data several times faster than the
+/// RustCrypto crates' one-block-at-a-time GHASH, which took a fifth of a restore's CPU; the
+/// format is the standard one either way.
+struct Aead(LessSafeKey);
+
+impl Aead {
+    fn new(key: &[u8]) -> Aead {
+        Aead(LessSafeKey::new(
+            UnboundKey::new(&AES_256_GCM, key).expect("a 32-byte key"),
+        ))
+    }
+
+    /// Encrypts `body` in place; its tag.
+    fn seal(&self, nonce: [u8; 12], aad: &[u8], body: &mut [u8]) -> [u8; 16] {
+        let tag = self
+            .0
+            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), body)
+            .expect("AES-GCM seals any length a pack holds");
+        tag.as_ref().try_into().expect("a 16-byte tag")
+    }
+
+    /// Decrypts `sealed` (ciphertext then its 16-byte tag) in place, `None` when it was
+    /// changed or sealed under another key; the plaintext is the first `len - 16` bytes.
+    fn open(&self, nonce: &[u8], aad: &[u8], sealed: &mut [u8]) -> Option<()> {
+        let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+        self.0
+            .open_in_place(nonce, Aad::from(aad), sealed)
+            .ok()
+            .map(|_| ())
+    }
+}
+
 /// The keys of an open encrypted repository.
-#[derive(Clone)]
 struct Crypto {
-    aead: Aes256Gcm,
+    aead: Aead,
     ids: Hmac<Sha256>,
     /// The master key, to wrap it again for a new slot.
     master: Zeroizing<[u8; 64]>,
@@ -246,7 +277,7 @@ impl fmt::Debug for Keys {
 
 impl Keys {
     fn from_master(master: Zeroizing<[u8; 64]>) -> Keys {
-        let aead = Aes256Gcm::new_from_slice(&master[..32]).expect("32-byte key");
+        let aead = Aead::new(&master[..32]);
         let ids = <Hmac<Sha256> as Mac>::new_from_slice(&master[32..]).expect("any key length");
         Keys(Some(Arc::new(Crypto { aead, ids, master })))
     }
@@ -316,10 +347,7 @@ impl Keys {
         out.extend_from_slice(&nonce);
         let start = out.len();
         out.extend_from_slice(plain);
-        let tag = c
-            .aead
-            .encrypt_in_place_detached(Nonce::from_slice(&nonce), b"", &mut out[start..])
-            .expect("AES-GCM seals any length a pack holds");
+        let tag = c.aead.seal(nonce, b"", &mut out[start..]);
         out.extend_from_slice(&tag);
     }
 
@@ -340,10 +368,7 @@ impl Keys {
             return None;
         }
         let (nonce, rest) = buf.split_at_mut(12);
-        let (body, tag) = rest.split_at_mut(rest.len() - 16);
-        c.aead
-            .decrypt_in_place_detached(Nonce::from_slice(nonce), b"", body, Tag::from_slice(tag))
-            .ok()?;
+        c.aead.open(nonce, b"", rest)?;
         Some(12..buf.len() - 16)
     }
 
@@ -381,10 +406,7 @@ impl Keys {
         random(&mut nonce);
         let mut body = c.master.to_vec();
         let w = wrapper.0.as_ref().expect("keyed");
-        let tag = w
-            .aead
-            .encrypt_in_place_detached(Nonce::from_slice(&nonce), SLOT_AAD, &mut body)
-            .expect("64 bytes seal");
+        let tag = w.aead.seal(nonce, SLOT_AAD, &mut body);
         body.extend_from_slice(&tag);
         let slot = KeySlot {
             version: 1,
@@ -426,18 +448,13 @@ fn unwrap_slot(slot: &KeySlot, secret: &Secret, path: &Path) -> Result<Option<Ke
         return Err(corrupt("wrong field lengths"));
     }
     let kek = derive_kek(secret, &slot.kdf, &salt)?;
-    let aead = Aes256Gcm::new_from_slice(&kek[..]).expect("32-byte key");
-    let (ct, tag) = body.split_at_mut(64);
-    let tag = Tag::clone_from_slice(tag);
-    if aead
-        .decrypt_in_place_detached(Nonce::from_slice(&nonce), SLOT_AAD, ct, &tag)
-        .is_err()
-    {
+    let aead = Aead::new(&kek[..]);
+    if aead.open(&nonce, SLOT_AAD, &mut body).is_none() {
         return Ok(None);
     }
     let mut master = Zeroizing::new([0u8; 64]);
-    master.copy_from_slice(ct);
-    ct.fill(0);
+    master.copy_from_slice(&body[..64]);
+    body.fill(0);
     Ok(Some(Keys::from_master(master)))
 }
 
