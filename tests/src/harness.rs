@@ -1,11 +1,8 @@
-//! Helpers for the integration tests: running the real binaries, scratch folders on the
-//! repository's filesystem (ext4, so ACLs and xattrs are real), and a fingerprint of a folder
-//! (content, kind, mode, owner, ns mtime, xattrs, hard-link structure) to compare trees.
+//! The Unix harness: running the real binaries, scratch folders on the repository's
+//! filesystem (ext4, so ACLs and xattrs are real), and a fingerprint of a folder (content,
+//! kind, mode, owner, ns mtime, xattrs, hard-link structure) to compare trees.
 
-pub mod dataset;
-pub mod servers;
-pub mod users;
-
+use crate::users;
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
@@ -434,54 +431,6 @@ pub fn example_commercial(a: &users::Accounts, share: &Path, repo: &Path) -> Str
             &format!("group = \"{}\"", a.name("commercial")),
         )
         .replace("\"@dsi\"", &format!("\"@{}\"", a.name("dsi")))
-}
-
-/// A file node for crafted trees (mode 0644, root's, a fixed mtime).
-pub fn file_node(name: &[u8], content: Vec<sharekeep::Id>, size: u64) -> sharekeep::Node {
-    sharekeep::Node {
-        name: sharekeep::Bytes(name.to_vec()),
-        kind: sharekeep::NodeKind::File,
-        mode: 0o644,
-        uid: 0,
-        gid: 0,
-        user: None,
-        group: None,
-        mtime_ns: 1_700_000_000_000_000_000,
-        ctime_ns: 0,
-        inode: 0,
-        device: 0,
-        links: 1,
-        size,
-        content,
-        subtree: None,
-        target: None,
-        rdev: 0,
-        xattrs: Vec::new(),
-        security: None,
-        attributes: None,
-    }
-}
-
-/// Stores `tree` and a snapshot of it (root `/nonexistent/share`, now) in `repo`; its id.
-pub fn crafted_snapshot(repo: &sharekeep::Repository, tree: &mut sharekeep::Tree) -> String {
-    let bytes = tree.encode();
-    let root = repo
-        .store_blobs(&[(sharekeep::pack::BlobType::Tree, &bytes)])
-        .expect("store the tree")[0];
-    let mut snap = sharekeep::Snapshot {
-        id: Default::default(),
-        time: sharekeep::chrono::Local::now(),
-        host: "attacker".into(),
-        username: "x".into(),
-        paths: vec!["/nonexistent/share".into()],
-        tags: vec![],
-        tree: root,
-        parent: None,
-        original: None,
-        summary: Default::default(),
-        program_version: "crafted".into(),
-    };
-    repo.save_snapshot(&mut snap).expect("save").to_hex()
 }
 
 /// Where a file's data lives, as the repository's own index says: for each content blob of

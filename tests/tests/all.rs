@@ -1,5 +1,7 @@
 //! One integration-test binary (as ripgrep does): every scenario drives the real
-//! `sharekeepctl` on real files in scratch folders on ext4.
+//! `sharekeepctl` on real files in scratch folders on ext4. Unix only (Linux's ACLs, users,
+//! smbd, FUSE): Windows is tested by the daemon's and ctl's own tests, under Wine.
+#![cfg(unix)]
 
 mod backup_restore;
 mod crash;

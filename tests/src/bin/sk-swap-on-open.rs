@@ -3,12 +3,17 @@
 //! watching with inotify would; prints `swapped`. On each line read from standard input it
 //! puts everything back (`restored`) and waits for the next open. Ends at end of input.
 //!
-//! Usage: sk-swap-on-open DIR TRIGGER FROM REPLACEMENT
+//! Usage: sk-swap-on-open DIR TRIGGER FROM REPLACEMENT (Linux only: elsewhere it says so and
+//! exits 2)
 
+#[cfg(target_os = "linux")]
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+#[cfg(target_os = "linux")]
 use std::io::BufRead;
+#[cfg(target_os = "linux")]
 use std::path::Path;
 
+#[cfg(target_os = "linux")]
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let dir = Path::new(&args[1]);
@@ -37,4 +42,10 @@ fn main() {
         std::fs::rename(dir.join(&aside), dir.join(from)).expect("back");
         println!("restored");
     }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn main() {
+    eprintln!("sk-swap-on-open watches opens with inotify: Linux only");
+    std::process::exit(2);
 }
