@@ -566,6 +566,18 @@ impl Backend for EncryptedBackend {
     fn read_at_into(&self, kind: FileKind, name: &str, offset: u64, out: &mut [u8]) -> Result<()> {
         self.inner.read_at_into(kind, name, offset, out)
     }
+    fn read_stream(
+        &self,
+        kind: FileKind,
+        name: &str,
+        offset: u64,
+        len: u64,
+        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        // Only packs are streamed: their blobs are sealed one by one, opened by the reader.
+        debug_assert!(!Self::sealed(kind));
+        self.inner.read_stream(kind, name, offset, len, sink)
+    }
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
         if Self::sealed(kind) {
             self.inner.write(kind, name, &self.keys.seal(data))

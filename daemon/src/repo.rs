@@ -458,7 +458,7 @@ impl Repository {
     }
 
     /// Where a blob is: its pack (hex name) and entry, its claimed lengths checked.
-    fn locate(&self, id: &Id) -> Result<(String, PackEntry)> {
+    pub(crate) fn locate(&self, id: &Id) -> Result<(String, PackEntry)> {
         let found = self.index().get(id);
         let (pack_id, entry) = match found {
             Some(f) => f,
@@ -481,7 +481,7 @@ impl Repository {
     }
 
     /// A read of a pack that failed: a missing pack is named as such.
-    fn pack_read_error(id: &Id, e: Error) -> Error {
+    pub(crate) fn pack_read_error(id: &Id, e: Error) -> Error {
         match e {
             Error::Io { path, source } if source.kind() == std::io::ErrorKind::NotFound => {
                 Error::Corrupt {

@@ -18,8 +18,10 @@
 //!         files handed to the worker threads (groups of 256, bounded queue): written to a
 //!         temporary name (O_CREAT|O_EXCL|O_NOFOLLOW; the final name when nothing was there),
 //!         holes for zero blocks, owner/xattrs/mode/mtime on the descriptor, then renameat
-//!         over the final name; hard links (same inode in the snapshot) are linked to the
-//!         first restored copy; directory metadata last, deepest first
+//!         over the final name (from a remote store, the files of a batch are created
+//!         first and written pack by pack, each pack asked for once: `by_pack`); hard links
+//!         (same inode in the snapshot) are linked to the first restored copy; directory
+//!         metadata last, deepest first
 //! ```
 //! The plan holds 8 bytes per entry (its position in its directory's tree and its action)
 //! and one path per directory: a restore's memory does not follow the number of files.
@@ -40,6 +42,12 @@ use std::ffi::{OsStr, OsString};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+
+mod by_pack;
+
+/// What the file workers report: bytes written, failures (path, why), the actions of the
+/// files restored.
+type Results = (u64, Vec<(String, String)>, Vec<Action>);
 
 /// What to do with entries that already exist at the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -767,9 +775,6 @@ pub(crate) fn save_before_change(
 /// they are written.
 const PIPELINE_FROM_BLOBS: usize = 16;
 
-/// Restore workers when the repository is on a remote store.
-const REMOTE_RESTORE_THREADS: usize = 8;
-
 /// Files of one directory handed to a worker at a time, at most this many.
 const FILES_PER_GROUP: usize = 256;
 
@@ -815,10 +820,11 @@ pub fn restore(
     std::fs::create_dir_all(&plan.target_root).at(&plan.target_root)?;
     let root = t::open_root(&plan.target_root)?;
     let chown = t::can_chown();
+    // From a remote store, files are written pack by pack (see `by_pack`), by this many
+    // requests at once.
+    let remote = repo.backend().is_remote();
     let threads = match threads {
-        // From a remote store, a worker mostly waits for its pack: more of them keep several
-        // fetches in flight (each pack is kept on disk, not in memory).
-        0 if repo.backend().is_remote() => REMOTE_RESTORE_THREADS,
+        0 if remote => by_pack::STREAMS,
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
     };
@@ -826,15 +832,26 @@ pub fn restore(
     let mut links: Vec<(PlannedEntry, PathBuf)> = Vec::new();
     let mut first_of_inode: HashMap<(u64, u64), PathBuf> = HashMap::new();
     let mut dirs_meta: Vec<DirMeta> = Vec::new();
-    // Bytes written, failures, and the actions of the files restored.
-    type Results = (u64, Vec<(String, String)>, Vec<Action>);
     let results: Mutex<Results> = Mutex::new((0, Vec::new(), Vec::new()));
     let walked = std::thread::scope(|s| -> Result<()> {
         // Bounded: the plan's directories are read back from the snapshot only as fast as
         // the workers write their files.
         let (group_tx, group_rx) =
             crossbeam_channel::bounded::<(PathBuf, Vec<PlannedEntry>)>(threads * 2);
-        for _ in 0..threads {
+        if remote {
+            let group_rx = group_rx.clone();
+            let shared = by_pack::Shared {
+                repo,
+                root: &root,
+                chown,
+                streams: threads,
+                results: &results,
+                progress,
+                cancel,
+            };
+            s.spawn(move || by_pack::run(&shared, group_rx));
+        }
+        for _ in 0..if remote { 0 } else { threads } {
             let group_rx = group_rx.clone();
             let (root, results) = (&root, &results);
             s.spawn(move || {

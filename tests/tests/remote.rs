@@ -340,6 +340,43 @@ fn backup_restore_check_forget_prune_on_garage() {
     raw.write(FileKind::Pack, &pack, &bytes).unwrap();
     let r = expect_err(ctl_url(&url, &["check", "--read-data"], &env), "damaged");
     assert!(format!("{}{}", r.stdout, r.stderr).contains(&pack), "{r:?}");
+    // A restore names the file of the damaged blob, leaves nothing of it, and restores every
+    // other file whole.
+    let out = tmp.path().join("out-damaged");
+    let r = ctl_url(
+        &url,
+        &["restore", "latest", "--to", out.to_str().unwrap()],
+        &env,
+    )
+    .expect_code(3);
+    assert!(r.stderr.contains("does not match"), "{}", r.stderr);
+    let files = [
+        "rh/salaires.txt",
+        "rh/notes.md",
+        "ventes/big.bin",
+        "ventes/zeros.bin",
+    ];
+    let damaged: Vec<&str> = files
+        .iter()
+        .copied()
+        .filter(|f| r.stderr.contains(f))
+        .collect();
+    assert!(!damaged.is_empty(), "a damaged file is named: {}", r.stderr);
+    assert!(damaged.len() < files.len(), "{}", r.stderr);
+    for f in files {
+        if damaged.contains(&f) {
+            assert!(
+                !out.join(f).exists(),
+                "{f}: nothing of a damaged file is left"
+            );
+        } else {
+            assert_eq!(
+                fs::read(out.join(f)).unwrap(),
+                fs::read(src.join(f)).unwrap(),
+                "{f}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -418,6 +455,160 @@ fn a_backup_cut_off_by_the_store_resumes_and_checks_clean() {
         &fingerprint(&out),
         "restored after the cut",
     );
+
+    // A restore cut off by the store: its requests, asked again once the store is back, go
+    // on from where their answers stopped, and every file comes back whole.
+    let gets = |g: &Garage| {
+        fs::read_to_string(&g.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(" GET /sharekeep/cut/data/"))
+            .count()
+    };
+    let before = gets(&garage);
+    let out2 = tmp.path().join("out2");
+    let mut cmd = std::process::Command::new(sharekeep_tests::bin("sharekeepctl"));
+    cmd.args([
+        "--repo",
+        &url,
+        "restore",
+        "latest",
+        "--to",
+        out2.to_str().unwrap(),
+    ])
+    .envs(env.iter().map(|(k, v)| (k, v)))
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while gets(&garage) == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restore never asked for a pack"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    garage.kill();
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the restore was over before the store died"
+    );
+    let cut_at = gets(&garage);
+    garage.restart();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the restore goes on once the store is back: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        gets(&garage) > cut_at,
+        "packs were asked for again after the restart"
+    );
+    assert_same_tree(
+        &fingerprint(&src),
+        &fingerprint(&out2),
+        "restored across the store's restart",
+    );
+}
+
+#[test]
+fn a_remote_restore_goes_batch_by_batch_and_leaves_nothing_of_a_damaged_file() {
+    let tmp = crate::scratch();
+    let garage = Garage::start(&tmp.path().join("garage"), "sharekeep");
+    let src = tmp.path().join("src");
+    // 91 files in 3 folders: small ones, empty ones, a large one, and the same content in
+    // each folder (one blob written to files of different batches).
+    let shared = noise(300_000, 99);
+    for d in 0..3 {
+        for i in 0..28 {
+            write(
+                &src.join(format!("d{d}/f{i}.txt")),
+                &noise(1000 + 37 * i, (d * 100 + i) as u64),
+            );
+        }
+        write(&src.join(format!("d{d}/empty")), b"");
+        write(&src.join(format!("d{d}/shared.bin")), &shared);
+    }
+    write(&src.join("d1/large.bin"), &noise(6 << 20, 5));
+    let key = tmp.path().join("key");
+    generate_key(&key);
+    let url = garage.url("batches");
+    let env = with(garage.env(), key_env(&key));
+    ctl_url(&url, &["init", "--encrypt"], &env).ok();
+    ctl_url(&url, &["backup", src.to_str().unwrap()], &env).ok();
+    // 100 descriptors, fewer than the 88 files with content, their 3 folders and what the
+    // process holds besides: batches of 16 (the least), each file closed with its batch.
+    let out = tmp.path().join("out");
+    let r = std::process::Command::new("prlimit")
+        .arg("--nofile=100:100")
+        .arg(sharekeep_tests::bin("sharekeepctl"))
+        .args([
+            "--repo",
+            &url,
+            "restore",
+            "latest",
+            "--to",
+            out.to_str().unwrap(),
+        ])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .expect("prlimit (util-linux)");
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_same_tree(
+        &fingerprint(&src),
+        &fingerprint(&out),
+        "restored in batches",
+    );
+
+    // A blob damaged in the middle of a file of several: the blobs before it were written
+    // already; the file is named, nothing of it is left, the other file restores whole.
+    let src2 = tmp.path().join("src2");
+    write(&src2.join("only/large.bin"), &noise(6 << 20, 5));
+    write(&src2.join("only/note.txt"), b"a note");
+    let url2 = garage.url("mid");
+    ctl_url(&url2, &["init", "--encrypt"], &env).ok();
+    ctl_url(&url2, &["backup", src2.to_str().unwrap()], &env).ok();
+    let access = sharekeep::Access {
+        secret: None,
+        credentials: sharekeep::Credentials {
+            s3_access_key_id: Some(garage.key_id.clone()),
+            s3_secret_access_key: Some(garage.secret.clone()),
+            ..Default::default()
+        },
+        cache_root: Some(tmp.path().join("raw-cache")),
+    };
+    let raw = sharekeep::backend::open_backend(&url2.parse().unwrap(), &access).unwrap();
+    use sharekeep::backend::FileKind;
+    let (pack, size) = raw
+        .list_sizes(FileKind::Pack)
+        .unwrap()
+        .into_iter()
+        .max_by_key(|(_, s)| *s)
+        .unwrap();
+    assert!(size > 6 << 20, "large.bin's pack: {size}");
+    let mut bytes = raw.read(FileKind::Pack, &pack).unwrap();
+    bytes[(size / 2) as usize] ^= 0x80;
+    raw.remove(FileKind::Pack, &pack).unwrap();
+    raw.write(FileKind::Pack, &pack, &bytes).unwrap();
+    let out2 = tmp.path().join("out2");
+    let r = ctl_url(
+        &url2,
+        &["restore", "latest", "--to", out2.to_str().unwrap()],
+        &env,
+    )
+    .expect_code(3);
+    assert!(
+        r.stderr.contains("large.bin") && r.stderr.contains("does not match"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !out2.join("only/large.bin").exists(),
+        "nothing of the damaged file is left"
+    );
+    assert_eq!(fs::read(out2.join("only/note.txt")).unwrap(), b"a note");
 }
 
 #[test]

@@ -173,6 +173,21 @@ pub trait Backend: Send + Sync + Debug {
         out.copy_from_slice(&data);
         Ok(())
     }
+    /// Hands the `len` bytes at `offset` to `sink` in order, piece by piece as they arrive (a
+    /// remote store's answer is never held whole); a transfer cut off is resumed where it
+    /// stopped, so `sink` sees every byte once. An error of `sink` ends the read and is
+    /// returned as it is.
+    fn read_stream(
+        &self,
+        kind: FileKind,
+        name: &str,
+        offset: u64,
+        len: u64,
+        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let data = self.read_at(kind, name, offset, len as usize)?;
+        sink(&data)
+    }
     /// Writes a whole file atomically and durably.
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()>;
     /// A new temporary file for streaming a large file (a pack) before committing it.

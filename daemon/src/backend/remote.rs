@@ -36,13 +36,14 @@ use std::time::Duration;
 
 /// Attempts for a request before its error is reported.
 const ATTEMPTS: usize = 6;
-/// A read of less than this from a pack fetches the whole pack (a restore reads all of a
-/// pack's blobs, in any order: one request serves them all, and object stores bill per
-/// request; the store answers an open range to the object's end).
+/// A read of less than this from a pack fetches the whole pack (a copy, a stream or a mount
+/// reads many of a pack's blobs, in any order: one request serves them all, and object
+/// stores bill per request; the store answers an open range to the object's end). A restore
+/// does not read blob by blob: it streams each pack once ([`Backend::read_stream`]).
 const WINDOW: usize = 8 << 20;
 /// Windows kept (the most recently fetched; a pack is 16 MiB or a little more): in unlinked
-/// files of the staging folder, not in memory, so a restore's several threads, each in its
-/// own packs, do not fetch them again (at most about 400 MiB of disk, gone with the process).
+/// files of the staging folder, not in memory, so several readers, each in its own packs, do
+/// not fetch them again (at most about 400 MiB of disk, gone with the process).
 const WINDOWS: usize = 24;
 
 /// A pack fetched whole, as stored (sealed when the repository is encrypted).
@@ -104,7 +105,12 @@ enum Streamed {
     Cut(std::io::Error),
     /// Writing the staging file.
     Local(std::io::Error),
+    /// The reader's own error (returned as it is).
+    Sink(Error),
 }
+
+/// Takes each piece of an answer with its position in the object.
+type PieceSink<'a> = dyn FnMut(u64, &[u8]) -> std::result::Result<(), Streamed> + 'a;
 
 fn connection_lost(e: &opendal::Error) -> bool {
     if e.is_temporary() || e.kind() != OdErrorKind::Unexpected {
@@ -452,6 +458,7 @@ impl RemoteBackend {
             match self.stream_pack(&path, &file, offset, out) {
                 Ok(len) => break len,
                 Err(Streamed::Local(e)) => return Err(Error::io(&temp, e)),
+                Err(Streamed::Sink(e)) => return Err(e),
                 Err(Streamed::Store(e)) if attempt < ATTEMPTS && connection_lost(&e) => {}
                 Err(Streamed::Store(e)) => return Err(self.err(&path)(e)),
                 // Cut off mid-answer: the whole pack again, over what was written.
@@ -486,12 +493,34 @@ impl RemoteBackend {
         out: &mut [u8],
     ) -> std::result::Result<u64, Streamed> {
         let end = offset + out.len() as u64;
+        self.stream_range(path, 0.., &mut |pos, piece| {
+            crate::platform::write_all_at(file, piece, pos).map_err(Streamed::Local)?;
+            let (from, to) = (pos.max(offset), (pos + piece.len() as u64).min(end));
+            if from < to {
+                out[(from - offset) as usize..(to - offset) as usize]
+                    .copy_from_slice(&piece[(from - pos) as usize..(to - pos) as usize]);
+            }
+            Ok(())
+        })
+    }
+
+    /// One request for `range` of the object at `path`, each piece of the answer handed to
+    /// `sink` with its position in the object as it arrives. Where the answer ended.
+    fn stream_range(
+        &self,
+        path: &str,
+        range: impl std::ops::RangeBounds<u64>,
+        sink: &mut PieceSink<'_>,
+    ) -> std::result::Result<u64, Streamed> {
+        let mut pos = match range.start_bound() {
+            std::ops::Bound::Included(&p) => p,
+            _ => 0,
+        };
         let pieces = self
             .op
             .reader(path)
-            .and_then(|r| r.into_bytes_iterator(..))
+            .and_then(|r| r.into_bytes_iterator(range))
             .map_err(Streamed::Store)?;
-        let mut pos = 0u64;
         for piece in pieces {
             // The request is sent at the first piece: its refusal (not found…) comes here,
             // as OpenDAL's error inside an I/O one.
@@ -503,12 +532,7 @@ impl RemoteBackend {
                     Streamed::Cut(e)
                 }
             })?;
-            crate::platform::write_all_at(file, &piece, pos).map_err(Streamed::Local)?;
-            let (from, to) = (pos.max(offset), (pos + piece.len() as u64).min(end));
-            if from < to {
-                out[(from - offset) as usize..(to - offset) as usize]
-                    .copy_from_slice(&piece[(from - pos) as usize..(to - pos) as usize]);
-            }
+            sink(pos, &piece)?;
             pos += piece.len() as u64;
         }
         Ok(pos)
@@ -680,6 +704,54 @@ impl Backend for RemoteBackend {
         drop(windows);
         done(self);
         Ok(())
+    }
+
+    fn read_stream(
+        &self,
+        kind: FileKind,
+        name: &str,
+        offset: u64,
+        len: u64,
+        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        let path = Self::path(kind, name);
+        let end = offset + len;
+        // Where the answer has reached: a transfer cut off is asked again from there.
+        let mut done = offset;
+        let mut delay = Duration::from_millis(200);
+        let mut attempt = 1;
+        loop {
+            let r = self.stream_range(&path, done..end, &mut |pos, piece| {
+                // A store answering more than asked: only the range goes on.
+                let piece = &piece[..piece.len().min((end - pos) as usize)];
+                done = pos + piece.len() as u64;
+                sink(piece).map_err(Streamed::Sink)
+            });
+            match r {
+                Ok(_) if done >= end => return Ok(()),
+                Ok(_) => {
+                    return Err(self.short_read(
+                        kind,
+                        name,
+                        offset,
+                        len as usize,
+                        (done - offset) as usize,
+                    ))
+                }
+                Err(Streamed::Sink(e)) => return Err(e),
+                Err(Streamed::Local(e)) => return Err(Error::io(self.url(&path), e)),
+                Err(Streamed::Store(e)) if attempt < ATTEMPTS && connection_lost(&e) => {}
+                Err(Streamed::Store(e)) => return Err(self.err(&path)(e)),
+                Err(Streamed::Cut(_)) if attempt < ATTEMPTS => {}
+                Err(Streamed::Cut(e)) => return Err(Error::io(self.url(&path), e)),
+            }
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(Duration::from_secs(8));
+            attempt += 1;
+        }
     }
 
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {

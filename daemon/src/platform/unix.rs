@@ -271,6 +271,13 @@ pub fn raise_open_file_limit() {
     }
 }
 
+/// How many files this process may hold open (its soft limit).
+pub(crate) fn open_file_limit() -> u64 {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX)
+}
+
 /// An open directory, as a backup walks it.
 pub(crate) type DirHandle = OwnedFd;
 /// What `fstatat` says of an entry.

@@ -10,6 +10,12 @@ use windows_sys::Win32::System::Threading::{
 /// Nothing to raise: Windows has no per-process limit on open handles worth raising.
 pub fn raise_open_file_limit() {}
 
+/// How many files this process may hold open: Windows' limit is the handle table's (about
+/// 16 million), never the one a restore meets first.
+pub(crate) fn open_file_limit() -> u64 {
+    1 << 24
+}
+
 /// Whether the process `pid` runs (on this machine).
 pub(crate) fn pid_alive(pid: u32) -> bool {
     if pid == std::process::id() {
