@@ -316,28 +316,7 @@ fn backup_restore_check_forget_prune_on_garage() {
 
     // A tampered object (written through the S3 API by someone holding the bucket's
     // credentials, not the key) is detected.
-    let location: sharekeep::Location = url.parse().unwrap();
-    let access = sharekeep::Access {
-        secret: None,
-        credentials: sharekeep::Credentials {
-            s3_access_key_id: Some(garage.key_id.clone()),
-            s3_secret_access_key: Some(garage.secret.clone()),
-            ..Default::default()
-        },
-        cache_root: Some(tmp.path().join("raw-cache")),
-    };
-    let raw = sharekeep::backend::open_backend(&location, &access).unwrap();
-    use sharekeep::backend::FileKind;
-    let (pack, _) = raw
-        .list_sizes(FileKind::Pack)
-        .unwrap()
-        .into_iter()
-        .max_by_key(|(_, s)| *s)
-        .unwrap();
-    let mut bytes = raw.read(FileKind::Pack, &pack).unwrap();
-    bytes[64] ^= 0x80;
-    raw.remove(FileKind::Pack, &pack).unwrap();
-    raw.write(FileKind::Pack, &pack, &bytes).unwrap();
+    let (pack, _) = tamper_largest_pack(&url, &garage, &tmp.path().join("raw-cache"), |_| 64);
     let r = expect_err(ctl_url(&url, &["check", "--read-data"], &env), "damaged");
     assert!(format!("{}{}", r.stdout, r.stderr).contains(&pack), "{r:?}");
     // A restore names the file of the damaged blob, leaves nothing of it, and restores every
@@ -570,28 +549,10 @@ fn a_remote_restore_goes_batch_by_batch_and_leaves_nothing_of_a_damaged_file() {
     let url2 = garage.url("mid");
     ctl_url(&url2, &["init", "--encrypt"], &env).ok();
     ctl_url(&url2, &["backup", src2.to_str().unwrap()], &env).ok();
-    let access = sharekeep::Access {
-        secret: None,
-        credentials: sharekeep::Credentials {
-            s3_access_key_id: Some(garage.key_id.clone()),
-            s3_secret_access_key: Some(garage.secret.clone()),
-            ..Default::default()
-        },
-        cache_root: Some(tmp.path().join("raw-cache")),
-    };
-    let raw = sharekeep::backend::open_backend(&url2.parse().unwrap(), &access).unwrap();
-    use sharekeep::backend::FileKind;
-    let (pack, size) = raw
-        .list_sizes(FileKind::Pack)
-        .unwrap()
-        .into_iter()
-        .max_by_key(|(_, s)| *s)
-        .unwrap();
+    let (_, size) = tamper_largest_pack(&url2, &garage, &tmp.path().join("raw-cache"), |size| {
+        (size / 2) as usize
+    });
     assert!(size > 6 << 20, "large.bin's pack: {size}");
-    let mut bytes = raw.read(FileKind::Pack, &pack).unwrap();
-    bytes[(size / 2) as usize] ^= 0x80;
-    raw.remove(FileKind::Pack, &pack).unwrap();
-    raw.write(FileKind::Pack, &pack, &bytes).unwrap();
     let out2 = tmp.path().join("out2");
     let r = ctl_url(
         &url2,
@@ -675,6 +636,38 @@ fn raw_backend(
     sharekeep::backend::open_backend(&location, &access).unwrap()
 }
 
+fn garage_credentials(garage: &Garage) -> sharekeep::Credentials {
+    sharekeep::Credentials {
+        s3_access_key_id: Some(garage.key_id.clone()),
+        s3_secret_access_key: Some(garage.secret.clone()),
+        ..Default::default()
+    }
+}
+
+/// Flips one bit of the largest pack of the repository at `url`, at the byte `at` picks
+/// from the pack's size, through the S3 API (as someone holding the bucket's credentials but
+/// not the key would). The pack's name and size.
+fn tamper_largest_pack(
+    url: &str,
+    garage: &Garage,
+    cache: &Path,
+    at: impl FnOnce(u64) -> usize,
+) -> (String, u64) {
+    use sharekeep::backend::FileKind;
+    let raw = raw_backend(url, garage_credentials(garage), cache);
+    let (pack, size) = raw
+        .list_sizes(FileKind::Pack)
+        .unwrap()
+        .into_iter()
+        .max_by_key(|(_, s)| *s)
+        .unwrap();
+    let mut bytes = raw.read(FileKind::Pack, &pack).unwrap();
+    bytes[at(size)] ^= 0x80;
+    raw.remove(FileKind::Pack, &pack).unwrap();
+    raw.write(FileKind::Pack, &pack, &bytes).unwrap();
+    (pack, size)
+}
+
 /// Starts the helper writing a large pack; returns it once it says the upload begins.
 fn start_upload(url: &str, env: &[(String, String)], cache: &Path) -> std::process::Child {
     use std::io::BufRead;
@@ -708,11 +701,7 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 fn garage_passes_the_backend_conformance_suite() {
     let tmp = crate::scratch();
     let garage = Garage::start(&tmp.path().join("garage"), "conformance");
-    let creds = sharekeep::Credentials {
-        s3_access_key_id: Some(garage.key_id.clone()),
-        s3_secret_access_key: Some(garage.secret.clone()),
-        ..Default::default()
-    };
+    let creds = garage_credentials(&garage);
     let b = raw_backend(&garage.url("suite"), creds.clone(), &tmp.path().join("c1"));
     sharekeep::backend::conformance::run(b, sharekeep::backend::conformance::LISTING).unwrap();
 

@@ -109,6 +109,37 @@ enum Streamed {
     Sink(Error),
 }
 
+impl Streamed {
+    /// Worth asking again: the connection was lost, or the answer cut off.
+    fn transient(&self) -> bool {
+        match self {
+            Streamed::Store(e) => connection_lost(e),
+            Streamed::Cut(_) => true,
+            Streamed::Local(_) | Streamed::Sink(_) => false,
+        }
+    }
+}
+
+/// Runs `f` until it succeeds, fails for good (`transient` says no) or has failed
+/// [`ATTEMPTS`] times, backing off from 0.2 s, doubling up to 8 s. Its last answer.
+fn retry<T, E>(
+    transient: impl Fn(&E) -> bool,
+    mut f: impl FnMut() -> Result<T, E>,
+) -> Result<T, E> {
+    let mut delay = Duration::from_millis(200);
+    let mut attempt = 1;
+    loop {
+        match f() {
+            Err(e) if attempt < ATTEMPTS && transient(&e) => {
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_secs(8));
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Takes each piece of an answer with its position in the object.
 type PieceSink<'a> = dyn FnMut(u64, &[u8]) -> std::result::Result<(), Streamed> + 'a;
 
@@ -267,18 +298,7 @@ impl RemoteBackend {
     /// Runs one request, again after a lost or refused connection (the retry layer already
     /// retries what OpenDAL deems temporary): [`ATTEMPTS`] in all, backing off from 0.2 s.
     fn call<T>(&self, f: impl Fn(&blocking::Operator) -> opendal::Result<T>) -> opendal::Result<T> {
-        let mut delay = Duration::from_millis(200);
-        let mut attempt = 1;
-        loop {
-            match f(&self.op) {
-                Err(e) if attempt < ATTEMPTS && connection_lost(&e) => {
-                    std::thread::sleep(delay);
-                    delay = (delay * 2).min(Duration::from_secs(8));
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+        retry(connection_lost, || f(&self.op))
     }
 
     fn path(kind: FileKind, name: &str) -> String {
@@ -291,6 +311,15 @@ impl RemoteBackend {
 
     fn url(&self, path: &str) -> String {
         format!("{}/{path}", self.location.base())
+    }
+
+    /// What a streamed request of the object at `path` that failed for good reports.
+    fn streamed_err(&self, path: &str, e: Streamed) -> Error {
+        match e {
+            Streamed::Sink(e) => e,
+            Streamed::Store(e) => self.err(path)(e),
+            Streamed::Cut(e) | Streamed::Local(e) => Error::io(self.url(path), e),
+        }
     }
 
     fn err(&self, path: &str) -> impl Fn(opendal::Error) -> Error + '_ {
@@ -452,23 +481,14 @@ impl RemoteBackend {
         let path = Self::path(FileKind::Pack, name);
         let TempFile { file, path: temp } = self.create_temp()?;
         let _ = std::fs::remove_file(&temp);
-        let mut delay = Duration::from_millis(200);
-        let mut attempt = 1;
-        let len = loop {
-            match self.stream_pack(&path, &file, offset, out) {
-                Ok(len) => break len,
-                Err(Streamed::Local(e)) => return Err(Error::io(&temp, e)),
-                Err(Streamed::Sink(e)) => return Err(e),
-                Err(Streamed::Store(e)) if attempt < ATTEMPTS && connection_lost(&e) => {}
-                Err(Streamed::Store(e)) => return Err(self.err(&path)(e)),
-                // Cut off mid-answer: the whole pack again, over what was written.
-                Err(Streamed::Cut(_)) if attempt < ATTEMPTS => {}
-                Err(Streamed::Cut(e)) => return Err(Error::io(self.url(&path), e)),
-            }
-            std::thread::sleep(delay);
-            delay = (delay * 2).min(Duration::from_secs(8));
-            attempt += 1;
-        };
+        // Cut off mid-answer: the whole pack again, over what was written.
+        let len = retry(Streamed::transient, || {
+            self.stream_pack(&path, &file, offset, out)
+        })
+        .map_err(|e| match e {
+            Streamed::Local(e) => Error::io(&temp, e),
+            e => self.streamed_err(&path, e),
+        })?;
         let end = offset + out.len() as u64;
         if len < end {
             return Err(self.short_read(
@@ -721,37 +741,25 @@ impl Backend for RemoteBackend {
         let end = offset + len;
         // Where the answer has reached: a transfer cut off is asked again from there.
         let mut done = offset;
-        let mut delay = Duration::from_millis(200);
-        let mut attempt = 1;
-        loop {
-            let r = self.stream_range(&path, done..end, &mut |pos, piece| {
+        retry(Streamed::transient, || {
+            self.stream_range(&path, done..end, &mut |pos, piece| {
                 // A store answering more than asked: only the range goes on.
                 let piece = &piece[..piece.len().min((end - pos) as usize)];
                 done = pos + piece.len() as u64;
                 sink(piece).map_err(Streamed::Sink)
-            });
-            match r {
-                Ok(_) if done >= end => return Ok(()),
-                Ok(_) => {
-                    return Err(self.short_read(
-                        kind,
-                        name,
-                        offset,
-                        len as usize,
-                        (done - offset) as usize,
-                    ))
-                }
-                Err(Streamed::Sink(e)) => return Err(e),
-                Err(Streamed::Local(e)) => return Err(Error::io(self.url(&path), e)),
-                Err(Streamed::Store(e)) if attempt < ATTEMPTS && connection_lost(&e) => {}
-                Err(Streamed::Store(e)) => return Err(self.err(&path)(e)),
-                Err(Streamed::Cut(_)) if attempt < ATTEMPTS => {}
-                Err(Streamed::Cut(e)) => return Err(Error::io(self.url(&path), e)),
-            }
-            std::thread::sleep(delay);
-            delay = (delay * 2).min(Duration::from_secs(8));
-            attempt += 1;
+            })
+        })
+        .map_err(|e| self.streamed_err(&path, e))?;
+        if done < end {
+            return Err(self.short_read(
+                kind,
+                name,
+                offset,
+                len as usize,
+                (done - offset) as usize,
+            ));
         }
+        Ok(())
     }
 
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
