@@ -7,8 +7,12 @@ use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-/// The repository format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The repository format this build writes. Format 2 seals each blob of an encrypted
+/// repository with its id as associated data ([`crate::crypto::Keys::seal_blob`]); format 1
+/// (sealed without it) is still read, and written where it is.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format this build reads.
+pub const OLDEST_FORMAT: u32 = 1;
 
 /// Content-defined chunking parameters (FastCDC 2020, normalization level 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,9 +76,9 @@ impl RepoConfig {
             reason,
         };
         let cfg: RepoConfig = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
-        if cfg.version != FORMAT_VERSION {
+        if !(OLDEST_FORMAT..=FORMAT_VERSION).contains(&cfg.version) {
             return Err(corrupt(format!(
-                "format version {} is not supported by this sharekeep (which reads version {FORMAT_VERSION}); use a matching sharekeep",
+                "format version {} is not supported by this sharekeep (which reads versions {OLDEST_FORMAT} to {FORMAT_VERSION}); use a matching sharekeep",
                 cfg.version
             )));
         }

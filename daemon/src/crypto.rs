@@ -9,9 +9,13 @@
 //!               a passphrase, HMAC-SHA256 for a key file of 32 random bytes or more), a salt,
 //!               and the master key sealed under it
 //! blob id     = HMAC-SHA256(id key, plaintext)            (plain sha256 when unencrypted)
+//! blob        = sealed(compressed), its id the associated data   (format 2; none in format 1)
 //! ```
 //! Blobs are sealed one by one inside packs (a restore reads one blob without the rest of its
-//! pack), after compression; a pack's header is sealed too. Index, snapshot and lock files are
+//! pack), after compression; a pack's header is sealed too. From format 2 on, a blob's seal
+//! authenticates its id, so a blob opens only as itself: whoever can write the store but holds
+//! no key cannot put one sealed blob in another's place, and a restore need not hash what it
+//! opened to know which blob it is (`check --read-data` still does). Index, snapshot and lock files are
 //! sealed whole by [`EncryptedBackend`]. Content ids are keyed, so equal content still gives
 //! equal ids (deduplication works) but an id says nothing about the content to whoever lacks
 //! the key. Nonces are random (96 bits); AES-GCM's authentication tag makes any change to a
@@ -263,11 +267,15 @@ struct Crypto {
 
 /// The keys of an open repository: none for an unencrypted one.
 #[derive(Clone, Default)]
-pub struct Keys(Option<Arc<Crypto>>);
+pub struct Keys {
+    crypto: Option<Arc<Crypto>>,
+    /// Each blob's seal authenticates its id (format 2): see [`Keys::seal_blob`].
+    bound_ids: bool,
+}
 
 impl fmt::Debug for Keys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_some() {
+        f.write_str(if self.crypto.is_some() {
             "Keys(encrypted)"
         } else {
             "Keys(none)"
@@ -279,7 +287,10 @@ impl Keys {
     fn from_master(master: Zeroizing<[u8; 64]>) -> Keys {
         let aead = Aead::new(&master[..32]);
         let ids = <Hmac<Sha256> as Mac>::new_from_slice(&master[32..]).expect("any key length");
-        Keys(Some(Arc::new(Crypto { aead, ids, master })))
+        Keys {
+            crypto: Some(Arc::new(Crypto { aead, ids, master })),
+            bound_ids: false,
+        }
     }
 
     /// A fresh random master key.
@@ -289,14 +300,27 @@ impl Keys {
         Keys::from_master(master)
     }
 
+    /// These keys for a repository of format `version`: from format 2 on, an encrypted
+    /// repository's blobs are sealed with their id as associated data.
+    pub(crate) fn for_format(mut self, version: u32) -> Keys {
+        self.bound_ids = self.crypto.is_some() && version >= 2;
+        self
+    }
+
+    /// Whether each blob's seal authenticates its id: a blob that opens is the one a holder
+    /// of the key sealed under that id, so a read need not hash it again to know it.
+    pub(crate) fn binds_ids(&self) -> bool {
+        self.bound_ids
+    }
+
     /// Whether the repository is encrypted.
     pub fn is_encrypted(&self) -> bool {
-        self.0.is_some()
+        self.crypto.is_some()
     }
 
     /// Bytes sealing adds.
     pub(crate) fn overhead(&self) -> usize {
-        if self.0.is_some() {
+        if self.crypto.is_some() {
             OVERHEAD
         } else {
             0
@@ -305,7 +329,7 @@ impl Keys {
 
     /// The content id of `data`: keyed when encrypted.
     pub fn id(&self, data: &[u8]) -> Id {
-        match &self.0 {
+        match &self.crypto {
             None => Id::hash(data),
             Some(c) => {
                 let mut mac = c.ids.clone();
@@ -317,7 +341,7 @@ impl Keys {
 
     /// Whether two repositories' content ids agree (both unencrypted, or the same id key).
     pub fn same_ids(&self, other: &Keys) -> bool {
-        match (&self.0, &other.0) {
+        match (&self.crypto, &other.crypto) {
             (None, None) => true,
             (Some(a), Some(b)) => a.master[32..] == b.master[32..],
             _ => false,
@@ -328,7 +352,7 @@ impl Keys {
     /// the other).
     #[allow(dead_code)] // for `copy` (next)
     pub(crate) fn same_data_key(&self, other: &Keys) -> bool {
-        match (&self.0, &other.0) {
+        match (&self.crypto, &other.crypto) {
             (None, None) => true,
             (Some(a), Some(b)) => a.master[..32] == b.master[..32],
             _ => false,
@@ -337,7 +361,38 @@ impl Keys {
 
     /// Appends `plain` sealed (or as is, unencrypted) to `out`.
     pub(crate) fn seal_into(&self, plain: &[u8], out: &mut Vec<u8>) {
-        let Some(c) = &self.0 else {
+        self.seal_with(b"", plain, out)
+    }
+
+    /// The stored form of blob `id`'s (compressed) bytes `plain`: sealed with the id as
+    /// associated data where the format binds ids, so that no blob of the repository opens
+    /// in another's place (someone who can write the store but holds no key cannot swap
+    /// two sealed blobs of one length unnoticed).
+    pub(crate) fn seal_blob(&self, id: &Id, plain: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(plain.len() + self.overhead());
+        self.seal_with(self.blob_aad(id), plain, &mut out);
+        out
+    }
+
+    /// Opens blob `id`'s stored bytes in place, as [`Keys::open_in_place`] does.
+    pub(crate) fn open_blob_in_place(
+        &self,
+        id: &Id,
+        buf: &mut [u8],
+    ) -> Option<std::ops::Range<usize>> {
+        self.open_with(self.blob_aad(id), buf)
+    }
+
+    fn blob_aad<'a>(&self, id: &'a Id) -> &'a [u8] {
+        if self.bound_ids {
+            &id.0
+        } else {
+            b""
+        }
+    }
+
+    fn seal_with(&self, aad: &[u8], plain: &[u8], out: &mut Vec<u8>) {
+        let Some(c) = &self.crypto else {
             out.extend_from_slice(plain);
             return;
         };
@@ -347,7 +402,7 @@ impl Keys {
         out.extend_from_slice(&nonce);
         let start = out.len();
         out.extend_from_slice(plain);
-        let tag = c.aead.seal(nonce, b"", &mut out[start..]);
+        let tag = c.aead.seal(nonce, aad, &mut out[start..]);
         out.extend_from_slice(&tag);
     }
 
@@ -361,14 +416,18 @@ impl Keys {
     /// Opens a sealed buffer in place; the plaintext's range in `buf`, `None` when it was
     /// changed or sealed under another key.
     pub(crate) fn open_in_place(&self, buf: &mut [u8]) -> Option<std::ops::Range<usize>> {
-        let Some(c) = &self.0 else {
+        self.open_with(b"", buf)
+    }
+
+    fn open_with(&self, aad: &[u8], buf: &mut [u8]) -> Option<std::ops::Range<usize>> {
+        let Some(c) = &self.crypto else {
             return Some(0..buf.len());
         };
         if buf.len() < OVERHEAD {
             return None;
         }
         let (nonce, rest) = buf.split_at_mut(12);
-        c.aead.open(nonce, b"", rest)?;
+        c.aead.open(nonce, aad, rest)?;
         Some(12..buf.len() - 16)
     }
 
@@ -389,7 +448,7 @@ impl Keys {
 
     /// A new key slot for `secret` wrapping this master key: its file name and bytes.
     pub(crate) fn new_slot(&self, secret: &Secret) -> (String, Vec<u8>) {
-        let c = self.0.as_ref().expect("an encrypted repository");
+        let c = self.crypto.as_ref().expect("an encrypted repository");
         let kdf = match secret.kind() {
             SecretKind::Passphrase => ARGON2,
             SecretKind::KeyFile => Kdf::HmacSha256,
@@ -405,7 +464,7 @@ impl Keys {
         let mut nonce = [0u8; 12];
         random(&mut nonce);
         let mut body = c.master.to_vec();
-        let w = wrapper.0.as_ref().expect("keyed");
+        let w = wrapper.crypto.as_ref().expect("keyed");
         let tag = w.aead.seal(nonce, SLOT_AAD, &mut body);
         body.extend_from_slice(&tag);
         let slot = KeySlot {

@@ -69,7 +69,7 @@ impl<'r> PackWriter<'r> {
         raw: &[u8],
     ) -> Result<Option<SealedPack>> {
         let (compression, stored) =
-            pack::compress_sealed(raw, self.repo.config().zstd_level, self.repo.keys());
+            pack::compress_sealed(&id, raw, self.repo.config().zstd_level, self.repo.keys());
         self.add_stored(blob_type, id, compression, &stored, raw.len() as u32)
     }
 

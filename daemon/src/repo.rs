@@ -106,7 +106,7 @@ impl Repository {
         let (keys, key_slot) = match secret {
             None => (Keys::default(), None),
             Some(secret) => {
-                let keys = Keys::generate();
+                let keys = Keys::generate().for_format(config.version);
                 let (name, bytes) = keys.new_slot(secret);
                 backend.write(FileKind::Key, &name, &bytes)?;
                 (keys, Some(name))
@@ -565,7 +565,13 @@ impl Repository {
                 &mut buf.stored[..len],
             )
             .map_err(|e| Repository::pack_read_error(id, e))?;
-        match pack::decode_blob_into(&self.keys, &entry, &mut buf.stored[..len], &mut buf.raw) {
+        match pack::decode_blob_into(
+            &self.keys,
+            &entry,
+            &mut buf.stored[..len],
+            &mut buf.raw,
+            pack::IdCheck::UnlessSealed,
+        ) {
             Some(pack::Decoded::Raw) => {
                 buf.in_stored = None;
                 Ok(())
@@ -821,6 +827,7 @@ fn read_config(
             reason: format!("sealed, but names encryption {:?}", config.encryption),
         });
     }
+    let keys = keys.for_format(config.version);
     Ok((config, keys, Some(slot)))
 }
 

@@ -224,6 +224,90 @@ fn an_encrypted_repository_hides_content_detects_tampering_and_manages_keys() {
     );
 }
 
+/// Format 2 seals each blob with its id as associated data, so a restore, which trusts a
+/// seal that opens instead of hashing every byte again, still finds two blobs of one length
+/// swapped inside their pack by someone holding no key; format 1 repositories (sealed
+/// without it) still back up, restore and check, and their id check finds the same swap.
+#[test]
+fn each_blob_opens_only_as_itself_and_a_format_1_repository_still_reads() {
+    let tmp = crate::scratch();
+    let src = tmp.path().join("src");
+    // Incompressible and under the smallest chunk: one blob each, sealed to one length.
+    let (a, b) = (noise(100_000, 1), noise(100_000, 2));
+    write(&src.join("a.bin"), &a);
+    write(&src.join("b.bin"), &b);
+    write(&src.join("c.txt"), b"untouched");
+    let key = tmp.path().join("key");
+    generate_key(&key);
+    let env = key_env(&key);
+    let secret = sharekeep::Secret::key_file(&key).unwrap();
+    for format in [1u32, 2] {
+        let dir = tmp.path().join(format!("repo{format}"));
+        let url = dir.display().to_string();
+        let backend = raw_backend(&url, Default::default(), &tmp.path().join("c"));
+        if format == 1 {
+            let config = sharekeep::RepoConfig {
+                version: 1,
+                ..sharekeep::RepoConfig::new()
+            };
+            sharekeep::Repository::init_with(backend.clone(), config, Some(&secret)).unwrap();
+        } else {
+            ctl_url(&url, &["init", "--encrypt"], &env).ok();
+        }
+        ctl_url(&url, &["backup", src.to_str().unwrap()], &env).ok();
+        let out = tmp.path().join(format!("out{format}"));
+        ctl_url(
+            &url,
+            &["restore", "latest", "--to", out.to_str().unwrap()],
+            &env,
+        )
+        .ok();
+        assert_same_tree(&fingerprint(&src), &fingerprint(&out), "format {format}");
+        ctl_url(&url, &["check", "--read-data"], &env).ok();
+
+        let repo = sharekeep::Repository::open_keyed(
+            backend.clone(),
+            sharekeep::IndexScope::All,
+            Some(&secret),
+            None,
+        )
+        .unwrap();
+        assert_eq!(repo.config().version, format);
+        let (pa, ea) = repo.index().get(&repo.blob_id(&a)).unwrap();
+        let (pb, eb) = repo.index().get(&repo.blob_id(&b)).unwrap();
+        assert_eq!((pa, ea.length), (pb, eb.length), "one pack, one length");
+        use sharekeep::backend::FileKind;
+        let name = pa.to_hex();
+        let mut bytes = backend.read(FileKind::Pack, &name).unwrap();
+        let (ra, rb) = (ea.offset as usize, eb.offset as usize);
+        let len = ea.length as usize;
+        let blob_a = bytes[ra..ra + len].to_vec();
+        bytes.copy_within(rb..rb + len, ra);
+        bytes[rb..rb + len].copy_from_slice(&blob_a);
+        backend.remove(FileKind::Pack, &name).unwrap();
+        backend.write(FileKind::Pack, &name, &bytes).unwrap();
+
+        let out = tmp.path().join(format!("swapped{format}"));
+        let r = ctl_url(
+            &url,
+            &["restore", "latest", "--to", out.to_str().unwrap()],
+            &env,
+        )
+        .expect_code(3);
+        assert!(
+            r.stderr.contains("a.bin") && r.stderr.contains("b.bin"),
+            "format {format}: {}",
+            r.stderr
+        );
+        assert!(
+            !out.join("a.bin").exists() && !out.join("b.bin").exists(),
+            "format {format}: nothing of a swapped blob is restored"
+        );
+        assert_eq!(fs::read(out.join("c.txt")).unwrap(), b"untouched");
+        expect_err(ctl_url(&url, &["check", "--read-data"], &env), "damaged");
+    }
+}
+
 #[test]
 fn backup_restore_check_forget_prune_on_garage() {
     let tmp = crate::scratch();

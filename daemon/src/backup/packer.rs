@@ -76,7 +76,7 @@ impl<'r> Packer<'r> {
     pub(super) fn add(&self, blob_type: BlobType, id: Id, raw: &[u8]) -> Result<()> {
         // Compression (and sealing) is the costly part: outside the lock, on the caller's core.
         let (compression, stored) =
-            crate::pack::compress_sealed(raw, self.repo.config().zstd_level, self.repo.keys());
+            crate::pack::compress_sealed(&id, raw, self.repo.config().zstd_level, self.repo.keys());
         let full = self.writer.lock().expect("lock").add_stored(
             blob_type,
             id,

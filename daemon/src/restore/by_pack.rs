@@ -374,7 +374,13 @@ impl Batch {
         stored: &mut [u8],
         raw: &mut Vec<u8>,
     ) {
-        let data = match pack::decode_blob_into(sh.repo.keys(), &u.entry, stored, raw) {
+        let data = match pack::decode_blob_into(
+            sh.repo.keys(),
+            &u.entry,
+            stored,
+            raw,
+            pack::IdCheck::UnlessSealed,
+        ) {
             Some(pack::Decoded::Raw) => &raw[..],
             Some(pack::Decoded::Stored(range)) => &stored[range],
             None => {
