@@ -56,7 +56,7 @@ pub use error::{Error, Result};
 pub use history::{diff, list, versions, Change, ChangeKind, ListedEntry, Version};
 pub use id::Id;
 pub use index::{Index, IndexBuilder, IndexedPack};
-pub use lock::{list_locks, remove_stale_locks, LockInfo, LockKind, RepoLock};
+pub use lock::{list_locks, remove_stale_locks, set_lock_wait, LockInfo, LockKind, RepoLock};
 pub use plan_repo::{
     init_plan_repository, open_or_init_copy, open_plan_repository, open_plan_repository_if_any,
     plan_location, plan_repository_shown, plan_secret, PlanEnv,

@@ -12,19 +12,34 @@
 //!     on conflict: remove ours, fail naming the holder (pid, host, since when)
 //! ```
 //! Writing first and checking after means two processes racing cannot both win.
+//!
+//! A process may wait for a conflicting lock to go ([`set_lock_wait`]): sharekeepd does, so a
+//! member's restore that arrives while the nightly backup's retention holds the repository
+//! alone starts a moment later instead of failing; `sharekeepctl` fails at once, as restic
+//! does without `--retry-lock`.
 
 use crate::backend::{Backend, FileKind};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use chrono::{DateTime, Local};
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A lock of another host not refreshed for this long is stale.
 pub const STALE_AFTER: Duration = Duration::from_secs(30 * 60);
 /// How often a held lock is refreshed.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(5 * 60);
+
+/// How long [`RepoLock::acquire`] waits for a conflicting lock to go, in milliseconds.
+static LOCK_WAIT_MS: AtomicU64 = AtomicU64::new(0);
+
+/// Makes every later [`RepoLock::acquire`] of this process wait up to `wait` for a
+/// conflicting live lock to be released before failing (none by default).
+pub fn set_lock_wait(wait: Duration) {
+    LOCK_WAIT_MS.store(wait.as_millis() as u64, Ordering::Relaxed);
+}
 
 /// Shared or exclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,8 +180,43 @@ impl std::fmt::Debug for RepoLock {
 }
 
 impl RepoLock {
-    /// Takes a lock of `kind` for `purpose` (see the module documentation).
+    /// Takes a lock of `kind` for `purpose` (see the module documentation), waiting as long
+    /// as [`set_lock_wait`] said for a conflicting one to go.
     pub fn acquire(backend: Arc<dyn Backend>, kind: LockKind, purpose: &str) -> Result<RepoLock> {
+        let wait = Duration::from_millis(LOCK_WAIT_MS.load(Ordering::Relaxed));
+        RepoLock::acquire_within(backend, kind, purpose, wait)
+    }
+
+    fn acquire_within(
+        backend: Arc<dyn Backend>,
+        kind: LockKind,
+        purpose: &str,
+        wait: Duration,
+    ) -> Result<RepoLock> {
+        let start = Instant::now();
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match RepoLock::try_acquire(backend.clone(), kind, purpose) {
+                Err(Error::Locked { holder }) if start.elapsed() + delay <= wait => {
+                    if delay == Duration::from_millis(100) {
+                        tracing::info!(
+                            "{purpose} waits up to {} s for the repository: {holder}",
+                            wait.as_secs()
+                        );
+                    }
+                    // Jittered, so two waiters that collided do not collide again.
+                    let jitter = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.subsec_nanos() % 100);
+                    std::thread::sleep(delay + Duration::from_millis(u64::from(jitter)));
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn try_acquire(backend: Arc<dyn Backend>, kind: LockKind, purpose: &str) -> Result<RepoLock> {
         remove_stale_locks(backend.as_ref(), false)?;
         let now = Local::now();
         let info = LockInfo {
@@ -279,6 +329,50 @@ mod tests {
         );
         let _x = RepoLock::acquire(b.clone(), LockKind::Exclusive, "prune").unwrap();
         assert!(RepoLock::acquire(b.clone(), LockKind::Shared, "backup").is_err());
+    }
+
+    #[test]
+    fn a_waiting_acquire_gets_the_lock_once_the_holder_lets_go_and_only_then() {
+        let (_d, b) = backend();
+        let held = RepoLock::acquire(b.clone(), LockKind::Exclusive, "forget").unwrap();
+        // Without a wait, refused at once (the positive control of the wait below).
+        let t = Instant::now();
+        let err = RepoLock::acquire_within(b.clone(), LockKind::Shared, "restore", Duration::ZERO)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("exclusive lock held by `forget`"),
+            "{err}"
+        );
+        assert!(t.elapsed() < Duration::from_secs(1));
+        // A wait shorter than the holder's hold: refused, after about that wait.
+        let err = RepoLock::acquire_within(
+            b.clone(),
+            LockKind::Shared,
+            "restore",
+            Duration::from_millis(400),
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::Locked { .. }), "{err}");
+        // The holder lets go while the waiter waits: it gets the lock.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = {
+            let b = b.clone();
+            std::thread::spawn(move || {
+                tx.send(()).unwrap();
+                RepoLock::acquire_within(b, LockKind::Shared, "restore", Duration::from_secs(30))
+            })
+        };
+        rx.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(!waiter.is_finished(), "waits while the lock is held");
+        drop(held);
+        let lock = waiter.join().unwrap().unwrap();
+        assert_eq!(
+            list_locks(b.as_ref()).unwrap().len(),
+            1,
+            "only the waiter's"
+        );
+        drop(lock);
     }
 
     #[test]

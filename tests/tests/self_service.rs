@@ -201,6 +201,48 @@ fn member_restores_in_place_where_they_may_write_with_todays_rights() {
     assert!(!ok, "rights removed since came back: {out}");
 }
 
+/// A member's restore that comes while the repository is held alone (the nightly
+/// retention, a prune) waits for it to be let go instead of failing.
+#[test]
+fn a_members_restore_waits_while_the_repository_is_held_alone() {
+    let t = Dept::new();
+    let file = t.share.join("Propositions/offre.docx");
+    t.put("Propositions/offre.docx", "offre v1");
+    let first = t.backup();
+    fs::write(&file, "oops").unwrap();
+    // A live process's exclusive lock, as the service's retention holds one.
+    let mut holder = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    fs::write(
+        t.dir.path().join("repo/locks/retention"),
+        format!("{{\"kind\":\"exclusive\",\"host\":\"{host}\",\"pid\":{},\"time\":\"2026-01-01T00:00:00+00:00\",\"refreshed\":\"2026-01-01T00:00:00+00:00\",\"purpose\":\"forget\"}}", holder.id()),
+    )
+    .unwrap();
+    std::thread::scope(|s| {
+        let restore = s.spawn(|| {
+            t.ctl_as(
+                "member",
+                &format!("restore --share dept {first} Propositions/offre.docx"),
+            )
+        });
+        eventually("the restore waiting", crate::daemon::PATIENCE, || {
+            t.d.log()
+                .contains("waits up to 60 s for the repository: an exclusive lock held by `forget`")
+        });
+        assert!(!restore.is_finished(), "it waits");
+        assert_eq!(fs::read_to_string(&file).unwrap(), "oops");
+        // The retention ends (its process is gone: its lock is stale).
+        holder.kill().unwrap();
+        holder.wait().unwrap();
+        let (ok, out) = restore.join().unwrap();
+        assert!(ok, "{out}");
+    });
+    assert_eq!(fs::read_to_string(&file).unwrap(), "offre v1");
+}
+
 #[test]
 fn member_is_refused_in_place_in_a_read_only_folder_but_gets_a_copy_of_their_own() {
     let t = Dept::new();

@@ -581,11 +581,18 @@ fn start_share(inner: &Arc<Inner>, policy: Arc<Policy>, counters: Arc<Mutex<Coun
 
 /// Runs the service until `shutdown` is cancelled. `reload_requests` (SIGHUP) reload the
 /// policies.
+/// How long the service's requests and jobs wait for a repository lock that conflicts with
+/// theirs (a restore while the nightly retention holds the repository alone, a prune while a
+/// member restores) before reporting it: such holds last seconds, and a member's restore should
+/// not fail because it came at the wrong moment.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub async fn run(
     settings: Settings,
     shutdown: CancellationToken,
     mut reload_requests: mpsc::Receiver<()>,
 ) -> anyhow::Result<()> {
+    sharekeep::set_lock_wait(LOCK_WAIT);
     // The state (last runs, reports) is root's alone, whatever the umask: its files are 0600
     // and its folders 0700, except the state folder itself, 0711, which others may only cross
     // (not list) to reach versions/, where the Previous Versions are mounted for smbd.
