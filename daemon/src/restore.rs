@@ -1311,7 +1311,7 @@ fn restore_file(
             })?;
         }
         // Trailing holes (and an empty file) get their size here.
-        file.set_len(offset).at(&e.rel)?;
+        set_len_if_short(&file, offset).at(&e.rel)?;
         t::apply_meta(&file, node, chown).at(&e.rel)?;
         Ok(offset)
     })();
@@ -1333,6 +1333,16 @@ fn restore_file(
 
 /// Writes `data` at `offset`, leaving holes for 4 KiB blocks of zeros (the file's length is
 /// set at the end). Returns whether anything was written.
+/// Gives a file this restore made and wrote up to `len` at most its length `len`, where its
+/// last blocks were holes (skipped by [`write_sparse`]); a file written to its end is left
+/// alone (a truncation to the same length still costs the filesystem a journalled update).
+pub(crate) fn set_len_if_short(file: &std::fs::File, len: u64) -> std::io::Result<()> {
+    if file.metadata()?.len() != len {
+        file.set_len(len)?;
+    }
+    Ok(())
+}
+
 pub(crate) fn write_sparse(
     file: &std::fs::File,
     data: &[u8],

@@ -180,7 +180,14 @@ pub(crate) fn can_chown() -> bool {
 pub(crate) fn apply_meta_fd(fd: impl AsFd, node: &Node, chown: bool) -> std::io::Result<()> {
     let fd = fd.as_fd();
     if chown {
-        nix::unistd::fchown(fd.as_raw_fd(), Some(uid(node)), Some(gid(node)))?;
+        // A file this restore made is often its owner's already (root's files restored by
+        // root): a change of owner to the same owner still costs the filesystem an inode
+        // update, one per file of a restore.
+        let st = rustix::fs::fstat(fd)?;
+        let (u, g) = (uid(node), gid(node));
+        if st.st_uid != u.as_raw() || st.st_gid != g.as_raw() {
+            nix::unistd::fchown(fd.as_raw_fd(), Some(u), Some(g))?;
+        }
     }
     for x in &node.xattrs {
         match rustix::fs::fsetxattr(

@@ -422,7 +422,7 @@ impl Batch {
             return;
         };
         let r = (|| -> Result<()> {
-            file.set_len(job.size).at(&e.rel)?;
+            super::set_len_if_short(file, job.size).at(&e.rel)?;
             t::apply_meta(file, &e.node, sh.chown).at(&e.rel)?;
             if e.action != Action::Create {
                 replace_with(&self.dirs[job.dir], &job.tmp, super::file_name(&e.rel), e)?;
