@@ -181,6 +181,13 @@ pub fn ctl_url(repo: &str, args: &[&str], env: &[(String, String)]) -> Run {
 }
 
 /// `sharekeepctl key generate PATH`: a new random key file (0600).
+/// The bytes of a lock file of this host's process `pid` (`kind` "shared" or "exclusive",
+/// taken for `purpose`), as a running sharekeep writes one in `locks/`.
+pub fn lock_file(pid: u32, kind: &str, purpose: &str) -> String {
+    let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    format!("{{\"kind\":\"{kind}\",\"host\":\"{host}\",\"pid\":{pid},\"time\":\"2026-01-01T00:00:00+00:00\",\"refreshed\":\"2026-01-01T00:00:00+00:00\",\"purpose\":\"{purpose}\"}}")
+}
+
 pub fn generate_key(path: &Path) {
     ctl_url("/", &["key", "generate", path.to_str().unwrap()], &[]).ok();
 }

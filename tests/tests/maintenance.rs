@@ -428,10 +428,7 @@ fn stale_lock_of_a_dead_process_is_cleared_and_a_live_one_blocks_prune() {
     let (src, repo) = (tmp.path().join("src"), tmp.path().join("repo"));
     write(&src.join("a.txt"), b"a");
     ctl(&repo, &["init"]).ok();
-    let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
-    let lock = |pid: u32, kind: &str| {
-        format!("{{\"kind\":\"{kind}\",\"host\":\"{host}\",\"pid\":{pid},\"time\":\"2026-01-01T00:00:00+00:00\",\"refreshed\":\"2026-01-01T00:00:00+00:00\",\"purpose\":\"prune\"}}")
-    };
+    let lock = |pid: u32, kind: &str| sharekeep_tests::lock_file(pid, kind, "prune");
     // A crash in the night left an exclusive lock: the next backup clears it and runs.
     fs::write(repo.join("locks/dead"), lock(4_000_000, "exclusive")).unwrap();
     let run = ctl(&repo, &["backup", src.to_str().unwrap()]).ok();

@@ -211,14 +211,10 @@ fn a_members_restore_waits_while_the_repository_is_held_alone() {
     let first = t.backup();
     fs::write(&file, "oops").unwrap();
     // A live process's exclusive lock, as the service's retention holds one.
-    let mut holder = std::process::Command::new("sleep")
-        .arg("60")
-        .spawn()
-        .unwrap();
-    let host = nix::unistd::gethostname().unwrap().into_string().unwrap();
+    let mut holder = Command::new("sleep").arg("60").spawn().unwrap();
     fs::write(
         t.dir.path().join("repo/locks/retention"),
-        format!("{{\"kind\":\"exclusive\",\"host\":\"{host}\",\"pid\":{},\"time\":\"2026-01-01T00:00:00+00:00\",\"refreshed\":\"2026-01-01T00:00:00+00:00\",\"purpose\":\"forget\"}}", holder.id()),
+        sharekeep_tests::lock_file(holder.id(), "exclusive", "forget"),
     )
     .unwrap();
     std::thread::scope(|s| {
