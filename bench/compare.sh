@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # sharekeep against restic on the same department folder, same steps, one tool after the other.
 #
-#   bench/compare.sh [--scale S] [--rounds N] [--out DIR] [--encrypt] [--store local|garage]
+#   bench/compare.sh [--scale S] [--rounds N] [--repeat R] [--out DIR] [--encrypt]
+#                    [--store local|garage]
 #
 # restic always encrypts (AES-256 + Poly1305 on all data, scrypt on every command): the fair
 # comparison is `--encrypt` (sharekeep's repository encrypted too, AES-256-GCM, its key in a
@@ -19,13 +20,15 @@
 #   full restore into an empty folder, and (after more days, to reach N snapshots) the restore
 #   of one file.
 # Prints wall time, peak RSS (/usr/bin/time -v) and repository size for each, and the ratio
-# sharekeep/restic. Needs restic and /usr/bin/time (apt-get install restic time).
+# sharekeep/restic. Steps that can be repeated run R times (3 by default); the median is
+# reported, and each run's own ratio (sharekeep, then restic right after it) is listed too. Needs restic and /usr/bin/time (apt-get install restic time).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 scale=1.0
 rounds=10
+repeat=3
 out="$here/out"
 encrypt=0
 store=local
@@ -33,6 +36,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --scale) scale=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
+    --repeat) repeat=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --encrypt) encrypt=1; shift ;;
     --store) store=$2; shift 2 ;;
@@ -40,6 +44,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 case "$store" in local|garage) ;; *) echo "--store is local or garage" >&2; exit 2 ;; esac
+case "$repeat" in ''|*[!0-9]*|0) echo "--repeat is a number of runs, 1 or more" >&2; exit 2 ;; esac
+if [ "$rounds" -lt $((repeat + 2)) ]; then
+  echo "--rounds must be at least --repeat + 2 (the snapshots the earlier steps make)" >&2; exit 2
+fi
 # A sharekeep repository on another machine is always encrypted.
 if [ "$store" = garage ]; then encrypt=1; fi
 command -v restic >/dev/null || { echo "restic is needed: apt-get install restic" >&2; exit 1; }
@@ -120,7 +128,7 @@ if [ "$store" = garage ]; then
   export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_DEFAULT_REGION=garage
   # One bucket per repository (sk-bench1, restic-bench1, ...): what a repository holds is what
   # Garage counts in its bucket (to 0.1 MiB).
-  for i in 1 2 3; do
+  for i in $(seq "$repeat"); do
     for b in sk-bench$i restic-bench$i; do
       g bucket create "$b" >/dev/null
       g bucket allow --read --write --owner "$b" --key bench >/dev/null
@@ -148,7 +156,6 @@ else
 fi
 # Steps that can be repeated run $repeat times (into a fresh repository or folder); the
 # median is reported, as write-back and the VM's disk make single runs vary by up to 50%.
-repeat=3
 for i in $(seq "$repeat"); do
   if [ "$store" = garage ]; then
     # A fresh repository each time: a new prefix in each bucket.
@@ -250,6 +257,14 @@ if remote:
     a, b = median(reqs[("initial backup", "sharekeep")]), median(reqs[("initial backup", "restic")])
     pa, pb = a / (sk_size / gib), b / (r_size / gib)
     print(f"| initial backup, per GiB stored | {pa:.0f} | {pb:.0f} | {pa / pb:.2f}x |")
+print()
+print("| step | ratio of each run (sharekeep / the restic run right after it) |")
+print("|---|---|")
+for s in steps:
+    if s.startswith("limit") or counts[(s, "sharekeep")] < 2:
+        continue
+    pairs = zip(runs[(s, "sharekeep")], runs[(s, "restic")])
+    print(f"| {s} | {' '.join(f'{a / max(b, 0.005):.2f}x' for (a, _), (b, _) in pairs)} |")
 restore = data[("full restore", "sharekeep")][0]
 print()
 print("| physical limit on this machine (median of runs) | time | sharekeep's full restore / limit |")

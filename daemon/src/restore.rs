@@ -1354,7 +1354,7 @@ pub(crate) fn write_sparse(
     let mut pos = 0;
     while pos < data.len() {
         let end = (pos + BLOCK).min(data.len());
-        let zero = data[pos..end].iter().all(|&b| b == 0);
+        let zero = all_zero(&data[pos..end]);
         match (zero, run_start) {
             (false, None) => run_start = Some(pos),
             (true, Some(start)) => {
@@ -1371,6 +1371,14 @@ pub(crate) fn write_sparse(
         wrote = true;
     }
     Ok(wrote)
+}
+
+/// Whether `block` holds only zeros: 64 bytes at a time (a loop the compiler turns into vector
+/// instructions), stopping at the first chunk that is not, which in most data is the first.
+fn all_zero(block: &[u8]) -> bool {
+    let mut chunks = block.chunks_exact(64);
+    chunks.all(|c| c.iter().fold(0u8, |acc, &b| acc | b) == 0)
+        && chunks.remainder().iter().all(|&b| b == 0)
 }
 
 /// The length of a blob known to be all zeros (restored as a hole, not read again).
@@ -1922,6 +1930,34 @@ mod tests {
                 *want,
                 "{dir} {rel}"
             );
+        }
+    }
+
+    #[test]
+    fn a_block_is_zero_only_when_every_byte_is() {
+        let zeros = vec![0u8; 4096 + 37];
+        // (length, where a 1 is put, expected)
+        let cases: &[(usize, Option<usize>, bool)] = &[
+            (0, None, true),
+            (1, None, true),
+            (63, None, true),
+            (64, None, true),
+            (4096, None, true),
+            (4096 + 37, None, true),
+            (1, Some(0), false),
+            (4096, Some(0), false),
+            (4096, Some(63), false),
+            (4096, Some(64), false),
+            (4096, Some(4095), false),
+            (4096 + 37, Some(4096), false),
+            (4096 + 37, Some(4096 + 36), false),
+        ];
+        for &(len, one, want) in cases {
+            let mut block = zeros[..len].to_vec();
+            if let Some(i) = one {
+                block[i] = 1;
+            }
+            assert_eq!(all_zero(&block), want, "length {len}, a 1 at {one:?}");
         }
     }
 }
