@@ -21,7 +21,8 @@
 #   of one file.
 # Prints wall time, peak RSS (/usr/bin/time -v) and repository size for each, and the ratio
 # sharekeep/restic. Steps that can be repeated run R times (3 by default); the median is
-# reported, and each run's own ratio (sharekeep, then restic right after it) is listed too. Needs restic and /usr/bin/time (apt-get install restic time).
+# reported, and each run's own ratio (sharekeep, then restic right after it) is listed too.
+# Needs restic and /usr/bin/time (apt-get install restic time).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
